@@ -1,0 +1,167 @@
+"""What a target promises, and so what the oracles hold it to.
+
+A target declares its capabilities as frozen data; an oracle checks exactly the declared promise
+and nothing more (a ticket lock that never claimed to detect deadlocks is not blamed for
+hanging in one; the program that deadlocked is). See DESIGN.md, "The target protocol".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._errors import InvalidArgument
+
+__all__ = ["Capabilities", "Detection", "Fairness", "Timeouts", "KNOWN_EXCEPTIONS", "CYCLE_CLASSES"]
+
+#: Deadlock classes a target may claim to detect, by the shape of the ground-truth cycle:
+#: ``AA``: every context on the cycle is on one CPU (a lock retaken, or taken by an interrupt
+#: handler above its holder); ``ABBA``: exactly two contexts, on two CPUs, neither interrupted;
+#: ``cycle``: any cycle at all.
+CYCLE_CLASSES = ("AA", "ABBA", "cycle")
+
+#: Named, narrow exceptions to EDEADLK soundness. Each is a by-design behaviour of a real lock.
+KNOWN_EXCEPTIONS = {
+    "held-table-view": (
+        "the lock's deadlock checks read per-CPU tables that record the locks a CPU holds *or is "
+        "attempting* (rqspinlock's held-locks table): EDEADLK for an attempt on L by CPU X is "
+        "deserved if, at some moment of the attempt, L is in X's table below its top entry (AA), or "
+        "another CPU Y has L in its table below its top and Y's top entry is in X's table below "
+        "X's top (the kernel's ABBA heuristic)"
+    ),
+    "nested-trylock-fallback": (
+        "an acquisition in an NMI, or deeper than the lock's per-CPU queue nodes, made while "
+        "another context of its CPU is inside an acquisition, may give up with EDEADLK after one "
+        "failed trylock (rqspinlock's Q2 fallback); deserved if the lock was held at that moment"
+    ),
+}
+
+
+def _check_ns(name: str, value: object, *, allow_none: bool = False) -> None:
+    if allow_none and value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgument(f"{name}={value!r}: expected an int number of nanoseconds >= 0")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How an acquisition gives up.
+
+    ``per_call=True``: it honours the budget passed to ``acquire`` (measured from its start).
+    ``per_call=False``: it ignores budgets and gives up on its own clock, the kernel's way:
+    ETIMEDOUT is deserved after ``min_ns``, and a waiter never goes ``max_quiet_ns`` without
+    the lock making progress (an acquisition returning or a release of the same lock).
+    ``early_when_another_times_out``: a waiter may give up at once when another attempt on the
+    same lock returned ETIMEDOUT during its own (a queue torn down by its timed-out head).
+    """
+
+    per_call: bool = True
+    min_ns: int = 0
+    max_quiet_ns: int = 0
+    slack_ns: int = 100_000
+    early_when_another_times_out: bool = False
+
+    def __post_init__(self) -> None:
+        _check_ns("min_ns", self.min_ns)
+        _check_ns("max_quiet_ns", self.max_quiet_ns)
+        _check_ns("slack_ns", self.slack_ns)
+        if not self.per_call and self.max_quiet_ns < self.min_ns:
+            raise InvalidArgument(
+                f"max_quiet_ns={self.max_quiet_ns!r} < min_ns={self.min_ns!r}: a fixed timeout "
+                "cannot give up later than it waits"
+            )
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Which deadlocks the target reports as EDEADLK, and how fast.
+
+    ``classes`` is a subset of ``CYCLE_CLASSES``. The completeness oracle requires EDEADLK from
+    a party of every such cycle that lasts ``latency_ns`` (counted while no context of the cycle
+    is interrupted by a context outside it). ``max_held``: the claim holds only while each CPU
+    of the cycle holds or attempts at most this many locks (rqspinlock's table has 31 slots).
+    """
+
+    classes: frozenset[str] = frozenset()
+    latency_ns: int = 2_000_000
+    max_held: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", frozenset(self.classes))
+        unknown = sorted(self.classes - set(CYCLE_CLASSES))
+        if unknown:
+            raise InvalidArgument(f"classes={unknown!r}: expected a subset of {CYCLE_CLASSES!r}")
+        _check_ns("latency_ns", self.latency_ns)
+        if self.max_held is not None and (not isinstance(self.max_held, int) or self.max_held < 1):
+            raise InvalidArgument(f"max_held={self.max_held!r}: expected None or an int >= 1")
+
+
+@dataclass(frozen=True)
+class Fairness:
+    """At most ``overtakes`` later arrivals may acquire the lock ahead of a waiter (0 is FIFO).
+
+    Arrival is after the attempt's first ``doorway_steps`` steps: FIFO is only meaningful after
+    a doorway (Lamport's bakery, CACM 1974), e.g. the ticket lock's fetch_add.
+    """
+
+    overtakes: int = 0
+    doorway_steps: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.overtakes, int) or self.overtakes < 0:
+            raise InvalidArgument(f"overtakes={self.overtakes!r}: expected an int >= 0")
+        if not isinstance(self.doorway_steps, int) or self.doorway_steps < 0:
+            raise InvalidArgument(f"doorway_steps={self.doorway_steps!r}: expected an int >= 0")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Everything a target promises. The defaults promise only mutual exclusion and progress."""
+
+    timeouts: Timeouts | None = None
+    detection: Detection = field(default_factory=Detection)
+    fairness: Fairness | None = None
+    exceptions: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exceptions", frozenset(self.exceptions))
+        unknown = sorted(self.exceptions - set(KNOWN_EXCEPTIONS))
+        if unknown:
+            raise InvalidArgument(
+                f"exceptions={unknown!r}: expected names from {sorted(KNOWN_EXCEPTIONS)!r}"
+            )
+
+    @property
+    def detects_deadlocks(self) -> bool:
+        return bool(self.detection.classes)
+
+    def describe(self) -> list[str]:
+        """One line per promise, for ``lockfuzz targets``."""
+        lines = []
+        t = self.timeouts
+        if t is None:
+            lines.append("timeouts: none (budgets ignored; ETIMEDOUT would be a violation)")
+        elif t.per_call:
+            lines.append(f"timeouts: honours each acquisition's budget (+{t.slack_ns} ns slack)")
+        else:
+            lines.append(
+                f"timeouts: fixed, gives up after >= {t.min_ns} ns, never quiet for more than "
+                f"{t.max_quiet_ns} ns (+{t.slack_ns} ns slack)"
+                + ("; may leave early when a waiter ahead timed out" if t.early_when_another_times_out else "")
+            )
+        d = self.detection
+        if d.classes:
+            held = f", while each CPU holds <= {d.max_held} locks" if d.max_held else ""
+            lines.append(f"detects: {', '.join(sorted(d.classes))} within {d.latency_ns} ns{held}")
+        else:
+            lines.append("detects: no deadlocks")
+        f = self.fairness
+        if f is None:
+            lines.append("fairness: none promised")
+        elif f.overtakes == 0:
+            lines.append(f"fairness: FIFO after a doorway of {f.doorway_steps} step(s)")
+        else:
+            lines.append(f"fairness: at most {f.overtakes} overtakes per waiter")
+        for name in sorted(self.exceptions):
+            lines.append(f"exception {name}: {KNOWN_EXCEPTIONS[name]}")
+        return lines

@@ -1,0 +1,554 @@
+"""The engine: one run of (target, program, schedule) on a fresh machine.
+
+Design rationale
+----------------
+The hot loop steps contexts directly with ``coro.send`` (DESIGN.md: "Measured costs"): a
+context is a coroutine that yields one request per shared-memory access (see ``_machine``).
+Between two accesses the engine asks its *decision source* what happens next, but only at a
+*decision point*, where more than one thing could: another context could run, or an interrupt
+could fire. Decision ``d`` at a point with ``n`` options means:
+
+- ``0``: keep running the current context, fire nothing (when the current context cannot run,
+  ``0`` is the next runnable context after it in CPU order, round robin);
+- ``1 .. r-1``: switch to the other runnable contexts, in CPU order (``r`` = runnable count);
+- ``r .. n-1``: fire an interrupt handler, in (CPU, handler) order, on a CPU whose current
+  context runs at a lower level; the handler runs at once, its CPU's context waits for it.
+
+When no context can run, option 0 lets the clock jump to the earliest deadline (as
+``trio.testing.MockClock(autojump_threshold=0)`` does) and options ``1 ..`` fire handlers.
+A source that returns ``None`` has run out: the engine's fair default then keeps the current
+context for at most ``fair_slice`` consecutive steps, so that plain spinning ends too. Every
+decision taken (the source's and the default's) is recorded: replaying that list gives the
+same trace, which is how schedules are minimised and saved.
+
+Each run of the engine is a pure function of (target class and parameters, program,
+decisions, settings): nothing reads the real clock, ``hash()`` or ``id()``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+from ._errors import InvalidArgument, Violation
+from ._events import CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, Trace
+from ._interpreter import run_line
+from ._oracles import default_oracles
+from ._oracles._truth import GroundTruth
+from ._machine import MEMORY_OPS, SLEEP, START, WAIT, Cell, Machine
+from ._program import Handler, Lock, OnError, Program, Unlock
+from ._status import Level
+
+__all__ = ["Context", "DecisionSource", "Engine", "RunResult", "Settings", "run"]
+
+
+class DecisionSource(Protocol):
+    """Where decisions come from (a schedule, a random walk, PCT, Hypothesis...).
+
+    ``choose(n, engine)`` is called at each decision point with ``n >= 2`` options and returns
+    an int in ``[0, n)`` (larger values are taken modulo ``n``) or ``None`` when the source has
+    no more decisions, after which the engine's fair default decides. ``engine.options()``
+    describes the options, for sources that care which is which (PCT does).
+    """
+
+    def choose(self, n: int, engine: Engine) -> int | None: ...  # pragma: no cover
+
+
+class Schedule:
+    """A decision source that replays a list of decisions, then lets the fair default run."""
+
+    __slots__ = ("decisions", "position")
+
+    def __init__(self, decisions: Sequence[int] = ()) -> None:
+        self.decisions = list(decisions)
+        for d in self.decisions:
+            if not isinstance(d, int) or d < 0:
+                raise InvalidArgument(f"schedule decision {d!r}: expected an int >= 0")
+        self.position = 0
+
+    def choose(self, n: int, engine: Engine) -> int | None:
+        i = self.position
+        if i < len(self.decisions):
+            self.position = i + 1
+            return self.decisions[i]
+        return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Machine settings of a run (saved in failure files)."""
+
+    step_ns: int = 1
+    max_steps: int = 500_000
+    fair_slice: int = 64
+    final_check: bool = True
+    final_budget_ns: int = 10_000_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("step_ns", "max_steps", "fair_slice", "final_budget_ns"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "step_ns" else 1):
+                raise InvalidArgument(f"{name}={v!r}: expected an int >= {0 if name == 'step_ns' else 1}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("step_ns", "max_steps", "fair_slice", "final_check", "final_budget_ns")}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Settings:
+        return cls(**data)
+
+
+class Context:
+    """A context on a CPU: its task, or an interrupt handler running above it.
+
+    Targets read ``cpu``, ``level`` (a ``Level``), ``name`` and ``now`` (the virtual time).
+    """
+
+    __slots__ = (
+        "blocked", "coro", "cpu", "deadline", "done", "handler", "index", "level", "machine",
+        "name", "pending", "steps", "token", "top", "waiting_on",
+    )  # fmt: skip
+
+    def __init__(self, index: int, name: str, cpu: int, level: Level, machine: Machine, handler: int) -> None:
+        self.index = index
+        self.name = name
+        self.cpu = cpu
+        self.level = level
+        self.machine = machine
+        self.handler = handler  # index in its CPU's handlers, -1 for the task
+        self.coro: Any = None
+        self.pending: tuple[Any, ...] = (START, None, 0, 0)
+        self.blocked = False
+        self.done = False
+        self.top = False
+        self.steps = 0
+        self.token = 0  # invalidates stale deadline-heap entries
+        self.deadline: int | None = None
+        self.waiting_on: Cell | None = None
+
+    @property
+    def now(self) -> int:
+        return self.machine.now
+
+    @property
+    def in_nmi(self) -> bool:
+        return self.level == Level.NMI
+
+    def __repr__(self) -> str:
+        return f"<Context {self.name}>"
+
+
+@dataclass
+class RunResult:
+    """What one run produced."""
+
+    trace: Trace
+    violation: Violation | None
+    decisions: list[int]
+    branching: list[int]  # the number of options at each decision point
+    steps: int
+    time_ns: int
+    features: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.violation is None
+
+    @property
+    def preemptions(self) -> int:
+        return sum(1 for d in self.decisions if d)
+
+
+class _Stop(Exception):
+    """Internal: the run ended (every line finished)."""
+
+
+class Engine:
+    """One run. Use ``lockfuzz.run(...)``; the engine object is what sources and oracles see."""
+
+    def __init__(
+        self,
+        target_cls: Callable[..., Any],
+        program: Program,
+        source: DecisionSource | None = None,
+        settings: Settings | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        oracles: Sequence[Any] | None = None,
+    ) -> None:
+        if not isinstance(program, Program):
+            raise InvalidArgument(f"program={program!r}: expected a lockfuzz.Program")
+        self.program = program
+        self.settings = settings or Settings()
+        self.source: DecisionSource = source if source is not None else Schedule()
+        self.machine = Machine(n_cpus=program.n_cpus, n_locks=program.n_locks, step_ns=self.settings.step_ns)
+        self.target_cls = target_cls
+        self.params = dict(params or {})
+        self.events: list[tuple[Any, ...]] = []
+        self.decisions: list[int] = []
+        self.branching: list[int] = []
+        self.contexts: list[Context] = []
+        self.stacks: list[list[Context]] = [[] for _ in program.cpus]
+        self.unfired: list[list[int]] = [list(range(len(cp.handlers))) for cp in program.cpus]
+        self.steps = 0
+        self.phase = "run"
+        self._heap: list[tuple[int, int, int, Context]] = []
+        self._seq = 0
+        self._dirty = True
+        self._runnable: list[Context] = []
+        self._fireable: list[tuple[int, int]] = []
+        self.cur: Context | None = None
+        self.run_len = 0
+        if oracles is None:
+            oracles = default_oracles()
+        self.oracles = list(oracles)
+        self.truth = GroundTruth(self)
+        self.target: Any = None
+
+    # -- called by the interpreter and the oracles ----------------------------------------
+    def log(self, ctx: Context | None, kind: int, obj: int, value: int) -> None:
+        """Append a non-step event and show it to every oracle (which may raise Violation)."""
+        index = len(self.events)
+        self.events.append((self.machine.now, ctx.index if ctx is not None else -1, kind, obj, value))
+        self.truth.observe(index, ctx, kind, obj, value)
+        for oracle in self.oracles:
+            oracle.observe(self, index, ctx, kind, obj, value)
+
+    def options(self) -> list[tuple[Any, ...]]:
+        """The options at the current decision point, in decision order (for sources)."""
+        if self._dirty:
+            self._refresh()
+        cur = self.cur
+        runnable = self._runnable
+        if not runnable:
+            ordered: list[tuple[Any, ...]] = [("wait",)]
+        elif cur is not None and cur.top and not cur.blocked:
+            ordered = [("run", cur.name)] + [("run", c.name) for c in runnable if c is not cur]
+        else:
+            ordered = [("run", c.name) for c in self._rotation(runnable)]
+        for cpu, h in self._fireable:
+            ordered.append(("fire", cpu, str(self.program.cpus[cpu].handlers[h].level), h))
+        return ordered
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        violation: Violation | None = None
+        try:
+            try:
+                self.target = self.target_cls(self.machine, **self.params)
+            except Exception as exc:
+                raise Violation(
+                    "target-fault", f"raised-{type(exc).__name__}",
+                    f"the target's constructor raised {type(exc).__name__}: {exc}",
+                ) from exc
+            for oracle in self.oracles:
+                oracle.start(self)
+            for cpu, cp in enumerate(self.program.cpus):
+                self._push(self._new_context(cpu, Level.TASK, -1, cp.task))
+            self._loop()
+            for oracle in self.oracles:
+                oracle.finish(self)
+            if self.settings.final_check:
+                self._final_check()
+        except Violation as v:
+            if v.event_index < 0:
+                v.event_index = len(self.events) - 1
+            if not v.time_ns:
+                v.time_ns = self.machine.now
+            violation = v
+        finally:
+            self._close_all()
+        trace = Trace(
+            events=self.events,
+            contexts=[c.name for c in self.contexts],
+            cells=[c.name for c in self.machine.cells],
+        )
+        features: dict[str, Any] = {}
+        for oracle in self.oracles:
+            features.update(getattr(oracle, "features", None) or {})
+        return RunResult(trace, violation, self.decisions, self.branching, self.steps, self.machine.now, features)
+
+    def _new_context(self, cpu: int, level: Level, handler: int, ops: tuple[Any, ...], on_error: OnError | None = None) -> Context:
+        if handler < 0:
+            name = f"cpu{cpu}.{'final' if self.phase == 'final' else 'task'}"
+        else:
+            name = f"cpu{cpu}.{level}#{handler}"
+        ctx = Context(len(self.contexts), name, cpu, level, self.machine, handler)
+        ctx.coro = run_line(self, ctx, ops, on_error or self.program.on_error)
+        self.contexts.append(ctx)
+        return ctx
+
+    def _push(self, ctx: Context) -> None:
+        stack = self.stacks[ctx.cpu]
+        if stack:
+            stack[-1].top = False
+        stack.append(ctx)
+        ctx.top = True
+        self._dirty = True
+
+    def _refresh(self) -> None:
+        self._runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
+        fireable = []
+        if self.phase == "run":
+            cpus = self.program.cpus
+            for cpu, stack in enumerate(self.stacks):
+                if stack and self.unfired[cpu]:
+                    level = stack[-1].level
+                    handlers = cpus[cpu].handlers
+                    fireable.extend((cpu, h) for h in self.unfired[cpu] if handlers[h].level > level)
+        self._fireable = fireable
+        self._dirty = False
+
+    def _rotation(self, runnable: list[Context]) -> list[Context]:
+        after = self.cur.cpu if self.cur is not None else -1
+        for i, c in enumerate(runnable):
+            if c.cpu > after:
+                return runnable[i:] + runnable[:i]
+        return runnable
+
+    def _fair_default(self, cur_ok: bool, nr: int) -> int:
+        if not cur_ok or self.run_len < self.settings.fair_slice or nr < 2:
+            return 0
+        # Switch to the next runnable context after the current one in CPU order.
+        cur = self.cur
+        others = [c for c in self._runnable if c is not cur]
+        for i, c in enumerate(others):
+            if c.cpu > cur.cpu:  # type: ignore[union-attr]
+                return i + 1
+        return 1
+
+    def _loop(self) -> None:  # noqa: C901 - the hot loop is kept in one piece on purpose (speed)
+        machine = self.machine
+        events = self.events
+        ops = MEMORY_OPS
+        step_ns = self.settings.step_ns
+        max_steps = self.settings.max_steps
+        source = self.source
+        decisions = self.decisions
+        branching = self.branching
+        heap = self._heap
+        while True:
+            if self._dirty:
+                self._refresh()
+            runnable = self._runnable
+            fireable = self._fireable
+            nr = len(runnable)
+            cur = self.cur
+            cur_ok = cur is not None and cur.top and not cur.blocked
+            n = (nr or 1) + len(fireable)
+            if n > 1:
+                d = source.choose(n, self)
+                if d is None:
+                    d = self._fair_default(cur_ok, nr)
+                elif d >= n:
+                    d %= n
+                decisions.append(d)
+                branching.append(n)
+            else:
+                d = 0
+            if nr == 0:
+                if d:
+                    self._fire(*fireable[d - 1])
+                    continue
+                if not any(self.stacks):
+                    return
+                self._jump_clock()
+                continue
+            if d >= nr:
+                self._fire(*fireable[d - nr])
+                continue
+            if cur_ok:
+                if d == 0:
+                    nxt = cur
+                else:
+                    nxt = [c for c in runnable if c is not cur][d - 1]
+            else:
+                nxt = self._rotation(runnable)[d]
+            if nxt is not cur:
+                self.cur = cur = nxt
+                self.run_len = 0
+            self.run_len += 1
+            self.steps += 1
+            if self.steps > max_steps:
+                self._livelock()
+            machine.now += step_ns
+            if heap and heap[0][0] <= machine.now:
+                self._expire()
+            cur.steps += 1  # type: ignore[union-attr]
+            req = cur.pending  # type: ignore[union-attr]
+            op = req[0]
+            if op < WAIT:
+                cell = req[1]
+                res = ops[op](cell, req[2], req[3])
+                events.append((machine.now, cur.index, op, cell.index, cell.value if res is None else res))  # type: ignore[union-attr]
+                if cell.waiters:
+                    self._wake(cell)
+            elif op == WAIT:
+                cell = req[1]
+                res = cell.value
+                events.append((machine.now, cur.index, op, cell.index, res))  # type: ignore[union-attr]
+                deadline = req[3]
+                if not req[2](res) and (deadline is None or machine.now < deadline):
+                    self._block(cur, cell, deadline)  # type: ignore[arg-type]
+                    continue
+            elif op == SLEEP:
+                res = None
+                events.append((machine.now, cur.index, op, -1, req[2]))  # type: ignore[union-attr]
+                if machine.now < req[2]:
+                    self._block(cur, None, req[2])  # type: ignore[arg-type]
+                    continue
+            else:  # START, CHECKPOINT
+                res = None
+                events.append((machine.now, cur.index, op, -1, 0))  # type: ignore[union-attr]
+            try:
+                cur.pending = cur.coro.send(res)  # type: ignore[union-attr]
+            except StopIteration:
+                self._finish(cur)  # type: ignore[arg-type]
+                continue
+            if type(cur.pending) is not tuple or len(cur.pending) != 4:  # type: ignore[union-attr]
+                self._foreign(cur)  # type: ignore[arg-type]
+
+    # -- helpers off the hot path -------------------------------------------------------------
+    def _foreign(self, ctx: Context) -> None:
+        raise Violation(
+            "target-fault", "foreign-await",
+            f"the target awaited {ctx.pending!r}; a target over cells may only await lockfuzz cell "
+            "operations and machine.sleep_until (use the trio driver for trio code)",
+            contexts=(ctx.name,), time_ns=self.machine.now,
+        )
+
+    def _block(self, ctx: Context, cell: Cell | None, deadline: int | None) -> None:
+        ctx.blocked = True
+        ctx.token += 1
+        ctx.waiting_on = cell
+        if cell is not None:
+            cell.waiters.append(ctx)
+        ctx.deadline = deadline
+        if deadline is not None:
+            self._seq += 1
+            heapq.heappush(self._heap, (deadline, self._seq, ctx.token, ctx))
+        self._dirty = True
+
+    def _unblock(self, ctx: Context) -> None:
+        ctx.blocked = False
+        ctx.deadline = None
+        cell = ctx.waiting_on
+        if cell is not None:
+            ctx.waiting_on = None
+            try:
+                cell.waiters.remove(ctx)
+            except ValueError:  # pragma: no cover - already removed by a wake
+                pass
+        self._dirty = True
+
+    def _wake(self, cell: Cell) -> None:
+        value = cell.value
+        woken = [w for w in cell.waiters if w.pending[2](value)]
+        for w in woken:
+            self._unblock(w)
+
+    def _expire(self) -> None:
+        heap = self._heap
+        now = self.machine.now
+        while heap and heap[0][0] <= now:
+            _, _, token, ctx = heapq.heappop(heap)
+            if ctx.blocked and ctx.token == token:
+                self._unblock(ctx)
+
+    def _jump_clock(self) -> None:
+        heap = self._heap
+        while heap:
+            deadline, _, token, ctx = heap[0]
+            if ctx.blocked and ctx.token == token:
+                break
+            heapq.heappop(heap)
+        else:
+            self._hang()
+        if deadline > self.machine.now:
+            self.machine.now = deadline
+            self.log(None, CLOCK, 0, deadline)
+        self._expire()
+
+    def _fire(self, cpu: int, h: int) -> None:
+        handler: Handler = self.program.cpus[cpu].handlers[h]
+        self.unfired[cpu].remove(h)
+        ctx = self._new_context(cpu, handler.level, h, handler.ops)
+        self._push(ctx)
+        self.cur = ctx
+        self.run_len = 0
+        self.log(ctx, IRQ_ENTER, cpu, int(handler.level))
+
+    def _finish(self, ctx: Context) -> None:
+        ctx.done = True
+        ctx.top = False
+        stack = self.stacks[ctx.cpu]
+        stack.pop()
+        self.log(ctx, DONE, ctx.cpu, 0)
+        if ctx.handler >= 0:
+            self.log(ctx, IRQ_EXIT, ctx.cpu, int(ctx.level))
+        if stack:
+            stack[-1].top = True
+        self._dirty = True
+
+    def blocked_contexts(self) -> list[Context]:
+        return [c for s in self.stacks for c in s if c.blocked or not c.top]
+
+    def _hang(self) -> None:
+        from ._oracles.hang import hang_violation
+
+        raise hang_violation(self)
+
+    def _livelock(self) -> None:
+        from ._oracles.livelock import livelock_violation
+
+        raise livelock_violation(self)
+
+    def _final_check(self) -> None:
+        """A fresh context takes every lock at once; then the target's own invariants."""
+        self.phase = "final"
+        self.log(None, FINAL, 0, 0)
+        budget = self.settings.final_budget_ns
+        ops = tuple(Lock(i, budget) for i in range(self.program.n_locks)) + tuple(
+            Unlock(i) for i in reversed(range(self.program.n_locks))
+        )
+        self._push(self._new_context(0, Level.TASK, -1, ops, OnError()))
+        self.cur = None
+        self._loop()
+        try:
+            problems = list(self.target.check() or ())
+        except Exception as exc:
+            raise Violation("target-fault", f"raised-{type(exc).__name__}", f"check() raised {type(exc).__name__}: {exc}") from exc
+        if problems:
+            raise Violation("final-state", "invariant", "after every program unwound: " + "; ".join(map(str, problems)))
+
+    def _close_all(self) -> None:
+        for ctx in self.contexts:
+            if ctx.coro is not None:
+                try:
+                    ctx.coro.close()
+                except Exception:  # noqa: BLE001 - a target misbehaving on close changes nothing found
+                    pass
+
+
+def run(
+    target: Any,
+    program: Program,
+    schedule: DecisionSource | Sequence[int] | None = None,
+    *,
+    settings: Settings | None = None,
+    params: dict[str, Any] | None = None,
+    oracles: Sequence[Any] | None = None,
+) -> RunResult:
+    """Run ``program`` against ``target`` (a class, a bundled name or an import path) once.
+
+    ``schedule`` is a list of decisions or a decision source; never raises ``Violation``: the
+    result carries it. Raises ``ProgramError`` if the program misuses a lock.
+    """
+    from ._target import resolve_target
+
+    target_cls = resolve_target(target)
+    if schedule is None or isinstance(schedule, (list, tuple)):
+        schedule = Schedule(schedule or ())
+    return Engine(target_cls, program, schedule, settings, params=params, oracles=oracles).run()
+

@@ -1,0 +1,93 @@
+"""Events and traces.
+
+An event is a plain tuple ``(time_ns, ctx, kind, obj, value)``: the engine appends one per
+step in its hot loop, and tuples of ints are the cheapest thing Python can append and hash.
+
+- a step: ``kind`` is the access (``load`` ... ``start``, codes 0-11 from ``_machine``),
+  ``obj`` the cell index, ``value`` what the access returned (loads, rmw) or the cell's new
+  value (stores);
+- ``ACQUIRE`` (obj = lock, value = budget), ``ACQUIRED`` (obj = lock, value = status),
+  ``RELEASE`` (obj = lock; logged when the release begins, so the lock is free in the ground
+  truth before any other context can take it), ``IRQ_ENTER``/``IRQ_EXIT`` (ctx = the handler,
+  obj = CPU, value = level), ``CLOCK`` (the clock jumped to ``time_ns``), ``DONE`` (a context
+  finished its line), ``FINAL`` (the final-state check begins).
+
+A trace's hash is a SHA-256 of the canonical text of its events and names: stable across
+processes, ``PYTHONHASHSEED`` and machines (no ``hash()``, no ``id()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ._machine import OP_NAMES
+from ._status import Status
+
+__all__ = ["ACQUIRE", "ACQUIRED", "CLOCK", "DONE", "FINAL", "IRQ_ENTER", "IRQ_EXIT", "RELEASE", "Trace", "event_text"]
+
+ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, CLOCK, DONE, FINAL = range(20, 28)
+KIND_NAMES = {
+    ACQUIRE: "acquire", ACQUIRED: "acquired", RELEASE: "release", IRQ_ENTER: "irq-enter",
+    IRQ_EXIT: "irq-exit", CLOCK: "clock", DONE: "done", FINAL: "final-check",
+}  # fmt: skip
+for _code, _name in enumerate(OP_NAMES):
+    KIND_NAMES[_code] = _name
+
+Event = tuple  # (time_ns, ctx, kind, obj, value)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The events of one run with the names they refer to."""
+
+    events: Sequence[Event]
+    contexts: Sequence[str]
+    cells: Sequence[str]
+
+    def hash(self) -> str:
+        h = hashlib.sha256()
+        h.update(repr((list(self.contexts), list(self.cells))).encode())
+        h.update(repr(list(self.events)).encode())
+        return h.hexdigest()
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def text(self, index: int) -> str:
+        return event_text(self.events[index], self.contexts, self.cells)
+
+    def first_difference(self, other: Trace) -> int | None:
+        """The index of the first event where two traces differ, or None if they are equal."""
+        for i, (a, b) in enumerate(zip(self.events, other.events)):
+            if a != b:
+                return i
+        if len(self.events) != len(other.events):
+            return min(len(self.events), len(other.events))
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"contexts": list(self.contexts), "cells": list(self.cells), "events": [list(e) for e in self.events]}
+
+
+def event_text(ev: Event, contexts: Sequence[str], cells: Sequence[str]) -> str:
+    """One event as a person reads it (without its time and context)."""
+    t, ctx, kind, obj, value = ev
+    if kind < 20:
+        name = KIND_NAMES[kind]
+        if kind >= 10:  # sleep, start, checkpoint: no cell
+            return name
+        cell = cells[obj] if 0 <= obj < len(cells) else f"cell{obj}"
+        return f"{name} {cell} -> {value:#x}" if isinstance(value, int) else f"{name} {cell}"
+    if kind == ACQUIRE:
+        return f"acquire L{obj}"
+    if kind == ACQUIRED:
+        return f"acquire L{obj} = {Status(value).name}"
+    if kind == RELEASE:
+        return f"release L{obj}"
+    if kind in (IRQ_ENTER, IRQ_EXIT):
+        return f"{KIND_NAMES[kind]} {contexts[ctx]}"
+    if kind == CLOCK:
+        return f"clock jumps to {t} ns"
+    return KIND_NAMES.get(kind, f"kind{kind}")

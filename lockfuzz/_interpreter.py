@@ -1,0 +1,87 @@
+"""The program interpreter: runs one context's line against the target.
+
+It is the only code that calls the target, so it is where a target's faults become findings:
+an exception from ``acquire``/``release`` or a return value that is not a Status is turned into a
+``target-fault`` violation here, with the context and lock, and the campaign goes on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._errors import Violation
+from ._events import ACQUIRE, ACQUIRED, RELEASE
+from ._machine import checkpoint, sleep_until
+from ._program import Lock, OnError, Op, Unlock
+from ._status import Status
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ._engine import Context, Engine
+
+_STATUSES = {int(s): s for s in (Status.OK, Status.EDEADLK, Status.ETIMEDOUT)}
+
+
+async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: OnError) -> None:
+    target = engine.target
+    retries = 0
+    while True:
+        held: list[int] = []
+        failed = False
+        for op in ops:
+            kind = type(op)
+            if kind is Lock:
+                lock = op.lock  # type: ignore[union-attr]
+                engine.log(ctx, ACQUIRE, lock, op.budget_ns)  # type: ignore[union-attr]
+                try:
+                    status: Any = await target.acquire(ctx, lock, op.budget_ns)  # type: ignore[union-attr]
+                except Exception as exc:
+                    raise _fault(engine, ctx, lock, "acquire", exc) from exc
+                checked = _STATUSES.get(status) if isinstance(status, int) else None
+                if checked is None:
+                    raise Violation(
+                        "target-fault", "bad-status",
+                        f"acquire(L{lock}) returned {status!r}; expected Status.OK, EDEADLK or ETIMEDOUT",
+                        contexts=(ctx.name,), locks=(lock,), time_ns=engine.machine.now,
+                    )
+                engine.log(ctx, ACQUIRED, lock, int(checked))
+                if checked is Status.OK:
+                    held.append(lock)
+                else:
+                    failed = True
+                    break
+            elif kind is Unlock:
+                # The critical section has at least one step: the holder may be preempted or
+                # interrupted while it holds the lock, before its release begins.
+                await checkpoint()
+                await _release(engine, ctx, op.lock)  # type: ignore[union-attr]
+                held.pop()
+            else:
+                await sleep_until(engine.machine.now + op.ns)  # type: ignore[union-attr]
+        if not failed:
+            return
+        # The verifier's rule: release what is held, newest first; never the failed lock.
+        while held:
+            await _release(engine, ctx, held.pop())
+        if retries >= on_error.retries:
+            return
+        retries += 1
+        if on_error.backoff_ns:
+            await sleep_until(engine.machine.now + on_error.backoff_ns)
+
+
+async def _release(engine: Engine, ctx: Context, lock: int) -> None:
+    engine.log(ctx, RELEASE, lock, 0)
+    try:
+        await engine.target.release(ctx, lock)
+    except Exception as exc:
+        raise _fault(engine, ctx, lock, "release", exc) from exc
+
+
+def _fault(engine: Engine, ctx: Context, lock: int, call: str, exc: Exception) -> Violation:
+    if isinstance(exc, Violation):  # a fault already reported deeper down
+        return exc
+    return Violation(
+        "target-fault", f"raised-{type(exc).__name__}",
+        f"{call}(L{lock}) raised {type(exc).__name__}: {exc}",
+        contexts=(ctx.name,), locks=(lock,), time_ns=engine.machine.now,
+    )

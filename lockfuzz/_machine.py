@@ -1,0 +1,224 @@
+"""The simulated machine: cells of shared memory, per-CPU state and the virtual clock.
+
+Why coroutines that yield requests, and not trio tasks: a target's every shared-memory access
+must be a scheduling point, and the prototype measurements in DESIGN.md show that stepping
+coroutines directly (``coro.send``) costs about 1.1 us a step while contexts as trio tasks cost
+3.5-12x that. So an access is a tiny generator-based coroutine (``types.coroutine``) that yields
+a request tuple ``(op, cell, a, b)`` up through the target's ``await`` chain to the engine, which
+decides who runs next and only then performs the access, atomically, and sends the result back.
+The same idea as ``trio.lowlevel.wait_task_rescheduled``: the yield *is* the checkpoint.
+
+Sequential consistency: each access sees every earlier access in the one global order the
+schedule makes (weak memory is a later extension, see the rqspinlock spec).
+"""
+
+from __future__ import annotations
+
+import types
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
+from ._errors import InvalidArgument
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    from ._engine import Context
+
+__all__ = ["Cell", "Machine", "OP_NAMES"]
+
+# Request codes. Memory operations come first so that the engine can index ``_MEMORY_OPS``.
+LOAD, STORE, CMPXCHG, XCHG, FETCH_ADD, FETCH_OR, FETCH_AND, STORE_FIELD, XCHG_FIELD = range(9)
+WAIT = 9  # wait until predicate(cell.value) or deadline: one step per evaluation
+SLEEP = 10  # block until the clock reaches a deadline (work, back-off): no memory access
+START = 11  # the first step of a context: nothing is accessed
+CHECKPOINT = 12  # a scheduling point with no access (the program's step before a release)
+OP_NAMES = (
+    "load", "store", "cmpxchg", "xchg", "fetch_add", "fetch_or", "fetch_and",
+    "store_field", "xchg_field", "wait", "sleep", "start", "checkpoint",
+)  # fmt: skip
+
+
+class Cell:
+    """One word of simulated shared memory.
+
+    Every method is a coroutine: ``await cell.load()``. Each access is one step and one
+    scheduling point: the context yields *before* the access, and the access is atomic.
+    Values are unsigned integers of ``width`` bits; arithmetic wraps, as on hardware.
+    """
+
+    __slots__ = ("index", "mask", "name", "value", "waiters")
+
+    def __init__(self, index: int, name: str, value: int, width: int) -> None:
+        self.index = index
+        self.name = name
+        self.mask = (1 << width) - 1
+        self.value = value & self.mask
+        self.waiters: list[Context] = []
+
+    def __repr__(self) -> str:
+        return f"<Cell {self.name}={self.value:#x}>"
+
+    @types.coroutine
+    def load(self) -> Generator[Any, Any, int]:
+        return (yield (LOAD, self, 0, 0))
+
+    @types.coroutine
+    def store(self, value: int) -> Generator[Any, Any, None]:
+        yield (STORE, self, value, 0)
+
+    @types.coroutine
+    def cmpxchg(self, old: int, new: int) -> Generator[Any, Any, int]:
+        """Compare and exchange: store ``new`` if the value is ``old``; return the value seen
+        (the kernel's ``atomic_cmpxchg``: success is ``returned == old``)."""
+        return (yield (CMPXCHG, self, old, new))
+
+    @types.coroutine
+    def xchg(self, value: int) -> Generator[Any, Any, int]:
+        return (yield (XCHG, self, value, 0))
+
+    @types.coroutine
+    def fetch_add(self, value: int) -> Generator[Any, Any, int]:
+        return (yield (FETCH_ADD, self, value, 0))
+
+    @types.coroutine
+    def fetch_or(self, value: int) -> Generator[Any, Any, int]:
+        return (yield (FETCH_OR, self, value, 0))
+
+    @types.coroutine
+    def fetch_and(self, value: int) -> Generator[Any, Any, int]:
+        return (yield (FETCH_AND, self, value, 0))
+
+    @types.coroutine
+    def store_field(self, shift: int, width: int, value: int) -> Generator[Any, Any, None]:
+        """Store to the bit field ``[shift, shift + width)`` alone, as a byte or half-word store
+        does (rqspinlock writes its locked byte and its low 16 bits this way)."""
+        yield (STORE_FIELD, self, (shift, width), value)
+
+    @types.coroutine
+    def xchg_field(self, shift: int, width: int, value: int) -> Generator[Any, Any, int]:
+        """Exchange the bit field ``[shift, shift + width)``; return the whole previous word
+        (rqspinlock's ``xchg_tail`` swaps bits 16-31 this way)."""
+        return (yield (XCHG_FIELD, self, (shift, width), value))
+
+    @types.coroutine
+    def wait_until(
+        self, predicate: Callable[[int], bool], deadline_ns: int | None = None
+    ) -> Generator[Any, Any, int]:
+        """Wait until ``predicate(value)`` holds or the clock reaches ``deadline_ns``.
+
+        Returns the value last seen (the caller tells which of the two happened). Waiting costs
+        one step per evaluation: one now, then one each time a store makes the predicate true or
+        the deadline passes, so a spin that would take millions of loads takes a few steps.
+        """
+        return (yield (WAIT, self, predicate, deadline_ns))
+
+
+def _load(cell: Cell, a: Any, b: Any) -> int:
+    return cell.value
+
+
+def _store(cell: Cell, a: int, b: Any) -> None:
+    cell.value = a & cell.mask
+
+
+def _cmpxchg(cell: Cell, old: int, new: int) -> int:
+    seen = cell.value
+    if seen == old:
+        cell.value = new & cell.mask
+    return seen
+
+
+def _xchg(cell: Cell, a: int, b: Any) -> int:
+    seen = cell.value
+    cell.value = a & cell.mask
+    return seen
+
+
+def _fetch_add(cell: Cell, a: int, b: Any) -> int:
+    seen = cell.value
+    cell.value = (seen + a) & cell.mask
+    return seen
+
+
+def _fetch_or(cell: Cell, a: int, b: Any) -> int:
+    seen = cell.value
+    cell.value = seen | (a & cell.mask)
+    return seen
+
+
+def _fetch_and(cell: Cell, a: int, b: Any) -> int:
+    seen = cell.value
+    cell.value = seen & a
+    return seen
+
+
+def _store_field(cell: Cell, field: tuple[int, int], value: int) -> None:
+    shift, width = field
+    fmask = ((1 << width) - 1) << shift
+    cell.value = (cell.value & ~fmask) | ((value << shift) & fmask)
+
+
+def _xchg_field(cell: Cell, field: tuple[int, int], value: int) -> int:
+    seen = cell.value
+    _store_field(cell, field, value)
+    return seen
+
+
+MEMORY_OPS = (_load, _store, _cmpxchg, _xchg, _fetch_add, _fetch_or, _fetch_and, _store_field, _xchg_field)
+
+
+@types.coroutine
+def sleep_until(deadline_ns: int) -> Generator[Any, Any, None]:
+    """Block the running context until the virtual clock reaches ``deadline_ns``."""
+    yield (SLEEP, None, deadline_ns, 0)
+
+
+@types.coroutine
+def checkpoint() -> Generator[Any, Any, None]:
+    """One step that touches nothing: a point where the scheduler may switch or interrupt."""
+    yield (CHECKPOINT, None, 0, 0)
+
+
+class Machine:
+    """The simulated computer of one run: CPUs, cells, and the virtual clock.
+
+    A target receives it in its constructor and allocates its cells there::
+
+        self.word = [machine.cell(f"L{i}.val") for i in range(machine.n_locks)]
+        self.held = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.cnt"))
+
+    ``now`` is the virtual time in nanoseconds: it advances by ``step_ns`` per step and jumps to
+    the earliest deadline when every context waits (``trio.testing.MockClock`` with autojump).
+    Reading it is free and is not a step, like ``ktime_get_mono_fast_ns()``.
+    """
+
+    __slots__ = ("cells", "n_cpus", "n_locks", "now", "step_ns")
+
+    def __init__(self, *, n_cpus: int, n_locks: int, step_ns: int = 1) -> None:
+        if not isinstance(n_cpus, int) or n_cpus < 1:
+            raise InvalidArgument(f"n_cpus={n_cpus!r}: expected an int >= 1")
+        if not isinstance(n_locks, int) or n_locks < 1:
+            raise InvalidArgument(f"n_locks={n_locks!r}: expected an int >= 1")
+        if not isinstance(step_ns, int) or step_ns < 0:
+            raise InvalidArgument(f"step_ns={step_ns!r}: expected an int >= 0")
+        self.n_cpus = n_cpus
+        self.n_locks = n_locks
+        self.step_ns = step_ns
+        self.now = 0
+        self.cells: list[Cell] = []
+
+    def cell(self, name: str, value: int = 0, *, width: int = 32) -> Cell:
+        """Allocate a cell of ``width`` bits holding ``value``."""
+        if not isinstance(width, int) or not 1 <= width <= 64:
+            raise InvalidArgument(f"width={width!r}: expected an int from 1 to 64")
+        c = Cell(len(self.cells), name, value, width)
+        self.cells.append(c)
+        return c
+
+    def per_cpu(self, factory: Callable[[int], Any]) -> list[Any]:
+        """``[factory(cpu) for cpu in range(n_cpus)]``: per-CPU state, shared by the contexts of
+        one CPU (and readable by other CPUs, as the kernel's per-CPU data is)."""
+        return [factory(cpu) for cpu in range(self.n_cpus)]
+
+    @staticmethod
+    def sleep_until(deadline_ns: int) -> Any:
+        """``await machine.sleep_until(t)``: block the running context until time ``t``."""
+        return sleep_until(deadline_ns)

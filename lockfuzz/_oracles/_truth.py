@@ -1,0 +1,271 @@
+"""The ground truth: who holds, who waits, and which contexts are on a deadlock cycle.
+
+Kept by the engine from the events alone (acquire, acquired, release, interrupt entry/exit),
+never read from the target's internals: the oracles judge the target against it.
+
+The wait-for graph (DESIGN.md, "EDEADLK attribution"): an edge from each waiter to the holder
+of the lock it awaits, and an edge from each interrupted context to the handler running
+directly above it on the same CPU (the interrupted context cannot run until that handler
+returns). A context is *on a cycle* if it can reach itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._events import ACQUIRE, ACQUIRED, DONE, IRQ_ENTER, IRQ_EXIT, RELEASE
+from .._status import Level, Status
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from .._engine import Context, Engine
+
+__all__ = ["Attempt", "Cycle", "GroundTruth"]
+
+
+class Attempt:
+    """One acquisition in progress, with what the oracles need to judge its outcome."""
+
+    __slots__ = (
+        "any_cycle", "budget", "ctx", "end", "event", "fallback", "int_since", "int_total",
+        "lock", "on_cycle", "other_timed_out", "quiet_from", "quiet_int", "saw_held", "start",
+        "start_steps", "status", "table_view",
+    )  # fmt: skip
+
+    def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
+        self.ctx = ctx
+        self.lock = lock
+        self.budget = budget
+        self.start = now
+        self.event = event
+        self.start_steps = ctx.steps
+        self.end = -1
+        self.status: Status | None = None
+        self.on_cycle = False  # on a ground-truth cycle at some moment
+        self.any_cycle = False  # some cycle existed somewhere at some moment
+        self.table_view = False  # the held-table view had a cycle through it
+        self.fallback = False  # nested-trylock-fallback conditions held at its start
+        self.saw_held = False  # its lock was held by someone at some moment
+        self.other_timed_out = False  # another attempt on the same lock returned ETIMEDOUT meanwhile
+        self.int_total = 0  # ns spent interrupted (its CPU ran a handler above it)
+        self.int_since: int | None = None
+        self.quiet_from = now  # last progress on the lock
+        self.quiet_int = 0
+
+    def interrupted_ns(self, now: int) -> int:
+        return self.int_total + (now - self.int_since if self.int_since is not None else 0)
+
+    def elapsed_ns(self, now: int) -> int:
+        """Time spent attempting, less the time its CPU ran handlers above it."""
+        return now - self.start - self.interrupted_ns(now)
+
+    def quiet_ns(self, now: int) -> int:
+        """Time since the lock last made progress, less the time spent interrupted."""
+        return now - self.quiet_from - (self.interrupted_ns(now) - self.quiet_int)
+
+
+class Cycle:
+    """A strongly connected set of contexts in the wait-for graph."""
+
+    __slots__ = ("clean", "cls", "key", "max_table", "members")
+
+    def __init__(self, members: list[Context], truth: GroundTruth) -> None:
+        self.members = members
+        self.key = tuple(sorted(c.index for c in members))
+        cpus = {c.cpu for c in members}
+        if len(cpus) == 1:
+            self.cls = "AA"
+        elif len(members) == 2 and len(cpus) == 2 and all(c.top for c in members):
+            self.cls = "ABBA"
+        else:
+            self.cls = "cycle"
+        # Clean: no member is held up by a handler that is not itself on the cycle.
+        index = set(self.key)
+        self.clean = all(c.top or truth.above(c).index in index for c in members)
+        self.max_table = max(len(truth.table[cpu]) for cpu in cpus)
+
+    def describe(self) -> str:
+        return "{" + ", ".join(c.name for c in self.members) + "}"
+
+
+class GroundTruth:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        n = engine.program.n_locks
+        self.holder: list[Context | None] = [None] * n
+        self.attempts: dict[int, Attempt] = {}  # ctx.index -> its attempt in progress
+        self.on_lock: list[list[Attempt]] = [[] for _ in range(n)]
+        self.table: list[list[int]] = [[] for _ in engine.program.cpus]
+        self.cycles: list[Cycle] = []
+        self.started: Attempt | None = None
+        self.returned: Attempt | None = None
+        self.released_holder: Context | None = None
+        caps = engine.target_cls.capabilities
+        self._table_view = "held-table-view" in caps.exceptions
+        self._fallback = "nested-trylock-fallback" in caps.exceptions
+
+    def above(self, ctx: Context) -> Context:
+        stack = self.engine.stacks[ctx.cpu]
+        return stack[stack.index(ctx) + 1]
+
+    # -- events -------------------------------------------------------------------------------
+    def observe(self, index: int, ctx: Context | None, kind: int, obj: int, value: int) -> None:
+        now = self.engine.machine.now
+        if kind == ACQUIRE:
+            assert ctx is not None
+            a = Attempt(ctx, obj, value, now, index)
+            if self.holder[obj] is not None:
+                a.saw_held = True
+            if self._fallback:
+                busy = sum(1 for b in self.attempts.values() if b.ctx.cpu == ctx.cpu)
+                a.fallback = busy > 0 and (ctx.level == Level.NMI or busy >= 4)
+            self.attempts[ctx.index] = a
+            self.on_lock[obj].append(a)
+            self.table[ctx.cpu].append(obj)
+            self.started = a
+            self._recompute()
+        elif kind == ACQUIRED:
+            assert ctx is not None
+            a = self.attempts.pop(ctx.index)
+            self.on_lock[obj].remove(a)
+            a.end = now
+            a.status = Status(value)
+            self.returned = a
+            if value == Status.OK:
+                self.holder[obj] = ctx
+                for b in self.on_lock[obj]:
+                    b.saw_held = True
+            else:
+                _remove_last(self.table[ctx.cpu], obj)
+                if value == Status.ETIMEDOUT:
+                    for b in self.on_lock[obj]:
+                        b.other_timed_out = True
+            self._progress(obj, now)
+            self._recompute()
+        elif kind == RELEASE:
+            assert ctx is not None
+            self.released_holder = self.holder[obj]
+            if self.holder[obj] is ctx:
+                self.holder[obj] = None
+            _remove_last(self.table[ctx.cpu], obj)
+            self._progress(obj, now)
+            self._recompute()
+        elif kind == IRQ_ENTER:
+            stack = self.engine.stacks[obj]
+            below = self.attempts.get(stack[-2].index) if len(stack) > 1 else None
+            if below is not None and below.int_since is None:
+                below.int_since = now
+            self._recompute()
+        elif kind == IRQ_EXIT or kind == DONE:
+            stack = self.engine.stacks[obj]
+            if stack:
+                resumed = self.attempts.get(stack[-1].index)
+                if resumed is not None and resumed.int_since is not None:
+                    resumed.int_total += now - resumed.int_since
+                    resumed.int_since = None
+            self._recompute()
+
+    def _progress(self, lock: int, now: int) -> None:
+        for b in self.on_lock[lock]:
+            b.quiet_from = now
+            b.quiet_int = b.interrupted_ns(now)
+
+    # -- the graph ------------------------------------------------------------------------------
+    def edges(self) -> dict[Context, list[Context]]:
+        out: dict[Context, list[Context]] = {}
+        for a in self.attempts.values():
+            h = self.holder[a.lock]
+            if h is not None:
+                out.setdefault(a.ctx, []).append(h)
+        for stack in self.engine.stacks:
+            for lower, upper in zip(stack, stack[1:]):
+                out.setdefault(lower, []).append(upper)
+        return out
+
+    def _recompute(self) -> None:
+        out = self.edges()
+        self.cycles = _cycles(out, self) if out else []
+        if self.cycles:
+            for a in self.attempts.values():
+                a.any_cycle = True
+            for cyc in self.cycles:
+                for c in cyc.members:
+                    a = self.attempts.get(c.index)
+                    if a is not None:
+                        a.on_cycle = True
+        if self._table_view:
+            self._mark_table_view()
+
+    def _mark_table_view(self) -> None:
+        table = self.table
+        for a in self.attempts.values():
+            if a.table_view:
+                continue
+            mine = table[a.ctx.cpu]
+            below = mine[:-1]
+            if a.lock in below:
+                a.table_view = True
+                continue
+            for cpu, theirs in enumerate(table):
+                if cpu != a.ctx.cpu and len(theirs) >= 2 and a.lock in theirs[:-1] and theirs[-1] in below:
+                    a.table_view = True
+                    break
+
+    def describe_graph(self) -> list[str]:
+        """The wait-for graph in words, one line per waiting or interrupted context."""
+        lines = []
+        for a in sorted(self.attempts.values(), key=lambda a: a.ctx.index):
+            h = self.holder[a.lock]
+            held = f"held by {h.name}" if h is not None else "which nobody holds"
+            lines.append(f"{a.ctx.name} waits for L{a.lock}, {held} (since t={a.start}ns)")
+        for stack in self.engine.stacks:
+            for lower, upper in zip(stack, stack[1:]):
+                lines.append(f"{lower.name} is interrupted by {upper.name}")
+        for cyc in self.cycles:
+            lines.append(f"cycle ({cyc.cls}): {cyc.describe()}")
+        return lines
+
+
+def _remove_last(items: list[Any], value: Any) -> None:
+    for i in range(len(items) - 1, -1, -1):
+        if items[i] == value:
+            del items[i]
+            return
+
+
+def _cycles(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle]:
+    """Strongly connected components with a cycle (Tarjan's algorithm on a graph of a few nodes)."""
+    index: dict[Context, int] = {}
+    low: dict[Context, int] = {}
+    stack: list[Context] = []
+    on_stack: set[Context] = set()
+    found: list[Cycle] = []
+    counter = 0
+
+    def visit(v: Context) -> None:
+        nonlocal counter
+        index[v] = low[v] = counter
+        counter += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in out.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w is v:
+                    break
+            if len(comp) > 1 or v in out.get(v, ()):
+                comp.sort(key=lambda c: c.index)
+                found.append(Cycle(comp, truth))
+
+    for v in sorted(out, key=lambda c: c.index):
+        if v not in index:
+            visit(v)
+    return found

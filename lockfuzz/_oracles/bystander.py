@@ -1,0 +1,32 @@
+"""Innocent bystander: a waiter that was never on a cycle gets no EDEADLK.
+
+A deadlock existed while it waited, but the target blamed a waiter that took no part in it
+(and no declared exception covers it).
+"""
+
+from __future__ import annotations
+
+from .._errors import Violation
+from .._events import ACQUIRED
+from .._status import Status
+from ._attribution import excused
+from ._base import Oracle
+
+
+class InnocentBystander(Oracle):
+    name = "innocent-bystander"
+
+    def start(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.exceptions = engine.target_cls.capabilities.exceptions
+
+    def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
+        if kind != ACQUIRED or value != Status.EDEADLK:
+            return
+        a = engine.truth.returned
+        if a.on_cycle or not a.any_cycle or excused(a, self.exceptions):
+            return
+        raise Violation(
+            self.name, "not-on-cycle",
+            f"{ctx.name} got EDEADLK on L{obj} but was never on the deadlock cycle that existed meanwhile",
+            contexts=(ctx.name,), locks=(obj,), time_ns=engine.machine.now, event_index=index,
+        )

@@ -1,0 +1,65 @@
+"""EDEADLK attribution (complete): a deadlock the target claims to detect is reported in time.
+
+For each cycle of a class the target declares (``Detection.classes``), the clock runs while the
+cycle is *clean* (no member held up by a handler outside the cycle) and every CPU on it holds or
+attempts at most ``max_held`` locks. If it runs past ``latency_ns`` before a party returns
+EDEADLK (and so breaks the cycle), the target missed the deadlock: too late, or ETIMEDOUT, or a
+hang. Checked at every event and clock jump, and by the hang oracle.
+"""
+
+from __future__ import annotations
+
+from .._errors import Violation
+from ._base import Oracle
+
+
+class EdeadlkComplete(Oracle):
+    name = "edeadlk-complete"
+
+    def start(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.detection = engine.target_cls.capabilities.detection
+        self.since: dict[tuple[int, ...], tuple[int, str]] = {}
+
+    def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
+        if self.detection.classes:
+            self.check(engine, index)
+
+    def check(self, engine, index):  # type: ignore[no-untyped-def]
+        d = self.detection
+        now = engine.machine.now
+        claimed = {}
+        for cyc in engine.truth.cycles:
+            if (
+                cyc.cls in d.classes or "cycle" in d.classes
+            ) and cyc.clean and (d.max_held is None or cyc.max_table <= d.max_held):
+                claimed[cyc.key] = cyc
+        for key in list(self.since):
+            if key not in claimed:
+                # The cycle broke at this event: was it in time?
+                start, cls = self.since.pop(key)
+                self._judge(engine, index, key, start, cls, now)
+        for key, cyc in claimed.items():
+            start, cls = self.since.setdefault(key, (now, cyc.cls))
+            self._judge(engine, index, key, start, cls, now)
+        return claimed
+
+    def _judge(self, engine, index, key, start, cls, now, forever=False) -> None:  # type: ignore[no-untyped-def]
+        waited = now - start
+        if waited <= self.detection.latency_ns and not forever:
+            return
+        names = tuple(engine.contexts[i].name for i in key)
+        how = "hangs forever" if forever else f"lasted {waited} ns"
+        raise Violation(
+            self.name, f"missed-{cls}",
+            f"{cls} deadlock cycle {{{', '.join(names)}}} {how} without an EDEADLK; the target "
+            f"declares detection within {self.detection.latency_ns} ns",
+            contexts=names, time_ns=now, event_index=index,
+        )
+
+    def at_hang(self, engine) -> None:  # type: ignore[no-untyped-def]
+        """Every context waits forever: a claimed cycle will never be detected."""
+        if not self.detection.classes:
+            return
+        index = len(engine.events) - 1
+        for key, cyc in self.check(engine, index).items():
+            self._judge(engine, index, key, self.since[key][0], cyc.cls, engine.machine.now, forever=True)

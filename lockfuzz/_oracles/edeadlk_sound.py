@@ -1,0 +1,35 @@
+"""EDEADLK attribution (sound): an EDEADLK needs a deadlock.
+
+An acquisition that returns EDEADLK must have been on a cycle of the ground-truth wait-for
+graph at some moment of its attempt, unless a declared exception covers it. This oracle reports
+the *false deadlock*: no cycle existed anywhere while it waited. (A cycle that existed but did
+not include the waiter is the innocent-bystander oracle's finding.)
+"""
+
+from __future__ import annotations
+
+from .._errors import Violation
+from .._events import ACQUIRED
+from .._status import Status
+from ._attribution import excused
+from ._base import Oracle
+
+
+class EdeadlkSound(Oracle):
+    name = "edeadlk-sound"
+
+    def start(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.exceptions = engine.target_cls.capabilities.exceptions
+
+    def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
+        if kind != ACQUIRED or value != Status.EDEADLK:
+            return
+        a = engine.truth.returned
+        if a.on_cycle or a.any_cycle or excused(a, self.exceptions):
+            return
+        raise Violation(
+            self.name, "no-cycle",
+            f"{ctx.name} got EDEADLK on L{obj} (attempt from t={a.start}ns) but no deadlock cycle existed "
+            "while it waited, and no declared exception covers it",
+            contexts=(ctx.name,), locks=(obj,), time_ns=engine.machine.now, event_index=index,
+        )

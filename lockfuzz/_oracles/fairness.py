@@ -1,0 +1,50 @@
+"""Fairness: no waiter is overtaken by later arrivals more often than the target declares.
+
+Arrival is after the attempt's first ``doorway_steps`` steps (Lamport's doorway): when X starts
+its attempt on L, every attempt on L that has passed its doorway is *ahead* of X; if X then
+acquires L while one of those is still waiting, that waiter was overtaken once.
+"""
+
+from __future__ import annotations
+
+from .._errors import Violation
+from .._events import ACQUIRE, ACQUIRED
+from .._status import Status
+from ._base import Oracle
+
+
+class FairnessOracle(Oracle):
+    name = "fairness"
+
+    def start(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.fairness = engine.target_cls.capabilities.fairness
+        self.ahead: dict[object, list[object]] = {}
+        self.overtaken: dict[object, int] = {}
+
+    def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
+        f = self.fairness
+        if f is None or engine.phase != "run":
+            return
+        truth = engine.truth
+        if kind == ACQUIRE:
+            a = truth.started
+            self.ahead[a] = [b for b in truth.on_lock[obj] if b is not a and b.ctx.steps - b.start_steps >= f.doorway_steps]
+        elif kind == ACQUIRED:
+            a = truth.returned
+            ahead = self.ahead.pop(a, [])
+            self.overtaken.pop(a, None)
+            if value != Status.OK:
+                return
+            still = set(map(id, truth.on_lock[obj]))
+            for b in ahead:
+                if id(b) in still:
+                    n = self.overtaken.get(b, 0) + 1
+                    self.overtaken[b] = n
+                    if n > f.overtakes:
+                        raise Violation(
+                            self.name, "overtaken",
+                            f"{b.ctx.name} (waiting for L{obj} since t={b.start}ns) was overtaken {n} time(s), "
+                            f"last by {ctx.name}; the target declares at most {f.overtakes}",
+                            contexts=(b.ctx.name, ctx.name), locks=(obj,), time_ns=engine.machine.now,
+                            event_index=index,
+                        )

@@ -1,0 +1,45 @@
+"""Hang: no context can run, no deadline is pending, and lines are unfinished.
+
+The report is the wait-for graph. A hang on a ground-truth cycle is the *program's* deadlock when
+the target promised neither timeouts nor detection of that cycle (a ticket lock is not to blame
+for an ABBA it never claimed to break): that is a ``ProgramError``. Every other hang is the
+target's: a lost wake-up, a lock left held, a cycle it claimed to detect.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._errors import ProgramError, Violation
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from .._engine import Engine
+
+
+def hang_violation(engine: Engine) -> Exception:
+    truth = engine.truth
+    caps = engine.target_cls.capabilities
+    graph = truth.describe_graph()
+    for ctx in engine.contexts:
+        if ctx.blocked and ctx.waiting_on is not None and not ctx.done:
+            graph.append(f"{ctx.name} spins on {ctx.waiting_on.name} = {ctx.waiting_on.value:#x}")
+    names = tuple(sorted({c.name for s in engine.stacks for c in s}))
+    text = "; ".join(graph) or "no context waits on a lock"
+    if engine.phase == "final":
+        return Violation("final-state", "hang", f"the final check hangs: {text}", contexts=names,
+                         time_ns=engine.machine.now)
+    if truth.cycles:
+        uncovered = [c for c in truth.cycles if c.cls not in caps.detection.classes and "cycle" not in caps.detection.classes]
+        if caps.timeouts is None and uncovered:
+            return ProgramError(
+                f"the program deadlocks ({text}) and the target promises neither timeouts nor detection of "
+                f"{uncovered[0].cls} deadlocks: write programs that take locks in one order for such targets"
+            )
+        # A claimed cycle that outlived its latency is a completeness violation, reported as such.
+        for oracle in engine.oracles:
+            if hasattr(oracle, "at_hang"):
+                oracle.at_hang(engine)  # raises for a cycle the target claimed to detect
+        return Violation("hang", "cycle", f"every context waits forever: {text}", contexts=names,
+                         time_ns=engine.machine.now)
+    return Violation("hang", "no-cycle", f"every context waits forever with no deadlock: {text}",
+                     contexts=names, time_ns=engine.machine.now)

@@ -1,0 +1,33 @@
+"""Bundled target names, and third-party targets found through an entry-point group.
+
+A package can offer targets to ``lockfuzz fuzz NAME`` by declaring, in its pyproject.toml::
+
+    [project.entry-points."lockfuzz.targets"]
+    mylock = "mypackage.locks:MyLock"
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+__all__ = ["bundled_targets", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "lockfuzz.targets"
+
+#: Correct targets shipped with lockfuzz (name -> import path).
+BUNDLED = {
+    "tas": "lockfuzz.targets.tas:TasLock",
+    "ticket": "lockfuzz.targets.ticket:TicketLock",
+}
+
+
+def bundled_targets(*, mutants: bool = True) -> dict[str, str]:
+    """Every target name ``resolve_target`` knows: bundled, mutants, then entry points."""
+    names = dict(BUNDLED)
+    if mutants:
+        from lockfuzz.targets.mutants import MUTANTS
+
+        names.update(MUTANTS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        names.setdefault(ep.name, ep.value)
+    return names

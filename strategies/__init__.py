@@ -1,0 +1,1 @@
+"""Hypothesis strategies for lockfuzz (installed as ``lockfuzz.strategies``)."""

@@ -1,0 +1,1 @@
+"""Lock targets bundled with lockfuzz (installed as ``lockfuzz.targets``)."""

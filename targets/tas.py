@@ -1,0 +1,36 @@
+"""Test-and-set spinlock: the smallest correct lock.
+
+One word per lock; ``xchg(1)`` until it returns 0, waiting (not spinning step by step) while the
+word is 1; release stores 0. Promises mutual exclusion only: no timeouts, no deadlock
+detection, no fairness (a waiter may be overtaken forever).
+"""
+
+from __future__ import annotations
+
+from lockfuzz import Capabilities, Status, Target
+
+
+class TasLock(Target):
+    """Test-and-set spinlock over one cell per lock; promises mutual exclusion and nothing more."""
+
+    capabilities = Capabilities()
+
+    def __init__(self, machine):  # type: ignore[no-untyped-def]
+        super().__init__(machine)
+        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        word = self.words[lock]
+        while await word.xchg(1):
+            await word.wait_until(_is_zero)
+        return Status.OK
+
+    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+        await self.words[lock].store(0)
+
+    def check(self):  # type: ignore[no-untyped-def]
+        return [f"L{i} word is {w.value}, expected 0" for i, w in enumerate(self.words) if w.value]
+
+
+def _is_zero(value: int) -> bool:
+    return value == 0
