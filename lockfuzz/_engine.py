@@ -192,6 +192,7 @@ class Engine:
         self.stacks: list[list[Context]] = [[] for _ in program.cpus]
         self.unfired: list[list[int]] = [list(range(len(cp.handlers))) for cp in program.cpus]
         self.steps = 0
+        self._steps_done = 0
         self.phase = "run"
         self._heap: list[tuple[int, int, int, Context]] = []
         self._seq = 0
@@ -204,16 +205,19 @@ class Engine:
             oracles = default_oracles()
         self.oracles = list(oracles)
         self.truth = GroundTruth(self)
+        self._truth_observe = self.truth.observe
+        self._dispatch: list[list[Callable[..., None]]] = [[] for _ in range(FINAL + 1)]
         self.target: Any = None
 
     # -- called by the interpreter and the oracles ----------------------------------------
     def log(self, ctx: Context | None, kind: int, obj: int, value: int) -> None:
         """Append a non-step event and show it to every oracle (which may raise Violation)."""
-        index = len(self.events)
-        self.events.append((self.machine.now, ctx.index if ctx is not None else -1, kind, obj, value))
-        self.truth.observe(index, ctx, kind, obj, value)
-        for oracle in self.oracles:
-            oracle.observe(self, index, ctx, kind, obj, value)
+        events = self.events
+        index = len(events)
+        events.append((self.machine.now, ctx.index if ctx is not None else -1, kind, obj, value))
+        self._truth_observe(index, ctx, kind, obj, value)
+        for observe in self._dispatch[kind]:
+            observe(self, index, ctx, kind, obj, value)
 
     def options(self) -> list[tuple[Any, ...]]:
         """The options at the current decision point, in decision order (for sources)."""
@@ -244,6 +248,9 @@ class Engine:
                 ) from exc
             for oracle in self.oracles:
                 oracle.start(self)
+            for oracle in self.oracles:
+                for kind in oracle.kinds:
+                    self._dispatch[kind].append(oracle.observe)
             for cpu, cp in enumerate(self.program.cpus):
                 self._push(self._new_context(cpu, Level.TASK, -1, cp.task))
             self._loop()
@@ -307,8 +314,8 @@ class Engine:
                 return runnable[i:] + runnable[:i]
         return runnable
 
-    def _fair_default(self, cur_ok: bool, nr: int) -> int:
-        if not cur_ok or self.run_len < self.settings.fair_slice or nr < 2:
+    def _fair_default(self, cur_ok: bool, nr: int, run_len: int) -> int:
+        if not cur_ok or run_len < self.settings.fair_slice or nr < 2:
             return 0
         # Switch to the next runnable context after the current one in CPU order.
         cur = self.cur
@@ -318,96 +325,108 @@ class Engine:
                 return i + 1
         return 1
 
-    def _loop(self) -> None:  # noqa: C901 - the hot loop is kept in one piece on purpose (speed)
+    def _loop(self) -> None:
+        try:
+            self._steps_loop()
+        finally:
+            self.steps = self._steps_done
+
+    def _steps_loop(self) -> None:  # noqa: C901 - the hot loop is kept in one piece on purpose (speed)
         machine = self.machine
-        events = self.events
+        append = self.events.append
         ops = MEMORY_OPS
         step_ns = self.settings.step_ns
         max_steps = self.settings.max_steps
-        source = self.source
-        decisions = self.decisions
-        branching = self.branching
+        choose = self.source.choose
+        decisions = self.decisions.append
+        branching = self.branching.append
         heap = self._heap
+        steps = self.steps
+        run_len = self.run_len
+        cur = self.cur
         while True:
             if self._dirty:
                 self._refresh()
             runnable = self._runnable
             fireable = self._fireable
             nr = len(runnable)
-            cur = self.cur
             cur_ok = cur is not None and cur.top and not cur.blocked
             n = (nr or 1) + len(fireable)
             if n > 1:
-                d = source.choose(n, self)
+                d = choose(n, self)
                 if d is None:
-                    d = self._fair_default(cur_ok, nr)
+                    d = self._fair_default(cur_ok, nr, run_len)
                 elif d >= n:
                     d %= n
-                decisions.append(d)
-                branching.append(n)
+                decisions(d)
+                branching(n)
             else:
                 d = 0
-            if nr == 0:
-                if d:
+            if nr == 0 or d >= nr:
+                self._steps_done = steps
+                if nr and d >= nr:
+                    self._fire(*fireable[d - nr])
+                elif d:
                     self._fire(*fireable[d - 1])
-                    continue
-                if not any(self.stacks):
+                elif not any(self.stacks):
                     return
-                self._jump_clock()
-                continue
-            if d >= nr:
-                self._fire(*fireable[d - nr])
+                else:
+                    self._jump_clock()
+                cur = self.cur
+                run_len = 0
                 continue
             if cur_ok:
-                if d == 0:
-                    nxt = cur
-                else:
-                    nxt = [c for c in runnable if c is not cur][d - 1]
+                if d:
+                    cur = [c for c in runnable if c is not cur][d - 1]
+                    self.cur = cur
+                    run_len = 0
             else:
-                nxt = self._rotation(runnable)[d]
-            if nxt is not cur:
-                self.cur = cur = nxt
-                self.run_len = 0
-            self.run_len += 1
-            self.steps += 1
-            if self.steps > max_steps:
+                cur = self._rotation(runnable)[d]
+                self.cur = cur
+                run_len = 0
+            run_len += 1
+            steps += 1
+            self._steps_done = steps
+            self.run_len = run_len
+            if steps > max_steps:
                 self._livelock()
-            machine.now += step_ns
-            if heap and heap[0][0] <= machine.now:
+            now = machine.now + step_ns
+            machine.now = now
+            if heap and heap[0][0] <= now:
                 self._expire()
-            cur.steps += 1  # type: ignore[union-attr]
-            req = cur.pending  # type: ignore[union-attr]
+            cur.steps += 1
+            req = cur.pending
             op = req[0]
             if op < WAIT:
                 cell = req[1]
                 res = ops[op](cell, req[2], req[3])
-                events.append((machine.now, cur.index, op, cell.index, cell.value if res is None else res))  # type: ignore[union-attr]
+                append((now, cur.index, op, cell.index, cell.value if res is None else res))
                 if cell.waiters:
                     self._wake(cell)
             elif op == WAIT:
                 cell = req[1]
                 res = cell.value
-                events.append((machine.now, cur.index, op, cell.index, res))  # type: ignore[union-attr]
+                append((now, cur.index, op, cell.index, res))
                 deadline = req[3]
-                if not req[2](res) and (deadline is None or machine.now < deadline):
-                    self._block(cur, cell, deadline)  # type: ignore[arg-type]
+                if not req[2](res) and (deadline is None or now < deadline):
+                    self._block(cur, cell, deadline)
                     continue
             elif op == SLEEP:
                 res = None
-                events.append((machine.now, cur.index, op, -1, req[2]))  # type: ignore[union-attr]
-                if machine.now < req[2]:
-                    self._block(cur, None, req[2])  # type: ignore[arg-type]
+                append((now, cur.index, op, -1, req[2]))
+                if now < req[2]:
+                    self._block(cur, None, req[2])
                     continue
             else:  # START, CHECKPOINT
                 res = None
-                events.append((machine.now, cur.index, op, -1, 0))  # type: ignore[union-attr]
+                append((now, cur.index, op, -1, 0))
             try:
-                cur.pending = cur.coro.send(res)  # type: ignore[union-attr]
+                pending = cur.pending = cur.coro.send(res)
             except StopIteration:
-                self._finish(cur)  # type: ignore[arg-type]
+                self._finish(cur)
                 continue
-            if type(cur.pending) is not tuple or len(cur.pending) != 4:  # type: ignore[union-attr]
-                self._foreign(cur)  # type: ignore[arg-type]
+            if type(pending) is not tuple or len(pending) != 4:
+                self._foreign(cur)
 
     # -- helpers off the hot path -------------------------------------------------------------
     def _foreign(self, ctx: Context) -> None:
@@ -484,9 +503,7 @@ class Engine:
         ctx.top = False
         stack = self.stacks[ctx.cpu]
         stack.pop()
-        self.log(ctx, DONE, ctx.cpu, 0)
-        if ctx.handler >= 0:
-            self.log(ctx, IRQ_EXIT, ctx.cpu, int(ctx.level))
+        self.log(ctx, IRQ_EXIT if ctx.handler >= 0 else DONE, ctx.cpu, int(ctx.level))
         if stack:
             stack[-1].top = True
         self._dirty = True
@@ -514,6 +531,7 @@ class Engine:
         )
         self._push(self._new_context(0, Level.TASK, -1, ops, OnError()))
         self.cur = None
+        self.run_len = 0
         self._loop()
         try:
             problems = list(self.target.check() or ())

@@ -15,13 +15,15 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 
 class Oracle:
     name = "oracle"
+    #: The event kinds ``observe`` wants (an oracle may narrow them in ``start``).
+    kinds: tuple[int, ...] = ()
     features: dict[str, Any] | None = None
 
     def start(self, engine: Engine) -> None:
         """A run begins (the target exists; no context has run)."""
 
     def observe(self, engine: Engine, index: int, ctx: Context | None, kind: int, obj: int, value: int) -> None:
-        """A non-step event was appended at ``index``."""
+        """A non-step event of one of ``kinds`` was appended at ``index``."""
 
     def finish(self, engine: Engine) -> None:
         """Every line has ended (before the final-state check)."""

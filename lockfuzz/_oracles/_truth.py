@@ -21,15 +21,27 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 
 __all__ = ["Attempt", "Cycle", "GroundTruth"]
 
+_STATUS = {int(s): s for s in Status}
+
 
 class Attempt:
-    """One acquisition in progress, with what the oracles need to judge its outcome."""
+    """One acquisition in progress, with what the oracles need to judge its outcome.
 
-    __slots__ = (
-        "any_cycle", "budget", "ctx", "end", "event", "fallback", "int_since", "int_total",
-        "lock", "on_cycle", "other_timed_out", "quiet_from", "quiet_int", "saw_held", "start",
-        "start_steps", "status", "table_view",
-    )  # fmt: skip
+    Flags default to class attributes so that starting an attempt (the most frequent thing the
+    ground truth does) sets only what every attempt needs.
+    """
+
+    end = -1
+    status: Status | None = None
+    on_cycle = False  # on a ground-truth cycle at some moment
+    any_cycle = False  # some cycle existed somewhere at some moment
+    table_view = False  # the held-table view had a cycle through it
+    fallback = False  # nested-trylock-fallback conditions held at its start
+    saw_held = False  # its lock was held by someone at some moment
+    other_timed_out = False  # another attempt on the same lock returned ETIMEDOUT meanwhile
+    int_total = 0  # ns spent interrupted (its CPU ran a handler above it)
+    int_since: int | None = None
+    quiet_int = 0
 
     def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
         self.ctx = ctx
@@ -38,18 +50,7 @@ class Attempt:
         self.start = now
         self.event = event
         self.start_steps = ctx.steps
-        self.end = -1
-        self.status: Status | None = None
-        self.on_cycle = False  # on a ground-truth cycle at some moment
-        self.any_cycle = False  # some cycle existed somewhere at some moment
-        self.table_view = False  # the held-table view had a cycle through it
-        self.fallback = False  # nested-trylock-fallback conditions held at its start
-        self.saw_held = False  # its lock was held by someone at some moment
-        self.other_timed_out = False  # another attempt on the same lock returned ETIMEDOUT meanwhile
-        self.int_total = 0  # ns spent interrupted (its CPU ran a handler above it)
-        self.int_since: int | None = None
         self.quiet_from = now  # last progress on the lock
-        self.quiet_int = 0
 
     def interrupted_ns(self, now: int) -> int:
         return self.int_total + (now - self.int_since if self.int_since is not None else 0)
@@ -109,11 +110,17 @@ class GroundTruth:
 
     # -- events -------------------------------------------------------------------------------
     def observe(self, index: int, ctx: Context | None, kind: int, obj: int, value: int) -> None:
+        # Only an ACQUIRE can close a cycle: it adds the edge waiter -> holder. ACQUIRED OK adds
+        # edges into a context that is running (so has no edge out); an interrupt adds an edge
+        # into a handler that waits for nothing yet; everything else removes edges. So the graph
+        # is recomputed on an ACQUIRE that could close a cycle, and otherwise only while cycles
+        # exist (they may break, or stop being clean).
         now = self.engine.machine.now
         if kind == ACQUIRE:
             assert ctx is not None
             a = Attempt(ctx, obj, value, now, index)
-            if self.holder[obj] is not None:
+            h = self.holder[obj]
+            if h is not None:
                 a.saw_held = True
             if self._fallback:
                 busy = sum(1 for b in self.attempts.values() if b.ctx.cpu == ctx.cpu)
@@ -122,15 +129,18 @@ class GroundTruth:
             self.on_lock[obj].append(a)
             self.table[ctx.cpu].append(obj)
             self.started = a
-            self._recompute()
+            if self.cycles or (h is not None and (h.index in self.attempts or not h.top)):
+                self._recompute()
+            if self._table_view:
+                self._mark_table_view()
         elif kind == ACQUIRED:
             assert ctx is not None
             a = self.attempts.pop(ctx.index)
             self.on_lock[obj].remove(a)
             a.end = now
-            a.status = Status(value)
+            a.status = _STATUS[value]
             self.returned = a
-            if value == Status.OK:
+            if value == 0:
                 self.holder[obj] = ctx
                 for b in self.on_lock[obj]:
                     b.saw_held = True
@@ -139,22 +149,31 @@ class GroundTruth:
                 if value == Status.ETIMEDOUT:
                     for b in self.on_lock[obj]:
                         b.other_timed_out = True
-            self._progress(obj, now)
-            self._recompute()
+            if self.on_lock[obj]:
+                self._progress(obj, now)
+            if self.cycles:
+                self._recompute()
+            if self._table_view:
+                self._mark_table_view()
         elif kind == RELEASE:
             assert ctx is not None
             self.released_holder = self.holder[obj]
             if self.holder[obj] is ctx:
                 self.holder[obj] = None
             _remove_last(self.table[ctx.cpu], obj)
-            self._progress(obj, now)
-            self._recompute()
+            if self.on_lock[obj]:
+                self._progress(obj, now)
+            if self.cycles:
+                self._recompute()
+            if self._table_view:
+                self._mark_table_view()
         elif kind == IRQ_ENTER:
             stack = self.engine.stacks[obj]
             below = self.attempts.get(stack[-2].index) if len(stack) > 1 else None
             if below is not None and below.int_since is None:
                 below.int_since = now
-            self._recompute()
+            if self.cycles:
+                self._recompute()
         elif kind == IRQ_EXIT or kind == DONE:
             stack = self.engine.stacks[obj]
             if stack:
@@ -162,7 +181,8 @@ class GroundTruth:
                 if resumed is not None and resumed.int_since is not None:
                     resumed.int_total += now - resumed.int_since
                     resumed.int_since = None
-            self._recompute()
+            if self.cycles:
+                self._recompute()
 
     def _progress(self, lock: int, now: int) -> None:
         for b in self.on_lock[lock]:
@@ -183,7 +203,11 @@ class GroundTruth:
 
     def _recompute(self) -> None:
         out = self.edges()
-        self.cycles = _cycles(out, self) if out else []
+        # A cycle needs an edge into a node that has an edge out: most of the time none does.
+        if any(w in out for targets in out.values() for w in targets):
+            self.cycles = _cycles(out, self)
+        else:
+            self.cycles = []
         if self.cycles:
             for a in self.attempts.values():
                 a.any_cycle = True
@@ -192,8 +216,6 @@ class GroundTruth:
                     a = self.attempts.get(c.index)
                     if a is not None:
                         a.on_cycle = True
-        if self._table_view:
-            self._mark_table_view()
 
     def _mark_table_view(self) -> None:
         table = self.table

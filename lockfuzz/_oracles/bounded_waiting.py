@@ -13,15 +13,18 @@ where it happens, not only when (or if) the acquisition returns.
 from __future__ import annotations
 
 from .._errors import Violation
-from .._events import CLOCK
+from .._events import ACQUIRED, CLOCK
 from ._base import Oracle
 
 
 class BoundedWaiting(Oracle):
     name = "bounded-waiting"
+    kinds = (ACQUIRED, CLOCK)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.timeouts = engine.target_cls.capabilities.timeouts
+        if self.timeouts is None:
+            self.kinds = ()  # nothing promised: ETIMEDOUT itself is the etimedout oracle's finding
 
     def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         t = self.timeouts

@@ -15,6 +15,7 @@ from ._base import Oracle
 
 class InnocentBystander(Oracle):
     name = "innocent-bystander"
+    kinds = (ACQUIRED,)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.exceptions = engine.target_cls.capabilities.exceptions

@@ -9,16 +9,20 @@ hang. Checked at every event and clock jump, and by the hang oracle.
 
 from __future__ import annotations
 
+from .._events import ACQUIRE, ACQUIRED, CLOCK, DONE, IRQ_ENTER, IRQ_EXIT, RELEASE
 from .._errors import Violation
 from ._base import Oracle
 
 
 class EdeadlkComplete(Oracle):
     name = "edeadlk-complete"
+    kinds = (ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, DONE, CLOCK)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.detection = engine.target_cls.capabilities.detection
         self.since: dict[tuple[int, ...], tuple[int, str]] = {}
+        if not self.detection.classes:
+            self.kinds = ()
 
     def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         if self.detection.classes:

@@ -17,6 +17,7 @@ from ._base import Oracle
 
 class EdeadlkSound(Oracle):
     name = "edeadlk-sound"
+    kinds = (ACQUIRED,)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.exceptions = engine.target_cls.capabilities.exceptions

@@ -16,6 +16,7 @@ from ._base import Oracle
 
 class EtimedoutAttribution(Oracle):
     name = "etimedout"
+    kinds = (ACQUIRED,)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.timeouts = engine.target_cls.capabilities.timeouts

@@ -15,9 +15,12 @@ from ._base import Oracle
 
 class FairnessOracle(Oracle):
     name = "fairness"
+    kinds = (ACQUIRE, ACQUIRED)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.fairness = engine.target_cls.capabilities.fairness
+        if self.fairness is None:
+            self.kinds = ()
         self.ahead: dict[object, list[object]] = {}
         self.overtaken: dict[object, int] = {}
 

@@ -9,6 +9,7 @@ from ._base import Oracle
 
 class Ownership(Oracle):
     name = "ownership"
+    kinds = (RELEASE,)
 
     def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         if kind == RELEASE:

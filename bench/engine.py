@@ -1,0 +1,174 @@
+"""Engine speed against a bare coroutine loop, and memory over a long campaign.
+
+Runs a 3-CPU, 2-lock program (nested acquisitions, one interrupt handler) on the ticket and
+test-and-set targets with a seeded random walk, every oracle on; and, in the same process, a
+bare loop that drives the same target coroutines round robin and performs their memory
+accesses with no decisions, events, trace or oracles. Prints steps/s and runs/s for both; the
+last line is JSON with ``engine_steps_per_s``, ``bare_steps_per_s``, ``ratio`` (engine / bare),
+and the process's peak RSS after 1,000 and 20,000 runs (``rss_mb_1k``, ``rss_mb_20k``).
+
+    python bench/engine.py [--runs 3000] [--long 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sys
+import time
+
+import trio
+
+import lockfuzz
+from lockfuzz import CpuProgram, Handler, Level, Lock, Program, Unlock, Work
+from lockfuzz._machine import MEMORY_OPS, SLEEP, WAIT, Machine
+from lockfuzz.targets.tas import TasLock
+from lockfuzz.targets.ticket import TicketLock
+
+PROGRAM = Program(
+    cpus=(
+        # Nested in one order, and the handler's CPU never takes its lock at task level, so the
+        # program cannot deadlock on a lock that does not detect deadlocks.
+        CpuProgram(task=(Lock(0), Lock(1), Work(20), Unlock(1), Unlock(0))),
+        CpuProgram(
+            task=(Lock(0), Work(10), Unlock(0), Lock(0), Unlock(0)),
+            handlers=(Handler(Level.HARDIRQ, (Lock(1), Unlock(1))),),
+        ),
+        CpuProgram(task=(Lock(0), Lock(1), Unlock(1), Unlock(0))),
+    ),
+    n_locks=2,
+)
+
+
+class RandomWalk:
+    __slots__ = ("rng",)
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def choose(self, n: int, engine: object) -> int:
+        return self.rng.randrange(n)
+
+
+def _lines(program: Program):  # type: ignore[no-untyped-def]
+    lines = [cp.task for cp in program.cpus]
+    lines += [h.ops for cp in program.cpus for h in cp.handlers]
+    return lines
+
+
+async def _bare_line(target, ctx, ops):  # type: ignore[no-untyped-def]
+    for op in ops:
+        if type(op) is Lock:
+            await target.acquire(ctx, op.lock, op.budget_ns)
+        elif type(op) is Unlock:
+            await target.release(ctx, op.lock)
+
+
+class _Ctx:
+    def __init__(self, cpu: int, level: Level, machine: Machine) -> None:
+        self.cpu, self.level, self.machine, self.name = cpu, level, machine, f"cpu{cpu}"
+
+
+def bare_run(target_cls, program: Program) -> int:  # type: ignore[no-untyped-def]
+    """The same accesses with nothing else: round robin, a failed wait re-polls next turn."""
+    machine = Machine(n_cpus=program.n_cpus, n_locks=program.n_locks)
+    target = target_cls(machine)
+    ctxs = [(_Ctx(i % program.n_cpus, Level.TASK, machine), ops) for i, ops in enumerate(_lines(program))]
+    live = [[_bare_line(target, c, ops), None, None] for c, ops in ctxs]
+    steps = 0
+    ops = MEMORY_OPS
+    while live:
+        for entry in list(live):
+            coro, req, res = entry
+            if req is not None:
+                op = req[0]
+                if op < WAIT:
+                    res = ops[op](req[1], req[2], req[3])
+                elif op == WAIT:
+                    res = req[1].value
+                    if not req[2](res):
+                        steps += 1
+                        continue
+                elif op == SLEEP:
+                    res = None
+                steps += 1
+            try:
+                entry[1] = coro.send(res)
+                entry[2] = None
+            except StopIteration:
+                live.remove(entry)
+    return steps
+
+
+def bench_engine(target_cls, runs: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    steps = 0
+    t0 = time.perf_counter()
+    for seed in range(runs):
+        result = lockfuzz.Engine(target_cls, PROGRAM, RandomWalk(seed)).run()
+        assert result.violation is None, result.violation
+        steps += result.steps
+    dt = time.perf_counter() - t0
+    return steps / dt, runs / dt
+
+
+def bench_bare(target_cls, runs: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    steps = 0
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        steps += bare_run(target_cls, PROGRAM)
+    dt = time.perf_counter() - t0
+    return steps / dt, runs / dt
+
+
+def rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux: the process's peak resident set.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _campaign(total: int, marks: dict[int, float]) -> None:
+    # The way campaigns run: many runs inside one trio.run, with a checkpoint now and then.
+    for seed in range(total):
+        lockfuzz.Engine(TicketLock, PROGRAM, RandomWalk(seed)).run()
+        if seed % 256 == 0:
+            await trio.lowlevel.checkpoint()
+        if seed + 1 in marks:
+            marks[seed + 1] = rss_mb()
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3000)
+    ap.add_argument("--long", type=int, default=20000)
+    args = ap.parse_args(argv)
+    out: dict[str, float] = {}
+    engine_sps, bare_sps = [], []
+    for cls in (TicketLock, TasLock):
+        bench_engine(cls, 200), bench_bare(cls, 200)  # warm up
+        e_sps, e_rps = bench_engine(cls, args.runs)
+        b_sps, b_rps = bench_bare(cls, args.runs)
+        name = cls.__name__
+        print(f"{name:12} engine: {e_sps:12,.0f} steps/s {e_rps:10,.0f} runs/s   "
+              f"bare: {b_sps:12,.0f} steps/s {b_rps:10,.0f} runs/s   ratio {e_sps / b_sps:.2f}")
+        out[f"{name}_engine_steps_per_s"] = round(e_sps)
+        out[f"{name}_bare_steps_per_s"] = round(b_sps)
+        out[f"{name}_engine_runs_per_s"] = round(e_rps)
+        engine_sps.append(e_sps)
+        bare_sps.append(b_sps)
+    out["engine_steps_per_s"] = round(sum(engine_sps) / len(engine_sps))
+    out["bare_steps_per_s"] = round(sum(bare_sps) / len(bare_sps))
+    out["ratio"] = round(out["engine_steps_per_s"] / out["bare_steps_per_s"], 3)
+    marks = {1000: 0.0, args.long: 0.0}
+    trio.run(_campaign, args.long, marks)
+    out["rss_mb_1k"] = round(marks[1000], 1)
+    out["rss_mb_20k"] = round(marks[args.long], 1)
+    out["rss_growth_pct"] = round(100 * (marks[args.long] / marks[1000] - 1), 1)
+    print(f"peak RSS after 1,000 runs: {out['rss_mb_1k']} MB; after {args.long:,}: {out['rss_mb_20k']} MB "
+          f"({out['rss_growth_pct']:+.1f}%)")
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)

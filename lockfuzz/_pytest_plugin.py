@@ -1,0 +1,1 @@
+"""The lockfuzz pytest plugin (registered through the ``pytest11`` entry point)."""

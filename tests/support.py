@@ -1,0 +1,116 @@
+"""Small decision sources and test locks shared by the tests."""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+from lockfuzz import Capabilities, Detection, Status, Target, Timeouts
+from lockfuzz._engine import Engine
+
+
+class RandomWalk:
+    """Uniform choice at every decision point, from a seeded generator."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def choose(self, n: int, engine: Engine) -> int:
+        return self.rng.randrange(n)
+
+
+class Scripted:
+    """Decision 0 everywhere, except: switch to the context named ``run`` or fire the handler
+    of ``fire`` (a context-name prefix such as ``cpu0.hardirq``) when ``when(engine)`` holds,
+    each rule once, in order."""
+
+    def __init__(self, *rules: tuple[Callable[[Engine], bool], str]) -> None:
+        self.rules = list(rules)
+
+    def choose(self, n: int, engine: Engine) -> int:
+        if self.rules:
+            when, what = self.rules[0]
+            if when(engine):
+                for i, opt in enumerate(engine.options()):
+                    name = opt[1] if opt[0] == "run" else f"cpu{opt[1]}.{opt[2]}#{opt[3]}" if opt[0] == "fire" else ""
+                    if name.startswith(what):
+                        self.rules.pop(0)
+                        return i
+        return 0
+
+
+def holds(ctx_name: str, lock: int) -> Callable[[Engine], bool]:
+    def check(engine: Engine) -> bool:
+        h = engine.truth.holder[lock]
+        return h is not None and h.name == ctx_name
+
+    return check
+
+
+def waits(ctx_name: str, lock: int) -> Callable[[Engine], bool]:
+    def check(engine: Engine) -> bool:
+        return any(a.ctx.name == ctx_name and a.lock == lock for a in engine.truth.attempts.values())
+
+    return check
+
+
+def always(engine: Engine) -> bool:
+    return True
+
+
+CHECK_NS = 100_000
+
+
+class OwnerLock(Target):
+    """A correct detecting lock for the oracle tests: the lock word holds its owner's slot;
+    a waiter walks the chain owner -> the lock that owner waits for -> its owner ... and
+    returns EDEADLK when the chain comes back to itself or to a context its own CPU runs below
+    it (which cannot run until it returns); per-call budgets, checked every 100 us."""
+
+    capabilities = Capabilities(
+        timeouts=Timeouts(per_call=True, slack_ns=10_000),
+        detection=Detection(classes=frozenset({"AA", "ABBA"}), latency_ns=2 * CHECK_NS),
+    )
+
+    def __init__(self, machine):  # type: ignore[no-untyped-def]
+        super().__init__(machine)
+        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+        # waiting[slot] = lock + 1 that the context in that slot (cpu * 4 + level) waits for.
+        self.waiting = [machine.cell(f"wait{s}") for s in range(4 * machine.n_cpus)]
+
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        me = ctx.cpu * 4 + int(ctx.level) + 1
+        deadline = ctx.now + budget_ns
+        word = self.words[lock]
+        await self.waiting[me - 1].store(lock + 1)
+        while True:
+            owner = await word.cmpxchg(0, me)
+            if owner == 0:
+                status = Status.OK
+            elif await self.deadlocked(ctx, me, owner):
+                status = Status.EDEADLK
+            elif ctx.now >= deadline:
+                status = Status.ETIMEDOUT
+            else:
+                await word.wait_until(lambda v: v == 0, min(deadline, ctx.now + CHECK_NS))
+                continue
+            await self.waiting[me - 1].store(0)
+            return status
+
+    async def deadlocked(self, ctx, me, owner):  # type: ignore[no-untyped-def]
+        for _ in range(len(self.waiting)):
+            if owner == me or ((owner - 1) // 4 == ctx.cpu and (owner - 1) % 4 < int(ctx.level)):
+                return True
+            awaited = await self.waiting[owner - 1].load()
+            if not awaited:
+                return False
+            owner = await self.words[awaited - 1].load()
+            if not owner:
+                return False
+        return False
+
+    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+        await self.words[lock].store(0)
+
+    def check(self):  # type: ignore[no-untyped-def]
+        return [f"L{i} owned by slot {w.value - 1}" for i, w in enumerate(self.words) if w.value]
