@@ -136,10 +136,9 @@ def test_handlers_fire_only_above_the_current_level():
         def choose(self, n, engine):  # type: ignore[no-untyped-def]
             opts = engine.options()
             offered.append((engine.cur.name if engine.cur and engine.cur.top else None, opts))
-            for i, opt in enumerate(opts):
-                if opt[0] == "fire" and opt[2] == "hardirq":
-                    return i
-            return 0
+            fire = [i for i, opt in enumerate(opts) if opt[0] == "fire"]
+            hard = [i for i in fire if opts[i][2] == "hardirq"]
+            return (hard or fire or [0])[0]
 
     r = run(TasLock, program, FireHardirqThenWatch())
     assert r.violation is None
