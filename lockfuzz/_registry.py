@@ -18,6 +18,12 @@ ENTRY_POINT_GROUP = "lockfuzz.targets"
 BUNDLED = {
     "tas": "lockfuzz.targets.tas:TasLock",
     "ticket": "lockfuzz.targets.ticket:TicketLock",
+    "ttas": "lockfuzz.targets.ttas:TtasLock",
+    "mcs": "lockfuzz.targets.mcs:McsLock",
+    "qspinlock": "lockfuzz.targets.qspinlock:QSpinlock",
+    # Known broken on purpose (the kernel selftests' arena lock leaves its queue dirty when a
+    # waiter gives up): shipped for the zoo, and as a real defect for lockfuzz to find.
+    "arena_spinlock": "lockfuzz.targets.arena_spinlock:ArenaSpinlock",
 }
 
 

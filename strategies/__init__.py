@@ -1,1 +1,12 @@
-"""Hypothesis strategies for lockfuzz (installed as ``lockfuzz.strategies``)."""
+"""Hypothesis strategies for lockfuzz (installed as ``lockfuzz.strategies``).
+
+In Hypothesis's own style: functions named by plural nouns, keyword-only arguments with
+defaults, ``min_*``/``max_*`` bounds, and a clear ``InvalidArgument`` that shows a bad value.
+Programs are drawn as lists (of CPUs, of critical sections, of nested sections), so the
+shrinker reaches smaller programs by deleting list elements: fewer CPUs, fewer sections,
+shallower nesting, no interrupts, shorter work and budgets.
+"""
+
+from ._programs import budgets, programs, programs_for, schedules
+
+__all__ = ["budgets", "programs", "programs_for", "schedules"]
