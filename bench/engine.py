@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import resource
 import sys
 import time
@@ -24,6 +23,7 @@ import trio
 import lockfuzz
 from lockfuzz import CpuProgram, Handler, Level, Lock, Program, Unlock, Work
 from lockfuzz._machine import MEMORY_OPS, SLEEP, WAIT, Machine
+from lockfuzz._search import RandomWalk
 from lockfuzz.targets.tas import TasLock
 from lockfuzz.targets.ticket import TicketLock
 
@@ -40,16 +40,6 @@ PROGRAM = Program(
     ),
     n_locks=2,
 )
-
-
-class RandomWalk:
-    __slots__ = ("rng",)
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-
-    def choose(self, n: int, engine: object) -> int:
-        return self.rng.randrange(n)
 
 
 def _lines(program: Program):  # type: ignore[no-untyped-def]

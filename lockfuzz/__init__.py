@@ -1,9 +1,12 @@
 """lockfuzz: property-based fuzzing of lock implementations."""
 
+from ._campaign import CampaignReport, Found, fuzz
 from ._capabilities import Capabilities, Detection, Fairness, Timeouts
 from ._engine import Context, DecisionSource, Engine, RunResult, Schedule, Settings, run
 from ._errors import InvalidArgument, LockfuzzError, ProgramError, ReplayError, Violation
 from ._events import Trace
+from ._failure_file import Failure, ReplayOutcome, load_failure, replay, write_failure
+from ._minimise import Minimised, minimise
 from ._machine import Cell, Machine
 from ._program import CpuProgram, Handler, Lock, OnError, Program, Unlock, Work
 from ._status import Level, Status
@@ -12,9 +15,10 @@ from ._target import Target, resolve_target, target_path
 __version__ = "0.1.0"
 
 __all__ = [
-    "Capabilities", "Cell", "Context", "CpuProgram", "DecisionSource", "Detection", "Engine",
-    "Fairness", "Handler", "InvalidArgument", "Level", "Lock", "LockfuzzError", "Machine",
-    "OnError", "Program", "ProgramError", "ReplayError", "RunResult", "Schedule", "Settings",
-    "Status", "Target", "Timeouts", "Trace", "Unlock", "Violation", "Work", "__version__",
-    "resolve_target", "run", "target_path",
+    "CampaignReport", "Capabilities", "Cell", "Context", "CpuProgram", "DecisionSource", "Detection",
+    "Engine", "Failure", "Fairness", "Found", "Handler", "InvalidArgument", "Level", "Lock",
+    "LockfuzzError", "Machine", "Minimised", "OnError", "Program", "ProgramError", "ReplayError",
+    "ReplayOutcome", "RunResult", "Schedule", "Settings", "Status", "Target", "Timeouts", "Trace",
+    "Unlock", "Violation", "Work", "__version__", "fuzz", "load_failure", "minimise", "replay",
+    "resolve_target", "run", "target_path", "write_failure",
 ]  # fmt: skip

@@ -344,14 +344,23 @@ class Engine:
         steps = self.steps
         run_len = self.run_len
         cur = self.cur
+        # What the decision depends on (runnable contexts, fireable handlers) only changes when
+        # a context blocks, wakes, starts or ends (``_dirty``) or the current one changes.
+        runnable: list[Context] = []
+        fireable: list[tuple[int, int]] = []
+        nr = n = 0
+        cur_ok = False
+        stale = True
         while True:
-            if self._dirty:
-                self._refresh()
-            runnable = self._runnable
-            fireable = self._fireable
-            nr = len(runnable)
-            cur_ok = cur is not None and cur.top and not cur.blocked
-            n = (nr or 1) + len(fireable)
+            if stale or self._dirty:
+                if self._dirty:
+                    self._refresh()
+                runnable = self._runnable
+                fireable = self._fireable
+                nr = len(runnable)
+                cur_ok = cur is not None and cur.top and not cur.blocked
+                n = (nr or 1) + len(fireable)
+                stale = False
             if n > 1:
                 d = choose(n, self)
                 if d is None:
@@ -374,25 +383,34 @@ class Engine:
                     self._jump_clock()
                 cur = self.cur
                 run_len = 0
+                stale = True
                 continue
-            if cur_ok:
-                if d:
-                    cur = [c for c in runnable if c is not cur][d - 1]
-                    self.cur = cur
-                    run_len = 0
-            else:
-                cur = self._rotation(runnable)[d]
+            if not cur_ok:
+                # Round robin from the CPU after the current one's (``_rotation``), without a list.
+                after = cur.cpu if cur is not None else -1
+                first = 0
+                while first < nr and runnable[first].cpu <= after:
+                    first += 1
+                cur = runnable[(first + d) % nr]
+                self.cur = cur
+                run_len = 0
+                cur_ok = True  # it is runnable: nothing else about the decision point changed
+            elif d:
+                i = d - 1
+                if i >= runnable.index(cur):
+                    i += 1  # the options skip the current context
+                cur = runnable[i]
                 self.cur = cur
                 run_len = 0
             run_len += 1
             steps += 1
-            self._steps_done = steps
-            self.run_len = run_len
             if steps > max_steps:
+                self._steps_done = steps
                 self._livelock()
             now = machine.now + step_ns
             machine.now = now
             if heap and heap[0][0] <= now:
+                self.run_len = run_len
                 self._expire()
             cur.steps += 1
             req = cur.pending
@@ -420,6 +438,8 @@ class Engine:
             else:  # START, CHECKPOINT
                 res = None
                 append((now, cur.index, op, -1, 0))
+            self._steps_done = steps
+            self.run_len = run_len
             try:
                 pending = cur.pending = cur.coro.send(res)
             except StopIteration:

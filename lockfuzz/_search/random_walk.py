@@ -15,13 +15,15 @@ from ._base import Search, SearchStrategy, derive_seed
 class RandomWalk:
     """A decision source: uniform choices from a seeded generator."""
 
-    __slots__ = ("_randrange",)
+    __slots__ = ("_random",)
 
     def __init__(self, seed: int) -> None:
-        self._randrange = random.Random(seed).randrange
+        self._random = random.Random(seed).random
 
     def choose(self, n: int, engine: object) -> int:
-        return self._randrange(n)
+        # int(random() * n) rather than randrange(n): a third of the cost, and as deterministic
+        # (Mersenne Twister doubles are the same on every platform).
+        return int(self._random() * n)
 
 
 class RandomWalkSearch(SearchStrategy):
