@@ -31,7 +31,8 @@ KNOWN_EXCEPTIONS = {
     "nested-trylock-fallback": (
         "an acquisition in an NMI, or deeper than the lock's per-CPU queue nodes, made while "
         "another context of its CPU is inside an acquisition, may give up with EDEADLK after one "
-        "failed trylock (rqspinlock's Q2 fallback); deserved if the lock was held at that moment"
+        "failed trylock (rqspinlock's Q2 fallback); deserved if the lock was held, attempted by "
+        "another context or being released at some moment of the attempt"
     ),
 }
 
@@ -80,11 +81,15 @@ class Detection:
     a party of every such cycle that lasts ``latency_ns`` (counted while no context of the cycle
     is interrupted by a context outside it). ``max_held``: the claim holds only while each CPU
     of the cycle holds or attempts at most this many locks (rqspinlock's table has 31 slots).
+    ``first_waiter_only``: only the first waiter of a lock checks (rqspinlock's pending waiter
+    and queue head; waiters further back spin without checks), so the clock runs only while some
+    party of the cycle is the earliest attempt still waiting for its lock.
     """
 
     classes: frozenset[str] = frozenset()
     latency_ns: int = 2_000_000
     max_held: int | None = None
+    first_waiter_only: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", frozenset(self.classes))
@@ -152,7 +157,8 @@ class Capabilities:
         d = self.detection
         if d.classes:
             held = f", while each CPU holds <= {d.max_held} locks" if d.max_held else ""
-            lines.append(f"detects: {', '.join(sorted(d.classes))} within {d.latency_ns} ns{held}")
+            first = ", counted while a party is the first waiter of its lock" if d.first_waiter_only else ""
+            lines.append(f"detects: {', '.join(sorted(d.classes))} within {d.latency_ns} ns{held}{first}")
         else:
             lines.append("detects: no deadlocks")
         f = self.fairness

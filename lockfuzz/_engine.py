@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 from ._errors import InvalidArgument, Violation
-from ._events import CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, Trace
+from ._events import CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, RELEASED, Trace
 from ._interpreter import run_line
 from ._oracles import default_oracles
 from ._oracles._truth import GroundTruth
@@ -206,8 +206,10 @@ class Engine:
         self.oracles = list(oracles)
         self.truth = GroundTruth(self)
         self._truth_observe = self.truth.observe
-        self._dispatch: list[list[Callable[..., None]]] = [[] for _ in range(FINAL + 1)]
+        self._dispatch: list[list[Callable[..., None]]] = [[] for _ in range(RELEASED + 1)]
         self.target: Any = None
+        #: What the oracles hold the target to: the instance's, which may depend on its parameters.
+        self.capabilities = target_cls.capabilities
 
     # -- called by the interpreter and the oracles ----------------------------------------
     def log(self, ctx: Context | None, kind: int, obj: int, value: int) -> None:
@@ -246,6 +248,8 @@ class Engine:
                     "target-fault", f"raised-{type(exc).__name__}",
                     f"the target's constructor raised {type(exc).__name__}: {exc}",
                 ) from exc
+            self.capabilities = getattr(self.target, "capabilities", None) or self.target_cls.capabilities
+            self.truth.start()
             for oracle in self.oracles:
                 oracle.start(self)
             for oracle in self.oracles:
@@ -523,10 +527,10 @@ class Engine:
         ctx.top = False
         stack = self.stacks[ctx.cpu]
         stack.pop()
-        self.log(ctx, IRQ_EXIT if ctx.handler >= 0 else DONE, ctx.cpu, int(ctx.level))
         if stack:
             stack[-1].top = True
         self._dirty = True
+        self.log(ctx, IRQ_EXIT if ctx.handler >= 0 else DONE, ctx.cpu, int(ctx.level))
 
     def blocked_contexts(self) -> list[Context]:
         return [c for s in self.stacks for c in s if c.blocked or not c.top]

@@ -59,7 +59,10 @@ class Violation(LockfuzzError):
         self.time_ns = time_ns
         self.event_index = event_index
         self.details = dict(details or {})
-        super().__init__(self.describe())
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.describe()
 
     @property
     def signature(self) -> tuple[str, str]:

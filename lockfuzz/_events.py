@@ -3,12 +3,13 @@
 An event is a plain tuple ``(time_ns, ctx, kind, obj, value)``: the engine appends one per
 step in its hot loop, and tuples of ints are the cheapest thing Python can append and hash.
 
-- a step: ``kind`` is the access (``load`` ... ``start``, codes 0-11 from ``_machine``),
+- a step: ``kind`` is the access (``load`` ... ``checkpoint``, codes 0-12 from ``_machine``),
   ``obj`` the cell index, ``value`` what the access returned (loads, rmw) or the cell's new
   value (stores);
 - ``ACQUIRE`` (obj = lock, value = budget), ``ACQUIRED`` (obj = lock, value = status),
   ``RELEASE`` (obj = lock; logged when the release begins, so the lock is free in the ground
-  truth before any other context can take it), ``IRQ_ENTER``/``IRQ_EXIT`` (ctx = the handler,
+  truth before any other context can take it), ``RELEASED`` (the release call returned),
+  ``IRQ_ENTER``/``IRQ_EXIT`` (ctx = the handler,
   obj = CPU, value = level), ``CLOCK`` (the clock jumped to ``time_ns``), ``DONE`` (a context
   finished its line), ``FINAL`` (the final-state check begins).
 
@@ -25,12 +26,15 @@ from typing import Any, Sequence
 from ._machine import OP_NAMES
 from ._status import Status
 
-__all__ = ["ACQUIRE", "ACQUIRED", "CLOCK", "DONE", "FINAL", "IRQ_ENTER", "IRQ_EXIT", "RELEASE", "Trace", "event_text"]
+__all__ = [
+    "ACQUIRE", "ACQUIRED", "CLOCK", "DONE", "FINAL", "IRQ_ENTER", "IRQ_EXIT", "RELEASE", "RELEASED", "Trace",
+    "event_text",
+]  # fmt: skip
 
-ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, CLOCK, DONE, FINAL = range(20, 28)
+ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, CLOCK, DONE, FINAL, RELEASED = range(20, 29)
 KIND_NAMES = {
     ACQUIRE: "acquire", ACQUIRED: "acquired", RELEASE: "release", IRQ_ENTER: "irq-enter",
-    IRQ_EXIT: "irq-exit", CLOCK: "clock", DONE: "done", FINAL: "final-check",
+    IRQ_EXIT: "irq-exit", CLOCK: "clock", DONE: "done", FINAL: "final-check", RELEASED: "released",
 }  # fmt: skip
 for _code, _name in enumerate(OP_NAMES):
     KIND_NAMES[_code] = _name
@@ -86,6 +90,8 @@ def event_text(ev: Event, contexts: Sequence[str], cells: Sequence[str]) -> str:
         return f"acquire L{obj} = {Status(value).name}"
     if kind == RELEASE:
         return f"release L{obj}"
+    if kind == RELEASED:
+        return f"release L{obj} done"
     if kind in (IRQ_ENTER, IRQ_EXIT):
         return f"{KIND_NAMES[kind]} {contexts[ctx]}"
     if kind == CLOCK:

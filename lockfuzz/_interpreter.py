@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._errors import Violation
-from ._events import ACQUIRE, ACQUIRED, RELEASE
+from ._events import ACQUIRE, ACQUIRED, RELEASE, RELEASED
 from ._machine import checkpoint, sleep_until
 from ._program import Lock, OnError, Op, Unlock
 from ._status import Status
@@ -75,6 +75,7 @@ async def _release(engine: Engine, ctx: Context, lock: int) -> None:
         await engine.target.release(ctx, lock)
     except Exception as exc:
         raise _fault(engine, ctx, lock, "release", exc) from exc
+    engine.log(ctx, RELEASED, lock, 0)
 
 
 def _fault(engine: Engine, ctx: Context, lock: int, call: str, exc: Exception) -> Violation:

@@ -16,6 +16,8 @@ ENTRY_POINT_GROUP = "lockfuzz.targets"
 
 #: Correct targets shipped with lockfuzz (name -> import path).
 BUNDLED = {
+    "rqspinlock": "lockfuzz.targets.rqspinlock:RqSpinlock",
+    "resilient_tas": "lockfuzz.targets.resilient_tas:ResilientTasLock",
     "tas": "lockfuzz.targets.tas:TasLock",
     "ticket": "lockfuzz.targets.ticket:TicketLock",
     "ttas": "lockfuzz.targets.ttas:TtasLock",
@@ -24,6 +26,8 @@ BUNDLED = {
     # Known broken on purpose (the kernel selftests' arena lock leaves its queue dirty when a
     # waiter gives up): shipped for the zoo, and as a real defect for lockfuzz to find.
     "arena_spinlock": "lockfuzz.targets.arena_spinlock:ArenaSpinlock",
+    "ww_wait_die": "lockfuzz.targets.ww_mutex:WaitDieMutex",
+    "ww_wound_wait": "lockfuzz.targets.ww_mutex:WoundWaitMutex",
 }
 
 

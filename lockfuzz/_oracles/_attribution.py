@@ -12,6 +12,6 @@ def excused(attempt: Attempt, exceptions: frozenset[str]) -> str | None:
     """The name of the declared exception that covers this EDEADLK, or None."""
     if "held-table-view" in exceptions and attempt.table_view:
         return "held-table-view"
-    if "nested-trylock-fallback" in exceptions and attempt.fallback and attempt.saw_held:
+    if "nested-trylock-fallback" in exceptions and attempt.fallback and attempt.contended:
         return "nested-trylock-fallback"
     return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._events import ACQUIRE, ACQUIRED, DONE, IRQ_ENTER, IRQ_EXIT, RELEASE
+from .._events import ACQUIRE, ACQUIRED, DONE, IRQ_ENTER, IRQ_EXIT, RELEASE, RELEASED
 from .._status import Level, Status
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -37,11 +37,14 @@ class Attempt:
     any_cycle = False  # some cycle existed somewhere at some moment
     table_view = False  # the held-table view had a cycle through it
     fallback = False  # nested-trylock-fallback conditions held at its start
-    saw_held = False  # its lock was held by someone at some moment
+    contended = False  # its lock was held, attempted by another or being released at some moment
     other_timed_out = False  # another attempt on the same lock returned ETIMEDOUT meanwhile
     int_total = 0  # ns spent interrupted (its CPU ran a handler above it)
     int_since: int | None = None
-    quiet_int = 0
+    held_up = 0  # how many earlier attempts on its lock are interrupted now
+    held_total = 0  # ns spent behind an interrupted earlier attempt
+    held_since = 0
+    quiet_paused = 0
 
     def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
         self.ctx = ctx
@@ -55,19 +58,25 @@ class Attempt:
     def interrupted_ns(self, now: int) -> int:
         return self.int_total + (now - self.int_since if self.int_since is not None else 0)
 
+    def paused_ns(self, now: int) -> int:
+        """Time it could not make progress: interrupted itself, or queued behind an earlier
+        waiter that was (a queue's timeouts belong to its head, DESIGN.md: bounded waiting)."""
+        held = self.held_total + (now - self.held_since if self.held_up else 0)
+        return self.interrupted_ns(now) + held
+
     def elapsed_ns(self, now: int) -> int:
         """Time spent attempting, less the time its CPU ran handlers above it."""
         return now - self.start - self.interrupted_ns(now)
 
     def quiet_ns(self, now: int) -> int:
-        """Time since the lock last made progress, less the time spent interrupted."""
-        return now - self.quiet_from - (self.interrupted_ns(now) - self.quiet_int)
+        """Time since the lock last made progress, less the time it could not make progress."""
+        return now - self.quiet_from - (self.paused_ns(now) - self.quiet_paused)
 
 
 class Cycle:
     """A strongly connected set of contexts in the wait-for graph."""
 
-    __slots__ = ("clean", "cls", "key", "max_table", "members")
+    __slots__ = ("clean", "cls", "first_waiter", "key", "max_table", "members")
 
     def __init__(self, members: list[Context], truth: GroundTruth) -> None:
         self.members = members
@@ -83,6 +92,13 @@ class Cycle:
         index = set(self.key)
         self.clean = all(c.top or truth.above(c).index in index for c in members)
         self.max_table = max(len(truth.table[cpu]) for cpu in cpus)
+        # Some member is the earliest attempt still waiting for its lock (the head of its queue).
+        self.first_waiter = False
+        for c in members:
+            a = truth.attempts.get(c.index)
+            if a is not None and truth.on_lock[a.lock][0] is a:
+                self.first_waiter = True
+                break
 
     def describe(self) -> str:
         return "{" + ", ".join(c.name for c in self.members) + "}"
@@ -100,7 +116,11 @@ class GroundTruth:
         self.started: Attempt | None = None
         self.returned: Attempt | None = None
         self.released_holder: Context | None = None
-        caps = engine.target_cls.capabilities
+        self.releasing = [0] * n  # releases begun and not yet returned, per lock
+        self._table_view = self._fallback = False
+
+    def start(self) -> None:
+        caps = self.engine.capabilities
         self._table_view = "held-table-view" in caps.exceptions
         self._fallback = "nested-trylock-fallback" in caps.exceptions
 
@@ -120,8 +140,14 @@ class GroundTruth:
             assert ctx is not None
             a = Attempt(ctx, obj, value, now, index)
             h = self.holder[obj]
-            if h is not None:
-                a.saw_held = True
+            waiting = self.on_lock[obj]
+            if h is not None or waiting or self.releasing[obj]:
+                a.contended = True
+                for b in waiting:
+                    b.contended = True
+            held_up = sum(1 for b in waiting if b.int_since is not None)
+            if held_up:
+                a.held_up, a.held_since = held_up, now
             if self._fallback:
                 busy = sum(1 for b in self.attempts.values() if b.ctx.cpu == ctx.cpu)
                 a.fallback = busy > 0 and (ctx.level == Level.NMI or busy >= 4)
@@ -143,7 +169,7 @@ class GroundTruth:
             if value == 0:
                 self.holder[obj] = ctx
                 for b in self.on_lock[obj]:
-                    b.saw_held = True
+                    b.contended = True
             else:
                 _remove_last(self.table[ctx.cpu], obj)
                 if value == Status.ETIMEDOUT:
@@ -160,11 +186,19 @@ class GroundTruth:
             self.released_holder = self.holder[obj]
             if self.holder[obj] is ctx:
                 self.holder[obj] = None
-            _remove_last(self.table[ctx.cpu], obj)
+            self.releasing[obj] += 1
             if self.on_lock[obj]:
                 self._progress(obj, now)
+                for b in self.on_lock[obj]:
+                    b.contended = True
             if self.cycles:
                 self._recompute()
+        elif kind == RELEASED:
+            # The lock left the CPU's table only now that the release returned: the kernel's
+            # unlock frees the word before it clears the table slot, and a handler landing in
+            # between sees the stale entry.
+            self.releasing[obj] -= 1
+            _remove_last(self.table[ctx.cpu], obj)  # type: ignore[union-attr]
             if self._table_view:
                 self._mark_table_view()
         elif kind == IRQ_ENTER:
@@ -172,6 +206,11 @@ class GroundTruth:
             below = self.attempts.get(stack[-2].index) if len(stack) > 1 else None
             if below is not None and below.int_since is None:
                 below.int_since = now
+                queue = self.on_lock[below.lock]
+                for b in queue[queue.index(below) + 1 :]:
+                    b.held_up += 1
+                    if b.held_up == 1:
+                        b.held_since = now
             if self.cycles:
                 self._recompute()
         elif kind == IRQ_EXIT or kind == DONE:
@@ -181,13 +220,18 @@ class GroundTruth:
                 if resumed is not None and resumed.int_since is not None:
                     resumed.int_total += now - resumed.int_since
                     resumed.int_since = None
+                    queue = self.on_lock[resumed.lock]
+                    for b in queue[queue.index(resumed) + 1 :]:
+                        b.held_up -= 1
+                        if b.held_up == 0:
+                            b.held_total += now - b.held_since
             if self.cycles:
                 self._recompute()
 
     def _progress(self, lock: int, now: int) -> None:
         for b in self.on_lock[lock]:
             b.quiet_from = now
-            b.quiet_int = b.interrupted_ns(now)
+            b.quiet_paused = b.paused_ns(now)
 
     # -- the graph ------------------------------------------------------------------------------
     def edges(self) -> dict[Context, list[Context]]:
@@ -228,7 +272,11 @@ class GroundTruth:
                 a.table_view = True
                 continue
             for cpu, theirs in enumerate(table):
-                if cpu != a.ctx.cpu and len(theirs) >= 2 and a.lock in theirs[:-1] and theirs[-1] in below:
+                if cpu == a.ctx.cpu or a.lock not in theirs:
+                    continue
+                # Y has L below some later entry that X has below its top: the kernel reads
+                # Y's top slot, which is Y's newest entry or, in an unlock window, a stale one.
+                if any(e in below for e in theirs[theirs.index(a.lock) + 1 :]):
                     a.table_view = True
                     break
 

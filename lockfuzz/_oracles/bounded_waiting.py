@@ -22,7 +22,7 @@ class BoundedWaiting(Oracle):
     kinds = (ACQUIRED, CLOCK)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
-        self.timeouts = engine.target_cls.capabilities.timeouts
+        self.timeouts = engine.capabilities.timeouts
         if self.timeouts is None:
             self.kinds = ()  # nothing promised: ETIMEDOUT itself is the etimedout oracle's finding
 

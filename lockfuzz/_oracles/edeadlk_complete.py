@@ -19,7 +19,7 @@ class EdeadlkComplete(Oracle):
     kinds = (ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, DONE, CLOCK)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
-        self.detection = engine.target_cls.capabilities.detection
+        self.detection = engine.capabilities.detection
         self.since: dict[tuple[int, ...], tuple[int, str]] = {}
         if not self.detection.classes:
             self.kinds = ()
@@ -35,7 +35,9 @@ class EdeadlkComplete(Oracle):
         for cyc in engine.truth.cycles:
             if (
                 cyc.cls in d.classes or "cycle" in d.classes
-            ) and cyc.clean and (d.max_held is None or cyc.max_table <= d.max_held):
+            ) and cyc.clean and (d.max_held is None or cyc.max_table <= d.max_held) and (
+                cyc.first_waiter or not d.first_waiter_only
+            ):
                 claimed[cyc.key] = cyc
         for key in list(self.since):
             if key not in claimed:

@@ -20,7 +20,7 @@ class EdeadlkSound(Oracle):
     kinds = (ACQUIRED,)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
-        self.exceptions = engine.target_cls.capabilities.exceptions
+        self.exceptions = engine.capabilities.exceptions
 
     def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         if kind != ACQUIRED or value != Status.EDEADLK:

@@ -19,7 +19,7 @@ class EtimedoutAttribution(Oracle):
     kinds = (ACQUIRED,)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
-        self.timeouts = engine.target_cls.capabilities.timeouts
+        self.timeouts = engine.capabilities.timeouts
 
     def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         if kind != ACQUIRED or value != Status.ETIMEDOUT or engine.phase != "run":

@@ -18,7 +18,7 @@ class FairnessOracle(Oracle):
     kinds = (ACQUIRE, ACQUIRED)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
-        self.fairness = engine.target_cls.capabilities.fairness
+        self.fairness = engine.capabilities.fairness
         if self.fairness is None:
             self.kinds = ()
         self.ahead: dict[object, list[object]] = {}

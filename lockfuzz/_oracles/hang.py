@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 
 def hang_violation(engine: Engine) -> Exception:
     truth = engine.truth
-    caps = engine.target_cls.capabilities
+    caps = engine.capabilities
     graph = truth.describe_graph()
     for ctx in engine.contexts:
         if ctx.blocked and ctx.waiting_on is not None and not ctx.done:

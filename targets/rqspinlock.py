@@ -1,0 +1,347 @@
+"""rqspinlock: the Linux kernel's resilient queued spinlock, one shared-memory access per step.
+
+Modelled on mainline ``kernel/bpf/rqspinlock.c``, ``kernel/bpf/rqspinlock.h`` and
+``include/asm-generic/rqspinlock.h`` (torvalds/linux) with the late-2025 series that grabs the
+held-table entry before the fast path and clears it after the unlocking store (``Enclose
+lock/unlock within lock entry acquisitions``), runs the AA check when a wait starts (``Perform
+AA checks immediately``), gives up after one trylock in an NMI or with no free node (``Use
+trylock fallback when per-CPU rqnode is busy``, ``Disable spinning for trylock fallback``),
+checks AA before queueing (``Precede non-head waiter queueing with AA check``), keeps the queue
+when its head detects a deadlock (``Disable queue destruction for deadlocks``, and 7a3c0289c3c8
+``Reset tail when preserving queue on deadlock``, whose text we could not read: modelled as the
+spec page says, reset the tail if it is still ours, else hand over to the successor) and
+returns ETIMEDOUT to waiters told to leave (``Adjust return value for queue destruction``).
+Step names S1..S7, Q0..Q10 and T are those of /work/shared/specs/rqspinlock.md.
+
+Modelling choices:
+
+- Every kernel access to the lock word, to a per-CPU held-locks table (``cnt`` and 31 slots, a
+  lock stored as ``lock + 1``, 0 = NULL) and to an MCS node (``locked``, ``next`` as the encoded
+  node id ``tail >> 16``, 0 = NULL; ``count`` on node 0 only) is one cell access, so that a
+  remote CPU's deadlock check reads a table one slot at a time, as the kernel does. Byte and
+  half-word stores (locked byte, pending byte, ``clear_pending_set_locked``, ``xchg_tail``) are
+  field accesses. Memory is sequentially consistent.
+- Generic qspinlock helpers (``_Q_PENDING_BITS == 8``, fewer than 16K CPUs): the pending bit is
+  set by one ``fetch_or`` (x86 uses ``btsl`` plus a load), ``_Q_PENDING_LOOPS`` is 1 (x86: 512).
+- Poll interval. The kernel evaluates ``RES_CHECK_TIMEOUT`` at the first poll of a wait loop and
+  then every 65,536 polls; the parameter ``poll_interval`` (1 = every poll, 65536 = the kernel)
+  says how often. A blocked waiter is treated as polling once per ``max(1, step_ns)`` ns of
+  virtual time, so a check falls due ``poll_interval * max(1, step_ns)`` ns after the previous
+  one. A check that can do nothing (neither ``now > timeout_end`` nor more than 1 ms since the
+  last ABBA check) touches no memory and is skipped: the waiter sleeps in ``wait_until`` until
+  the lock word satisfies its condition or until the first due check that can act. Time a
+  waiter spends preempted or interrupted counts as polling time (the kernel would not poll
+  then, so with a large interval the model checks a little earlier than the kernel).
+
+Worth knowing (see tests/fast/test_rqspinlock.py): hardirq or softirq handlers that queue as
+non-head waiters behind each other's interrupted queue heads hang for good in this model, as in
+the mainline code it follows; NMIs take the Q2 fallback instead.
+"""
+
+from __future__ import annotations
+
+from lockfuzz import Capabilities, Detection, InvalidArgument, Status, Target, Timeouts
+
+__all__ = ["RqSpinlock", "capabilities_for"]
+
+LOCKED_MASK, PENDING_MASK, LOCKED_PENDING_MASK, TAIL_MASK = 0xFF, 0xFF00, 0xFFFF, 0xFFFF0000
+LOCKED, PENDING = 1, 1 << 8
+NSEC_PER_MSEC = 1_000_000
+RES_DEF_TIMEOUT = 250 * NSEC_PER_MSEC
+RES_NR_HELD = 31
+RES_TIMEOUT_VAL = 2
+Q_MAX_NODES = 4
+PENDING_LOOPS = 1
+#: Steps of slack in the declared bounds: the deadlock checks themselves (about 33 reads per
+#: CPU), the hand-offs and exits, and other contexts scheduled in between.
+SLACK_STEPS = 100_000
+
+
+def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
+    """What rqspinlock promises with this poll interval and step duration.
+
+    ``g`` is the check granularity. Timeouts: no ETIMEDOUT before 250 ms (pending waiter 1x,
+    queue head 2x) except for queued waiters told to leave by their timed-out head; the queue
+    head gives up 500 ms after it became head (its predecessor's return), plus at most one
+    check interval, so no waiter goes longer without the lock making progress. Detection: AA
+    at the first poll, two-party ABBA at the first ABBA check more than 1 ms after the wait
+    started or after the previous check, plus one interval; tables hold 31 entries.
+    """
+    g = poll_interval * max(1, step_ns)
+    steps = SLACK_STEPS * max(1, step_ns)
+    return Capabilities(
+        timeouts=Timeouts(
+            per_call=False, min_ns=RES_DEF_TIMEOUT, max_quiet_ns=2 * RES_DEF_TIMEOUT + g,
+            slack_ns=g + steps, early_when_another_times_out=True,
+        ),
+        # Only the pending waiter and the queue head run the checks; waiters further back spin
+        # on their MCS node with none (Q6), so a cycle through them waits for a head.
+        detection=Detection(
+            classes={"AA", "ABBA"}, latency_ns=NSEC_PER_MSEC + g + steps, max_held=RES_NR_HELD, first_waiter_only=True
+        ),
+        fairness=None,
+        exceptions={"held-table-view", "nested-trylock-fallback"},
+    )
+
+
+def _node_cpu_idx(node_id: int) -> tuple[int, int]:
+    """decode_tail: the node id is ``tail >> 16``, i.e. ``(cpu + 1) << 2 | idx``."""
+    return (node_id >> 2) - 1, node_id & 3
+
+
+def _unlocked(v: int) -> bool:
+    return not v & LOCKED_MASK
+
+
+def _unlocked_no_pending(v: int) -> bool:
+    return not v & LOCKED_PENDING_MASK
+
+
+def _nonzero(v: int) -> bool:
+    return v != 0
+
+
+def _not_pending_only(v: int) -> bool:
+    return v != PENDING
+
+
+class RqSpinlock(Target):
+    """The kernel's resilient queued spinlock: qspinlock's pending bit and MCS queue (4 nodes per
+    CPU) plus a 31-entry per-CPU table of held and attempted locks, an AA check when a wait starts,
+    an ABBA check at most once per ms, and fixed timeouts (250 ms pending waiter, 500 ms queue
+    head, whose timeout tears the queue down). It promises mutual exclusion, AA and two-party
+    ABBA reported as EDEADLK within about 1 ms, no ETIMEDOUT before 250 ms except for waiters
+    told to leave, and no waiter quiet for more than 500 ms while its queue head runs; by design
+    it may also return EDEADLK on what its tables show (attempts count as holds) and after one
+    failed trylock in an NMI or with no free node.
+    """
+
+    capabilities = capabilities_for(1, 1)
+
+    @classmethod
+    def capabilities_for(cls, poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
+        return capabilities_for(poll_interval, step_ns)
+
+    def __init__(self, machine, poll_interval: int = 1):  # type: ignore[no-untyped-def]
+        super().__init__(machine)
+        if not isinstance(poll_interval, int) or isinstance(poll_interval, bool) or poll_interval < 1:
+            raise InvalidArgument(f"poll_interval={poll_interval!r}: expected an int >= 1 (65536 is the kernel's)")
+        self.poll_ns = poll_interval * max(1, machine.step_ns)
+        # What this instance promises (the class attribute is for poll_interval=1, step_ns=1).
+        self.capabilities = capabilities_for(poll_interval, machine.step_ns)  # type: ignore[misc]
+        self.word = [machine.cell(f"L{i}.val") for i in range(machine.n_locks)]
+        self.cnt = machine.per_cpu(lambda c: machine.cell(f"cpu{c}.held.cnt"))
+        self.slot = machine.per_cpu(lambda c: [machine.cell(f"cpu{c}.held[{i}]") for i in range(RES_NR_HELD)])
+        self.count = machine.per_cpu(lambda c: machine.cell(f"cpu{c}.node0.count"))
+        self.locked = machine.per_cpu(lambda c: [machine.cell(f"cpu{c}.node{i}.locked") for i in range(Q_MAX_NODES)])
+        self.next = machine.per_cpu(lambda c: [machine.cell(f"cpu{c}.node{i}.next") for i in range(Q_MAX_NODES)])
+
+    # -- the held-locks table (include/asm-generic/rqspinlock.h) ---------------------------------
+    async def _grab_entry(self, cpu: int, lock: int) -> None:
+        cnt = await self.cnt[cpu].fetch_add(1) + 1  # this_cpu_inc_return
+        if cnt <= RES_NR_HELD:  # past 31: keep the increment, store nothing
+            await self.slot[cpu][cnt - 1].store(lock + 1)
+
+    async def _release_entry(self, cpu: int) -> None:
+        cnt = await self.cnt[cpu].load()
+        if cnt <= RES_NR_HELD:
+            await self.slot[cpu][cnt - 1].store(0)
+        await self.cnt[cpu].fetch_add(-1)  # this_cpu_dec
+
+    # -- res_spin_lock / res_spin_unlock ------------------------------------------------------------
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        # Fast path: grab the entry first, then CAS 0 -> LOCKED. The budget is ignored.
+        await self._grab_entry(ctx.cpu, lock)
+        val = await self.word[lock].cmpxchg(0, LOCKED)
+        if val == 0:
+            return Status.OK
+        return await self._slowpath(ctx, lock, val)
+
+    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+        cpu = ctx.cpu
+        await self.word[lock].store_field(0, 8, 0)  # smp_store_release(&lock->locked, 0) first
+        cnt = await self.cnt[cpu].load()
+        if cnt <= RES_NR_HELD:
+            await self.slot[cpu][cnt - 1].store(0)
+        await self.cnt[cpu].fetch_add(-1)
+
+    # -- deadlock checks (kernel/bpf/rqspinlock.c) --------------------------------------------------
+    async def _check_aa(self, cpu: int, lock: int) -> bool:
+        """check_deadlock_AA: the lock below the top of our own table (the top is this attempt)."""
+        cnt = min(RES_NR_HELD, await self.cnt[cpu].load())
+        slots = self.slot[cpu]
+        for i in range(cnt - 1):
+            if await slots[i].load() == lock + 1:
+                return True
+        return False
+
+    async def _check_abba(self, cpu: int, lock: int, mask: int) -> Status:
+        """check_deadlock_ABBA: a CPU has our lock below its top, and its top below ours."""
+        own_cnt = min(RES_NR_HELD, await self.cnt[cpu].load())
+        word = self.word[lock]
+        for c in range(len(self.cnt)):
+            real = await self.cnt[c].load()
+            cnt = min(RES_NR_HELD, real)
+            if not await word.load() & mask:  # is_lock_released: what we wait for is gone
+                return Status.OK
+            if c == cpu or real < 2 or real > RES_NR_HELD:
+                continue
+            remote = await self.slot[c][cnt - 1].load()
+            if not remote:  # raced with the remote CPU: inconclusive
+                continue
+            for i in range(cnt - 1):
+                if await self.slot[c][i].load() != lock + 1:
+                    continue
+                for j in range(own_cnt - 1):  # the first match decides
+                    if await self.slot[cpu][j].load() == remote:
+                        return Status.EDEADLK
+                return Status.OK
+        return Status.OK
+
+    async def _spin_checked(self, cpu: int, lock: int, done, mask: int, duration: int):  # type: ignore[no-untyped-def]
+        """res_smp_cond_load_acquire(&lock, done(VAL) || RES_CHECK_TIMEOUT(ts, ret, mask)).
+
+        Returns (last value seen, 0 / EDEADLK / ETIMEDOUT). check_timeout: the first call runs
+        the AA check and arms the timer; later ones return ETIMEDOUT once ``now > timeout_end``
+        (timeout wins) and run the ABBA check when more than 1 ms passed since the last one.
+        """
+        machine, word, poll = self.machine, self.word[lock], self.poll_ns
+        val = await word.load()  # the first poll
+        if done(val):
+            return val, 0
+        if await self._check_aa(cpu, lock):
+            return val, Status.EDEADLK
+        cur = last = machine.now  # ts.cur, and the time of the last check
+        end = cur + duration  # ts.timeout_end
+        while True:
+            # Sleep until the value is done or until the first due check that can act.
+            act = min(end, cur + NSEC_PER_MSEC) + 1
+            val = await word.wait_until(done, deadline_ns=last + max(1, -(-(act - last) // poll)) * poll)
+            if done(val):
+                return val, 0
+            now = machine.now
+            if now > end:
+                return val, Status.ETIMEDOUT
+            if cur + NSEC_PER_MSEC < now:
+                cur = now
+                ret = await self._check_abba(cpu, lock, mask)
+                if ret:
+                    return val, ret
+            last = machine.now
+
+    # -- resilient_queued_spin_lock_slowpath ------------------------------------------------------
+    async def _trylock(self, lock: int) -> bool:
+        """queued_spin_trylock: read the word; only if it is 0, CAS 0 -> LOCKED."""
+        word = self.word[lock]
+        if await word.load():
+            return False
+        return await word.cmpxchg(0, LOCKED) == 0
+
+    async def _try_cmpxchg_tail(self, lock: int, tail: int) -> bool:
+        """try_cmpxchg_tail(lock, tail, 0): clear the tail if it is still ours, keep the low 16 bits."""
+        word = self.word[lock]
+        old = await word.load()
+        while (old & TAIL_MASK) == tail:
+            seen = await word.cmpxchg(old, old & LOCKED_PENDING_MASK)
+            if seen == old:
+                return True
+            old = seen
+        return False
+
+    async def _slowpath(self, ctx, lock: int, val: int) -> Status:  # type: ignore[no-untyped-def]
+        cpu, word = ctx.cpu, self.word[lock]
+        # S1: the poll counter starts at 0 (RES_INIT_TIMEOUT): each wait loop checks at its first poll.
+        if val == PENDING:  # S2: a pending -> locked hand-over in progress: re-read, boundedly
+            deadline = self.machine.now + PENDING_LOOPS * max(1, self.machine.step_ns)
+            val = await word.wait_until(_not_pending_only, deadline_ns=deadline)
+        if val & ~LOCKED_MASK:  # S3: contention: queue
+            return await self._queue(ctx, lock)
+        old = await word.fetch_or(PENDING)  # S4: trylock || pending
+        if old & ~LOCKED_MASK:
+            if not old & PENDING_MASK:
+                await word.store_field(8, 8, 0)  # undo our pending bit (clear_pending)
+            return await self._queue(ctx, lock)
+        ret = 0
+        if old & LOCKED_MASK:  # S5: we are the pending waiter: wait for the owner, 250 ms
+            _, ret = await self._spin_checked(cpu, lock, _unlocked, LOCKED_MASK, RES_DEF_TIMEOUT)
+        if ret:  # S6: give the pending bit back
+            await word.store_field(8, 8, 0)
+            await self._release_entry(cpu)
+            return Status(ret)
+        await word.store_field(0, 16, LOCKED)  # S7: clear_pending_set_locked
+        return Status.OK
+
+    async def _queue(self, ctx, lock: int) -> Status:  # type: ignore[no-untyped-def]
+        cpu, word, count = ctx.cpu, self.word[lock], self.count[ctx.cpu]
+        if await self._check_aa(cpu, lock):  # Q0: never queue behind ourselves
+            await self._release_entry(cpu)
+            return Status.EDEADLK
+        idx = await count.fetch_add(1)  # Q1: node = rqnodes[idx]
+        node_id = (cpu + 1) << 2 | idx
+        tail = node_id << 16  # encode_tail(cpu, idx)
+        if idx >= Q_MAX_NODES or (ctx.in_nmi and idx > 0):  # Q2: trylock fallback, no spinning
+            ok = await self._trylock(lock)
+            await count.fetch_add(-1)
+            if ok:
+                return Status.OK
+            await self._release_entry(cpu)
+            return Status.EDEADLK
+        my_locked, my_next = self.locked[cpu][idx], self.next[cpu][idx]
+        await my_locked.store(0)  # Q3
+        await my_next.store(0)
+        if await self._trylock(lock):  # Q4
+            await count.fetch_add(-1)
+            return Status.OK
+        old = await word.xchg_field(16, 16, node_id)  # Q5: xchg_tail
+        nxt = 0
+        ret = 0
+        if old & TAIL_MASK:  # Q6: link behind prev; spin on our node, no timeout, no checks
+            pcpu, pidx = _node_cpu_idx(old >> 16)
+            await self.next[pcpu][pidx].store(node_id)
+            if await my_locked.wait_until(_nonzero) == RES_TIMEOUT_VAL:
+                ret = Status.ETIMEDOUT  # told to leave: go to T
+            else:
+                nxt = await my_next.load()
+        if not ret:  # Q7: queue head: wait for owner and pending waiter, 500 ms
+            val, ret = await self._spin_checked(cpu, lock, _unlocked_no_pending, LOCKED_PENDING_MASK, 2 * RES_DEF_TIMEOUT)
+            if ret == Status.EDEADLK:  # Q8: keep the queue: hand the head role over, or reset the tail
+                if nxt or not await self._try_cmpxchg_tail(lock, tail):
+                    if not nxt:
+                        nxt = await my_next.wait_until(_nonzero)
+                    ncpu, nidx = _node_cpu_idx(nxt)
+                    await self.locked[ncpu][nidx].store(1)
+                await count.fetch_add(-1)
+                await self._release_entry(cpu)
+                return Status.EDEADLK
+        if ret:  # T: ETIMEDOUT tears the queue down: tell the successor to leave
+            if not await self._try_cmpxchg_tail(lock, tail):
+                nxt = await my_next.wait_until(_nonzero)
+                ncpu, nidx = _node_cpu_idx(nxt)
+                await self.locked[ncpu][nidx].store(RES_TIMEOUT_VAL)
+            await count.fetch_add(-1)
+            await self._release_entry(cpu)
+            return Status.ETIMEDOUT
+        if (val & TAIL_MASK) == tail and await word.cmpxchg(val, LOCKED) == val:  # Q9: claim, alone
+            await count.fetch_add(-1)
+            return Status.OK
+        await word.store_field(0, 8, LOCKED)  # Q10: set_locked, then pass the MCS lock on
+        if not nxt:
+            nxt = await my_next.wait_until(_nonzero)
+        ncpu, nidx = _node_cpu_idx(nxt)
+        await self.locked[ncpu][nidx].store(1)
+        await count.fetch_add(-1)
+        return Status.OK
+
+    # -- invariants of the idle lock ----------------------------------------------------------------
+    def check(self) -> list[str]:
+        problems = [f"L{i}.val = {w.value:#x}, expected 0" for i, w in enumerate(self.word) if w.value]
+        for cpu, cnt in enumerate(self.cnt):
+            if cnt.value:
+                problems.append(f"cpu{cpu} held-table cnt = {cnt.value}, expected 0")
+            problems += [
+                f"cpu{cpu} held-table slot {i} = L{s.value - 1}, expected NULL"
+                for i, s in enumerate(self.slot[cpu]) if s.value
+            ]
+            if self.count[cpu].value:
+                problems.append(f"cpu{cpu} node[0].count = {self.count[cpu].value}, expected 0")
+        return problems
