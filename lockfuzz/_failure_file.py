@@ -115,6 +115,8 @@ class Failure:
                     events=[tuple(e) for e in trace_data["events"]],
                     contexts=list(trace_data["contexts"]), cells=list(trace_data["cells"]),
                 )
+            if trace is not None and trace.hash() != trace_data["hash"]:
+                raise ReplayError(f"{where}: the stored events do not match the stored trace hash (was the file edited?)")
             schedule = data["schedule"]
             if not isinstance(schedule, list) or not all(isinstance(d, int) and d >= 0 for d in schedule):
                 raise ReplayError(f"{where}: schedule={schedule!r}, expected a list of ints >= 0")
