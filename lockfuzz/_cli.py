@@ -1,5 +1,448 @@
-"""The ``lockfuzz`` command line."""
+"""The ``lockfuzz`` command line: fuzz a target, replay or show a failure file, list targets.
+
+Scripts rely on the exit codes (documented in ``lockfuzz --help``), so every bad input a person
+can type (an unknown target, a bad option value, a missing or corrupt failure file, a target
+module that does not import) ends in one line on stderr and exit 2, never a traceback. Anything
+else that goes wrong is a bug in lockfuzz or in the target, and is left to show its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, NoReturn, Sequence, TextIO
+
+__all__ = ["main"]
+
+EXIT_OK = 0  # nothing found; a replayed failure passes now
+EXIT_FOUND = 1  # a violation was found or reproduced
+EXIT_USAGE = 2  # bad command line or input
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+EXIT_BROKEN_PIPE = 141  # stdout closed by its reader (128 + SIGPIPE)
+
+_EPILOG = """\
+exit codes:
+  0    nothing found (fuzz), the failure no longer happens (replay), or done (show, targets)
+  1    a violation was found (fuzz) or happens again (replay)
+  2    bad usage or input: unknown target, bad option value, missing or unreadable failure file
+  130  interrupted (Ctrl-C); failures found so far are already saved
+
+examples:
+  lockfuzz fuzz rqspinlock --cpus 2 --runs 20000
+  lockfuzz fuzz mypackage.locks:MyLock --param poll_interval=65536 --time-limit 60
+  lockfuzz replay .lockfuzz/failures/rqspinlock-hang-cycle-0123456789.json
+  lockfuzz show FILE --perfetto trace.json   (open it in ui.perfetto.dev or chrome://tracing)
+"""
 
 
-def main() -> int:
-    raise SystemExit("lockfuzz: the command line is not built yet")
+class UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its errors are one line on stderr (``lockfuzz: error: ...``), like ours."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.replace("lockfuzz", "", 1).strip()
+        hint = f" (see lockfuzz {where + ' ' if where else ''}--help)"
+        self.exit(EXIT_USAGE, f"lockfuzz: error: {where + ': ' if where else ''}{message}{hint}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds > 0")
+    return value
+
+
+def _param(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``; the value is JSON if it parses (numbers, true, null, lists), else a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. poll_interval=65536")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ._search import DEFAULT_STRATEGY, STRATEGIES
+
+    parser = _Parser(
+        prog="lockfuzz",
+        description="Find the interleavings that break a lock: fuzz a lock target over deterministic "
+        "schedules, interrupts and virtual-time timeouts, and replay what it finds.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"lockfuzz {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    fuzz = sub.add_parser(
+        "fuzz", help="fuzz a target", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a campaign against TARGET; print and save each failure as its minimal case.",
+    )
+    fuzz.add_argument("target", metavar="TARGET", help="a bundled target name (see 'lockfuzz targets') or package.module:Class")
+    fuzz.add_argument("--cpus", type=_positive_int, default=3, metavar="N", help="at most N CPUs (default 3)")
+    fuzz.add_argument("--locks", type=_positive_int, default=2, metavar="N", help="at most N locks (default 2)")
+    fuzz.add_argument("--interrupts", action=argparse.BooleanOptionalAction, default=True,
+                      help="let programs have an interrupt handler per CPU (default: on)")
+    fuzz.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULT_STRATEGY,
+                      help=f"how schedules are searched (default {DEFAULT_STRATEGY})")
+    fuzz.add_argument("--runs", type=_positive_int, default=5000, metavar="N",
+                      help="runs to spend searching, shrinking not counted (default 5000)")
+    fuzz.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS",
+                      help="stop searching after this much real time")
+    fuzz.add_argument("--seed", type=_nonnegative_int, default=0, metavar="N", help="the campaign's seed (default 0)")
+    fuzz.add_argument("--runs-per-program", type=_positive_int, default=None, metavar="N",
+                      help="schedules tried per program (default: the campaign's, 50)")
+    fuzz.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",
+                      help="a parameter of the target's constructor, the value read as JSON if it parses "
+                      "(repeatable), e.g. --param poll_interval=65536")
+    fuzz.add_argument("--failure-dir", type=Path, default=None, metavar="DIR",
+                      help="where failure files are saved (default .lockfuzz/failures)")
+    fuzz.add_argument("--max-failures", type=_positive_int, default=1, metavar="N",
+                      help="stop after N distinct failures (default 1)")
+    fuzz.add_argument("--no-steps", action="store_true", help="timelines without memory steps")
+    fuzz.add_argument("--quiet", "-q", action="store_true",
+                      help="no progress line, no timeline: one line per failure and the summary")
+
+    replay = sub.add_parser(
+        "replay", help="replay a failure file", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a failure file again and say whether it still fails the same way.",
+    )
+    replay.add_argument("file", metavar="FILE", type=Path, help="a failure file")
+    replay.add_argument("--no-steps", action="store_true", help="the timeline without memory steps")
+
+    show = sub.add_parser(
+        "show", help="show a failure file's recorded trace", epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Print the trace recorded in a failure file as a per-CPU timeline, without running it.",
+    )
+    show.add_argument("file", metavar="FILE", type=Path, help="a failure file")
+    show.add_argument("--perfetto", type=Path, default=None, metavar="OUT.json",
+                      help="also write the trace for ui.perfetto.dev or chrome://tracing")
+    show.add_argument("--no-steps", action="store_true", help="the timeline without memory steps")
+
+    targets = sub.add_parser(
+        "targets", help="list the bundled targets", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="List the targets 'lockfuzz fuzz' knows by name, with what each promises.",
+    )
+    targets.add_argument("--mutants", action="store_true", help="also list the known-broken mutants")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return its exit code (the console script exits with it)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    from hypothesis.errors import InvalidArgument as HypothesisInvalidArgument
+
+    from ._errors import InvalidArgument, ProgramError, ReplayError
+
+    try:
+        return int(_COMMANDS[args.command](args))
+    except (UsageError, InvalidArgument, ReplayError, ProgramError, HypothesisInvalidArgument) as exc:
+        _clear_progress()
+        print(f"lockfuzz: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _clear_progress()
+        print("lockfuzz: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``lockfuzz targets | head``): stop quietly, as a process killed by
+        # SIGPIPE would, and keep Python from complaining again when it flushes stdout at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _resolve(spec: str) -> type:
+    """The target class; an import that fails in any way is the user's input, not our bug."""
+    from ._errors import InvalidArgument
+    from ._target import resolve_target
+
+    try:
+        return resolve_target(spec)
+    except InvalidArgument:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a target module that raises on import (SyntaxError, ...)
+        raise UsageError(f"target {spec!r}: importing it raised {type(exc).__name__}: {exc}") from None
+
+
+def _check_params(target_cls: type, params: dict[str, Any], n_cpus: int, n_locks: int) -> None:
+    """Fail now, naming the parameters the target takes, rather than in every run as a target fault."""
+    if not params:
+        return
+    _check_signature(target_cls, params)
+    # The constructor's own validation (``InvalidArgument``: poll_interval=0) is about the
+    # value the user typed, so it is a usage error too; a target built on a throwaway machine.
+    from ._errors import InvalidArgument
+    from ._machine import Machine
+
+    try:
+        target_cls(Machine(n_cpus=n_cpus, n_locks=n_locks), **params)
+    except InvalidArgument as exc:
+        raise UsageError(f"--param: {target_cls.__qualname__} rejects {_one_line(str(exc))}") from None
+
+
+def _check_signature(target_cls: type, params: dict[str, Any]) -> None:
+    try:
+        sig = inspect.signature(target_cls)
+    except (TypeError, ValueError):  # no signature to check against: let the target judge
+        return
+    try:
+        sig.bind(object(), **params)
+    except TypeError:
+        takes = [p.name for p in list(sig.parameters.values())[1:]
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        bad = sorted(k for k in params if k not in takes)
+        raise UsageError(
+            f"--param {', '.join(bad) or ', '.join(params)}: {target_cls.__qualname__} takes "
+            + (f"only {', '.join(takes)}" if takes else "no parameters")
+        ) from None
+
+
+def _display_path(path: Path | None) -> str:
+    if path is None:
+        return "(not saved)"
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
+def _failure_report(failure: Any, path: Path | None, *, steps: bool, heading: str) -> str:
+    """A failure as the CLI prints it: what, the minimal program, the schedule as a timeline."""
+    from ._report import timeline, violation_text
+
+    preemptions = sum(1 for d in failure.schedule if d)
+    schedule = (f"schedule: {_count(len(failure.schedule), 'decision')}, {_count(preemptions, 'preemption')}"
+                + (" (proven minimal)" if failure.minimal else ""))
+    lines = [
+        heading,
+        *textwrap.wrap(violation_text(failure.violation), 118, initial_indent="  ", subsequent_indent="    "),
+        "",
+        "program:",
+        *("  " + line for line in failure.program.describe().splitlines()),
+        "",
+        schedule + ", as a per-CPU timeline:",
+        timeline(failure.trace, failure.violation, steps=steps) if failure.trace is not None
+        else "  (no trace recorded in the file: lockfuzz replay runs it)",
+    ]
+    if path is not None:
+        lines += ["", f"saved: {_display_path(path)}", f"replay: lockfuzz replay {_display_path(path)}"]
+    return "\n".join(lines)
+
+
+class _Progress:
+    """The \\r-updated progress line on a terminal; nothing when stderr is not one."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.width = 0
+
+    def __call__(self, report: Any) -> None:
+        if not self.enabled:
+            return
+        line = (f"lockfuzz: {report.runs:,} runs, {report.runs_per_second:,.0f} runs/s, "
+                f"{_count(len(report.found), 'failure')}, {report.seconds:.1f} s")
+        self.width = max(self.width, len(line))
+        self.stream.write("\r" + line.ljust(self.width))
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.enabled and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+            self.width = 0
+
+
+_progress: _Progress | None = None
+
+
+def _clear_progress() -> None:
+    if _progress is not None:
+        _progress.clear()
+
+
+# -- commands -----------------------------------------------------------------------------------
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    global _progress
+    from lockfuzz.strategies import programs_for
+
+    from ._campaign import fuzz
+
+    target_cls = _resolve(args.target)
+    params = dict(args.param)
+    _check_params(target_cls, params, args.cpus, args.locks)
+    programs = programs_for(target_cls, max_cpus=args.cpus, max_locks=args.locks,
+                            max_handlers=1 if args.interrupts else 0)
+    failure_dir = args.failure_dir if args.failure_dir is not None else Path.cwd() / ".lockfuzz" / "failures"
+    _progress = _Progress(sys.stderr, enabled=not args.quiet and _isatty(sys.stderr))
+    extra = {} if args.runs_per_program is None else {"runs_per_program": args.runs_per_program}
+    try:
+        report = fuzz(
+            target_cls, params=params, programs=programs, strategy=args.strategy, runs=args.runs, seed=args.seed,
+            failure_dir=failure_dir, time_limit=args.time_limit, max_failures=args.max_failures,
+            progress=_progress, key=f"lockfuzz-cli|{args.target}", **extra,
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot save failure files in {failure_dir}: {exc.strerror or exc}") from None
+    finally:
+        _progress.clear()
+        _progress = None
+    out = sys.stdout
+    for n, found in enumerate(report.found, 1):
+        f = found.failure
+        oracle, kind = f.signature
+        heading = (f"FAILURE {n}: {oracle}/{kind} in {args.target}, found after "
+                   f"{_count(found.runs_to_find, 'run')} ({found.seconds_to_find:.2f} s)")
+        if args.quiet:
+            print(f"{heading}: {_display_path(found.path)}", file=out)
+        else:
+            print(_failure_report(f, found.path, steps=not args.no_steps, heading=heading), file=out)
+            print(file=out)
+    rate = f"{report.runs_per_second:,.0f} runs/s"
+    print(f"lockfuzz: {args.target} ({report.strategy}, seed {args.seed}): {_count(report.runs, 'run')} in "
+          f"{report.seconds:.2f} s ({rate}), {_count(len(report.found), 'failure')}", file=out)
+    return EXIT_FOUND if report.found else EXIT_OK
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from ._failure_file import load_failure, replay
+    from ._report import timeline
+
+    failure = load_failure(args.file)
+    _resolve(failure.target)  # a target that no longer imports: one line, exit 2
+    outcome = replay(failure)
+    print(f"replaying {_display_path(args.file)}: {failure.target}, recorded {'/'.join(failure.signature)}")
+    print(outcome.message)
+    print(timeline(outcome.result.trace, outcome.result.violation, steps=not args.no_steps))
+    return EXIT_FOUND if outcome.result.violation is not None else EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from ._failure_file import load_failure
+    from ._report import perfetto
+
+    failure = load_failure(args.file)
+    if failure.trace is None and args.perfetto is not None:
+        raise UsageError(f"{args.file}: the file holds no recorded trace to export; 'lockfuzz replay' runs it")
+    found_by = failure.found_by or {}
+    origin = ""
+    if found_by:
+        origin = f", found by {found_by.get('strategy', '?')} (seed {found_by.get('seed', '?')}) " \
+                 f"after {found_by.get('runs', '?')} runs"
+    params = f" {json.dumps(failure.params, sort_keys=True)}" if failure.params else ""
+    heading = f"{_display_path(args.file)}: {failure.target}{params}, lockfuzz {failure.lockfuzz_version}{origin}"
+    print(_failure_report(failure, None, steps=not args.no_steps, heading=heading))
+    if args.perfetto is not None:
+        assert failure.trace is not None
+        data = perfetto(failure.trace, failure.violation)
+        try:
+            args.perfetto.write_text(json.dumps(data) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.perfetto}: {exc.strerror or exc}") from None
+        print(f"\nwrote {args.perfetto} (open it in ui.perfetto.dev or chrome://tracing)")
+    return EXIT_OK
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    from ._registry import bundled_targets
+
+    sections = [("targets", bundled_targets(mutants=False))]
+    if args.mutants:
+        from lockfuzz.targets.mutants import MUTANTS
+
+        sections.append(("mutants (known-broken)", dict(MUTANTS)))
+    width = max((len(name) for _, names in sections for name in names), default=8) + 2
+    for n, (title, names) in enumerate(sections):
+        if n:
+            print()
+        print(f"{title}:")
+        for name, path in names.items():
+            print(f"  {name.ljust(width)}{path}")
+            for line in _describe_target(path):
+                print(f"  {' ' * width}  {line}")
+    return EXIT_OK
+
+
+def _describe_target(path: str) -> list[str]:
+    from ._errors import LockfuzzError
+
+    try:
+        cls = _resolve(path)
+    except (LockfuzzError, UsageError) as exc:  # list the others even if one is broken
+        return [f"(cannot load: {_one_line(str(exc))})"]
+    # The docstring's first sentence (a first line may stop mid-sentence), wrapped.
+    paragraph = " ".join((inspect.getdoc(cls) or "").strip().split("\n\n")[0].split())
+    end = paragraph.find(". ")
+    sentence = paragraph[: end + 1] if end >= 0 else paragraph
+    lines = textwrap.wrap(sentence, 96)
+    for promise in cls.capabilities.describe():
+        lines += textwrap.wrap(promise, 96, subsequent_indent="  ", break_on_hyphens=False)
+    return lines
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+_COMMANDS = {"fuzz": _cmd_fuzz, "replay": _cmd_replay, "show": _cmd_show, "targets": _cmd_targets}

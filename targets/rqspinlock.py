@@ -11,7 +11,7 @@ when its head detects a deadlock (``Disable queue destruction for deadlocks``, a
 ``Reset tail when preserving queue on deadlock``, whose text we could not read: modelled as the
 spec page says, reset the tail if it is still ours, else hand over to the successor) and
 returns ETIMEDOUT to waiters told to leave (``Adjust return value for queue destruction``).
-Step names S1..S7, Q0..Q10 and T are those of /work/shared/specs/rqspinlock.md.
+Step names S1..S7, Q0..Q10 and T are those of docs/rqspinlock-spec.md.
 
 Modelling choices:
 
