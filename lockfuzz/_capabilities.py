@@ -16,8 +16,8 @@ __all__ = ["Capabilities", "Detection", "Fairness", "Timeouts", "KNOWN_EXCEPTION
 #: Deadlock classes a target may claim to detect, by the shape of the ground-truth cycle:
 #: ``AA``: every context on the cycle is on one CPU (a lock retaken, or taken by an interrupt
 #: handler above its holder); ``ABBA``: exactly two contexts, on two CPUs, neither interrupted;
-#: ``cycle``: any cycle at all.
-CYCLE_CLASSES = ("AA", "ABBA", "cycle")
+#: ``task-cycle``: any cycle with no interrupt edge (no member is interrupted); ``cycle``: any.
+CYCLE_CLASSES = ("AA", "ABBA", "task-cycle", "cycle")
 
 #: Named, narrow exceptions to EDEADLK soundness. Each is a by-design behaviour of a real lock.
 KNOWN_EXCEPTIONS = {
@@ -27,6 +27,12 @@ KNOWN_EXCEPTIONS = {
         "deserved if, at some moment of the attempt, L is in X's table below its top entry (AA), or "
         "another CPU Y has L in its table below its top and Y's top entry is in X's table below "
         "X's top (the kernel's ABBA heuristic)"
+    ),
+    "age-backoff": (
+        "a context that holds other locks may back off with EDEADLK when the lock it asks for is "
+        "held, attempted by another context or being released, before any cycle forms (ww_mutex: "
+        "Wait-Die kills the younger requester, Wound-Wait the wounded holder at its next "
+        "contended lock)"
     ),
     "nested-trylock-fallback": (
         "an acquisition in an NMI, or deeper than the lock's per-CPU queue nodes, made while "

@@ -192,7 +192,6 @@ class Engine:
         self.stacks: list[list[Context]] = [[] for _ in program.cpus]
         self.unfired: list[list[int]] = [list(range(len(cp.handlers))) for cp in program.cpus]
         self.steps = 0
-        self._steps_done = 0
         self.phase = "run"
         self._heap: list[tuple[int, int, int, Context]] = []
         self._seq = 0
@@ -329,13 +328,7 @@ class Engine:
                 return i + 1
         return 1
 
-    def _loop(self) -> None:
-        try:
-            self._steps_loop()
-        finally:
-            self.steps = self._steps_done
-
-    def _steps_loop(self) -> None:  # noqa: C901 - the hot loop is kept in one piece on purpose (speed)
+    def _loop(self) -> None:  # noqa: C901 - the hot loop is kept in one piece on purpose (speed)
         machine = self.machine
         append = self.events.append
         ops = MEMORY_OPS
@@ -355,102 +348,100 @@ class Engine:
         nr = n = 0
         cur_ok = False
         stale = True
-        while True:
-            if stale or self._dirty:
-                if self._dirty:
-                    self._refresh()
-                runnable = self._runnable
-                fireable = self._fireable
-                nr = len(runnable)
-                cur_ok = cur is not None and cur.top and not cur.blocked
-                n = (nr or 1) + len(fireable)
-                stale = False
-            if n > 1:
-                d = choose(n, self)
-                if d is None:
-                    d = self._fair_default(cur_ok, nr, run_len)
-                elif d >= n:
-                    d %= n
-                decisions(d)
-                branching(n)
-            else:
-                d = 0
-            if nr == 0 or d >= nr:
-                self._steps_done = steps
-                if nr and d >= nr:
-                    self._fire(*fireable[d - nr])
-                elif d:
-                    self._fire(*fireable[d - 1])
-                elif not any(self.stacks):
-                    return
+        try:
+            while True:
+                if stale or self._dirty:
+                    if self._dirty:
+                        self._refresh()
+                    runnable = self._runnable
+                    fireable = self._fireable
+                    nr = len(runnable)
+                    cur_ok = cur is not None and cur.top and not cur.blocked
+                    n = (nr or 1) + len(fireable)
+                    stale = False
+                if n > 1:
+                    d = choose(n, self)
+                    if d is None:
+                        d = self._fair_default(cur_ok, nr, run_len)
+                    elif d >= n:
+                        d %= n
+                    decisions(d)
+                    branching(n)
                 else:
-                    self._jump_clock()
-                cur = self.cur
-                run_len = 0
-                stale = True
-                continue
-            if not cur_ok:
-                # Round robin from the CPU after the current one's (``_rotation``), without a list.
-                after = cur.cpu if cur is not None else -1
-                first = 0
-                while first < nr and runnable[first].cpu <= after:
-                    first += 1
-                cur = runnable[(first + d) % nr]
-                self.cur = cur
-                run_len = 0
-                cur_ok = True  # it is runnable: nothing else about the decision point changed
-            elif d:
-                i = d - 1
-                if i >= runnable.index(cur):
-                    i += 1  # the options skip the current context
-                cur = runnable[i]
-                self.cur = cur
-                run_len = 0
-            run_len += 1
-            steps += 1
-            if steps > max_steps:
-                self._steps_done = steps
-                self._livelock()
-            now = machine.now + step_ns
-            machine.now = now
-            if heap and heap[0][0] <= now:
-                self.run_len = run_len
-                self._expire()
-            cur.steps += 1
-            req = cur.pending
-            op = req[0]
-            if op < WAIT:
-                cell = req[1]
-                res = ops[op](cell, req[2], req[3])
-                append((now, cur.index, op, cell.index, cell.value if res is None else res))
-                if cell.waiters:
-                    self._wake(cell)
-            elif op == WAIT:
-                cell = req[1]
-                res = cell.value
-                append((now, cur.index, op, cell.index, res))
-                deadline = req[3]
-                if not req[2](res) and (deadline is None or now < deadline):
-                    self._block(cur, cell, deadline)
+                    d = 0
+                if nr == 0 or d >= nr:
+                    if nr and d >= nr:
+                        self._fire(*fireable[d - nr])
+                    elif d:
+                        self._fire(*fireable[d - 1])
+                    elif not any(self.stacks):
+                        return
+                    else:
+                        self._jump_clock()
+                    cur = self.cur
+                    run_len = 0
+                    stale = True
                     continue
-            elif op == SLEEP:
-                res = None
-                append((now, cur.index, op, -1, req[2]))
-                if now < req[2]:
-                    self._block(cur, None, req[2])
+                if not cur_ok:
+                    # Round robin from the CPU after the current one's (``_rotation``), without a list.
+                    after = cur.cpu if cur is not None else -1
+                    first = 0
+                    while first < nr and runnable[first].cpu <= after:
+                        first += 1
+                    cur = runnable[(first + d) % nr]
+                    self.cur = cur
+                    run_len = 0
+                    cur_ok = True  # it is runnable: nothing else about the decision point changed
+                elif d:
+                    i = d - 1
+                    if i >= runnable.index(cur):
+                        i += 1  # the options skip the current context
+                    cur = runnable[i]
+                    self.cur = cur
+                    run_len = 0
+                run_len += 1
+                steps += 1
+                if steps > max_steps:
+                    self._livelock()
+                now = machine.now + step_ns
+                machine.now = now
+                if heap and heap[0][0] <= now:
+                    self._expire()
+                cur.steps += 1
+                req = cur.pending
+                op = req[0]
+                if op < WAIT:
+                    cell = req[1]
+                    res = ops[op](cell, req[2], req[3])
+                    append((now, cur.index, op, cell.index, cell.value if res is None else res))
+                    if cell.waiters:
+                        self._wake(cell)
+                elif op == WAIT:
+                    cell = req[1]
+                    res = cell.value
+                    append((now, cur.index, op, cell.index, res))
+                    deadline = req[3]
+                    if not req[2](res) and (deadline is None or now < deadline):
+                        self._block(cur, cell, deadline)
+                        continue
+                elif op == SLEEP:
+                    res = None
+                    append((now, cur.index, op, -1, req[2]))
+                    if now < req[2]:
+                        self._block(cur, None, req[2])
+                        continue
+                else:  # START, CHECKPOINT
+                    res = None
+                    append((now, cur.index, op, -1, 0))
+                try:
+                    pending = cur.pending = cur.coro.send(res)
+                except StopIteration:
+                    self._finish(cur)
                     continue
-            else:  # START, CHECKPOINT
-                res = None
-                append((now, cur.index, op, -1, 0))
-            self._steps_done = steps
-            self.run_len = run_len
-            try:
-                pending = cur.pending = cur.coro.send(res)
-            except StopIteration:
-                self._finish(cur)
-                continue
-            if type(pending) is not tuple or len(pending) != 4:
-                self._foreign(cur)
+                if type(pending) is not tuple:
+                    self._foreign(cur)
+        finally:
+            self.steps = steps
 
     # -- helpers off the hot path -------------------------------------------------------------
     def _foreign(self, ctx: Context) -> None:

@@ -18,7 +18,7 @@ from ._status import Status
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from ._engine import Context, Engine
 
-_STATUSES = {int(s): s for s in (Status.OK, Status.EDEADLK, Status.ETIMEDOUT)}
+_STATUSES = {int(s): s for s in (Status.OK, Status.EDEADLK, Status.ETIMEDOUT, Status.EALREADY)}
 
 
 async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: OnError) -> None:
@@ -40,12 +40,22 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
                 if checked is None:
                     raise Violation(
                         "target-fault", "bad-status",
-                        f"acquire(L{lock}) returned {status!r}; expected Status.OK, EDEADLK or ETIMEDOUT",
+                        f"acquire(L{lock}) returned {status!r}; expected Status.OK, EDEADLK, ETIMEDOUT or EALREADY",
                         contexts=(ctx.name,), locks=(lock,), time_ns=engine.machine.now,
                     )
                 engine.log(ctx, ACQUIRED, lock, int(checked))
                 if checked is Status.OK:
                     held.append(lock)
+                elif checked is Status.EALREADY:
+                    # ww_mutex's answer to a re-lock in the same acquire context: nothing more is
+                    # held, and the matching Unlock releases nothing (marked as ~lock).
+                    if engine.truth.holder[lock] is not ctx:
+                        raise Violation(
+                            "target-fault", "bad-ealready",
+                            f"acquire(L{lock}) returned EALREADY, but {ctx.name} does not hold L{lock}",
+                            contexts=(ctx.name,), locks=(lock,), time_ns=engine.machine.now,
+                        )
+                    held.append(~lock)
                 else:
                     failed = True
                     break
@@ -53,15 +63,20 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
                 # The critical section has at least one step: the holder may be preempted or
                 # interrupted while it holds the lock, before its release begins.
                 await checkpoint()
-                await _release(engine, ctx, op.lock)  # type: ignore[union-attr]
-                held.pop()
+                if held and held[-1] < 0:  # its Lock was answered EALREADY: nothing to release
+                    held.pop()
+                else:
+                    await _release(engine, ctx, op.lock)  # type: ignore[union-attr]
+                    held.pop()
             else:
                 await sleep_until(engine.machine.now + op.ns)  # type: ignore[union-attr]
         if not failed:
             return
         # The verifier's rule: release what is held, newest first; never the failed lock.
         while held:
-            await _release(engine, ctx, held.pop())
+            lock = held.pop()
+            if lock >= 0:
+                await _release(engine, ctx, lock)
         if retries >= on_error.retries:
             return
         retries += 1

@@ -14,4 +14,6 @@ def excused(attempt: Attempt, exceptions: frozenset[str]) -> str | None:
         return "held-table-view"
     if "nested-trylock-fallback" in exceptions and attempt.fallback and attempt.contended:
         return "nested-trylock-fallback"
+    if "age-backoff" in exceptions and attempt.holding and attempt.contended:
+        return "age-backoff"
     return None

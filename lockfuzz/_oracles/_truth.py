@@ -45,6 +45,7 @@ class Attempt:
     held_total = 0  # ns spent behind an interrupted earlier attempt
     held_since = 0
     quiet_paused = 0
+    holding = False  # its context held another lock when the attempt began
 
     def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
         self.ctx = ctx
@@ -76,7 +77,7 @@ class Attempt:
 class Cycle:
     """A strongly connected set of contexts in the wait-for graph."""
 
-    __slots__ = ("clean", "cls", "first_waiter", "key", "max_table", "members")
+    __slots__ = ("clean", "cls", "first_waiter", "key", "max_table", "members", "task_only")
 
     def __init__(self, members: list[Context], truth: GroundTruth) -> None:
         self.members = members
@@ -88,6 +89,7 @@ class Cycle:
             self.cls = "ABBA"
         else:
             self.cls = "cycle"
+        self.task_only = all(c.top for c in members)  # no interrupt edge on the cycle
         # Clean: no member is held up by a handler that is not itself on the cycle.
         index = set(self.key)
         self.clean = all(c.top or truth.above(c).index in index for c in members)
@@ -99,6 +101,14 @@ class Cycle:
             if a is not None and truth.on_lock[a.lock][0] is a:
                 self.first_waiter = True
                 break
+
+    def matches(self, cls: str) -> bool:
+        """Is this cycle of the declared detection class ``cls``?"""
+        if cls == "cycle":
+            return True
+        if cls == "task-cycle":
+            return self.task_only
+        return self.cls == cls
 
     def describe(self) -> str:
         return "{" + ", ".join(c.name for c in self.members) + "}"
@@ -117,12 +127,13 @@ class GroundTruth:
         self.returned: Attempt | None = None
         self.released_holder: Context | None = None
         self.releasing = [0] * n  # releases begun and not yet returned, per lock
-        self._table_view = self._fallback = False
+        self._table_view = self._fallback = self._backoff = False
 
     def start(self) -> None:
         caps = self.engine.capabilities
         self._table_view = "held-table-view" in caps.exceptions
         self._fallback = "nested-trylock-fallback" in caps.exceptions
+        self._backoff = "age-backoff" in caps.exceptions
 
     def above(self, ctx: Context) -> Context:
         stack = self.engine.stacks[ctx.cpu]
@@ -148,6 +159,8 @@ class GroundTruth:
             held_up = sum(1 for b in waiting if b.int_since is not None)
             if held_up:
                 a.held_up, a.held_since = held_up, now
+            if self._backoff:
+                a.holding = any(x is ctx for x in self.holder)
             if self._fallback:
                 busy = sum(1 for b in self.attempts.values() if b.ctx.cpu == ctx.cpu)
                 a.fallback = busy > 0 and (ctx.level == Level.NMI or busy >= 4)

@@ -33,9 +33,7 @@ class EdeadlkComplete(Oracle):
         now = engine.machine.now
         claimed = {}
         for cyc in engine.truth.cycles:
-            if (
-                cyc.cls in d.classes or "cycle" in d.classes
-            ) and cyc.clean and (d.max_held is None or cyc.max_table <= d.max_held) and (
+            if any(cyc.matches(c) for c in d.classes) and cyc.clean and (d.max_held is None or cyc.max_table <= d.max_held) and (
                 cyc.first_waiter or not d.first_waiter_only
             ):
                 claimed[cyc.key] = cyc

@@ -29,7 +29,7 @@ def hang_violation(engine: Engine) -> Exception:
         return Violation("final-state", "hang", f"the final check hangs: {text}", contexts=names,
                          time_ns=engine.machine.now)
     if truth.cycles:
-        uncovered = [c for c in truth.cycles if c.cls not in caps.detection.classes and "cycle" not in caps.detection.classes]
+        uncovered = [c for c in truth.cycles if not any(c.matches(k) for k in caps.detection.classes)]
         if caps.timeouts is None and uncovered:
             return ProgramError(
                 f"the program deadlocks ({text}) and the target promises neither timeouts nor detection of "
