@@ -2,6 +2,7 @@
 
 from ._campaign import CampaignReport, Found, fuzz
 from ._capabilities import Capabilities, Detection, Fairness, Timeouts
+from ._check import LockfuzzFailure, check
 from ._engine import Context, DecisionSource, Engine, RunResult, Schedule, Settings, run
 from ._errors import InvalidArgument, LockfuzzError, ProgramError, ReplayError, Violation
 from ._events import Trace
@@ -9,6 +10,7 @@ from ._failure_file import Failure, ReplayOutcome, load_failure, replay, write_f
 from ._minimise import Minimised, minimise
 from ._machine import Cell, Machine
 from ._program import CpuProgram, Handler, Lock, OnError, Program, Unlock, Work
+from ._report import perfetto, timeline
 from ._status import Level, Status
 from ._target import Target, resolve_target, target_path
 
@@ -17,8 +19,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CampaignReport", "Capabilities", "Cell", "Context", "CpuProgram", "DecisionSource", "Detection",
     "Engine", "Failure", "Fairness", "Found", "Handler", "InvalidArgument", "Level", "Lock",
-    "LockfuzzError", "Machine", "Minimised", "OnError", "Program", "ProgramError", "ReplayError",
+    "LockfuzzError", "LockfuzzFailure", "Machine", "Minimised", "OnError", "Program", "ProgramError", "ReplayError",
     "ReplayOutcome", "RunResult", "Schedule", "Settings", "Status", "Target", "Timeouts", "Trace",
-    "Unlock", "Violation", "Work", "__version__", "fuzz", "load_failure", "minimise", "replay",
-    "resolve_target", "run", "target_path", "write_failure",
+    "Unlock", "Violation", "Work", "__version__", "check", "fuzz", "load_failure", "minimise",
+    "perfetto", "replay", "resolve_target", "run", "target_path", "timeline", "write_failure",
 ]  # fmt: skip

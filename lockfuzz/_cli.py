@@ -14,8 +14,9 @@ import json
 import os
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence, TextIO
+from typing import Any, NoReturn, TextIO
 
 __all__ = ["main"]
 
@@ -155,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("file", metavar="FILE", type=Path, help="a failure file")
     show.add_argument("--perfetto", type=Path, default=None, metavar="OUT.json",
                       help="also write the trace for ui.perfetto.dev or chrome://tracing")
-    show.add_argument("--no-steps", action="store_true", help="the timeline without memory steps")
+    show.add_argument("--no-steps", action="store_true", help="the timeline (and Perfetto trace) without memory steps")
 
     targets = sub.add_parser(
         "targets", help="list the bundled targets", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -206,16 +207,26 @@ def _one_line(text: str) -> str:
 
 # -- helpers ------------------------------------------------------------------------------------
 def _resolve(spec: str) -> type:
-    """The target class; an import that fails in any way is the user's input, not our bug."""
-    from ._errors import InvalidArgument
+    """The target class. A user's module that fails to import in any way (a SyntaxError, a
+    NameError at import time) is bad input, not a lockfuzz bug: one line and exit 2."""
+    import importlib
+
     from ._target import resolve_target
 
-    try:
-        return resolve_target(spec)
-    except InvalidArgument:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a target module that raises on import (SyntaxError, ...)
-        raise UsageError(f"target {spec!r}: importing it raised {type(exc).__name__}: {exc}") from None
+    module_name = spec.partition(":")[0] if ":" in spec else ""
+    if module_name:
+        # As ``python -m`` would: a module in the current directory is found (a console script
+        # has only its own folder on sys.path), after the installed ones, which it cannot shadow.
+        cwd = os.getcwd()
+        if cwd not in sys.path and "" not in sys.path:
+            sys.path.append(cwd)
+        try:
+            importlib.import_module(module_name)
+        except ImportError:
+            pass  # resolve_target says it in its words
+        except Exception as exc:  # noqa: BLE001 - whatever the user's module raises
+            raise UsageError(f"target {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from None
+    return resolve_target(spec)
 
 
 def _check_params(target_cls: type, params: dict[str, Any], n_cpus: int, n_locks: int) -> None:
@@ -252,39 +263,13 @@ def _check_signature(target_cls: type, params: dict[str, Any]) -> None:
 
 
 def _display_path(path: Path | None) -> str:
-    if path is None:
-        return "(not saved)"
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    from ._report import display_path
+
+    return "(not saved)" if path is None else display_path(path)
 
 
 def _count(n: int, what: str) -> str:
     return f"{n:,} {what}{'' if n == 1 else 's'}"
-
-
-def _failure_report(failure: Any, path: Path | None, *, steps: bool, heading: str) -> str:
-    """A failure as the CLI prints it: what, the minimal program, the schedule as a timeline."""
-    from ._report import timeline, violation_text
-
-    preemptions = sum(1 for d in failure.schedule if d)
-    schedule = (f"schedule: {_count(len(failure.schedule), 'decision')}, {_count(preemptions, 'preemption')}"
-                + (" (proven minimal)" if failure.minimal else ""))
-    lines = [
-        heading,
-        *textwrap.wrap(violation_text(failure.violation), 118, initial_indent="  ", subsequent_indent="    "),
-        "",
-        "program:",
-        *("  " + line for line in failure.program.describe().splitlines()),
-        "",
-        schedule + ", as a per-CPU timeline:",
-        timeline(failure.trace, failure.violation, steps=steps) if failure.trace is not None
-        else "  (no trace recorded in the file: lockfuzz replay runs it)",
-    ]
-    if path is not None:
-        lines += ["", f"saved: {_display_path(path)}", f"replay: lockfuzz replay {_display_path(path)}"]
-    return "\n".join(lines)
 
 
 class _Progress:
@@ -296,8 +281,8 @@ class _Progress:
         self.width = 0
 
     def __call__(self, report: Any) -> None:
-        if not self.enabled:
-            return
+        if not self.enabled or (not self.width and report.seconds < 0.5):
+            return  # a campaign over within half a second needs no progress line
         line = (f"lockfuzz: {report.runs:,} runs, {report.runs_per_second:,.0f} runs/s, "
                 f"{_count(len(report.found), 'failure')}, {report.seconds:.1f} s")
         self.width = max(self.width, len(line))
@@ -325,6 +310,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     from lockfuzz.strategies import programs_for
 
     from ._campaign import fuzz
+    from ._report import failure_report
 
     target_cls = _resolve(args.target)
     params = dict(args.param)
@@ -338,7 +324,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         report = fuzz(
             target_cls, params=params, programs=programs, strategy=args.strategy, runs=args.runs, seed=args.seed,
             failure_dir=failure_dir, time_limit=args.time_limit, max_failures=args.max_failures,
-            progress=_progress, key=f"lockfuzz-cli|{args.target}", **extra,
+            progress=_progress, **extra,
         )
     except OSError as exc:
         raise UsageError(f"cannot save failure files in {failure_dir}: {exc.strerror or exc}") from None
@@ -354,7 +340,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         if args.quiet:
             print(f"{heading}: {_display_path(found.path)}", file=out)
         else:
-            print(_failure_report(f, found.path, steps=not args.no_steps, heading=heading), file=out)
+            print(failure_report(f, found.path, heading=heading, steps=not args.no_steps), file=out)
             print(file=out)
     rate = f"{report.runs_per_second:,.0f} runs/s"
     print(f"lockfuzz: {args.target} ({report.strategy}, seed {args.seed}): {_count(report.runs, 'run')} in "
@@ -369,15 +355,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     failure = load_failure(args.file)
     _resolve(failure.target)  # a target that no longer imports: one line, exit 2
     outcome = replay(failure)
-    print(f"replaying {_display_path(args.file)}: {failure.target}, recorded {'/'.join(failure.signature)}")
-    print(outcome.message)
+    print(f"replaying {_display_path(args.file)}")
+    print(f"  target {failure.target}, recorded {'/'.join(failure.signature)}")
+    print("\n".join(textwrap.wrap(outcome.message, 120, subsequent_indent="  ", break_on_hyphens=False)))
     print(timeline(outcome.result.trace, outcome.result.violation, steps=not args.no_steps))
     return EXIT_FOUND if outcome.result.violation is not None else EXIT_OK
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from ._failure_file import load_failure
-    from ._report import perfetto
+    from ._report import failure_report, perfetto
 
     failure = load_failure(args.file)
     if failure.trace is None and args.perfetto is not None:
@@ -388,11 +375,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
         origin = f", found by {found_by.get('strategy', '?')} (seed {found_by.get('seed', '?')}) " \
                  f"after {found_by.get('runs', '?')} runs"
     params = f" {json.dumps(failure.params, sort_keys=True)}" if failure.params else ""
-    heading = f"{_display_path(args.file)}: {failure.target}{params}, lockfuzz {failure.lockfuzz_version}{origin}"
-    print(_failure_report(failure, None, steps=not args.no_steps, heading=heading))
+    heading = (f"{_display_path(args.file)}\n  target {failure.target}{params}, "
+               f"written by lockfuzz {failure.lockfuzz_version}{origin}")
+    print(failure_report(failure, None, heading=heading, steps=not args.no_steps))
     if args.perfetto is not None:
         assert failure.trace is not None
-        data = perfetto(failure.trace, failure.violation)
+        data = perfetto(failure.trace, failure.violation, steps=not args.no_steps)
         try:
             args.perfetto.write_text(json.dumps(data) + "\n", encoding="utf-8")
         except OSError as exc:
@@ -433,7 +421,7 @@ def _describe_target(path: str) -> list[str]:
     end = paragraph.find(". ")
     sentence = paragraph[: end + 1] if end >= 0 else paragraph
     lines = textwrap.wrap(sentence, 96)
-    for promise in cls.capabilities.describe():
+    for promise in getattr(cls, "capabilities").describe():  # noqa: B009 - checked by resolve_target
         lines += textwrap.wrap(promise, 96, subsequent_indent="  ", break_on_hyphens=False)
     return lines
 

@@ -1,1 +1,300 @@
-"""The lockfuzz pytest plugin (registered through the ``pytest11`` entry point)."""
+"""The lockfuzz pytest plugin (registered through the ``pytest11`` entry point).
+
+A test marked ``@pytest.mark.lockfuzz(target, ...)`` is a fuzz campaign against ``target``::
+
+    @pytest.mark.lockfuzz("rqspinlock", runs=2000, params={"poll_interval": 16})
+    def test_rqspinlock():
+        pass
+
+The test body runs first (fixtures, ``pytest.skip()``), then the campaign. Failing cases are
+saved as failure files in ``<lockfuzz_dir>/<test id>/`` and *replayed first* on the next run: a
+saved case that still fails fails the test at once, without fuzzing; one that passes now is
+reported (a warning) and the campaign goes on. The files are the test's regression corpus, to
+commit with the code: lockfuzz never deletes them, a person does once they are no longer wanted.
+
+Why replay the files rather than lean on Hypothesis's example database: a failure file holds
+the minimised schedule too, replays the same on any machine, and can be read and committed;
+the database only remembers programs, keyed by a hash that changes with the test's strategies.
+Each test still gets its own database key (its node id), so tests never evict each other's.
+
+Settings, most specific last wins: the built-in defaults, the ini file (``lockfuzz_runs``,
+``lockfuzz_strategy``, ``lockfuzz_seed``, ``lockfuzz_dir``), the marker's arguments, then the
+command line (``--lockfuzz-runs`` ...), so a CI job or a deep local run can turn every fuzz test
+up or down without editing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import inspect
+import re
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+__all__ = ["LockfuzzWarning"]
+
+DEFAULT_RUNS = 1000
+DEFAULT_DIR = ".lockfuzz"
+MARKER_DOC = (
+    "lockfuzz(target, programs=None, runs=None, strategy=None, params=None, max_failures=1, seed=None, "
+    "time_limit=None, runs_per_program=None, settings=None): run a lockfuzz campaign against target "
+    "(a bundled name, 'package.module:Class' or the class) after the test body; saved failures replay first."
+)
+_MARKER_KWARGS = ("target", "programs", "runs", "strategy", "params", "max_failures", "seed", "time_limit",
+                  "runs_per_program", "settings")
+
+
+class LockfuzzWarning(UserWarning):
+    """A saved failure no longer fails: the lock was fixed (or the file outlived its cause)."""
+
+
+# -- options ------------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds > 0")
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lockfuzz", "lockfuzz: fuzz campaigns as tests (@pytest.mark.lockfuzz)")
+    group.addoption("--lockfuzz-runs", type=_positive_int, default=None, metavar="N",
+                    help=f"runs per fuzz test, overriding markers and ini (default {DEFAULT_RUNS})")
+    group.addoption("--lockfuzz-strategy", default=None, metavar="NAME",
+                    help="search strategy for every fuzz test: swarm, random, pct or exhaustive")
+    group.addoption("--lockfuzz-seed", type=_int, default=None, metavar="N", help="seed for every fuzz test (default 0)")
+    group.addoption("--lockfuzz-time-limit", type=_seconds, default=None, metavar="SECONDS",
+                    help="stop each fuzz test's search after this much real time")
+    parser.addini("lockfuzz_runs", f"runs per fuzz test (default {DEFAULT_RUNS})", default="")
+    parser.addini("lockfuzz_strategy", "search strategy of fuzz tests (default swarm)", default="")
+    parser.addini("lockfuzz_seed", "seed of fuzz tests (default 0)", default="")
+    parser.addini("lockfuzz_dir", f"where fuzz tests keep failure files, relative to the rootdir (default {DEFAULT_DIR})",
+                  default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_DOC)
+    # Bad ini values are reported once, before any test runs, as pytest reports its own.
+    for name, check in (("lockfuzz_runs", _positive_int), ("lockfuzz_seed", _int)):
+        raw = str(config.getini(name) or "").strip()
+        if raw:
+            try:
+                check(raw)
+            except argparse.ArgumentTypeError as exc:
+                raise pytest.UsageError(f"ini option {name} = {raw!r}: {exc}, expected an int") from None
+    strategy = config.getoption("lockfuzz_strategy") or str(config.getini("lockfuzz_strategy") or "").strip()
+    if strategy:
+        from ._search import STRATEGIES
+
+        if strategy not in STRATEGIES:
+            raise pytest.UsageError(f"lockfuzz strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+
+
+# -- the campaign -------------------------------------------------------------------------------
+def _sanitise(nodeid: str) -> str:
+    """A folder name for a test id: ``tests/test_x.py::test_y[a-b]`` -> ``tests_test_x.py_test_y_a-b``.
+    Long ids keep a readable head and a hash, so that two long ids never share a folder."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("._") or "test"
+    if len(name) > 120:
+        name = name[:100] + "-" + hashlib.sha256(nodeid.encode()).hexdigest()[:12]
+    return name
+
+
+def _fail(text: str) -> NoReturn:
+    pytest.fail(text, pytrace=False)
+
+
+class _Settings:
+    """What one fuzz test runs with, from defaults, ini, marker and command line (in that order)."""
+
+    def __init__(self, item: pytest.Function, marker: pytest.Mark) -> None:
+        config = item.config
+        kwargs = dict(marker.kwargs)
+        if len(marker.args) > 1:
+            _fail(f"@pytest.mark.lockfuzz takes the target as its only positional argument, got {marker.args!r}")
+        if marker.args:
+            if "target" in kwargs:
+                _fail("@pytest.mark.lockfuzz: target given twice (positional and target=)")
+            kwargs["target"] = marker.args[0]
+        unknown = sorted(set(kwargs) - set(_MARKER_KWARGS))
+        if unknown:
+            _fail(f"@pytest.mark.lockfuzz: unknown argument(s) {', '.join(unknown)}; expected {', '.join(_MARKER_KWARGS)}")
+        if "target" not in kwargs:
+            _fail("@pytest.mark.lockfuzz: no target; write @pytest.mark.lockfuzz('tas') or a 'package.module:Class'")
+
+        def ini(name: str) -> str:
+            return str(config.getini(name) or "").strip()
+
+        self.target = kwargs["target"]
+        self.params = dict(kwargs.get("params") or {})
+        self.programs = kwargs.get("programs")
+        self.max_failures = kwargs.get("max_failures", 1)
+        self.runs_per_program = kwargs.get("runs_per_program")
+        self.settings = kwargs.get("settings")
+        self.runs = _first(config.getoption("lockfuzz_runs"), kwargs.get("runs"),
+                           int(ini("lockfuzz_runs")) if ini("lockfuzz_runs") else None, DEFAULT_RUNS)
+        self.strategy = _first(config.getoption("lockfuzz_strategy"), kwargs.get("strategy"),
+                               ini("lockfuzz_strategy") or None, "swarm")
+        self.seed = _first(config.getoption("lockfuzz_seed"), kwargs.get("seed"),
+                           int(ini("lockfuzz_seed")) if ini("lockfuzz_seed") else None, 0)
+        self.time_limit = _first(config.getoption("lockfuzz_time_limit"), kwargs.get("time_limit"))
+        root = Path(ini("lockfuzz_dir") or DEFAULT_DIR)
+        self.directory = (root if root.is_absolute() else config.rootpath / root) / _sanitise(item.nodeid)
+
+
+def _first(*values: Any) -> Any:
+    """The first value given (not None): a marker's ``runs=0`` is passed on, to be refused."""
+    return next((v for v in values if v is not None), None)
+
+
+def _call_body(item: pytest.Function) -> None:
+    """The test function itself, with its fixtures, as pytest would call it."""
+    names = inspect.signature(item.obj).parameters
+    args = {name: item.funcargs[name] for name in names if name in item.funcargs}
+    result = item.obj(**args)
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        _fail("@pytest.mark.lockfuzz: the test function must not be async (the campaign runs its own trio loop)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    marker = pyfuncitem.get_closest_marker("lockfuzz")
+    if marker is None:
+        return None
+    settings = _Settings(pyfuncitem, marker)  # a broken marker fails before the body runs
+    _call_body(pyfuncitem)
+    _run(pyfuncitem, settings)
+    return True
+
+
+def _run(item: pytest.Function, s: _Settings) -> None:
+    from hypothesis.errors import InvalidArgument as HypothesisInvalidArgument
+
+    from ._campaign import fuzz
+    from ._errors import InvalidArgument, ProgramError, ReplayError
+    from ._failure_file import load_failure
+    from ._report import display_path, failure_report
+    from ._target import resolve_target, target_path
+
+    log: list[str] = []
+    try:
+        target_cls = resolve_target(s.target)
+        programs = s.programs
+        if isinstance(programs, dict):  # keyword arguments of programs_for()
+            from lockfuzz.strategies import programs_for
+
+            programs = programs_for(target_cls, **programs)
+    except (InvalidArgument, HypothesisInvalidArgument) as exc:
+        _fail(f"@pytest.mark.lockfuzz: {exc}")
+    path = target_path(target_cls)
+
+    # 1. The saved failures, before any new search: a regression shows at once.
+    for saved in sorted(s.directory.glob("*.json")) if s.directory.is_dir() else []:
+        shown = display_path(saved)
+        log.append(f"replaying saved failure {shown}")
+        try:
+            failure = load_failure(saved)
+            # Against this test's target and parameters, whatever the file names: the saved
+            # program and schedule are what this test must keep passing.
+            failure = dataclasses.replace(failure, target=path, params=dict(s.params))
+            outcome = _replay(failure, target_cls)
+        except (ReplayError, ProgramError) as exc:
+            _fail(f"lockfuzz: cannot replay saved failure {shown}: {exc}\n"
+                  "(fix or delete the file: it is this test's regression corpus)")
+        if outcome.result.violation is not None:
+            v = outcome.result.violation
+            again = dataclasses.replace(failure, trace=outcome.result.trace, violation=v.to_json(),
+                                        signature=v.signature)
+            lines = [f"lockfuzz: saved failure fails again: {v.oracle}/{v.kind} ({shown})", *log[:-1],
+                     f"replaying saved failure {shown}: {outcome.status}"]
+            if not outcome.reproduced:
+                lines.append(f"  {outcome.message}")
+            lines += ["", failure_report(again, None, heading=f"FAILURE (saved): {v.oracle}/{v.kind}"), "",
+                      f"(no new fuzzing until it passes; the file stays as a regression case: {shown})"]
+            _fail("\n".join(lines))
+        log[-1] += ": passes now"
+        item.warn(LockfuzzWarning(
+            f"saved failure {shown} passes now; it stays as a regression case (delete the file to drop it)"
+        ))
+
+    # 2. The campaign.
+    extra: dict[str, Any] = {}
+    if s.runs_per_program is not None:
+        extra["runs_per_program"] = s.runs_per_program
+    if s.settings is not None:
+        extra["settings"] = s.settings
+    if programs is not None:
+        extra["programs"] = programs
+    try:
+        report = fuzz(
+            target_cls, params=s.params, strategy=s.strategy, runs=s.runs, seed=s.seed, failure_dir=s.directory,
+            time_limit=s.time_limit, max_failures=s.max_failures, database=None, key=item.nodeid, **extra,
+        )
+    except (InvalidArgument, HypothesisInvalidArgument) as exc:
+        _fail(f"@pytest.mark.lockfuzz: {exc}")
+    summary = (f"fuzzed {s.target} ({report.strategy}, seed {s.seed}): {report.runs:,} runs in {report.seconds:.2f} s, "
+               f"{_count(len(report.found), 'failure')}")
+    log.append(summary)
+    if report.found:
+        what = ", ".join("/".join(found.failure.signature) for found in report.found)
+        parts = [f"lockfuzz found {_count(len(report.found), 'failure')} in {s.target}: {what}", *log, ""]
+        for n, found in enumerate(report.found, 1):
+            oracle, kind = found.failure.signature
+            heading = f"FAILURE {n}: {oracle}/{kind}, found after {found.runs_to_find:,} runs"
+            parts += [failure_report(found.failure, found.path, heading=heading), ""]
+            if found.path is not None:
+                parts.append(f"(the next run replays {display_path(found.path)} first; commit it as a regression case)")
+        _fail("\n".join(parts).rstrip())
+    item.add_report_section("call", "lockfuzz", "\n".join(log))
+
+
+def _replay(failure: Any, target_cls: type) -> Any:
+    """``lockfuzz.replay``, or, for a target class that cannot be imported by its path (one
+    defined inside a function), the same run on the class itself."""
+    from ._engine import Engine, Schedule
+    from ._failure_file import ReplayOutcome, replay
+    from ._target import resolve_target
+
+    try:
+        importable = resolve_target(failure.target) is target_cls
+    except Exception:  # noqa: BLE001 - not importable by its path, for whatever reason
+        importable = False
+    if importable:
+        return replay(failure)
+    result = Engine(target_cls, failure.program, Schedule(failure.schedule), failure.settings,
+                    params=failure.params).run()
+    if result.violation is None:
+        return ReplayOutcome("passes", failure, result, "passes now: no violation")
+    same = result.violation.signature == failure.signature and result.trace.hash() == failure.trace_hash
+    return ReplayOutcome("reproduced" if same else "differs", failure, result,
+                         f"{'reproduced' if same else 'a different run'}: {result.violation}")
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"

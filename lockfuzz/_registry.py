@@ -38,6 +38,9 @@ def bundled_targets(*, mutants: bool = True) -> dict[str, str]:
         from lockfuzz.targets.mutants import MUTANTS
 
         names.update(MUTANTS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    eps = entry_points()
+    # Python 3.10+ has select(); 3.9 returns a dict of groups.
+    group = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select") else eps.get(ENTRY_POINT_GROUP, ())
+    for ep in group:
         names.setdefault(ep.name, ep.value)
     return names

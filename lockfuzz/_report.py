@@ -17,23 +17,29 @@ chrome://tracing open: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5O
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
-from typing import Any, Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
 
 from ._errors import Violation
 from ._events import ACQUIRE, ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, KIND_NAMES, RELEASE, RELEASED, Trace
 from ._machine import CHECKPOINT, LOAD, SLEEP, START, STORE, STORE_FIELD, WAIT
 from ._status import Status
 
-__all__ = ["perfetto", "timeline", "violation_text"]
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ._failure_file import Failure
+
+__all__ = ["display_path", "failure_report", "perfetto", "timeline", "violation_text"]
 
 ViolationLike = Union[Violation, Mapping[str, Any], None]
 
 #: The longest repeated stretch of rows the folder looks for. A polling loop of the bundled
-#: targets is 5-7 rows (a clock jump and the accesses of one check); 32 leaves room for loops
+#: targets is 5-7 rows (a clock jump and the accesses of one check); 64 leaves room for loops
 #: of several contexts that alternate.
-_MAX_PERIOD = 32
+_MAX_PERIOD = 64
 _CONTEXT_NAME = re.compile(r"^cpu(\d+)\.(.+)$")
 
 
@@ -100,7 +106,7 @@ def _status_name(value: int) -> str:
 
 
 class _Row:
-    __slots__ = ("index", "time", "column", "text", "key", "span")
+    __slots__ = ("column", "index", "key", "span", "text", "time")
 
     def __init__(self, index: int, time: int, column: int, text: str, key: tuple[Any, ...], span: bool = False):
         self.index = index  # the event's index in the trace, -1 for a line the report adds
@@ -159,9 +165,8 @@ def _rows(trace: Trace, steps: bool, keep: int | None) -> tuple[list[_Row], list
             if stack and stack[-1] == label:
                 stack.pop()
             text = f"irq exit, back to {stack[-1]}" if stack else "irq exit"
-        elif kind == DONE:
-            if stack and stack[-1] == label:
-                stack.pop()
+        elif kind == DONE and stack and stack[-1] == label:
+            stack.pop()
         rows.append(_Row(index, t, column_of[column], prefix + text, key))
     return rows, columns
 
@@ -196,41 +201,51 @@ def _event_text(ev: Any, cells: Sequence[str], kind: int, obj: int, value: Any) 
 def _fold(rows: list[_Row], protect: int | None) -> list[_Row]:
     """Fold stretches of identical rows (by key) to their first occurrence plus a note.
 
-    At each row, every period up to ``_MAX_PERIOD`` is tried; the one covering the most rows
-    wins (the shortest on a tie). A stretch is folded only if it repeats at least twice after
-    its first occurrence and hides at least three rows, and never across the violating event.
+    At each row, the periods tried are the distances to the next occurrences of the same key
+    (up to ``_MAX_PERIOD``): a repetition must start again with the same row, and looking only
+    there keeps a 500,000-event livelock trace fast. The period that covers the most rows wins
+    (the shortest on a tie). A stretch is folded only if it repeats at least twice after its
+    first occurrence and hides at least three rows, and never across the violating event.
     """
-    out: list[_Row] = []
     keys = [r.key for r in rows]
     n = len(rows)
+    following = [n] * n  # the index of the next row with the same key
+    seen: dict[Any, int] = {}
+    for i in range(n - 1, -1, -1):
+        following[i] = seen.get(keys[i], n)
+        seen[keys[i]] = i
     stop = n
     if protect is not None:
         for i, r in enumerate(rows):
             if r.index == protect:
                 stop = i  # fold only before the violating row, and separately after it
                 break
+    out: list[_Row] = []
     i = 0
     while i < n:
         limit = stop if i < stop else n
-        best_p, best_r = 0, 0
-        for p in range(1, _MAX_PERIOD + 1):
+        best_p, best_reps = 0, 0
+        j = following[i]
+        while j < n and j - i <= _MAX_PERIOD:
+            p = j - i
             if i + 3 * p > limit:
                 break
-            block = keys[i:i + p]
-            r = 1
-            while i + (r + 1) * p <= limit and keys[i + r * p:i + (r + 1) * p] == block:
-                r += 1
-            if r >= 3 and p * (r - 1) >= 3 and p * r > best_p * best_r:
-                best_p, best_r = p, r
+            block = keys[i:j]
+            reps = 1
+            while i + (reps + 1) * p <= limit and keys[i + reps * p:i + (reps + 1) * p] == block:
+                reps += 1
+            if reps >= 3 and p * (reps - 1) >= 3 and p * reps > best_p * best_reps:
+                best_p, best_reps = p, reps
+            j = following[j]
         if not best_p:
             out.append(rows[i])
             i += 1
             continue
         out.extend(rows[i:i + best_p])
-        end = i + best_p * best_r
+        end = i + best_p * best_reps
         last = rows[end - 1]
         what = "this row repeats" if best_p == 1 else f"these {best_p} rows repeat"
-        note = f"... {what} {best_r - 1:,} more time(s), until t={last.time:,} ..."
+        note = f"... {what} {best_reps - 1:,} more time(s), until t={last.time:,} ..."
         out.append(_Row(-1, last.time, 0, note, ("note",), span=True))
         i = end
     return out
@@ -241,8 +256,8 @@ def _limit(rows: list[_Row], max_rows: int | None, protect: int | None) -> list[
         return rows
     half = max(1, max_rows // 2)
     keep = set(range(half)) | set(range(len(rows) - half, len(rows)))
-    for i, r in enumerate(rows):
-        if r.index == protect and protect is not None:
+    for i, row in enumerate(rows):
+        if row.index == protect and protect is not None:
             keep |= set(range(max(0, i - 5), min(len(rows), i + 6)))
     out: list[_Row] = []
     skipped = 0
@@ -312,6 +327,47 @@ def _message_lines(violation: ViolationLike, base: int, width: int) -> list[str]
     text = "^^ violation " + violation_text(violation)
     return textwrap.wrap(text, width=width, initial_indent=" " * base, subsequent_indent=" " * (base + 3),
                          break_on_hyphens=False)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """``path`` relative to the current directory when it is below it (shorter to read and to
+    paste into ``lockfuzz replay``), else as it is."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def failure_report(
+    failure: Failure,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    heading: str | None = None,
+    steps: bool = True,
+    width: int = 120,
+) -> str:
+    """A failure as the CLI and the pytest plugin print it: the violation, the (minimal)
+    program, the schedule as a per-CPU timeline and, with ``path``, where it is saved."""
+    preemptions = sum(1 for d in failure.schedule if d)
+    schedule = (f"schedule: {_count(len(failure.schedule), 'decision')}, {_count(preemptions, 'preemption')}"
+                + (" (proven minimal)" if failure.minimal else ""))
+    lines = [heading or f"{failure.target}: {'/'.join(failure.signature)}"]
+    lines += textwrap.wrap(violation_text(failure.violation), width - 2, initial_indent="  ",
+                           subsequent_indent="    ", break_on_hyphens=False)
+    lines += ["", "program:", *("  " + line for line in failure.program.describe().splitlines()), ""]
+    if failure.trace is not None:
+        lines += [schedule + ", as a per-CPU timeline:", timeline(failure.trace, failure.violation, steps=steps,
+                                                                   width=width)]
+    else:
+        lines += [schedule + f": {failure.schedule}", "  (no trace recorded in the file: lockfuzz replay runs it)"]
+    if path is not None:
+        lines += ["", f"saved: {display_path(path)}", f"replay: lockfuzz replay {display_path(path)}"]
+    return "\n".join(lines)
 
 
 # -- Perfetto ------------------------------------------------------------------------------------

@@ -85,6 +85,10 @@ def resolve_target(spec: str | type) -> type:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise InvalidArgument(f"target {spec!r}: cannot import module {module_name!r} ({exc})") from None
+    except Exception as exc:  # the user's module itself is broken: say so, keep going
+        raise InvalidArgument(
+            f"target {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from None
     obj: Any = module
     for part in attr.split("."):
         obj = getattr(obj, part, None)

@@ -187,7 +187,9 @@ def test_trace_hash_is_stable_across_processes_and_hash_seeds(tmp_path):
     outs = []
     for seed in ("0", "1", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        proc = subprocess.run([sys.executable, "-c", script, tests_dir], env=env, capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", script, tests_dir], env=env, capture_output=True, text=True, check=True, cwd=tmp_path
+        )
         outs.append(json.loads(proc.stdout))
     assert outs[0] == outs[1] == outs[2]
     assert len(set(outs[0])) > 1  # different schedules do give different traces

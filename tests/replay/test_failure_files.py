@@ -28,14 +28,16 @@ def saved(tmp_path_factory):  # type: ignore[no-untyped-def]
     return found.path
 
 
-def test_a_failure_file_replays_to_the_same_trace_hash_in_a_fresh_process(saved):
+def test_a_failure_file_replays_to_the_same_trace_hash_in_a_fresh_process(saved, tmp_path):
     recorded = json.loads(saved.read_text())
     script = (
         "import sys, lockfuzz; o = lockfuzz.replay(sys.argv[1]); "
         "print(o.status, o.result.trace.hash(), o.result.violation.oracle)"
     )
     env = dict(os.environ, PYTHONHASHSEED="4242")
-    out = subprocess.run([sys.executable, "-c", script, str(saved)], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(saved)], env=env, capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     status, trace_hash, oracle = out.stdout.split()
     assert status == "reproduced"
     assert trace_hash == recorded["trace"]["hash"]
