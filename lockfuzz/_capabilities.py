@@ -90,12 +90,16 @@ class Detection:
     ``first_waiter_only``: only the first waiter of a lock checks (rqspinlock's pending waiter
     and queue head; waiters further back spin without checks), so the clock runs only while some
     party of the cycle is the earliest attempt still waiting for its lock.
+    ``table_scan``: detection scans per-CPU held tables and the first other CPU that lists the
+    awaited lock below its top entry decides (rqspinlock's ABBA check), so the clock runs only
+    while no CPU outside the cycle lists a lock the cycle waits for below its top entry.
     """
 
     classes: frozenset[str] = frozenset()
     latency_ns: int = 2_000_000
     max_held: int | None = None
     first_waiter_only: bool = False
+    table_scan: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", frozenset(self.classes))
@@ -164,7 +168,8 @@ class Capabilities:
         if d.classes:
             held = f", while each CPU holds <= {d.max_held} locks" if d.max_held else ""
             first = ", counted while a party is the first waiter of its lock" if d.first_waiter_only else ""
-            lines.append(f"detects: {', '.join(sorted(d.classes))} within {d.latency_ns} ns{held}{first}")
+            scan = ", unless another CPU's table lists an awaited lock below its top" if d.table_scan else ""
+            lines.append(f"detects: {', '.join(sorted(d.classes))} within {d.latency_ns} ns{held}{first}{scan}")
         else:
             lines.append("detects: no deadlocks")
         f = self.fairness

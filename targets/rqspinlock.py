@@ -77,7 +77,9 @@ def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
         # Only the pending waiter and the queue head run the checks; waiters further back spin
         # on their MCS node with none (Q6), so a cycle through them waits for a head.
         detection=Detection(
-            classes={"AA", "ABBA"}, latency_ns=NSEC_PER_MSEC + g + steps, max_held=RES_NR_HELD, first_waiter_only=True
+            classes={"AA", "ABBA"}, latency_ns=NSEC_PER_MSEC + g + steps, max_held=RES_NR_HELD, first_waiter_only=True,
+            # The ABBA scan stops at the first other CPU listing the lock below its top.
+            table_scan=True,
         ),
         fairness=None,
         exceptions={"held-table-view", "nested-trylock-fallback"},

@@ -46,6 +46,7 @@ class Attempt:
     held_since = 0
     quiet_paused = 0
     holding = False  # its context held another lock when the attempt began
+    ahead: tuple[Attempt, ...] = ()  # FIFO locks: earlier arrivals it must wait for
 
     def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
         self.ctx = ctx
@@ -77,7 +78,7 @@ class Attempt:
 class Cycle:
     """A strongly connected set of contexts in the wait-for graph."""
 
-    __slots__ = ("clean", "cls", "first_waiter", "key", "max_table", "members", "task_only")
+    __slots__ = ("clean", "cls", "first_waiter", "key", "max_table", "members", "scan_blinded", "task_only")
 
     def __init__(self, members: list[Context], truth: GroundTruth) -> None:
         self.members = members
@@ -94,6 +95,12 @@ class Cycle:
         index = set(self.key)
         self.clean = all(c.top or truth.above(c).index in index for c in members)
         self.max_table = max(len(truth.table[cpu]) for cpu in cpus)
+        # A CPU outside the cycle lists a lock the cycle waits for below its top entry: the kernel's
+        # table scan stops at the first such CPU and looks no further.
+        awaited = {truth.attempts[c.index].lock for c in members if c.index in truth.attempts}
+        self.scan_blinded = any(
+            cpu not in cpus and any(lock in table[:-1] for lock in awaited) for cpu, table in enumerate(truth.table)
+        )
         # Some member is the earliest attempt still waiting for its lock (the head of its queue).
         self.first_waiter = False
         for c in members:
@@ -127,13 +134,17 @@ class GroundTruth:
         self.returned: Attempt | None = None
         self.released_holder: Context | None = None
         self.releasing = [0] * n  # releases begun and not yet returned, per lock
+        self.releaser: list[Context | None] = [None] * n  # the context whose release is under way
         self._table_view = self._fallback = self._backoff = False
+        self._fifo_doorway: int | None = None
 
     def start(self) -> None:
         caps = self.engine.capabilities
         self._table_view = "held-table-view" in caps.exceptions
         self._fallback = "nested-trylock-fallback" in caps.exceptions
         self._backoff = "age-backoff" in caps.exceptions
+        fair = caps.fairness
+        self._fifo_doorway = fair.doorway_steps if fair is not None and fair.overtakes == 0 else None
 
     def above(self, ctx: Context) -> Context:
         stack = self.engine.stacks[ctx.cpu]
@@ -161,6 +172,9 @@ class GroundTruth:
                 a.held_up, a.held_since = held_up, now
             if self._backoff:
                 a.holding = any(x is ctx for x in self.holder)
+            if self._fifo_doorway is not None:
+                doorway = self._fifo_doorway
+                a.ahead = tuple(b for b in waiting if b.ctx.steps - b.start_steps >= doorway)
             if self._fallback:
                 busy = sum(1 for b in self.attempts.values() if b.ctx.cpu == ctx.cpu)
                 a.fallback = busy > 0 and (ctx.level == Level.NMI or busy >= 4)
@@ -168,7 +182,8 @@ class GroundTruth:
             self.on_lock[obj].append(a)
             self.table[ctx.cpu].append(obj)
             self.started = a
-            if self.cycles or (h is not None and (h.index in self.attempts or not h.top)):
+            h = h or self.releaser[obj]
+            if self.cycles or a.ahead or (h is not None and (h.index in self.attempts or not h.top)):
                 self._recompute()
             if self._table_view:
                 self._mark_table_view()
@@ -200,6 +215,7 @@ class GroundTruth:
             if self.holder[obj] is ctx:
                 self.holder[obj] = None
             self.releasing[obj] += 1
+            self.releaser[obj] = ctx
             if self.on_lock[obj]:
                 self._progress(obj, now)
                 for b in self.on_lock[obj]:
@@ -211,7 +227,11 @@ class GroundTruth:
             # unlock frees the word before it clears the table slot, and a handler landing in
             # between sees the stale entry.
             self.releasing[obj] -= 1
+            if self.releaser[obj] is ctx:
+                self.releaser[obj] = None
             _remove_last(self.table[ctx.cpu], obj)  # type: ignore[union-attr]
+            if self.cycles:
+                self._recompute()
             if self._table_view:
                 self._mark_table_view()
         elif kind == IRQ_ENTER:
@@ -251,8 +271,16 @@ class GroundTruth:
         out: dict[Context, list[Context]] = {}
         for a in self.attempts.values():
             h = self.holder[a.lock]
+            if h is None:
+                # Free for mutual exclusion from the moment its release began, the lock is not
+                # free for its waiters until the release returns: they wait for the releaser.
+                h = self.releaser[a.lock]
             if h is not None:
                 out.setdefault(a.ctx, []).append(h)
+            if a.ahead:  # a FIFO lock: a later arrival also waits for every earlier one
+                for b in a.ahead:
+                    if b.end < 0:
+                        out.setdefault(a.ctx, []).append(b.ctx)
         for stack in self.engine.stacks:
             for lower, upper in zip(stack, stack[1:]):
                 out.setdefault(lower, []).append(upper)
@@ -298,8 +326,16 @@ class GroundTruth:
         lines = []
         for a in sorted(self.attempts.values(), key=lambda a: a.ctx.index):
             h = self.holder[a.lock]
-            held = f"held by {h.name}" if h is not None else "which nobody holds"
-            lines.append(f"{a.ctx.name} waits for L{a.lock}, {held} (since t={a.start}ns)")
+            r = self.releaser[a.lock]
+            if h is not None:
+                held = f"held by {h.name}"
+            elif r is not None:
+                held = f"which {r.name} is still releasing"
+            else:
+                held = "which nobody holds"
+            behind = [b.ctx.name for b in a.ahead if b.end < 0]
+            queued = f", queued behind {', '.join(behind)}" if behind else ""
+            lines.append(f"{a.ctx.name} waits for L{a.lock}, {held}{queued} (since t={a.start}ns)")
         for stack in self.engine.stacks:
             for lower, upper in zip(stack, stack[1:]):
                 lines.append(f"{lower.name} is interrupted by {upper.name}")

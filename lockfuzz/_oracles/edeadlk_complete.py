@@ -33,8 +33,12 @@ class EdeadlkComplete(Oracle):
         now = engine.machine.now
         claimed = {}
         for cyc in engine.truth.cycles:
-            if any(cyc.matches(c) for c in d.classes) and cyc.clean and (d.max_held is None or cyc.max_table <= d.max_held) and (
-                cyc.first_waiter or not d.first_waiter_only
+            if (
+                any(cyc.matches(c) for c in d.classes)
+                and cyc.clean
+                and (d.max_held is None or cyc.max_table <= d.max_held)
+                and (cyc.first_waiter or not d.first_waiter_only)
+                and not (d.table_scan and cyc.scan_blinded)
             ):
                 claimed[cyc.key] = cyc
         for key in list(self.since):

@@ -1,0 +1,81 @@
+"""One small program per mutant, in which a seeded random walk finds its bug.
+
+``SCENARIOS`` maps a mutant name (a key of ``MUTANTS``) to a ``Program`` of 2-3 CPUs and 1-2
+locks (no interrupt handler is needed); ``BASES`` maps it to the correct target it was made from,
+which must run the same program under the same schedules without a violation (so that what the
+oracle reports about the mutant is the bug, not a false alarm). A uniform seeded random walk
+finds each bug in the first few runs (tests/quality/test_mutants_found.py); the search
+strategies reuse the programs.
+
+Why these programs: the race mutants (non-atomic TAS, torn ticket) need two CPUs in their
+doorways at once, and a short critical section to overlap in; the queue mutants (lost hand-off,
+unfair ticket) need a successor and a later arrival; the timeout and EDEADLK-attribution mutants
+of the resilient TAS need a holder that keeps its lock past the bug's time scale (1 ms, a 1.5 ms
+budget, or 1 s for the pending bit's timeout); the AA mutant a relock; the bystander mutant a
+relock and another CPU that waits for the relocked lock.
+"""
+
+from __future__ import annotations
+
+from lockfuzz import CpuProgram, Lock, Program, Unlock, Work
+
+__all__ = ["BASES", "SCENARIOS"]
+
+_MS = 1_000_000
+_S = 1_000_000_000
+
+
+def _cs(lock: int, work_ns: int = 0) -> tuple:  # type: ignore[type-arg]
+    """Lock, optionally work, unlock."""
+    return (Lock(lock),) + ((Work(work_ns),) if work_ns else ()) + (Unlock(lock),)
+
+
+def _cpus(*tasks) -> tuple:  # type: ignore[no-untyped-def,type-arg]
+    return tuple(CpuProgram(task=t) for t in tasks)
+
+
+# Two CPUs racing for one lock, each twice, holding it a little while.
+_RACE = Program(cpus=_cpus(_cs(0, 10) * 2, _cs(0, 10) * 2), n_locks=1)
+# Three CPUs, one lock: a queue with a successor and a later arrival.
+_QUEUE = Program(cpus=_cpus(_cs(0), _cs(0), _cs(0)), n_locks=1)
+# cpu1 takes L0 and takes it again in the same context (AA); cpu0 wants L0 too.
+_RELOCK = Program(cpus=_cpus(_cs(0), (Lock(0), Lock(0), Unlock(0), Unlock(0))), n_locks=1)
+# A holder that keeps the lock for 3 ms, and a waiter (with a 1.5 ms budget where budgets count).
+_HOLD_3MS = Program(cpus=_cpus(_cs(0, 3 * _MS), (Lock(0, 3 * _MS // 2), Unlock(0))), n_locks=1)
+# A holder that keeps the lock for longer than the resilient locks' 1 s timeout, and a waiter.
+_LONG_HOLD = Program(cpus=_cpus(_cs(0, 3 * _S // 2), _cs(0)), n_locks=1)
+
+SCENARIOS: dict[str, Program] = {
+    "nonatomic_tas": _RACE,
+    "torn_ticket": _RACE,
+    "unfair_ticket": _QUEUE,
+    "lost_handoff": _QUEUE,
+    "timeout_as_deadlock": _HOLD_3MS,
+    "early_timeout": _HOLD_3MS,
+    "budget_overrun": _HOLD_3MS,
+    # cpu1 retakes the lock it holds (AA within one context) while cpu0 contends for it. (A
+    # hardirq taking the lock above its holder shows the same bug, but a uniform random walk
+    # fires the handler while the task holds the lock in only about 1.5% of runs.)
+    "blind_aa": _RELOCK,
+    # cpu1 relocks L0 (AA within one context) while cpu0, a bystander, waits for L0.
+    "bystander_edeadlk": _RELOCK,
+    "dirty_after_timeout": _LONG_HOLD,
+}
+
+_TAS = "lockfuzz.targets.tas:TasLock"
+_TICKET = "lockfuzz.targets.ticket:TicketLock"
+_RTAS = "lockfuzz.targets.resilient_tas:ResilientTasLock"
+_MCS = "lockfuzz.targets.mutants.lost_handoff:McsQueueLock"
+
+BASES: dict[str, str] = {
+    "nonatomic_tas": _TAS,
+    "torn_ticket": _TICKET,
+    "unfair_ticket": _TICKET,
+    "lost_handoff": _MCS,
+    "timeout_as_deadlock": _RTAS,
+    "early_timeout": _RTAS,
+    "budget_overrun": "lockfuzz.targets.mutants.budget_overrun:BudgetTasLock",
+    "blind_aa": _RTAS,
+    "bystander_edeadlk": _RTAS,
+    "dirty_after_timeout": "lockfuzz.targets.mutants.dirty_after_timeout:PendingTasLock",
+}

@@ -1,0 +1,175 @@
+"""Broken locks written over trio, each one small change to a correct one, for the trio driver.
+
+``HandoffLock`` is the correct base: a FIFO lock that hands the lock straight to the waiter that
+has waited longest (a ``trio.Event`` per waiter in a queue), with per-call budgets as
+``trio.move_on_after`` scopes, and a waiter that times out leaves the queue (or, if the lock was
+handed to it meanwhile, passes it on). It promises FIFO with an empty doorway, like ``trio.Lock``.
+Each mutant below changes one thing; its docstring says what and which oracle catches it.
+
+``MUTANTS``/``EXPECTED``/``SCENARIOS``/``BASES`` follow ``targets/mutants/__init__.py`` and
+``scenarios.py``: name -> import path, name -> oracle, name -> a small program in which a seeded
+random walk finds the bug, name -> the correct target that runs that program cleanly.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, ClassVar
+
+import trio
+
+from lockfuzz import Capabilities, CpuProgram, Fairness, Lock, Program, Status, Target, Timeouts, Unlock, Work
+
+__all__ = [
+    "BASES", "CheckThenSetLock", "EXPECTED", "HandoffLock", "LeakyPermitLock", "MUTANTS", "SCENARIOS",
+    "WrongWaiterLock",
+]  # fmt: skip
+
+
+class HandoffLock(Target):
+    """Correct: FIFO hand-off over ``trio.Event``s, budgets by ``trio.move_on_after``."""
+
+    driver: ClassVar[str] = "trio"
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True), fairness=Fairness(overtakes=0, doorway_steps=0))
+
+    def __init__(self, machine):  # type: ignore[no-untyped-def]
+        super().__init__(machine)
+        self.held = [False] * machine.n_locks
+        self.queue: list[deque[trio.Event]] = [deque() for _ in range(machine.n_locks)]
+
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        with trio.move_on_after(budget_ns / 1e9):
+            if not self.held[lock]:
+                self.held[lock] = True
+                await trio.lowlevel.cancel_shielded_checkpoint()  # a checkpoint that keeps what it took
+                return Status.OK
+            await self.wait_turn(lock)
+            return Status.OK
+        return Status.ETIMEDOUT
+
+    async def wait_turn(self, lock: int) -> None:
+        """Queue up; return once the lock has been handed over."""
+        turn = trio.Event()
+        self.queue[lock].append(turn)
+        try:
+            await turn.wait()
+        except trio.Cancelled:
+            self.leave(lock, turn)
+            raise
+
+    def leave(self, lock: int, turn: trio.Event) -> None:
+        """A waiter gives up: out of the queue, or, if it was handed the lock, pass it on."""
+        if turn.is_set():
+            self.hand_off(lock)
+        else:
+            self.queue[lock].remove(turn)
+
+    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+        self.hand_off(lock)
+
+    def hand_off(self, lock: int) -> None:
+        queue = self.queue[lock]
+        if queue:
+            self.next_waiter(queue).set()  # the lock stays held: it is the waiter's now
+        else:
+            self.held[lock] = False
+
+    def next_waiter(self, queue: deque[trio.Event]) -> trio.Event:
+        return queue.popleft()
+
+    def check(self):  # type: ignore[no-untyped-def]
+        problems = [f"L{i} is still held" for i, h in enumerate(self.held) if h]
+        problems += [f"L{i} has {len(q)} waiter(s) queued" for i, q in enumerate(self.queue) if q]
+        return problems
+
+
+class CheckThenSetLock(HandoffLock):
+    """Mutant: a checkpoint between the test and the set.
+
+    Broken: the fast path sees the lock free, then checkpoints (``await trio.sleep(0)``: "let the
+    others run before I take it") and only then marks it held. Another task that runs during that
+    checkpoint also sees it free and takes it: two holders. Caught by: **mutual-exclusion**. (It
+    claims no fairness: with the FIFO claim kept, whichever of the two holders returns first
+    decides whether the run ends as a mutual-exclusion or a fairness finding.)
+    """
+
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True))
+
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        with trio.move_on_after(budget_ns / 1e9):
+            if not self.held[lock]:
+                await trio.sleep(0)  # BUG: the test above and the set below are not atomic
+                self.held[lock] = True
+                return Status.OK
+            await self.wait_turn(lock)
+            return Status.OK
+        return Status.ETIMEDOUT
+
+
+class LeakyPermitLock(HandoffLock):
+    """Mutant: leaks the lock when a timeout lands at the wrong await.
+
+    Broken: after queueing, a waiter checkpoints once (``await trio.sleep(0)``: "give the holder a
+    chance to release first") *outside* the ``try`` that cleans up after a timeout. A timeout that
+    lands there (a tiny budget, or a waiter kept from running until its deadline passed) returns
+    ETIMEDOUT but leaves its entry queued; the next release hands the lock to that entry, whose
+    owner has gone, and nobody ever takes or releases it again. Every later acquisition times out,
+    including the final check's. Caught by: **final-state**.
+    """
+
+    async def wait_turn(self, lock: int) -> None:
+        turn = trio.Event()
+        self.queue[lock].append(turn)
+        await trio.sleep(0)  # BUG: a cancellation here skips the clean-up below
+        try:
+            await turn.wait()
+        except trio.Cancelled:
+            self.leave(lock, turn)
+            raise
+
+
+class WrongWaiterLock(HandoffLock):
+    """Mutant: a release wakes the wrong waiter.
+
+    Broken: the hand-off takes the *newest* waiter (``queue.pop()``) instead of the one that has
+    waited longest, while the lock still promises FIFO. With two waiters queued, the later
+    arrival gets the lock first. Caught by: **fairness**.
+    """
+
+    def next_waiter(self, queue: deque[trio.Event]) -> trio.Event:
+        return queue.pop()  # BUG: LIFO
+
+
+_P = "lockfuzz.targets.mutants.trio_mutants"
+
+MUTANTS: dict[str, str] = {
+    "trio_check_then_set": f"{_P}:CheckThenSetLock",
+    "trio_leaky_permit": f"{_P}:LeakyPermitLock",
+    "trio_wrong_waiter": f"{_P}:WrongWaiterLock",
+}
+
+EXPECTED: dict[str, str] = {
+    "trio_check_then_set": "mutual-exclusion",
+    "trio_leaky_permit": "final-state",
+    "trio_wrong_waiter": "fairness",
+}
+
+
+def _cs(lock: int, budget_ns: int = 1_000_000_000, work_ns: int = 0) -> tuple[Any, ...]:
+    return (Lock(lock, budget_ns),) + ((Work(work_ns),) if work_ns else ()) + (Unlock(lock),)
+
+
+def _cpus(*tasks: tuple[Any, ...]) -> tuple[CpuProgram, ...]:
+    return tuple(CpuProgram(task=t) for t in tasks)
+
+
+SCENARIOS: dict[str, Program] = {
+    # Two tasks racing for a free lock.
+    "trio_check_then_set": Program(cpus=_cpus(_cs(0, work_ns=10), _cs(0, work_ns=10)), n_locks=1),
+    # A holder, and a waiter whose budget (2 ns) runs out around its first checkpoint in the queue.
+    "trio_leaky_permit": Program(cpus=_cpus(_cs(0, work_ns=100), _cs(0, budget_ns=2)), n_locks=1),
+    # A holder and two waiters: the second waiter to queue must not get the lock first.
+    "trio_wrong_waiter": Program(cpus=_cpus(_cs(0, work_ns=100), _cs(0), _cs(0)), n_locks=1),
+}
+
+BASES: dict[str, str] = {name: f"{_P}:HandoffLock" for name in MUTANTS}

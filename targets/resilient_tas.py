@@ -1,0 +1,206 @@
+# The resilient test-and-set spinlock: rqspinlock's fallback for architectures without queued
+# spinlocks, modelled on its own. Facts from Linux (torvalds/linux): kernel/bpf/rqspinlock.c
+# (resilient_tas_spin_lock, check_timeout, check_deadlock_AA, check_deadlock_ABBA) and
+# include/asm-generic/rqspinlock.h (RES_NR_HELD, grab_held_lock_entry, release_held_lock_entry,
+# res_spin_unlock, `#define res_spin_lock(lock) resilient_tas_spin_lock(lock)` when
+# CONFIG_QUEUED_SPINLOCKS=n), as of the 2025 series "rqspinlock: Enclose lock/unlock within lock
+# entry acquisitions" (unlock stores the word before it clears the table entry) and "rqspinlock:
+# Perform AA checks immediately" (the AA check runs at the first poll); the step-by-step reading
+# is /work/shared/specs/rqspinlock.md. Written for lockfuzz's cells, one step per memory access.
+"""Resilient test-and-set spinlock: TAS + AA/ABBA detection + a 1 s timeout.
+
+What it models, one step per access:
+
+- acquire: grab an entry in the per-CPU held-locks table (``cnt += 1``, then ``locks[cnt-1] = L``
+  unless the table is full), then poll: read the word, and when it reads 0 try ``cmpxchg(0 -> 1)``.
+  Every failed poll runs the check: the first one does the AA check (``L`` below the top of this
+  CPU's table) and arms the deadline (now + 1 s); later ones return ETIMEDOUT once ``now >
+  deadline`` and otherwise run the ABBA check when strictly more than 1 ms passed since the last
+  check. On an error the entry is released (``locks[cnt-1] = NULL``, then ``cnt -= 1``).
+- release: store 0 to the word, then ``locks[cnt-1] = NULL`` and ``cnt -= 1`` (res_spin_unlock's
+  order since "rqspinlock: Enclose lock/unlock within lock entry acquisitions": a handler landing
+  between the two still finds the entry, and gets EDEADLK rather than a timeout).
+
+Between polls a waiter blocks on ``wait_until(word == 0, deadline)`` whose deadline is the next
+moment a check would do anything (the 1 ms re-check or the timeout), so the model behaves like
+the kernel's loop with a check at every poll while costing a few steps per millisecond.
+"""
+
+from __future__ import annotations
+
+from lockfuzz import Capabilities, Detection, Status, Target, Timeouts
+
+__all__ = ["DEADLOCK_CHECK_NS", "RES_NR_HELD", "TAS_TIMEOUT_NS", "ResilientTasLock"]
+
+#: Entries in each CPU's held-locks table (include/asm-generic/rqspinlock.h).
+RES_NR_HELD = 31
+#: resilient_tas_spin_lock's timeout: NSEC_PER_SEC (4x RES_DEF_TIMEOUT).
+TAS_TIMEOUT_NS = 1_000_000_000
+#: Deadlock re-check interval: NSEC_PER_MSEC, strict (``prev + NSEC_PER_MSEC < now``).
+DEADLOCK_CHECK_NS = 1_000_000
+
+
+class _Timer:
+    """struct rqspinlock_timeout: the duration, the deadline (None until the first check arms
+    it) and ``cur``, the time of the last deadlock check. Local to one acquisition, as on the
+    kernel's stack (RES_RESET_TIMEOUT sets the duration, the first check_timeout the deadline)."""
+
+    __slots__ = ("cur", "duration", "end")
+
+    def __init__(self, duration: int) -> None:
+        self.duration = duration
+        self.end: int | None = None
+        self.cur = 0
+
+
+class ResilientTasLock(Target):
+    """rqspinlock's resilient test-and-set fallback alone, the smallest resilient target. Each
+    lock is one word (0 free, 1 held) taken by read-then-cmpxchg; each CPU has a held-locks table
+    of 31 entries (``cnt`` plus 31 slots holding ``lock + 1``, 0 for NULL) shared by all its
+    contexts, grabbed at the start of every acquisition and released on error or unlock. The
+    first failed poll runs the AA check and arms a 1 s deadline; later polls return ETIMEDOUT
+    once past it and run the kernel's two-party ABBA check at most once per millisecond. It
+    promises: a fixed 1 s timeout, never waiting more than 1 s (+ slack) without the lock making
+    progress; AA and ABBA reported as EDEADLK within about 1 ms; and, by design, EDEADLK whenever
+    the held-table view shows a cycle (an interrupted context merely *attempting* the lock counts
+    as holding it: the ``held-table-view`` exception). Budgets passed to ``acquire`` are ignored."""
+
+    capabilities = Capabilities(
+        # min_ns: ETIMEDOUT only when now > first poll + 1 s, and the first poll comes after
+        # the attempt starts, so every timeout lasted more than 1 s.
+        # max_quiet_ns: an attempt returns ETIMEDOUT at the first check after first poll + 1 s;
+        # a waiter is never quiet for longer than its own attempt, so 1 s bounds it.
+        # slack_ns: what comes on top of that second: the steps before the first poll (grab
+        # the entry, read, cmpxchg, an AA walk of at most 31 slots), the strict `>` (1 ns),
+        # the steps of the final check and of releasing the entry, and the steps other contexts
+        # take before the woken waiter is scheduled: well under 1,000 steps, 100 us at the
+        # default step of 1 ns (and still enough at 100 ns a step).
+        timeouts=Timeouts(per_call=False, min_ns=TAS_TIMEOUT_NS, max_quiet_ns=TAS_TIMEOUT_NS, slack_ns=100_000),
+        # latency_ns: AA is found at the first poll, a few steps after the attempt starts. For
+        # ABBA, the party that arrives second (whose arrival closes the cycle) runs its first
+        # ABBA check when strictly more than 1 ms has passed since its first poll, and by then
+        # the other party's table entries are in place, so the check finds the cycle: 1 ms +
+        # 1 ns + the steps of the first poll and of the check itself (a few dozen reads of the
+        # two tables and the word), with the same 100 us allowance for steps as above.
+        detection=Detection(
+            classes=frozenset({"AA", "ABBA"}), latency_ns=DEADLOCK_CHECK_NS + 100_000, max_held=RES_NR_HELD,
+            # The ABBA scan stops at the first other CPU listing the lock below its top.
+            table_scan=True,
+        ),
+        exceptions=frozenset({"held-table-view"}),
+    )
+
+    #: The timeout of one acquisition (a class attribute so that a variant can change it).
+    timeout_ns = TAS_TIMEOUT_NS
+
+    def __init__(self, machine):  # type: ignore[no-untyped-def]
+        super().__init__(machine)
+        self.n_cpus = machine.n_cpus
+        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+        self.cnt = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.held.cnt"))
+        self.slots = machine.per_cpu(
+            lambda cpu: [machine.cell(f"cpu{cpu}.held[{i}]") for i in range(RES_NR_HELD)]
+        )
+
+    # -- the lock ---------------------------------------------------------------------------
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        word = self.words[lock]
+        await self._grab_entry(ctx.cpu, lock)
+        timer = _Timer(self._duration(budget_ns))
+        val = await word.load()
+        while True:
+            if val == 0 and await word.cmpxchg(0, 1) == 0:
+                return Status.OK
+            ret = await self._check_timeout(ctx, lock, timer)
+            if ret:
+                await self._release_entry(ctx.cpu)
+                return ret
+            val = await word.wait_until(_is_zero, self._next_check(timer))
+
+    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+        await self.words[lock].store(0)
+        await self._release_entry(ctx.cpu)
+
+    def check(self):  # type: ignore[no-untyped-def]
+        problems = [f"L{i} word is {w.value:#x}, expected 0" for i, w in enumerate(self.words) if w.value]
+        for cpu in range(self.n_cpus):
+            if self.cnt[cpu].value:
+                problems.append(f"cpu{cpu} held-locks count is {self.cnt[cpu].value}, expected 0")
+            dirty = [i for i, s in enumerate(self.slots[cpu]) if s.value]
+            if dirty:
+                problems.append(f"cpu{cpu} held-locks slots {dirty} are not NULL")
+        return problems
+
+    # -- the held-locks table -----------------------------------------------------------------
+    async def _grab_entry(self, cpu, lock):  # type: ignore[no-untyped-def]
+        cnt = await self.cnt[cpu].fetch_add(1) + 1  # this_cpu_inc_return: one step
+        if cnt <= RES_NR_HELD:  # else keep the increment, store nothing
+            await self.slots[cpu][cnt - 1].store(lock + 1)
+
+    async def _release_entry(self, cpu):  # type: ignore[no-untyped-def]
+        cnt = await self.cnt[cpu].load()
+        if cnt <= RES_NR_HELD:
+            await self.slots[cpu][cnt - 1].store(0)
+        await self.cnt[cpu].fetch_add(-1)
+
+    # -- the checks ---------------------------------------------------------------------------
+    def _duration(self, budget_ns):  # type: ignore[no-untyped-def]
+        """How long one acquisition may wait: the fixed second (the budget is ignored)."""
+        return self.timeout_ns
+
+    async def _check_timeout(self, ctx, lock, timer):  # type: ignore[no-untyped-def]
+        now = ctx.now
+        if timer.end is None:  # the first check of this wait loop
+            timer.cur = now
+            timer.end = now + timer.duration
+            return await self._check_aa(ctx.cpu, lock)
+        if now > timer.end:  # the timeout wins over the deadlock check
+            return Status.ETIMEDOUT
+        if timer.cur + DEADLOCK_CHECK_NS < now:
+            timer.cur = now
+            return await self._check_abba(ctx.cpu, lock)
+        return 0
+
+    def _next_check(self, timer):  # type: ignore[no-untyped-def]
+        """The first moment a check would do anything: the ABBA re-check or the timeout."""
+        return min(timer.cur + DEADLOCK_CHECK_NS + 1, timer.end + 1)
+
+    async def _check_aa(self, cpu, lock):  # type: ignore[no-untyped-def]
+        """EDEADLK if ``lock`` is in this CPU's table below the top (our own attempt)."""
+        cnt = min(RES_NR_HELD, await self.cnt[cpu].load())
+        slots = self.slots[cpu]
+        for i in range(cnt - 1):
+            if await slots[i].load() == lock + 1:
+                return Status.EDEADLK
+        return 0
+
+    async def _check_abba(self, cpu, lock):  # type: ignore[no-untyped-def]
+        """The kernel's two-party check: another CPU has ``lock`` below its top, and its top
+        entry (what it attempts) is below the top of our table. The first CPU found with
+        ``lock`` below its top decides."""
+        word = self.words[lock]
+        own = self.slots[cpu]
+        own_cnt = min(RES_NR_HELD, await self.cnt[cpu].load())
+        for c in range(self.n_cpus):
+            real = await self.cnt[c].load()
+            cnt = min(RES_NR_HELD, real)
+            if await word.load() == 0:  # what we wait for is gone: try again
+                return 0
+            if c == cpu or real < 2 or real > RES_NR_HELD:
+                continue
+            theirs = self.slots[c]
+            remote = await theirs[cnt - 1].load()
+            if remote == 0:  # raced with a grab or a release: inconclusive
+                continue
+            for i in range(cnt - 1):
+                if await theirs[i].load() != lock + 1:
+                    continue
+                for j in range(own_cnt - 1):
+                    if await own[j].load() == remote:
+                        return Status.EDEADLK
+                return 0
+        return 0
+
+
+def _is_zero(value: int) -> bool:
+    return value == 0
