@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from hypothesis import strategies as st
@@ -55,29 +56,48 @@ def schedules(*, min_size: int = 0, max_size: int = 200, max_decision: int = 7) 
     return st.lists(st.integers(0, max_decision), min_size=min_size, max_size=max_size)
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """Everything ``programs()`` was asked for, passed down to the composite strategies."""
+
+    min_cpus: int
+    max_cpus: int
+    min_locks: int
+    max_locks: int
+    max_depth: int
+    max_sections: int
+    max_handlers: int
+    levels: tuple[Level, ...]
+    work: st.SearchStrategy[int] | None
+    budget: st.SearchStrategy[int]
+    max_retries: int
+    ordered: bool
+
+
 @st.composite
-def _section(draw: Any, locks: Sequence[int], depth: int, max_work_ns: int, budget: st.SearchStrategy[int], max_inner: int, ordered: bool) -> list[Any]:
+def _section(draw: Any, shape: _Shape, locks: Sequence[int], depth: int) -> list[Any]:
     """One critical section: lock, work and nested sections, unlock (flattened)."""
     lock = draw(st.sampled_from(locks))
-    ops: list[Any] = [Lock(lock, draw(budget))]
-    if max_work_ns:
-        ops.append(Work(draw(st.integers(0, max_work_ns))))
+    ops: list[Any] = [Lock(lock, draw(shape.budget))]
+    if shape.work is not None:
+        ops.append(Work(draw(shape.work)))
     if depth > 1:
-        inner_locks = [x for x in locks if x > lock] if ordered else list(locks)
-        if inner_locks:
-            for sub in draw(st.lists(_section(inner_locks, depth - 1, max_work_ns, budget, max_inner, ordered), max_size=max_inner)):
+        inner = [x for x in locks if x > lock] if shape.ordered else list(locks)
+        if inner:
+            for sub in draw(st.lists(_section(shape, inner, depth - 1), max_size=shape.max_sections)):
                 ops.extend(sub)
     ops.append(Unlock(lock))
     return ops
 
 
 @st.composite
-def _line(draw: Any, locks: Sequence[int], max_sections: int, max_depth: int, max_work_ns: int, budget: st.SearchStrategy[int], ordered: bool, min_sections: int = 0) -> tuple[Any, ...]:
+def _line(draw: Any, shape: _Shape, locks: Sequence[int], max_sections: int) -> tuple[Any, ...]:
+    """What one context does: critical sections, with work between them."""
     ops: list[Any] = []
-    for sec in draw(st.lists(_section(locks, max_depth, max_work_ns, budget, max_sections, ordered), min_size=min_sections, max_size=max_sections)):
+    for sec in draw(st.lists(_section(shape, locks, shape.max_depth), min_size=1, max_size=max_sections)):
         ops.extend(sec)
-        if max_work_ns and draw(st.booleans()):
-            ops.append(Work(draw(st.integers(0, max_work_ns))))
+        if shape.work is not None and draw(st.booleans()):
+            ops.append(Work(draw(shape.work)))
     return tuple(ops)
 
 
@@ -92,16 +112,20 @@ def programs(
     max_handlers: int = 1,
     handler_levels: Sequence[Level] = (Level.SOFTIRQ, Level.HARDIRQ, Level.NMI),
     max_work_ns: int = 2 * _MS,
+    long_work_ns: Sequence[int] = (),
     budgets: st.SearchStrategy[int] | None = None,
     max_retries: int = 0,
     ordered: bool = False,
 ) -> st.SearchStrategy[Program]:
     """Lock-nesting programs.
 
-    ``ordered=True`` draws only programs that cannot deadlock, for targets that neither detect
-    deadlocks nor time out: nested sections take locks in increasing order, and interrupt
-    handlers run at one level (the first of ``handler_levels``) and take only locks that no task
-    takes (the kernel's irq-safe locks), so no cycle can form through an interrupt.
+    Work inside and between critical sections is drawn from ``[0, max_work_ns]``, and now and
+    then from ``long_work_ns`` (holds long enough to make a fixed-timeout lock's waiters give
+    up: rqspinlock's 250 ms and 500 ms). ``ordered=True`` draws only programs that cannot
+    deadlock, for targets that neither detect deadlocks nor time out: nested sections take locks
+    in increasing order, and interrupt handlers run at one level (the first of
+    ``handler_levels``) and take only locks that no task takes (the kernel's irq-safe locks), so
+    no cycle can form through an interrupt.
     """
     _check_int("min_cpus", min_cpus, 1)
     _check_int("max_cpus", max_cpus, 1)
@@ -114,52 +138,71 @@ def programs(
     _check_int("max_handlers", max_handlers, 0)
     _check_int("max_work_ns", max_work_ns, 0)
     _check_int("max_retries", max_retries, 0)
-    levels = [Level(x) if not isinstance(x, str) else Level[x.upper()] for x in handler_levels]
+    for i, ns in enumerate(long_work_ns):
+        _check_int(f"long_work_ns[{i}]", ns, 0)
+    try:
+        levels = tuple(Level[x.upper()] if isinstance(x, str) else Level(x) for x in handler_levels)
+    except (KeyError, ValueError):
+        levels = ()
     if max_handlers and (not levels or Level.TASK in levels):
         raise InvalidArgument(f"handler_levels={handler_levels!r}: expected levels above task")
     if ordered and max_handlers and max_locks < 2:
         raise InvalidArgument(
-            f"max_locks={max_locks!r} with ordered=True and handlers: handlers need a lock of their own, so at least 2"
+            f"max_locks={max_locks!r} with ordered=True and handlers: handlers need a lock of their own, "
+            "so at least 2"
         )
-    budget = budgets if budgets is not None else st.just(1_000 * _MS)
-    return _programs(min_cpus, max_cpus, min_locks, max_locks, max_depth, max_sections, max_handlers, tuple(levels),
-                     max_work_ns, budget, max_retries, ordered)
+    work: st.SearchStrategy[int] | None = st.integers(0, max_work_ns) if max_work_ns else None
+    if long_work_ns:
+        # About one work in eight is long: enough to reach the timeout paths in most programs,
+        # few enough that runs stay short (a 500 ms wait runs a deadlock check every 1 ms).
+        longs = st.sampled_from(sorted(set(long_work_ns)))
+        work = longs if work is None else st.one_of(*[work] * 7, longs)
+    shape = _Shape(
+        min_cpus, max_cpus, min_locks, max_locks, max_depth, max_sections, max_handlers, levels, work,
+        budgets if budgets is not None else st.just(1_000 * _MS), max_retries, ordered,
+    )
+    return _programs(shape)
 
 
 @st.composite
-def _programs(draw: Any, min_cpus, max_cpus, min_locks, max_locks, max_depth, max_sections, max_handlers, levels,  # type: ignore[no-untyped-def]
-              max_work_ns, budget, max_retries, ordered) -> Program:
-    n_locks = draw(st.integers(max(min_locks, 2 if ordered and max_handlers else 1), max_locks))
+def _programs(draw: Any, shape: _Shape) -> Program:
+    ordered_irqs = shape.ordered and shape.max_handlers
+    n_locks = draw(st.integers(max(shape.min_locks, 2 if ordered_irqs else 1), shape.max_locks))
     all_locks = list(range(n_locks))
-    if ordered and max_handlers:
-        task_locks, irq_locks = all_locks[:-1], all_locks[-1:]
-        irq_levels = levels[:1]
+    if ordered_irqs:
+        task_locks, irq_locks, irq_levels = all_locks[:-1], all_locks[-1:], shape.levels[:1]
     else:
-        task_locks, irq_locks, irq_levels = all_locks, all_locks, levels
-    n_cpus = draw(st.integers(min_cpus, max_cpus))
+        task_locks, irq_locks, irq_levels = all_locks, all_locks, shape.levels
     cpus = []
-    for cpu in range(n_cpus):
-        task = draw(_line(task_locks, max_sections, max_depth, max_work_ns, budget, ordered, min_sections=1))
+    for _ in range(draw(st.integers(shape.min_cpus, shape.max_cpus))):
+        task = draw(_line(shape, task_locks, shape.max_sections))
         handlers = []
-        for _ in range(draw(st.integers(0, max_handlers))):
+        for _ in range(draw(st.integers(0, shape.max_handlers))):
             level = draw(st.sampled_from(irq_levels))
-            ops = draw(_line(irq_locks, 1, max_depth, max_work_ns // 4, budget, ordered, min_sections=1))
-            handlers.append(Handler(level, ops))
+            handlers.append(Handler(level, draw(_line(shape, irq_locks, 1))))
         cpus.append(CpuProgram(task=task, handlers=tuple(handlers)))
-    retries = draw(st.integers(0, max_retries)) if max_retries else 0
-    on_error = OnError(retries=retries, backoff_ns=draw(st.integers(0, max_work_ns)) if retries else 0)
-    return Program(cpus=tuple(cpus), n_locks=n_locks, on_error=on_error)
+    retries = draw(st.integers(0, shape.max_retries)) if shape.max_retries else 0
+    backoff = draw(shape.work) if retries and shape.work is not None else 0
+    return Program(cpus=tuple(cpus), n_locks=n_locks, on_error=OnError(retries=retries, backoff_ns=backoff))
 
 
 def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
-    """``programs()`` suited to a target's capabilities: ordered programs for a target that
-    neither detects deadlocks nor times out (or else every deadlock would be the program's),
-    and budgets around its fixed timeouts. Keyword arguments override."""
+    """``programs()`` suited to a target's capabilities. Keyword arguments override.
+
+    - A target that neither detects deadlocks nor times out gets ordered programs (otherwise
+      every deadlock would be the program's, not the target's).
+    - A target with per-call budgets gets budgets around 1 ms, on both sides of the work.
+    - A target with fixed timeouts gets some holds just past them (``long_work_ns``), so that its
+      waiters give up and its timeout and teardown paths run.
+    """
     caps = target.capabilities
     if "ordered" not in kwargs:
         kwargs["ordered"] = caps.timeouts is None and not caps.detects_deadlocks
         if kwargs["ordered"] and kwargs.get("max_handlers", 1) and kwargs.get("max_locks", 2) < 2:
             kwargs["max_handlers"] = 0
-    if "budgets" not in kwargs and caps.timeouts is not None and caps.timeouts.per_call:
+    t = caps.timeouts
+    if "budgets" not in kwargs and t is not None and t.per_call:
         kwargs["budgets"] = budgets(min_ns=0, max_ns=20 * _MS, near=(_MS,))
+    if "long_work_ns" not in kwargs and t is not None and not t.per_call:
+        kwargs["long_work_ns"] = (t.min_ns + t.slack_ns, t.max_quiet_ns + t.slack_ns)
     return programs(**kwargs)
