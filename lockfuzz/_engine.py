@@ -279,7 +279,9 @@ class Engine:
             features.update(getattr(oracle, "features", None) or {})
         return RunResult(trace, violation, self.decisions, self.branching, self.steps, self.machine.now, features)
 
-    def _new_context(self, cpu: int, level: Level, handler: int, ops: tuple[Any, ...], on_error: OnError | None = None) -> Context:
+    def _new_context(
+        self, cpu: int, level: Level, handler: int, ops: tuple[Any, ...], on_error: OnError | None = None
+    ) -> Context:
         if handler < 0:
             name = f"cpu{cpu}.{'final' if self.phase == 'final' else 'task'}"
         else:
@@ -551,7 +553,8 @@ class Engine:
         try:
             problems = list(self.target.check() or ())
         except Exception as exc:
-            raise Violation("target-fault", f"raised-{type(exc).__name__}", f"check() raised {type(exc).__name__}: {exc}") from exc
+            name = type(exc).__name__
+            raise Violation("target-fault", f"raised-{name}", f"check() raised {name}: {exc}") from exc
         if problems:
             raise Violation("final-state", "invariant", "after every program unwound: " + "; ".join(map(str, problems)))
 

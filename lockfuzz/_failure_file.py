@@ -116,7 +116,9 @@ class Failure:
                     contexts=list(trace_data["contexts"]), cells=list(trace_data["cells"]),
                 )
             if trace is not None and trace.hash() != trace_data["hash"]:
-                raise ReplayError(f"{where}: the stored events do not match the stored trace hash (was the file edited?)")
+                raise ReplayError(
+                    f"{where}: the stored events do not match the stored trace hash (was the file edited?)"
+                )
             schedule = data["schedule"]
             if not isinstance(schedule, list) or not all(isinstance(d, int) and d >= 0 for d in schedule):
                 raise ReplayError(f"{where}: schedule={schedule!r}, expected a list of ints >= 0")
@@ -199,9 +201,12 @@ def replay(source: str | os.PathLike[str] | Failure) -> ReplayOutcome:
         target_cls = resolve_target(failure.target)
     except InvalidArgument as exc:
         raise ReplayError(f"cannot replay: {exc}") from None
-    result = Engine(target_cls, failure.program, Schedule(failure.schedule), failure.settings, params=failure.params).run()
+    result = Engine(
+        target_cls, failure.program, Schedule(failure.schedule), failure.settings, params=failure.params
+    ).run()
     new_hash = result.trace.hash()
-    if result.violation is not None and result.violation.signature == failure.signature and new_hash == failure.trace_hash:
+    same_signature = result.violation is not None and result.violation.signature == failure.signature
+    if same_signature and new_hash == failure.trace_hash:
         return ReplayOutcome("reproduced", failure, result, f"reproduced: {result.violation}")
     diff = failure.trace.first_difference(result.trace) if failure.trace is not None else None
     if result.violation is None:

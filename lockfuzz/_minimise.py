@@ -160,14 +160,18 @@ def _cleanups(program: Program) -> list[Program]:
             handlers = cp.handlers[:h] + cp.handlers[h + 1 :]
             out.append(_replace_cpu(program, c, CpuProgram(cp.task, handlers)))
         if len(cpus) > 1:
-            out.append(Program(cpus=tuple(cpus[:c] + cpus[c + 1 :]), n_locks=program.n_locks, on_error=program.on_error))
+            fewer = tuple(cpus[:c] + cpus[c + 1 :])
+            out.append(Program(cpus=fewer, n_locks=program.n_locks, on_error=program.on_error))
     # Lock numbers nobody uses.
     used = sorted({op.lock for cp in cpus for line in [cp.task, *[h.ops for h in cp.handlers]] for op in line
                    if isinstance(op, (Lock, Unlock))})
     if used and (len(used) < program.n_locks or used != list(range(len(used)))):
         renumber = {old: new for new, old in enumerate(used)}
         out.append(Program(
-            cpus=tuple(CpuProgram(_relock(cp.task, renumber), tuple(Handler(h.level, _relock(h.ops, renumber)) for h in cp.handlers))
+            cpus=tuple(
+                CpuProgram(
+                    _relock(cp.task, renumber), tuple(Handler(h.level, _relock(h.ops, renumber)) for h in cp.handlers)
+                )
                        for cp in cpus),
             n_locks=len(used), on_error=program.on_error,
         ))

@@ -305,7 +305,9 @@ class RqSpinlock(Target):
             else:
                 nxt = await my_next.load()
         if not ret:  # Q7: queue head: wait for owner and pending waiter, 500 ms
-            val, ret = await self._spin_checked(cpu, lock, _unlocked_no_pending, LOCKED_PENDING_MASK, 2 * RES_DEF_TIMEOUT)
+            val, ret = await self._spin_checked(
+                cpu, lock, _unlocked_no_pending, LOCKED_PENDING_MASK, 2 * RES_DEF_TIMEOUT
+            )
             if ret == Status.EDEADLK:  # Q8: keep the queue: hand the head role over, or reset the tail
                 if nxt or not await self._try_cmpxchg_tail(lock, tail):
                     if not nxt:

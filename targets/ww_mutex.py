@@ -23,8 +23,8 @@ counts (``acquired``) is private to it, as in the kernel, and costs no step.
 Both: re-locking a lock the transaction holds returns EALREADY. The kernel's stamp-sorted wait
 list is not modelled (waiters retry on every change of the word instead): it orders hand-over,
 which neither guarantee depends on, and makes kernel Wait-Die also kill a waiter that holds locks
-and queues behind an older waiter; here only the holder's age counts. Unlike the kernel's wound (made under the lock's wait
-lock), the model's wound can land on a transaction that has just released that lock; it then
+and queues behind an older waiter; here only the holder's age counts. Unlike the kernel's wound
+(made under the lock's wait lock), the model's wound can land on a transaction that has just released that lock; it then
 dies at a later contended lock, still holding a lock, as a wounded kernel transaction would.
 """
 

@@ -31,7 +31,8 @@ class FairnessOracle(Oracle):
         truth = engine.truth
         if kind == ACQUIRE:
             a = truth.started
-            self.ahead[a] = [b for b in truth.on_lock[obj] if b is not a and b.ctx.steps - b.start_steps >= f.doorway_steps]
+            door = f.doorway_steps
+            self.ahead[a] = [b for b in truth.on_lock[obj] if b is not a and b.ctx.steps - b.start_steps >= door]
         elif kind == ACQUIRED:
             a = truth.returned
             ahead = self.ahead.pop(a, [])

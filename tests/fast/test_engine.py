@@ -11,9 +11,8 @@ import textwrap
 import pytest
 from support import RandomWalk, Scripted, holds
 
-import lockfuzz
 from lockfuzz import (
-    CpuProgram, Handler, InvalidArgument, Level, Lock, Machine, Program, Settings, Status, Target, Unlock,
+    CpuProgram, Handler, InvalidArgument, Level, Lock, Machine, Program, Settings, Unlock,
     Work, run,
 )  # fmt: skip
 from lockfuzz._events import ACQUIRED, IRQ_ENTER, IRQ_EXIT
@@ -92,7 +91,11 @@ def test_decisions_larger_than_the_options_wrap():
 
 def test_interrupt_fires_between_steps_and_the_interrupted_context_waits():
     program = Program(
-        cpus=(CpuProgram(task=(Lock(0), Work(100), Unlock(0)), handlers=(Handler(Level.HARDIRQ, (Lock(1), Unlock(1))),)),),
+        cpus=(
+            CpuProgram(
+                task=(Lock(0), Work(100), Unlock(0)), handlers=(Handler(Level.HARDIRQ, (Lock(1), Unlock(1))),)
+            ),
+        ),
         n_locks=2,
     )
     r = run(TasLock, program, Scripted((holds("cpu0.task", 0), "cpu0.hardirq")))

@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from support import OwnerLock, RandomWalk, Scripted, always, holds, waits
+from support import OwnerLock, RandomWalk, Scripted, holds, waits
 
 import lockfuzz
 from lockfuzz import (
     Capabilities, CpuProgram, Detection, Fairness, Handler, Level, Lock, Program, ProgramError, Settings,
-    Status, Target, Timeouts, Unlock, Work, run,
+    Status, Unlock, Work, run,
 )  # fmt: skip
 from lockfuzz.targets.tas import TasLock
 from lockfuzz.targets.ticket import TicketLock
@@ -198,7 +198,11 @@ def test_hang_without_cycle_is_the_targets_fault():
 
 
 def test_hang_on_a_cycle_of_a_non_detecting_lock_is_the_programs_deadlock():
-    abba = prog((Lock(0), Work(10), Lock(1), Unlock(1), Unlock(0)), (Lock(1), Work(10), Lock(0), Unlock(0), Unlock(1)), n_locks=2)
+    abba = prog(
+        (Lock(0), Work(10), Lock(1), Unlock(1), Unlock(0)),
+        (Lock(1), Work(10), Lock(0), Unlock(0), Unlock(1)),
+        n_locks=2,
+    )
     with pytest.raises(ProgramError, match=r"program deadlocks.*cycle \(ABBA\)"):
         run(TasLock, abba)
 

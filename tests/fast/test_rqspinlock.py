@@ -301,7 +301,8 @@ def test_random_walk_keeps_the_hard_properties():
         cpus = []
         for _ in range(rng.randint(2, 4)):
             locks = rng.sample(range(n_locks), rng.randint(1, n_locks))
-            ops = [Lock(x) for x in locks] + [Work(rng.choice([10, 1000, 2 * MS]))] + [Unlock(x) for x in reversed(locks)]
+            work = [Work(rng.choice([10, 1000, 2 * MS]))]
+            ops = [Lock(x) for x in locks] + work + [Unlock(x) for x in reversed(locks)]
             x = rng.randrange(n_locks)
             nmi = Handler(Level.NMI, (Lock(x), Unlock(x)))
             cpus.append(CpuProgram(task=tuple(ops) * 2, handlers=(nmi,) if rng.random() < 0.5 else ()))

@@ -58,7 +58,8 @@ def smaller_programs(program: Program) -> list[tuple[str, Program]]:
                              if isinstance(op, (Lock, Unlock)) and op.lock > lock else op for op in kept)
             fewer = tuple(CpuProgram(drop(cp.task), tuple(Handler(h.level, drop(h.ops)) for h in cp.handlers))
                           for cp in cpus)
-            out.append((f"without L{lock}", Program(cpus=fewer, n_locks=program.n_locks - 1, on_error=program.on_error)))
+            smaller = Program(cpus=fewer, n_locks=program.n_locks - 1, on_error=program.on_error)
+            out.append((f"without L{lock}", smaller))
     return out
 
 

@@ -97,7 +97,8 @@ def test_file_from_a_newer_lockfuzz_says_upgrade(saved, tmp_path):
 
 def test_unknown_target_is_named(saved, tmp_path):
     path = _edit(saved, tmp_path, lambda d: d["target"].update(path="nowhere.module:Lock"))
-    with pytest.raises(ReplayError, match=r"cannot replay: target 'nowhere.module:Lock': cannot import module 'nowhere.module'"):
+    expected = r"cannot replay: target 'nowhere.module:Lock': cannot import module 'nowhere.module'"
+    with pytest.raises(ReplayError, match=expected):
         replay(path)
 
 
