@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 from ._errors import InvalidArgument, Violation
-from ._events import CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, RELEASED, Trace
+from ._events import ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, RELEASED, Trace
 from ._interpreter import run_line
 from ._oracles import default_oracles
 from ._oracles._truth import GroundTruth
 from ._machine import MEMORY_OPS, SLEEP, START, WAIT, Cell, Machine
 from ._program import Handler, Lock, OnError, Program, Unlock
-from ._status import Level
+from ._status import Level, Status
 
 __all__ = ["Context", "DecisionSource", "Engine", "RunResult", "Settings", "run"]
 
@@ -204,8 +204,11 @@ class Engine:
             oracles = default_oracles()
         self.oracles = list(oracles)
         self.truth = GroundTruth(self)
-        self._truth_observe = self.truth.observe
+        self._truth: list[Any] = [None] * (RELEASED + 1)
+        for kind, method in self.truth.handlers().items():
+            self._truth[kind] = method
         self._dispatch: list[list[Callable[..., None]]] = [[] for _ in range(RELEASED + 1)]
+        self._acquired: dict[int, list[Callable[..., None]]] = {int(s): [] for s in Status}
         self.target: Any = None
         #: What the oracles hold the target to: the instance's, which may depend on its parameters.
         self.capabilities = target_cls.capabilities
@@ -216,8 +219,10 @@ class Engine:
         events = self.events
         index = len(events)
         events.append((self.machine.now, ctx.index if ctx is not None else -1, kind, obj, value))
-        self._truth_observe(index, ctx, kind, obj, value)
-        for observe in self._dispatch[kind]:
+        truth = self._truth[kind]
+        if truth is not None:
+            truth(index, ctx, obj, value)
+        for observe in self._acquired[value] if kind == ACQUIRED else self._dispatch[kind]:
             observe(self, index, ctx, kind, obj, value)
 
     def options(self) -> list[tuple[Any, ...]]:
@@ -253,7 +258,13 @@ class Engine:
                 oracle.start(self)
             for oracle in self.oracles:
                 for kind in oracle.kinds:
-                    self._dispatch[kind].append(oracle.observe)
+                    if kind == ACQUIRED:
+                        wanted = getattr(oracle, "statuses", None)
+                        for status, observers in self._acquired.items():
+                            if wanted is None or status in wanted:
+                                observers.append(oracle.observe)
+                    else:
+                        self._dispatch[kind].append(oracle.observe)
             for cpu, cp in enumerate(self.program.cpus):
                 self._push(self._new_context(cpu, Level.TASK, -1, cp.task))
             self._loop()

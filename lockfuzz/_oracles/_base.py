@@ -17,6 +17,9 @@ class Oracle:
     name = "oracle"
     #: The event kinds ``observe`` wants (an oracle may narrow them in ``start``).
     kinds: tuple[int, ...] = ()
+    #: For ACQUIRED events, the statuses it wants (None: all): most oracles judge one status, and
+    #: ACQUIRED is the most frequent event.
+    statuses: tuple[int, ...] | None = None
     features: dict[str, Any] | None = None
 
     def start(self, engine: Engine) -> None:

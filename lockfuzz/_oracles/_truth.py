@@ -11,7 +11,7 @@ returns). A context is *on a cycle* if it can reach itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .._events import ACQUIRE, ACQUIRED, DONE, IRQ_ENTER, IRQ_EXIT, RELEASE, RELEASED
 from .._status import Level, Status
@@ -151,115 +151,135 @@ class GroundTruth:
         return stack[stack.index(ctx) + 1]
 
     # -- events -------------------------------------------------------------------------------
-    def observe(self, index: int, ctx: Context | None, kind: int, obj: int, value: int) -> None:
-        # Only an ACQUIRE can close a cycle: it adds the edge waiter -> holder. ACQUIRED OK adds
-        # edges into a context that is running (so has no edge out); an interrupt adds an edge
-        # into a handler that waits for nothing yet; everything else removes edges. So the graph
-        # is recomputed on an ACQUIRE that could close a cycle, and otherwise only while cycles
-        # exist (they may break, or stop being clean).
+    # Only an ACQUIRE can close a cycle: it adds the edge waiter -> holder (or -> an earlier
+    # arrival, on a FIFO lock). ACQUIRED OK adds edges into a context that is running (so has no
+    # edge out); an interrupt adds an edge into a handler that waits for nothing yet; everything
+    # else removes edges. So the graph is recomputed on an ACQUIRE that could close a cycle, and
+    # otherwise only while cycles exist (they may break, or stop being clean).
+
+    def handlers(self) -> dict[int, Callable[[int, Any, int, int], None]]:
+        """The method for each event kind (the engine calls it before the oracles)."""
+        return {
+            ACQUIRE: self._on_acquire, ACQUIRED: self._on_acquired, RELEASE: self._on_release,
+            RELEASED: self._on_released, IRQ_ENTER: self._on_irq_enter, IRQ_EXIT: self._on_resume,
+            DONE: self._on_resume,
+        }  # fmt: skip
+
+    def _on_acquire(self, index: int, ctx: Context, obj: int, value: int) -> None:
         now = self.engine.machine.now
-        if kind == ACQUIRE:
-            assert ctx is not None
-            a = Attempt(ctx, obj, value, now, index)
-            h = self.holder[obj]
-            waiting = self.on_lock[obj]
-            if h is not None or waiting or self.releasing[obj]:
-                a.contended = True
-                for b in waiting:
-                    b.contended = True
-            held_up = sum(1 for b in waiting if b.int_since is not None)
+        a = Attempt(ctx, obj, value, now, index)
+        h = self.holder[obj]
+        waiting = self.on_lock[obj]
+        if h is not None or waiting or self.releasing[obj]:
+            a.contended = True
+        if waiting:
+            held_up = 0
+            for b in waiting:
+                b.contended = True
+                if b.int_since is not None:
+                    held_up += 1
             if held_up:
                 a.held_up, a.held_since = held_up, now
-            if self._backoff:
-                a.holding = any(x is ctx for x in self.holder)
             if self._fifo_doorway is not None:
                 doorway = self._fifo_doorway
                 a.ahead = tuple(b for b in waiting if b.ctx.steps - b.start_steps >= doorway)
-            if self._fallback:
-                busy = sum(1 for b in self.attempts.values() if b.ctx.cpu == ctx.cpu)
-                a.fallback = busy > 0 and (ctx.level == Level.NMI or busy >= 4)
-            self.attempts[ctx.index] = a
-            self.on_lock[obj].append(a)
-            self.table[ctx.cpu].append(obj)
-            self.started = a
-            h = h or self.releaser[obj]
-            if self.cycles or a.ahead or (h is not None and (h.index in self.attempts or not h.top)):
-                self._recompute()
-            if self._table_view:
-                self._mark_table_view()
-        elif kind == ACQUIRED:
-            assert ctx is not None
-            a = self.attempts.pop(ctx.index)
-            self.on_lock[obj].remove(a)
-            a.end = now
-            a.status = _STATUS[value]
-            self.returned = a
-            if value == 0:
-                self.holder[obj] = ctx
-                for b in self.on_lock[obj]:
-                    b.contended = True
-            else:
-                _remove_last(self.table[ctx.cpu], obj)
-                if value == Status.ETIMEDOUT:
-                    for b in self.on_lock[obj]:
-                        b.other_timed_out = True
-            if self.on_lock[obj]:
-                self._progress(obj, now)
-            if self.cycles:
-                self._recompute()
-            if self._table_view:
-                self._mark_table_view()
-        elif kind == RELEASE:
-            assert ctx is not None
-            self.released_holder = self.holder[obj]
-            if self.holder[obj] is ctx:
-                self.holder[obj] = None
-            self.releasing[obj] += 1
-            self.releaser[obj] = ctx
-            if self.on_lock[obj]:
-                self._progress(obj, now)
-                for b in self.on_lock[obj]:
-                    b.contended = True
-            if self.cycles:
-                self._recompute()
-        elif kind == RELEASED:
-            # The lock left the CPU's table only now that the release returned: the kernel's
-            # unlock frees the word before it clears the table slot, and a handler landing in
-            # between sees the stale entry.
-            self.releasing[obj] -= 1
-            if self.releaser[obj] is ctx:
-                self.releaser[obj] = None
-            _remove_last(self.table[ctx.cpu], obj)  # type: ignore[union-attr]
-            if self.cycles:
-                self._recompute()
-            if self._table_view:
-                self._mark_table_view()
-        elif kind == IRQ_ENTER:
-            stack = self.engine.stacks[obj]
-            below = self.attempts.get(stack[-2].index) if len(stack) > 1 else None
-            if below is not None and below.int_since is None:
-                below.int_since = now
-                queue = self.on_lock[below.lock]
-                for b in queue[queue.index(below) + 1 :]:
-                    b.held_up += 1
-                    if b.held_up == 1:
-                        b.held_since = now
-            if self.cycles:
-                self._recompute()
-        elif kind == IRQ_EXIT or kind == DONE:
-            stack = self.engine.stacks[obj]
-            if stack:
-                resumed = self.attempts.get(stack[-1].index)
-                if resumed is not None and resumed.int_since is not None:
-                    resumed.int_total += now - resumed.int_since
-                    resumed.int_since = None
-                    queue = self.on_lock[resumed.lock]
-                    for b in queue[queue.index(resumed) + 1 :]:
-                        b.held_up -= 1
-                        if b.held_up == 0:
-                            b.held_total += now - b.held_since
-            if self.cycles:
-                self._recompute()
+        if self._backoff:
+            a.holding = ctx in self.holder
+        if self._fallback:
+            busy = sum(1 for b in self.attempts.values() if b.ctx.cpu == ctx.cpu)
+            a.fallback = busy > 0 and (ctx.level == Level.NMI or busy >= 4)
+        self.attempts[ctx.index] = a
+        waiting.append(a)
+        self.table[ctx.cpu].append(obj)
+        self.started = a
+        if h is None:
+            h = self.releaser[obj]
+        if self.cycles or a.ahead or (h is not None and (h.index in self.attempts or not h.top)):
+            self._recompute()
+        if self._table_view:
+            self._mark_table_view()
+
+    def _on_acquired(self, index: int, ctx: Context, obj: int, value: int) -> None:
+        now = self.engine.machine.now
+        a = self.attempts.pop(ctx.index)
+        waiting = self.on_lock[obj]
+        waiting.remove(a)
+        a.end = now
+        a.status = _STATUS[value]
+        self.returned = a
+        if value == 0:
+            self.holder[obj] = ctx
+            for b in waiting:
+                b.contended = True
+        else:
+            _remove_last(self.table[ctx.cpu], obj)
+            if value == Status.ETIMEDOUT:
+                for b in waiting:
+                    b.other_timed_out = True
+        if waiting:
+            self._progress(obj, now)
+        if self.cycles:
+            self._recompute()
+        if self._table_view:
+            self._mark_table_view()
+
+    def _on_release(self, index: int, ctx: Context, obj: int, value: int) -> None:
+        self.released_holder = self.holder[obj]
+        if self.holder[obj] is ctx:
+            self.holder[obj] = None
+        self.releasing[obj] += 1
+        self.releaser[obj] = ctx
+        waiting = self.on_lock[obj]
+        if waiting:
+            self._progress(obj, self.engine.machine.now)
+            for b in waiting:
+                b.contended = True
+        if self.cycles:
+            self._recompute()
+
+    def _on_released(self, index: int, ctx: Context, obj: int, value: int) -> None:
+        # The lock leaves the CPU's table only now that the release returned: the kernel's
+        # unlock frees the word before it clears the table slot, and a handler landing in
+        # between sees the stale entry.
+        self.releasing[obj] -= 1
+        if self.releaser[obj] is ctx:
+            self.releaser[obj] = None
+        _remove_last(self.table[ctx.cpu], obj)
+        if self.cycles:
+            self._recompute()
+        if self._table_view:
+            self._mark_table_view()
+
+    def _on_irq_enter(self, index: int, ctx: Context, obj: int, value: int) -> None:
+        stack = self.engine.stacks[obj]
+        below = self.attempts.get(stack[-2].index) if len(stack) > 1 else None
+        if below is not None and below.int_since is None:
+            now = self.engine.machine.now
+            below.int_since = now
+            queue = self.on_lock[below.lock]
+            for b in queue[queue.index(below) + 1 :]:
+                b.held_up += 1
+                if b.held_up == 1:
+                    b.held_since = now
+        if self.cycles:
+            self._recompute()
+
+    def _on_resume(self, index: int, ctx: Context, obj: int, value: int) -> None:
+        """A context ended (IRQ_EXIT or DONE): the one below it on its CPU runs again."""
+        stack = self.engine.stacks[obj]
+        if stack:
+            resumed = self.attempts.get(stack[-1].index)
+            if resumed is not None and resumed.int_since is not None:
+                now = self.engine.machine.now
+                resumed.int_total += now - resumed.int_since
+                resumed.int_since = None
+                queue = self.on_lock[resumed.lock]
+                for b in queue[queue.index(resumed) + 1 :]:
+                    b.held_up -= 1
+                    if b.held_up == 0:
+                        b.held_total += now - b.held_since
+        if self.cycles:
+            self._recompute()
 
     def _progress(self, lock: int, now: int) -> None:
         for b in self.on_lock[lock]:

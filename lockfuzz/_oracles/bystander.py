@@ -16,6 +16,7 @@ from ._base import Oracle
 class InnocentBystander(Oracle):
     name = "innocent-bystander"
     kinds = (ACQUIRED,)
+    statuses = (Status.EDEADLK,)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.exceptions = engine.capabilities.exceptions

@@ -18,6 +18,7 @@ from ._base import Oracle
 class EdeadlkSound(Oracle):
     name = "edeadlk-sound"
     kinds = (ACQUIRED,)
+    statuses = (Status.EDEADLK,)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.exceptions = engine.capabilities.exceptions

@@ -17,6 +17,7 @@ from ._base import Oracle
 class EtimedoutAttribution(Oracle):
     name = "etimedout"
     kinds = (ACQUIRED,)
+    statuses = (Status.ETIMEDOUT,)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.timeouts = engine.capabilities.timeouts

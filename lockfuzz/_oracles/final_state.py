@@ -15,6 +15,7 @@ from ._base import Oracle
 class FinalState(Oracle):
     name = "final-state"
     kinds = (ACQUIRED,)
+    statuses = (Status.EDEADLK, Status.ETIMEDOUT, Status.EALREADY)
 
     def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         if kind == ACQUIRED and engine.phase == "final" and value != Status.OK:

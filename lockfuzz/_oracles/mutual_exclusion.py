@@ -11,6 +11,7 @@ from ._base import Oracle
 class MutualExclusion(Oracle):
     name = "mutual-exclusion"
     kinds = (ACQUIRED, RELEASE)
+    statuses = (Status.OK,)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.holder = [None] * engine.program.n_locks
