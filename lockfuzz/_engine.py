@@ -167,6 +167,15 @@ class _Stop(Exception):
 class Engine:
     """One run. Use ``lockfuzz.run(...)``; the engine object is what sources and oracles see."""
 
+    def __new__(cls, target_cls: Any = None, *args: Any, **kwargs: Any) -> Engine:
+        # Targets written over trio itself (``driver = "trio"``) run on the trio driver, where
+        # each trio checkpoint is a decision: same decisions, same events, same oracles.
+        if cls is Engine and getattr(target_cls, "driver", None) == "trio":
+            from ._trio_driver import TrioEngine
+
+            cls = TrioEngine
+        return super().__new__(cls)
+
     def __init__(
         self,
         target_cls: Callable[..., Any],

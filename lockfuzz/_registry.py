@@ -28,6 +28,12 @@ BUNDLED = {
     "arena_spinlock": "lockfuzz.targets.arena_spinlock:ArenaSpinlock",
     "ww_wait_die": "lockfuzz.targets.ww_mutex:WaitDieMutex",
     "ww_wound_wait": "lockfuzz.targets.ww_mutex:WoundWaitMutex",
+    # Real trio code, run on the trio driver (each trio checkpoint is a decision).
+    "trio_lock": "lockfuzz.targets.trio_locks:TrioLock",
+    "trio_strict_fifo_lock": "lockfuzz.targets.trio_locks:TrioStrictFIFOLock",
+    "trio_semaphore": "lockfuzz.targets.trio_locks:TrioSemaphore",
+    "trio_capacity_limiter": "lockfuzz.targets.trio_locks:TrioCapacityLimiter",
+    "anyio_lock": "lockfuzz.targets.trio_locks:AnyioLock",
 }
 
 

@@ -2,7 +2,10 @@
 
 Arrival is after the attempt's first ``doorway_steps`` steps (Lamport's doorway): when X starts
 its attempt on L, every attempt on L that has passed its doorway is *ahead* of X; if X then
-acquires L while one of those is still waiting, that waiter was overtaken once.
+acquires L while one of those is still waiting, that waiter was overtaken once. A waiter whose
+per-call budget has run out is leaving, not waiting: a trio waiter leaves the lock's queue when
+its deadline passes and returns ETIMEDOUT only when it next runs, and a later arrival that takes
+the lock in between has not overtaken it.
 """
 
 from __future__ import annotations
@@ -40,8 +43,12 @@ class FairnessOracle(Oracle):
             if value != Status.OK:
                 return
             still = set(map(id, truth.on_lock[obj]))
+            timeouts = engine.capabilities.timeouts
+            now = engine.machine.now
             for b in ahead:
                 if id(b) in still:
+                    if timeouts is not None and timeouts.per_call and now - b.start >= b.budget:
+                        continue  # its budget has run out: it is leaving (ETIMEDOUT), not waiting
                     n = self.overtaken.get(b, 0) + 1
                     self.overtaken[b] = n
                     if n > f.overtakes:

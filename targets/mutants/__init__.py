@@ -32,3 +32,9 @@ EXPECTED: dict[str, str] = {
     "dirty_after_timeout": "final-state",
     "early_timeout": "etimedout",
 }
+
+# Known-broken locks over real trio primitives, run on the trio driver.
+from lockfuzz.targets.mutants import trio_mutants as _trio  # noqa: E402 - after the dicts it extends
+
+MUTANTS.update(_trio.MUTANTS)
+EXPECTED.update(_trio.EXPECTED)

@@ -79,3 +79,9 @@ BASES: dict[str, str] = {
     "bystander_edeadlk": _RTAS,
     "dirty_after_timeout": "lockfuzz.targets.mutants.dirty_after_timeout:PendingTasLock",
 }
+
+# The trio mutants' own scenarios and bases.
+from lockfuzz.targets.mutants import trio_mutants as _trio  # noqa: E402 - after the dicts it extends
+
+SCENARIOS.update(_trio.SCENARIOS)
+BASES.update(_trio.BASES)

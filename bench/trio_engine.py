@@ -1,0 +1,141 @@
+"""The trio driver's speed, in Hypothesis examples per second (one run per example).
+
+Each figure comes from a ``@given`` test (``database=None``, generate phase only, derandomized)
+that draws a program and the seed of a random walk and runs that program once under that
+schedule:
+
+- ``trio_lock``: ``trio.Lock`` (the ``TrioLock`` adapter, every oracle on), three tasks taking
+  one lock twice each with budgets of 0-20 ms (often close to 1 ms) that fire as
+  ``trio.move_on_after`` deadlines in virtual time, and work of 0-2 ms in between;
+- ``cell_direct`` and ``cell_trio``: the same programs on the ticket lock, a target over lockfuzz
+  cells, on the direct engine and on the trio driver (the two give equal traces: the
+  differential test). Their ratio is what driving contexts as trio tasks costs;
+- ``hypothesis_only``: the same ``@given`` with an empty body: the ceiling Hypothesis itself sets
+  on this machine for these draws;
+- ``trio_lock_fresh_trio_run``: ``trio_lock`` with a fresh ``trio.run`` (in a fresh thread) for
+  every run, as a driver without the long-lived host would do it: the prototype's way, measured
+  on this machine, to compare the headline figure with.
+
+Each figure is the best of ``--repeat`` rounds (the machine may be shared). Reported too: the
+microseconds a run takes on its own (``us_per_run``), steps per run, and the examples per second
+of process CPU time (both threads; steadier than wall time on a loaded machine). The last line
+is JSON.
+
+    python bench/trio_engine.py [--examples 500] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import trio
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from lockfuzz import CpuProgram, Engine, Lock, Program, Unlock, Work
+from lockfuzz._search.random_walk import RandomWalk
+from lockfuzz._trio_driver import TrioEngine
+from lockfuzz.strategies import budgets
+from lockfuzz.targets.ticket import TicketLock
+from lockfuzz.targets.trio_locks import TrioLock
+
+_MS = 1_000_000
+BUDGETS = budgets(min_ns=0, max_ns=20 * _MS, near=(_MS,))
+
+
+@st.composite
+def three_tasks(draw: Any) -> Program:
+    """Three tasks, one lock: each takes it under a budget drawn around 1 ms (so timeouts fire,
+    in virtual time), works 0-2 ms and releases it, twice."""
+    cpus = []
+    for _ in range(3):
+        ops: list[Any] = []
+        for _ in range(2):
+            ops += [Lock(0, draw(BUDGETS)), Work(draw(st.integers(0, 2 * _MS))), Unlock(0)]
+        cpus.append(CpuProgram(task=tuple(ops)))
+    return Program(cpus=tuple(cpus), n_locks=1)
+
+
+def measure(engine_cls: type | None, target: Any, n: int) -> dict[str, float]:
+    """``n`` Hypothesis examples, one run each (none if ``engine_cls`` is None)."""
+    totals = {"examples": 0, "steps": 0, "violations": 0, "run_s": 0.0}
+
+    @settings(
+        max_examples=n, database=None, deadline=None, derandomize=True,
+        phases=[Phase.generate], suppress_health_check=list(HealthCheck),
+    )
+    @given(program=three_tasks(), seed=st.integers(0, 2**32 - 1))
+    def one_run(program: Program, seed: int) -> None:
+        totals["examples"] += 1
+        if engine_cls is None:
+            return
+        t0 = time.perf_counter()
+        result = engine_cls(target, program, RandomWalk(seed)).run()
+        totals["run_s"] += time.perf_counter() - t0
+        totals["steps"] += result.steps
+        totals["violations"] += result.violation is not None
+
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    one_run()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    ex = totals["examples"]
+    return {
+        "examples_per_s": ex / wall,
+        "examples_per_cpu_s": ex / cpu if cpu else 0.0,
+        "us_per_run": 1e6 * totals["run_s"] / ex,
+        "steps_per_run": totals["steps"] / ex,
+        "violations": totals["violations"],
+    }
+
+
+class FreshRunTrioEngine(TrioEngine):
+    """The trio driver with a ``trio.run`` of its own per run (see the module doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._t_fresh_host = True
+
+
+CASES = {
+    "hypothesis_only": (None, None),
+    "trio_lock": (TrioEngine, TrioLock),
+    "trio_lock_fresh_trio_run": (FreshRunTrioEngine, TrioLock),
+    "cell_direct": (Engine, TicketLock),
+    "cell_trio": (TrioEngine, TicketLock),
+}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--examples", type=int, default=500)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    for engine_cls, target in CASES.values():  # warm up: imports, the trio host thread, caches
+        measure(engine_cls, target, 50)
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(args.repeat):
+        for name, (engine_cls, target) in CASES.items():
+            r = measure(engine_cls, target, args.examples)
+            if name not in best or r["examples_per_s"] > best[name]["examples_per_s"]:
+                best[name] = r
+    for name, r in best.items():
+        print(f"{name:24} {r['examples_per_s']:7,.0f} examples/s ({r['examples_per_cpu_s']:7,.0f} per CPU-second)  "
+              f"{r['us_per_run']:7,.0f} us/run  {r['steps_per_run']:5.1f} steps/run")
+    out: dict[str, Any] = {f"{name}_examples_per_s": round(r["examples_per_s"]) for name, r in best.items()}
+    out.update({f"{name}_examples_per_cpu_s": round(r["examples_per_cpu_s"]) for name, r in best.items()})
+    out.update({f"{name}_us_per_run": round(r["us_per_run"]) for name, r in best.items() if name != "hypothesis_only"})
+    out["cell_trio_over_direct_per_run"] = round(best["cell_trio"]["us_per_run"] / best["cell_direct"]["us_per_run"], 2)
+    out["examples"] = args.examples
+    out["trio"] = trio.__version__
+    out["load_average_1min"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)

@@ -1,0 +1,703 @@
+"""The trio driver: each context is a trio task, and every trio checkpoint is a decision.
+
+DESIGN.md, "How data flows": one scheduling core, two ways to drive contexts, same decisions and
+same events. ``Engine`` steps coroutines directly; ``TrioEngine`` runs the same program
+interpreter (``_interpreter.run_line``) with each context as a trio task, so that targets written
+over trio itself (``trio.Lock``, ``anyio.Lock``, a user's own lock with ``trio.move_on_after``)
+can be fuzzed. A target class says which driver it needs with ``driver = "trio"``;
+``make_engine`` picks the engine from that.
+
+How a decision is made. trio's run loop, at each pass, takes the runnable tasks as a batch.
+``_trio_internals.steer_run_queue`` makes it take only the tasks ``TrioEngine._select`` returns:
+tasks that are not contexts (the driver's own, helpers a target spawns) one at a time, in the
+order trio queued them; otherwise exactly one context, chosen under the Engine's contract (module
+doc of ``_engine``): the runnable contexts are the tops of the CPU stacks whose tasks are in
+trio's run queue; option ``0`` keeps the current one, ``1 .. r-1`` switch in CPU order, the rest
+fire interrupt handlers; when no context can run, option ``0`` jumps the virtual clock to the
+earliest deadline (trio's cancel-scope deadlines and the contexts' own waits alike), and with
+none the run hangs. The chosen context's task then runs one *step*: from the checkpoint where it
+stopped to its next one.
+
+What a step is. A context's task runs its line through ``_pump``, which passes trio's own
+checkpoints to trio and keeps lockfuzz's requests (cell accesses, ``sleep_until``, the
+interpreter's ``checkpoint``) for the engine: before each request the task yields to trio
+(``cancel_shielded_checkpoint``), so the request waits for a decision exactly where the direct
+engine makes one; once the context is chosen, the engine performs the request, atomically, as the
+direct engine does, and the task runs on to its next request or checkpoint. So a trio checkpoint
+is a step (logged as ``checkpoint``), a request is a step (logged as the access), and the first
+step of a context is ``start``; for a target over cells the same decisions give the same trace
+as the direct engine, event for event (the differential test, tests/fast/test_trio_driver.py).
+
+Time is virtual. trio's clock (``VirtualClock``, a ``trio.abc.Clock``) reads the machine's clock
+in nanoseconds, so ``trio.current_time()``, ``trio.move_on_after`` and ``trio.fail_after`` run on
+it; it never sleeps, and the driver jumps it when every context waits, as
+``trio.testing.MockClock(autojump_threshold=0)`` does. (``MockClock`` itself keeps time as a
+float sum of jumps, and autojumps only when trio's whole run queue is empty: a context held back
+below an interrupt handler is still queued, so it would never jump.) Each step adds
+``Settings.step_ns``.
+
+Interrupts are supported: firing a handler starts a task for it, and the context below it does
+not run, even when trio could run it, until the handler returns.
+
+What is the direct engine's. ``TrioEngine`` overrides only the stepping (``Engine._loop`` and
+the helpers it uses: waits, clock jumps, firing and ending contexts): the rest (making the
+target, starting the oracles, the final check, the result) is ``Engine.run``'s own code, so the
+two drivers cannot drift apart there. The target is made outside trio, as on the direct engine
+(an ``anyio.Lock()`` made there binds to trio when first used); ``acquire`` and ``release`` run
+in the contexts' trio tasks.
+
+Where trio runs. ``trio.run`` costs about a millisecond to set up and tear down, more than a
+small run itself, and it cannot nest in one thread (campaigns run inside ``trio.run``). So one
+long-lived ``trio.run`` per calling thread, in a daemon thread of its own (``_Host``), runs the
+phases of engine runs one after another while the caller waits; between them it sleeps. Nothing
+carries over from one run to the next: each phase's tasks have ended (or, if a target blocks for
+ever in a shielded wait after a violation, the host is retired and a fresh one serves the rest).
+
+Violations raised while trio runs (by oracles, in a task or during the run loop's pass) are
+recorded; the driver then cancels the run's tasks, lets them end, and raises the violation from
+``_loop`` where the direct engine would have; the trace ends where the violation happened.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+import threading
+import types
+from typing import Any, Callable, Generator, Sequence
+
+import trio
+
+from . import _trio_internals
+from ._engine import Context, DecisionSource, Engine, RunResult, Schedule, Settings
+from ._errors import InvalidArgument, Violation
+from ._events import CLOCK
+from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, Cell
+from ._oracles.hang import hang_violation
+from ._oracles.livelock import livelock_violation
+from ._program import Program
+
+__all__ = ["DRIVERS", "TrioEngine", "VirtualClock", "driver_of", "make_engine", "run_trio"]
+
+#: The values a target class may give its ``driver`` attribute (absent means ``"direct"``).
+DRIVERS = ("direct", "trio")
+
+# The pending "request" of a context stopped at one of trio's own checkpoints: its next step is
+# logged as a checkpoint and performs nothing.
+_TRIO_STEP = (CHECKPOINT, None, 0, 0)
+
+# Passes of trio's run loop with nothing of a stopped run left to run before its tasks are given
+# up for lost (a target blocked for ever in a shielded wait).
+_ABANDON_AFTER = 20_000
+
+
+def driver_of(target_cls: Any) -> str:
+    """``"trio"`` for a target whose class says ``driver = "trio"``, else ``"direct"``."""
+    driver = getattr(target_cls, "driver", None)
+    if driver is None:
+        return "direct"
+    if driver not in DRIVERS:
+        raise InvalidArgument(
+            f"target {getattr(target_cls, '__qualname__', target_cls)!r}: driver={driver!r}, expected one of "
+            f"{', '.join(map(repr, DRIVERS))}"
+        )
+    return str(driver)
+
+
+def make_engine(
+    target_cls: Callable[..., Any],
+    program: Program,
+    source: DecisionSource | None = None,
+    settings: Settings | None = None,
+    *,
+    params: dict[str, Any] | None = None,
+    oracles: Sequence[Any] | None = None,
+) -> Engine:
+    """The engine that drives ``target_cls``: a ``TrioEngine`` if its class says
+    ``driver = "trio"``, else the direct ``Engine``. Same arguments as ``Engine``."""
+    cls = TrioEngine if driver_of(target_cls) == "trio" else Engine
+    return cls(target_cls, program, source, settings, params=params, oracles=oracles)
+
+
+def run_trio(
+    target: Any,
+    program: Program,
+    schedule: DecisionSource | Sequence[int] | None = None,
+    *,
+    settings: Settings | None = None,
+    params: dict[str, Any] | None = None,
+    oracles: Sequence[Any] | None = None,
+) -> RunResult:
+    """``lockfuzz.run`` on the trio driver, whatever the target's ``driver`` says (a target over
+    cells runs on both: that is the differential test)."""
+    from ._target import resolve_target
+
+    target_cls = resolve_target(target)
+    if schedule is None or isinstance(schedule, (list, tuple)):
+        schedule = Schedule(schedule or ())
+    return TrioEngine(target_cls, program, schedule, settings, params=params, oracles=oracles).run()
+
+
+# -- the host: one long-lived trio run per calling thread ------------------------------------------
+class VirtualClock(trio.abc.Clock):
+    """trio's clock: the running engine's virtual time, in seconds. It never sleeps while an
+    engine runs (the driver jumps the time instead); between runs, when trio asks how long it
+    may sleep, the host waits there for the next run (``_Host.idle``)."""
+
+    def __init__(self, host: _Host) -> None:
+        self._host = host
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        engine = self._host.engine
+        return engine.machine.now / 1e9 if engine is not None else 0.0
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        host = self._host
+        if host.engine is None and host.serving:
+            host.idle()
+        return 0.0
+
+
+class _Host:
+    """A ``trio.run`` in a daemon thread that runs ``TrioEngine`` runs, one at a time.
+
+    Between runs the host's run loop has nothing to run, and asks its clock how long to sleep:
+    the clock then blocks the thread until a run is handed in (``call``), and hands the run to
+    the host's server task. A run's caller waits on a lock of its own that the host releases
+    when it next has nothing to run. So a run costs two thread hand-overs, and no sockets.
+    """
+
+    def __init__(self) -> None:
+        self.engine: TrioEngine | None = None
+        self.pid = os.getpid()
+        self.retired = False
+        self.serving = False
+        self.failure: BaseException | None = None
+        self.busy = threading.Lock()  # held from a run's hand-in until the host is done with it
+        self.work = threading.Lock()  # released to hand in a run (self.job)
+        self.work.acquire()
+        self.job: tuple[TrioEngine | None, threading.Lock] | None = None
+        self.finishing: threading.Lock | None = None  # the caller's, released once the run is over
+        self.server: Any = None
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._thread, args=(ready,), name="lockfuzz-trio-host", daemon=True)
+        self.thread.start()
+        ready.wait()
+        if self.failure is not None:
+            raise self.failure
+
+    def _thread(self, ready: threading.Event) -> None:
+        try:
+            trio.run(self._serve, ready, clock=VirtualClock(self))
+        except BaseException as exc:  # noqa: BLE001 - reported to whoever waits
+            self.failure = exc
+        finally:
+            self.retired = True
+            ready.set()
+            for waiter in (self.finishing, self.job[1] if self.job else None):
+                if waiter is not None and waiter.locked():
+                    waiter.release()
+
+    async def _serve(self, ready: threading.Event) -> None:
+        _trio_internals.steer_run_queue(self._select)
+        self.server = trio.lowlevel.current_task()
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            self.serving = True
+            ready.set()
+            while True:
+                await trio.lowlevel.wait_task_rescheduled(_no_abort)  # idle() hands in self.engine
+                engine = self.engine
+                if engine is None:  # close()
+                    self.serving = False
+                    return
+                try:
+                    await engine._phase()
+                except BaseException as exc:  # noqa: BLE001 - recorded; never let it end the host
+                    engine._fail(exc)
+                self.engine = None
+                if engine._t_abandoned:
+                    self.retired = True  # tasks of that run may still wake: serve no other run
+
+    def _select(self, tasks: list[Any]) -> list[Any]:
+        engine = self.engine
+        return engine._select(tasks) if engine is not None else tasks
+
+    def idle(self) -> None:
+        """In the host thread, with nothing to run: finish the last run, wait for the next."""
+        done, self.finishing = self.finishing, None
+        if done is not None:
+            self.busy.release()
+            done.release()
+        self.work.acquire()
+        assert self.job is not None
+        engine, self.finishing = self.job
+        self.job = None
+        if engine is not None:
+            engine._t_host = self
+        self.engine = engine
+        trio.lowlevel.reschedule(self.server)
+
+    def close(self) -> None:
+        """End the host's trio run and its thread (a host is otherwise kept for the process)."""
+        done = threading.Lock()
+        done.acquire()
+        self.busy.acquire()
+        self.retired = True
+        self.job = (None, done)  # type: ignore[assignment]
+        self.work.release()
+        self.thread.join()
+
+    def call(self, engine: TrioEngine) -> None:
+        """Run ``engine`` on this host; return when it is done."""
+        done = threading.Lock()
+        done.acquire()
+        self.busy.acquire()  # the host is done with the previous run (even one whose caller left)
+        if self.retired:
+            self.busy.release()
+            if self.failure is None:
+                return _host().call(engine)  # retired by that previous run: a fresh host
+            raise RuntimeError(f"lockfuzz: the trio host has ended ({self.failure!r})")
+        self.job = (engine, done)
+        self.work.release()
+        done.acquire()
+        if self.failure is not None:
+            raise RuntimeError(f"lockfuzz: the trio host has ended ({self.failure!r})")
+
+
+def _no_abort(raise_cancel: Any) -> Any:
+    return trio.lowlevel.Abort.FAILED
+
+
+_hosts = threading.local()
+
+
+def _host() -> _Host:
+    host = getattr(_hosts, "host", None)
+    if host is None or host.retired or host.pid != os.getpid():  # a fork has no host thread
+        host = _hosts.host = _Host()
+    return host
+
+
+class _Stopped(BaseException):
+    """Internal: the run has stopped (a violation); a context's task ends here."""
+
+
+# -- the engine ----------------------------------------------------------------------------------
+class TrioEngine(Engine):
+    """One run with each context as a trio task; see the module doc. Same interface as
+    ``Engine``: ``TrioEngine(target_cls, program, source, settings, params=..., oracles=...).run()``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._t_host: _Host | None = None
+        self._t_context: Any = None  # the run's root task's contextvars, for the tasks it starts
+        self._t_ctx_of: dict[Any, Context] = {}  # the live context of each trio task (by identity)
+        self._t_task: list[Any] = []  # ctx.index -> its trio task
+        self._t_scope: list[Any] = []  # ctx.index -> the cancel scope its task runs in
+        self._t_res: list[Any] = []  # ctx.index -> what its last request returned
+        self._t_heap: list[tuple[int, int, int, Context]] = []  # (deadline, seq, token, ctx)
+        self._t_seq = 0
+        self._t_live = 0  # context tasks not yet ended
+        self._t_done: trio.Event | None = None  # set when they all have
+        self._t_stopped = False
+        self._t_stop_len = -1
+        self._t_error: BaseException | None = None
+        self._t_idle = 0
+        self._t_free = 0
+        self._t_abandoned = False
+        self._t_handlers = any(cp.handlers for cp in self.program.cpus)
+        #: Run on a host (a trio.run in a thread) of its own, made and ended for this run: what a
+        #: trio.run per run costs, for bench/trio_engine.py to compare with.
+        self._t_fresh_host = False
+
+    # -- the run: Engine.run, with each phase run by trio tasks --------------------------------------
+    def _loop(self) -> None:
+        """Run the contexts on the stacks as trio tasks, on the host, until every one has ended.
+
+        ``Engine.run`` calls this for the run and ``Engine._final_check`` for the final check,
+        so everything else about a run (the target, the oracles, the final check, the result)
+        is the direct engine's own code."""
+        try:
+            if self._t_fresh_host:
+                if self._t_host is None:
+                    self._t_host = _Host()
+                self._t_host.call(self)
+            else:
+                _host().call(self)
+        finally:
+            if self._t_stop_len >= 0:
+                del self.events[self._t_stop_len :]  # the trace ends where the run stopped
+        if self._t_error is not None:
+            raise self._t_error
+
+    def _close_all(self) -> None:
+        Engine._close_all(self)
+        if self._t_fresh_host and self._t_host is not None:
+            self._t_host.close()
+
+    async def _phase(self) -> None:
+        """In the host's server task: start a task for each context on the stacks; return when
+        every context task has ended."""
+        self._t_context = trio.lowlevel.current_task().context
+        self._t_done = trio.Event()
+        for stack in self.stacks:
+            for ctx in stack:
+                self._spawn(ctx)
+        await self._t_done.wait()
+
+    def _spawn(self, ctx: Context, in_pass: bool = False) -> None:
+        """Start the task that runs ``ctx``: from the run's root task, or (``in_pass``, an
+        interrupt firing) during the run loop's pass, outside any task."""
+        assert self._t_host is not None
+        nursery = self._t_host.nursery
+        scope = trio.CancelScope()
+        if self._t_stopped:
+            scope.cancel()
+        before = nursery.child_tasks
+        if in_pass:
+            # A new task copies the current context's variables: make it the root task's, as for
+            # the first contexts (sniffio's, so that anyio knows it runs on trio, among others).
+            self._t_context.run(nursery.start_soon, _context_task, self, ctx, scope, name=ctx.name)
+        else:
+            nursery.start_soon(_context_task, self, ctx, scope, name=ctx.name)
+        (task,) = nursery.child_tasks - before
+        self._t_ctx_of[task] = ctx
+        self._t_task.append(task)
+        self._t_scope.append(scope)
+        self._t_res.append(None)
+        self._t_live += 1
+        assert len(self._t_task) == ctx.index + 1, "contexts must be started in the order they are made"
+
+    def _task_ended(self, ctx: Context) -> None:
+        self._t_ctx_of.pop(self._t_task[ctx.index], None)
+        self._t_live -= 1
+        if self._t_live == 0 and self._t_done is not None:
+            self._t_done.set()
+
+    # -- stopping -----------------------------------------------------------------------------
+    def _fail(self, exc: BaseException) -> None:
+        """Record what ends the run (the first thing), then stop."""
+        if self._t_error is None and not self._t_stopped:
+            if isinstance(exc, Violation):
+                if exc.event_index < 0:
+                    exc.event_index = len(self.events) - 1
+                if not exc.time_ns:
+                    exc.time_ns = self.machine.now
+            self._t_error = exc
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._t_stopped:
+            return
+        self._t_stopped = True
+        self._t_stop_len = len(self.events)
+        for scope in self._t_scope:
+            scope.cancel()
+
+    def _task_error(self, ctx: Context, exc: BaseException) -> None:
+        if not self._t_stopped:  # once stopped, what a task raises while it ends changes nothing
+            self._fail(exc)
+
+    # -- one pass of trio's run loop: the decision ------------------------------------------------
+    def _select(self, tasks: list[Any]) -> list[Any]:
+        """Called by trio's run loop (through the steered run queue) with the runnable tasks;
+        returns the ones to run in this pass."""
+        ctx_of = self._t_ctx_of
+        if self._t_stopped:
+            if any(task in ctx_of for task in tasks):
+                self._t_idle = 0
+            elif self._t_live:
+                self._t_idle += 1
+                if self._t_idle > _ABANDON_AFTER and not self._t_abandoned:
+                    self._t_abandoned = True  # a task the cancellation cannot reach: give up on it
+                    if self._t_done is not None:
+                        self._t_done.set()
+            return tasks
+        for task in tasks:
+            if task not in ctx_of:
+                # Not a context (the driver's own task, helpers a target starts): it runs at
+                # once, one at a time, in trio's order, without a decision or a step.
+                self._t_free += 1
+                if self._t_free > self.settings.max_steps:
+                    self._fail(livelock_violation(self))  # a helper task that never blocks
+                    return []
+                return [task]
+        self._t_free = 0
+        if self._t_done is None or self._t_done.is_set():
+            return tasks  # pragma: no cover - no phase running
+        try:
+            return self._decide(tasks)
+        except BaseException as exc:  # noqa: BLE001 - recorded; the run stops
+            self._fail(exc)
+            return []
+
+    def _decide(self, tasks: list[Any]) -> list[Any]:
+        ctx_of = self._t_ctx_of
+        queued = {ctx_of[task].index for task in tasks}
+        for stack in self.stacks:
+            for c in stack:
+                c.blocked = c.index not in queued
+        runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
+        fireable: list[tuple[int, int]] = []
+        if self.phase == "run" and self._t_handlers:
+            cpus = self.program.cpus
+            for cpu, stack in enumerate(self.stacks):
+                if stack and self.unfired[cpu]:
+                    level = stack[-1].level
+                    handlers = cpus[cpu].handlers
+                    fireable.extend((cpu, h) for h in self.unfired[cpu] if handlers[h].level > level)
+        self._runnable = runnable  # for Engine.options() and Engine._fair_default()
+        self._fireable = fireable
+        self._dirty = False
+        cur = self.cur
+        nr = len(runnable)
+        cur_ok = cur is not None and cur.top and not cur.blocked
+        n = (nr or 1) + len(fireable)
+        if n > 1:
+            d = self.source.choose(n, self)
+            if d is None:
+                d = self._fair_default(cur_ok, nr, self.run_len)
+            elif d >= n:
+                d %= n
+            self.decisions.append(d)
+            self.branching.append(n)
+        else:
+            d = 0
+        if nr == 0 or d >= nr:
+            self.run_len = 0
+            if nr and d >= nr:
+                self._fire(*fireable[d - nr])
+            elif d:
+                self._fire(*fireable[d - 1])
+            elif any(self.stacks):
+                self._jump_clock()
+            return []
+        if cur_ok:
+            if d:
+                cur = [c for c in runnable if c is not cur][d - 1]
+                self.cur = cur
+                self.run_len = 0
+        else:
+            cur = self._rotation(runnable)[d]
+            self.cur = cur
+            self.run_len = 0
+        assert cur is not None
+        self.run_len += 1
+        self.steps += 1
+        if self.steps > self.settings.max_steps:
+            raise livelock_violation(self)
+        self._step(cur)
+        return [self._t_task[cur.index]]
+
+    def _step(self, cur: Context) -> None:
+        """The chosen context's step, as the direct engine's: the clock advances, deadlines that
+        passed wake their waiters, and a pending lockfuzz request is performed and logged."""
+        machine = self.machine
+        now = machine.now + self.settings.step_ns
+        machine.now = now
+        heap = self._t_heap
+        if heap and heap[0][0] <= now:
+            self._expire()
+        cur.steps += 1
+        req = cur.pending
+        op = req[0]
+        append = self.events.append
+        if op < WAIT:
+            cell = req[1]
+            res = MEMORY_OPS[op](cell, req[2], req[3])
+            append((now, cur.index, op, cell.index, cell.value if res is None else res))
+            if cell.waiters:
+                self._wake(cell)
+        elif op == WAIT:
+            cell = req[1]
+            res = cell.value
+            append((now, cur.index, op, cell.index, res))
+            deadline = req[3]
+            if not req[2](res) and (deadline is None or now < deadline):
+                self._block(cur, cell, deadline)
+        elif op == SLEEP:
+            res = None
+            append((now, cur.index, op, -1, req[2]))
+            if now < req[2]:
+                self._block(cur, None, req[2])
+        else:  # START, CHECKPOINT, or one of trio's checkpoints
+            res = None
+            append((now, cur.index, op, -1, 0))
+        self._t_res[cur.index] = res
+
+    # -- the engine's own waits (cells, sleep_until), over trio ------------------------------------
+    def _block(self, ctx: Context, cell: Cell | None, deadline: int | None) -> None:
+        ctx.blocked = True
+        ctx.token += 1
+        ctx.waiting_on = cell
+        if cell is not None:
+            cell.waiters.append(ctx)
+        ctx.deadline = deadline
+        if deadline is not None:
+            self._t_seq += 1
+            heapq.heappush(self._t_heap, (deadline, self._t_seq, ctx.token, ctx))
+
+    def _unblock(self, ctx: Context, wake: bool = True) -> None:
+        # Here a context also blocks in trio (its task out of trio's run queue), which sets
+        # ``blocked`` too: the token alone says whether a heap entry is still its wait.
+        ctx.token += 1
+        ctx.blocked = False
+        ctx.deadline = None
+        cell = ctx.waiting_on
+        if cell is not None:
+            ctx.waiting_on = None
+            try:
+                cell.waiters.remove(ctx)
+            except ValueError:  # pragma: no cover - already removed
+                pass
+        if wake:
+            trio.lowlevel.reschedule(self._t_task[ctx.index])
+
+    def _wake(self, cell: Cell) -> None:
+        value = cell.value
+        for w in [w for w in cell.waiters if w.pending[2](value)]:
+            self._unblock(w)
+
+    def _expire(self) -> None:
+        heap = self._t_heap
+        now = self.machine.now
+        while heap and heap[0][0] <= now:
+            _, _, token, ctx = heapq.heappop(heap)
+            if ctx.token == token:
+                self._unblock(ctx)
+
+    def _jump_clock(self) -> None:
+        """No context can run: jump to the earliest deadline, the engine's or trio's."""
+        heap = self._t_heap
+        ours = None
+        while heap:
+            deadline, _, token, ctx = heap[0]
+            if ctx.token == token:
+                ours = deadline
+                break
+            heapq.heappop(heap)
+        theirs = self._trio_deadline()
+        if ours is None and theirs is None:
+            raise hang_violation(self)
+        target = min(d for d in (ours, theirs) if d is not None)
+        if target > self.machine.now:
+            self.machine.now = target
+            self.log(None, CLOCK, 0, target)
+        self._expire()
+
+    def _trio_deadline(self) -> int | None:
+        """The first time (ns) at which trio's earliest cancel-scope deadline has passed."""
+        machine = self.machine
+        now = machine.now
+        secs = trio.lowlevel.current_statistics().seconds_to_next_deadline
+        if secs == math.inf:
+            return None
+
+        def passed(ns: int) -> bool:
+            machine.now = ns
+            return trio.lowlevel.current_statistics().seconds_to_next_deadline <= 0
+
+        try:
+            ns = now + max(0, round(secs * 1e9))
+            while not passed(ns):
+                ns += 1
+            while ns > now and passed(ns - 1):
+                ns -= 1
+        finally:
+            machine.now = now
+        return ns
+
+    # -- interrupts and the end of a line ---------------------------------------------------------
+    def _fire(self, cpu: int, h: int) -> None:
+        Engine._fire(self, cpu, h)  # pushes the handler's context and makes it current
+        assert self.cur is not None
+        self._spawn(self.cur, in_pass=True)
+
+    def _finish(self, ctx: Context) -> None:
+        self._t_ctx_of.pop(self._t_task[ctx.index], None)
+        Engine._finish(self, ctx)
+
+
+# -- the task of a context ------------------------------------------------------------------------
+async def _context_task(engine: TrioEngine, ctx: Context, scope: Any) -> None:
+    try:
+        with scope:
+            await _pump(engine, ctx)
+    except GeneratorExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - recorded (or, once stopped, dropped)
+        engine._task_error(ctx, exc)
+    finally:
+        engine._task_ended(ctx)
+
+
+#: Yield to trio's run loop, queued again at once: wait for the next decision.
+_turn = _trio_internals.shielded_checkpoint_trap
+
+
+@types.coroutine
+def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
+    """Run ``ctx``'s line: trio's checkpoints go to trio, lockfuzz requests wait for a decision
+    and are performed by the engine (see the module doc). Each resumption is one step."""
+    coro = ctx.coro
+    results = engine._t_res
+    index = ctx.index
+    value: Any = None
+    thrown: BaseException | None = None
+
+    def abort(raise_cancel: Any) -> Any:
+        # A trio cancellation reached a context in one of the engine's waits (a target mixing
+        # cells with trio cancel scopes, or the run stopping): it stops waiting, and its next
+        # step, a checkpoint, delivers the cancellation.
+        engine._unblock(ctx, wake=False)
+        ctx.pending = _TRIO_STEP
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    try:
+        while True:
+            if engine._t_stopped:
+                raise _Stopped
+            try:
+                msg = coro.send(value) if thrown is None else coro.throw(thrown)
+            except StopIteration:
+                engine._finish(ctx)
+                return
+            thrown = None
+            if type(msg) is tuple:
+                if len(msg) != 4:
+                    raise Violation(
+                        "target-fault", "foreign-await",
+                        f"the target awaited {msg!r}, which is neither a lockfuzz request nor a trio checkpoint",
+                        contexts=(ctx.name,), time_ns=engine.machine.now,
+                    )
+                ctx.pending = msg
+                yield from _turn()
+                while ctx.blocked:
+                    if engine._t_stopped:
+                        raise _Stopped
+                    try:
+                        yield from trio.lowlevel.wait_task_rescheduled(abort).__await__()
+                    except trio.Cancelled as exc:
+                        thrown = exc
+                        break
+                value = results[index]
+            else:
+                ctx.pending = _TRIO_STEP
+                try:
+                    value = yield msg
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - thrown in by trio: the target's to handle
+                    thrown = exc
+    except _Stopped:
+        try:
+            coro.close()  # inside the task, so that the target's cancel scopes exit cleanly
+        except BaseException:  # noqa: BLE001 - a target misbehaving on close changes nothing found
+            pass
+        raise
