@@ -99,6 +99,10 @@ class Settings:
         return cls(**data)
 
 
+_DEFAULT_SETTINGS = Settings()
+_STATUS_CODES = tuple(int(s) for s in Status)
+
+
 class Context:
     """A context on a CPU: its task, or an interrupt handler running above it.
 
@@ -189,7 +193,7 @@ class Engine:
         if not isinstance(program, Program):
             raise InvalidArgument(f"program={program!r}: expected a lockfuzz.Program")
         self.program = program
-        self.settings = settings or Settings()
+        self.settings = settings or _DEFAULT_SETTINGS
         self.source: DecisionSource = source if source is not None else Schedule()
         self.machine = Machine(n_cpus=program.n_cpus, n_locks=program.n_locks, step_ns=self.settings.step_ns)
         self.target_cls = target_cls
@@ -216,8 +220,10 @@ class Engine:
         self._truth: list[Any] = [None] * (RELEASED + 1)
         for kind, method in self.truth.handlers().items():
             self._truth[kind] = method
-        self._dispatch: list[list[Callable[..., None]]] = [[] for _ in range(RELEASED + 1)]
-        self._acquired: dict[int, list[Callable[..., None]]] = {int(s): [] for s in Status}
+        # Observers per event kind (a shared empty tuple until an oracle asks for the kind), and
+        # per status for ACQUIRED, the most frequent event.
+        self._dispatch: list[Any] = [()] * (RELEASED + 1)
+        self._acquired: dict[int, list[Callable[..., None]]] = {s: [] for s in _STATUS_CODES}
         self.target: Any = None
         #: What the oracles hold the target to: the instance's, which may depend on its parameters.
         self.capabilities = target_cls.capabilities
@@ -272,8 +278,10 @@ class Engine:
                         for status, observers in self._acquired.items():
                             if wanted is None or status in wanted:
                                 observers.append(oracle.observe)
-                    else:
+                    elif self._dispatch[kind]:
                         self._dispatch[kind].append(oracle.observe)
+                    else:
+                        self._dispatch[kind] = [oracle.observe]
             for cpu, cp in enumerate(self.program.cpus):
                 self._push(self._new_context(cpu, Level.TASK, -1, cp.task))
             self._loop()

@@ -365,6 +365,9 @@ class GroundTruth:
 
 
 def _remove_last(items: list[Any], value: Any) -> None:
+    if items and items[-1] == value:  # the usual case: tables are stacks
+        items.pop()
+        return
     for i in range(len(items) - 1, -1, -1):
         if items[i] == value:
             del items[i]
@@ -372,7 +375,26 @@ def _remove_last(items: list[Any], value: Any) -> None:
 
 
 def _cycles(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle]:
-    """Strongly connected components with a cycle (Tarjan's algorithm on a graph of a few nodes)."""
+    """Strongly connected components with a cycle (Tarjan's algorithm on a graph of a few nodes).
+
+    Nodes from which no cycle can be reached are peeled off first (a node all of whose
+    successors are peeled is peeled too), so the usual graph, a few chains, costs a few dict
+    operations and Tarjan runs only on what is left.
+    """
+    live = {v: [w for w in ws if w in out] for v, ws in out.items()}
+    peeled = True
+    while peeled:
+        peeled = False
+        for v in list(live):
+            succ = [w for w in live[v] if w in live]
+            if succ:
+                live[v] = succ
+            else:
+                del live[v]
+                peeled = True
+    if not live:
+        return []
+    out = live
     index: dict[Context, int] = {}
     low: dict[Context, int] = {}
     stack: list[Context] = []
