@@ -3,7 +3,7 @@
 The program is bench/engine.py's: 3 CPUs, 2 locks, nested acquisitions in one order and one
 hardirq handler (on a CPU whose task never takes the handler's lock), so it cannot deadlock on a
 lock that detects nothing. Each run is a fresh machine with every oracle on and a seeded random
-walk; ``rqspinlock`` and ``resilient_tas`` are included when they import. Prints a table (runs/s,
+walk (trio_lock runs on the trio driver). Prints a table (runs/s,
 mean steps and events per run, runs with a violation), then, as the last line, a JSON object
 mapping target name to runs per second.
 
@@ -14,55 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 
 import lockfuzz
-from lockfuzz import CpuProgram, Handler, Level, Lock, Program, Unlock, Work
+from lockfuzz._search import RandomWalk
 
-PROGRAM = Program(
-    cpus=(
-        CpuProgram(task=(Lock(0), Lock(1), Work(20), Unlock(1), Unlock(0))),
-        CpuProgram(
-            task=(Lock(0), Work(10), Unlock(0), Lock(0), Unlock(0)),
-            handlers=(Handler(Level.HARDIRQ, (Lock(1), Unlock(1))),),
-        ),
-        CpuProgram(task=(Lock(0), Lock(1), Unlock(1), Unlock(0))),
-    ),
-    n_locks=2,
-)
+# The engine benchmark's program: 3 CPUs, 2 locks, nested acquisitions, one interrupt handler.
+from engine import PROGRAM  # noqa: E402 - bench/ is the script's directory
 
-# ww_wait_die and ww_wound_wait are left out: they back off by age with EDEADLK where no cycle
-# exists, by design, and the default oracles stop such a run early (an exception is pending).
-TARGETS = ("tas", "ticket", "ttas", "mcs", "qspinlock", "rqspinlock", "resilient_tas")
-OPTIONAL = {
-    "rqspinlock": "lockfuzz.targets.rqspinlock:RqSpinlock",
-    "resilient_tas": "lockfuzz.targets.resilient_tas:ResilientTasLock",
-}
-
-try:  # the project's random walk; the same uniform choice if its module moves
-    from lockfuzz._search import RandomWalk
-except ImportError:  # pragma: no cover
-
-    class RandomWalk:  # type: ignore[no-redef]
-        def __init__(self, seed: int) -> None:
-            self.rng = random.Random(seed)
-
-        def choose(self, n: int, engine: object) -> int:
-            return self.rng.randrange(n)
-
-
-def resolve(name: str):  # type: ignore[no-untyped-def]
-    try:
-        return lockfuzz.resolve_target(name)
-    except lockfuzz.InvalidArgument:
-        if name in OPTIONAL:
-            try:
-                return lockfuzz.resolve_target(OPTIONAL[name])
-            except lockfuzz.InvalidArgument:
-                return None
-        raise
+TARGETS = (
+    "tas", "ticket", "ttas", "mcs", "qspinlock", "rqspinlock", "resilient_tas", "ww_wait_die", "ww_wound_wait",
+    "trio_lock",
+)  # fmt: skip
 
 
 def bench(target_cls, runs: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -87,10 +51,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"{args.runs} runs per target; program: {PROGRAM.describe().splitlines()[0]}, one hardirq handler")
     print(f"{'target':15} {'runs/s':>10} {'steps/run':>10} {'events/run':>11} {'violations':>11}")
     for name in TARGETS:
-        cls = resolve(name)
-        if cls is None:
-            print(f"{name:15} {'(not importable: skipped)':>45}")
-            continue
+        cls = lockfuzz.resolve_target(name)
         bench(cls, min(200, args.runs))  # warm up
         r = bench(cls, args.runs)
         print(f"{name:15} {r['runs_per_s']:10,.0f} {r['steps']:10.1f} {r['events']:11.1f} {r['violations']:11d}")

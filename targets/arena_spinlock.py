@@ -32,19 +32,11 @@ from __future__ import annotations
 
 from lockfuzz import Capabilities, Status, Target, Timeouts
 
-LOCKED = 1
-PENDING = 1 << 8
-LOCKED_MASK = 0xFF
-LOCKED_PENDING_MASK = 0xFFFF
-TAIL_MASK = 0xFFFF0000
-TAIL_IDX_SHIFT = 16
-TAIL_CPU_SHIFT = 18
-MAX_NODES = 4
-PENDING_LOOPS = 1
-
-
-def encode_tail(cpu: int, idx: int) -> int:
-    return (cpu + 1) << TAIL_CPU_SHIFT | idx << TAIL_IDX_SHIFT
+# The lock word's layout and the tail encoding are qspinlock's (the arena lock copies them).
+from lockfuzz.targets.qspinlock import (  # noqa: E402 - grouped with the constants they stand for
+    LOCKED, LOCKED_MASK, LOCKED_PENDING_MASK, MAX_NODES, PENDING, PENDING_LOOPS, TAIL_CPU_SHIFT, TAIL_IDX_SHIFT,
+    TAIL_MASK, encode_tail,
+)  # fmt: skip
 
 
 class ArenaSpinlock(Target):

@@ -8,16 +8,17 @@ section 7.3.
 
 One word per lock. Acquire reads the word until it is 0 (plain loads, the "test"), then tries
 ``xchg(1)`` (the "test-and-set"); if another CPU got there first it goes back to reading.
-Release stores 0. Every load and the xchg are one step each; the read loop is a
+Release stores 0 (as the test-and-set lock it extends). Every load and the xchg are one step each; the read loop is a
 ``wait_until`` so a long spin costs a few steps.
 """
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Status, Target
+from lockfuzz import Capabilities, Status
+from lockfuzz.targets.tas import TasLock, _is_zero
 
 
-class TtasLock(Target):
+class TtasLock(TasLock):
     """Test-and-test-and-set: spin reading the word until it is free, then ``xchg(1)``; a lost
     race sends the waiter back to reading. Promises mutual exclusion only: no timeouts (budgets
     are ignored), no deadlock detection, and no fairness (whoever's xchg lands first after a
@@ -25,23 +26,9 @@ class TtasLock(Target):
 
     capabilities = Capabilities()
 
-    def __init__(self, machine):  # type: ignore[no-untyped-def]
-        super().__init__(machine)
-        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
-
     async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
         word = self.words[lock]
         while True:
             await word.wait_until(_is_zero)  # test: while (READ_ONCE(*word)) cpu_relax();
             if await word.xchg(1) == 0:  # test-and-set
                 return Status.OK
-
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
-        await self.words[lock].store(0)
-
-    def check(self):  # type: ignore[no-untyped-def]
-        return [f"L{i} word is {w.value}, expected 0" for i, w in enumerate(self.words) if w.value]
-
-
-def _is_zero(value: int) -> bool:
-    return value == 0
