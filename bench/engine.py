@@ -112,6 +112,41 @@ def bench_bare(target_cls, runs: int) -> tuple[float, float]:  # type: ignore[no
     return steps / dt, runs / dt
 
 
+def cost_breakdown(target_cls, runs: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Microseconds per run that each layer adds, measured by switching layers on one by one."""
+
+    def per_run(**kw):  # type: ignore[no-untyped-def]
+        bare_truth = kw.pop("bare_truth", False)
+        t0 = time.perf_counter()
+        for seed in range(runs):
+            engine = lockfuzz.Engine(target_cls, PROGRAM, RandomWalk(seed), **kw)
+            if bare_truth:  # ground truth off: only the stepping, the interpreter and the events
+                engine._truth = [None] * len(engine._truth)
+            engine.run()
+        return (time.perf_counter() - t0) / runs * 1e6
+
+    def construct() -> float:
+        t0 = time.perf_counter()
+        for seed in range(runs):
+            lockfuzz.Engine(target_cls, PROGRAM, RandomWalk(seed))
+        return (time.perf_counter() - t0) / runs * 1e6
+
+    no_final = lockfuzz.Settings(final_check=False)
+    setup = construct()
+    stepping = per_run(oracles=[], settings=no_final, bare_truth=True)
+    truth = per_run(oracles=[], settings=no_final)
+    oracles = per_run(settings=no_final)
+    full = per_run()
+    return {
+        "setup_us": round(setup, 1),
+        "stepping_and_events_us": round(stepping - setup, 1),
+        "ground_truth_us": round(truth - stepping, 1),
+        "oracles_us": round(oracles - truth, 1),
+        "final_check_us": round(full - oracles, 1),
+        "total_us": round(full, 1),
+    }
+
+
 def rss_mb() -> float:
     # ru_maxrss is in KiB on Linux: the process's peak resident set.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -149,6 +184,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     out["engine_steps_per_s"] = round(sum(engine_sps) / len(engine_sps))
     out["bare_steps_per_s"] = round(sum(bare_sps) / len(bare_sps))
     out["ratio"] = round(out["engine_steps_per_s"] / out["bare_steps_per_s"], 3)
+    costs = cost_breakdown(TicketLock, min(args.runs, 2000))
+    print("what a run of the ticket lock costs, by layer (us): " + ", ".join(f"{k[:-3]} {v}" for k, v in costs.items()))
+    out.update({f"cost_{k}": v for k, v in costs.items()})
     marks = {1000: 0.0, args.long: 0.0}
     trio.run(_campaign, args.long, marks)
     out["rss_mb_1k"] = round(marks[1000], 1)
