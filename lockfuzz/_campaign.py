@@ -28,11 +28,16 @@ as for the search itself:
   found and how many lock states its runs showed; Hypothesis's optimiser then mutates the
   programs that scored best, and its Pareto front of them is kept in an in-memory example
   database (when the campaign has none) from one Hypothesis chunk to the next;
-- schedules: half the runs of an example start from a corpus schedule, cut at a random decision
-  point, with one decision changed there, then either the parent's remaining decisions or a
-  fresh swarm walk (AFL's havoc and splice, on decisions). Corpus entries of the same program
-  come first, then those of programs with the same CPUs and handlers (the decision points mean
-  the same at the start). The other half are the strategy's own schedules, untouched.
+- schedules: after the first few, half the runs of an example start from a kept schedule, cut
+  at a random decision point, with one decision changed there, then either the parent's
+  remaining decisions or a fresh swarm walk (AFL's havoc and splice, on decisions). Parents
+  come from this example's own runs that showed a lock state new *for this program* (only
+  lock states are known run by run for a program), else from the corpus entries of the same
+  program, else of programs with the same CPUs, handlers and locks (the first decisions mean
+  the same there). The other half are the strategy's own schedules, untouched;
+- runs: a program whose last ``_PATIENCE`` runs showed nothing new (no new arc, no lock state
+  new for it) is left early, and its remaining runs go to the next programs (AFL's "energy":
+  on rqspinlock, spreading a fixed number of runs over more programs is most of the gain).
 
 Everything stays a function of the seed: the corpus grows in run order, and sets are sorted.
 """
@@ -165,6 +170,12 @@ class _Stop(Exception):
     pass
 
 
+#: Runs of an example from the strategy alone before guided search mutates kept schedules.
+_WARMUP = 4
+#: Runs in a row without anything new after which guided search leaves a program.
+_PATIENCE = 8
+
+
 @dataclass(frozen=True)
 class _Entry:
     """A run kept by guided search: its decisions and the number of options at each."""
@@ -226,7 +237,7 @@ def fuzz(
     strategy), so campaigns do not overwrite each other's saved examples.
 
     ``coverage=True`` measures the target's own code with coverage.py and collects lock-state
-    features, in ``report.coverage`` and ``report.features`` (runs are about 2.5-3x slower on
+    features, in ``report.coverage`` and ``report.features`` (runs are about 4x slower on
     Python 3.11). ``guided=True`` measures the same and steers the search toward runs that reach
     new branches or lock states (see the module doc).
     """
@@ -285,6 +296,7 @@ class _Campaign:
         self.arcs = 0
         self.novel = 0  # new arcs and features found in the current example
         self.shown: set[tuple[Any, ...]] = set()  # features shown by the current example's runs
+        self.local: list[_Entry] = []  # the current example's runs that showed a feature new to it
         self.corpus: list[_Entry] = []
         self.by_program: dict[str, list[_Entry]] = {}
         self.by_shape: dict[tuple[Any, ...], list[_Entry]] = {}
@@ -335,7 +347,8 @@ class _Campaign:
             max_examples=examples, database=self.database, deadline=None, derandomize=False,
             verbosity=Verbosity.quiet, report_multiple_bugs=False, print_blob=False,
             suppress_health_check=list(HealthCheck),
-            phases=[Phase.explicit, Phase.reuse, Phase.generate, *([Phase.target] if self.guided else []), Phase.shrink],
+            phases=[Phase.explicit, Phase.reuse, Phase.generate, *([Phase.target] if self.guided else []),
+                    Phase.shrink],
         )(test)
         test = hypothesis.seed(derive_seed("chunk", self.seed, chunk))(test)
         try:
@@ -352,6 +365,7 @@ class _Campaign:
             self._run(program, Schedule(self.last[1]))
         self.novel = 0
         self.shown = set()
+        self.local = []
         self._search(program, budget)
         if self.guided and self.searching:
             # What this program did, for Hypothesis's optimiser: new coverage found (it mutates
@@ -362,17 +376,24 @@ class _Campaign:
     def _search(self, program: Program, budget: int) -> None:
         text = json.dumps(program.to_json(), sort_keys=True)
         gen = self.strategy.search(program, derive_seed(self.seed, program.to_json()))
-        rng = random.Random(derive_seed("guided", self.seed, text)) if self.guided else None
+        guided = self.guided and self.searching
+        rng = random.Random(derive_seed("guided", self.seed, text)) if guided else None
+        stale = seen = 0  # runs in a row that found nothing new; what had been found before
         try:
             source = next(gen)
             for i in range(budget):
                 if self.searching and self._out_of_budget():
                     return
-                if rng is not None and i % 2 and self.searching:
-                    mutant = self._mutant(program, text, rng)
-                    if mutant is not None:
-                        self._run(program, mutant)
-                        continue
+                if rng is not None:
+                    found = self.novel + len(self.shown)
+                    stale, seen = (stale + 1 if found == seen else 0), found
+                    if i >= _WARMUP and stale > _PATIENCE:
+                        return  # a program that stopped showing anything new leaves its runs to others
+                    if i >= _WARMUP and i % 2:
+                        mutant = self._mutant(program, text, rng)
+                        if mutant is not None:
+                            self._run(program, mutant)
+                            continue
                 result = self._run(program, source)
                 source = gen.send(result)
         except StopIteration:
@@ -381,7 +402,7 @@ class _Campaign:
     # -- guided search --------------------------------------------------------------------------
     def _mutant(self, program: Program, text: str, rng: random.Random) -> Any:
         """A schedule from the corpus, changed at one decision point (module doc), or None."""
-        parents = self.by_program.get(text) or self.by_shape.get(_shape(program))
+        parents = self.local or self.by_program.get(text) or self.by_shape.get(_shape(program))
         if not parents:
             return None
         parent = parents[rng.randrange(len(parents))]
@@ -398,19 +419,25 @@ class _Campaign:
     def _observe(self, program: Program, result: RunResult) -> None:
         """Count what the run reached; keep it in the corpus if any of it is new."""
         assert self.measure is not None
+        self.measure.runs += 1
         features = sorted(result.features.get(FEATURES_KEY) or (), key=repr)
-        new = 0
+        new = local = 0
         for f in features:
             if f not in self.feature_runs:
                 new += 1
+            if f not in self.shown:
+                local += 1
             self.feature_runs[f] += 1
         self.shown.update(features)
         arcs = self.measure.arcs()
         new += arcs - self.arcs
         self.arcs = arcs
         self.novel += new
-        if new and self.guided and result.decisions:
-            entry = _Entry(tuple(result.decisions), tuple(result.branching))
+        if not self.guided or not result.decisions or not (new or local):
+            return
+        entry = _Entry(tuple(result.decisions), tuple(result.branching))
+        self.local.append(entry)
+        if new:
             self.corpus.append(entry)
             self.by_program.setdefault(json.dumps(program.to_json(), sort_keys=True), []).append(entry)
             self.by_shape.setdefault(_shape(program), []).append(entry)
@@ -427,10 +454,13 @@ class _Campaign:
             if measure is None:
                 result = Engine(self.target_cls, program, source, self.settings, params=self.params).run()
             else:
-                oracles = [*default_oracles(), Features()]
-                with measure.measuring():
-                    result = Engine(self.target_cls, program, source, self.settings, params=self.params,
-                                    oracles=oracles).run()
+                engine = Engine(self.target_cls, program, source, self.settings, params=self.params,
+                                oracles=[*default_oracles(), Features()])
+                measure.start()
+                try:
+                    result = engine.run()
+                finally:
+                    measure.stop()
         except ProgramError:
             self.report.rejected += 1
             hypothesis.reject()
