@@ -27,8 +27,8 @@ from lockfuzz._search import DEFAULT_STRATEGY, bounded_schedules
 from lockfuzz.targets.mutants import MUTANTS
 
 
-def exhaustive_minimum(target_cls, program, signature, limit: int = 20_000) -> int | None:  # type: ignore[no-untyped-def]
-    gen = bounded_schedules(6)
+def exhaustive_minimum(target_cls, program, signature, limit: int = 5_000) -> int | None:  # type: ignore[no-untyped-def]
+    gen = bounded_schedules(4)
     source = next(gen)
     for _ in range(limit):
         try:

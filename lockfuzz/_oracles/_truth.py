@@ -41,8 +41,8 @@ class Attempt:
     other_timed_out = False  # another attempt on the same lock returned ETIMEDOUT meanwhile
     int_total = 0  # ns spent interrupted (its CPU ran a handler above it)
     int_since: int | None = None
-    held_up = 0  # how many earlier attempts on its lock are interrupted now
-    held_total = 0  # ns spent behind an interrupted earlier attempt
+    held_up = 0  # how many other attempts on its lock are interrupted now
+    held_total = 0  # ns spent while another attempt on its lock was interrupted
     held_since = 0
     quiet_paused = 0
     holding = False  # its context held another lock when the attempt began
@@ -61,8 +61,9 @@ class Attempt:
         return self.int_total + (now - self.int_since if self.int_since is not None else 0)
 
     def paused_ns(self, now: int) -> int:
-        """Time it could not make progress: interrupted itself, or queued behind an earlier
-        waiter that was (a queue's timeouts belong to its head, DESIGN.md: bounded waiting)."""
+        """Time it could not make progress: interrupted itself, or while another waiter on its
+        lock was, which may be ahead of it in the lock's queue (whose timeouts belong to its
+        head: rqspinlock's waiters further back spin with no timeout of their own)."""
         held = self.held_total + (now - self.held_since if self.held_up else 0)
         return self.interrupted_ns(now) + held
 
@@ -256,11 +257,13 @@ class GroundTruth:
         if below is not None and below.int_since is None:
             now = self.engine.machine.now
             below.int_since = now
-            queue = self.on_lock[below.lock]
-            for b in queue[queue.index(below) + 1 :]:
-                b.held_up += 1
-                if b.held_up == 1:
-                    b.held_since = now
+            # Every other waiter on the lock may be queued behind it: the ACQUIRE order is not
+            # the queue's (a later arrival can take the pending bit or the tail first).
+            for b in self.on_lock[below.lock]:
+                if b is not below:
+                    b.held_up += 1
+                    if b.held_up == 1:
+                        b.held_since = now
         if self.cycles:
             self._recompute()
 
@@ -273,11 +276,11 @@ class GroundTruth:
                 now = self.engine.machine.now
                 resumed.int_total += now - resumed.int_since
                 resumed.int_since = None
-                queue = self.on_lock[resumed.lock]
-                for b in queue[queue.index(resumed) + 1 :]:
-                    b.held_up -= 1
-                    if b.held_up == 0:
-                        b.held_total += now - b.held_since
+                for b in self.on_lock[resumed.lock]:
+                    if b is not resumed:
+                        b.held_up -= 1
+                        if b.held_up == 0:
+                            b.held_total += now - b.held_since
         if self.cycles:
             self._recompute()
 

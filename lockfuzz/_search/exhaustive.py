@@ -11,29 +11,44 @@ schedules.
 
 from __future__ import annotations
 
+from typing import Any, Iterator
+
 from .._engine import Schedule
 from .._program import Program
 from ._base import Search, SearchStrategy
 
 
 def bounded_schedules(max_preemptions: int) -> Search:
-    """Every schedule with at most ``max_preemptions`` nonzero decisions, fewest first."""
-    level: list[list[int]] = [[]]
-    for depth in range(max_preemptions + 1):
-        following: list[list[int]] = []
-        for prefix in level:
-            result = yield Schedule(prefix)
-            if depth == max_preemptions:
+    """Every schedule with at most ``max_preemptions`` nonzero decisions, fewest first.
+
+    Iterative deepening: level k is a depth-first walk over schedules with exactly k nonzero
+    decisions, so memory stays proportional to k, not to the size of a level (which grows as
+    (points x options)^k / k!). The walk re-runs the shorter prefixes it extends (a few runs per
+    level); the order is still fewest preemptions first.
+    """
+    for k in range(max_preemptions + 1):
+        result = yield Schedule([])
+        if k == 0:
+            continue
+        stack = [_extensions([], result)]
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
                 continue
-            decisions, branching = result.decisions, result.branching
-            for i in range(len(prefix), len(decisions)):
-                if decisions[i] != 0:
-                    break  # the fair default preempted here: what follows is not ours to vary
-                for alternative in range(1, branching[i]):
-                    following.append(decisions[:i] + [alternative])
-        level = following
-        if not level:
-            return
+            result = yield Schedule(child)
+            if len(stack) < k:
+                stack.append(_extensions(child, result))
+
+
+def _extensions(prefix: list[int], result: Any) -> Iterator[list[int]]:
+    """The schedules with one more nonzero decision, placed after the last one of ``prefix``."""
+    decisions, branching = list(result.decisions), list(result.branching)
+    for i in range(len(prefix), len(decisions)):
+        if decisions[i] != 0:
+            return  # the fair default preempted here: what follows is not ours to vary
+        for alternative in range(1, branching[i]):
+            yield decisions[:i] + [alternative]
 
 
 class ExhaustiveSearch(SearchStrategy):
