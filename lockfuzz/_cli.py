@@ -117,7 +117,9 @@ def _parser() -> argparse.ArgumentParser:
         "fuzz", help="fuzz a target", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a campaign against TARGET; print and save each failure as its minimal case.",
     )
-    fuzz.add_argument("target", metavar="TARGET", help="a bundled target name (see 'lockfuzz targets') or package.module:Class")
+    fuzz.add_argument(
+        "target", metavar="TARGET", help="a bundled target name (see 'lockfuzz targets') or package.module:Class"
+    )
     fuzz.add_argument("--cpus", type=_positive_int, default=3, metavar="N", help="at most N CPUs (default 3)")
     fuzz.add_argument("--locks", type=_positive_int, default=2, metavar="N", help="at most N locks (default 2)")
     fuzz.add_argument("--interrupts", action=argparse.BooleanOptionalAction, default=True,
@@ -167,7 +169,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--no-steps", action="store_true", help="the timeline (and Perfetto trace) without memory steps")
 
     targets = sub.add_parser(
-        "targets", help="list the bundled targets", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "targets", help="list the bundled targets", epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="List the targets 'lockfuzz fuzz' knows by name, with what each promises.",
     )
     targets.add_argument("--mutants", action="store_true", help="also list the known-broken mutants")

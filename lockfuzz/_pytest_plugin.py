@@ -23,9 +23,10 @@ them, one block per fuzz test, naming what was never reached by function. ``--lo
 (``guided=True``) also steers the search toward new branches and lock states.
 
 Settings, most specific last wins: the built-in defaults, the ini file (``lockfuzz_runs``,
-``lockfuzz_strategy``, ``lockfuzz_seed``, ``lockfuzz_dir``), the marker's arguments, then the
-command line (``--lockfuzz-runs`` ...), so a CI job or a deep local run can turn every fuzz test
-up or down without editing them.
+``lockfuzz_strategy``, ``lockfuzz_seed``, ``lockfuzz_dir``, ``lockfuzz_profile``), the marker's
+arguments, then the command line (``--lockfuzz-runs`` ...), so a CI job or a deep local run can
+turn every fuzz test up or down without editing them. The profile (``ci`` or ``deep``) multiplies
+the runs each test makes, unless ``--lockfuzz-runs`` sets them outright.
 """
 
 from __future__ import annotations
@@ -40,10 +41,15 @@ from typing import Any, NoReturn
 
 import pytest
 
+from ._cli import _positive_int, _seconds
+
 __all__ = ["LockfuzzWarning"]
 
 DEFAULT_RUNS = 1000
 DEFAULT_DIR = ".lockfuzz"
+#: Fuzz depth profiles: how many times the configured runs each fuzz test makes. ``ci`` keeps
+#: suites fast and deterministic; ``deep`` is for nightly or local hunts (tox -e deep).
+PROFILES = {"ci": 1, "deep": 20}
 MARKER_DOC = (
     "lockfuzz(target, programs=None, runs=None, strategy=None, params=None, max_failures=1, seed=None, "
     "time_limit=None, runs_per_program=None, settings=None, coverage=False, guided=False): run a lockfuzz "
@@ -61,31 +67,11 @@ class LockfuzzWarning(UserWarning):
 
 
 # -- options ------------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
-    return value
-
-
 def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds > 0")
-    return value
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -94,7 +80,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"runs per fuzz test, overriding markers and ini (default {DEFAULT_RUNS})")
     group.addoption("--lockfuzz-strategy", default=None, metavar="NAME",
                     help="search strategy for every fuzz test: swarm, random, pct or exhaustive")
-    group.addoption("--lockfuzz-seed", type=_int, default=None, metavar="N", help="seed for every fuzz test (default 0)")
+    group.addoption("--lockfuzz-seed", type=_int, default=None, metavar="N",
+                    help="seed for every fuzz test (default 0)")
+    group.addoption("--lockfuzz-profile", choices=sorted(PROFILES), default=None,
+                    help="fuzz depth: ci (the configured runs) or deep (20 times as many); --lockfuzz-runs wins")
     group.addoption("--lockfuzz-time-limit", type=_seconds, default=None, metavar="SECONDS",
                     help="stop each fuzz test's search after this much real time")
     group.addoption("--lockfuzz-coverage", action="store_true", default=False,
@@ -105,7 +94,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lockfuzz_runs", f"runs per fuzz test (default {DEFAULT_RUNS})", default="")
     parser.addini("lockfuzz_strategy", "search strategy of fuzz tests (default swarm)", default="")
     parser.addini("lockfuzz_seed", "seed of fuzz tests (default 0)", default="")
-    parser.addini("lockfuzz_dir", f"where fuzz tests keep failure files, relative to the rootdir (default {DEFAULT_DIR})",
+    parser.addini("lockfuzz_profile", "fuzz depth of fuzz tests: ci or deep (default ci)", default="")
+    parser.addini("lockfuzz_dir",
+                  f"where fuzz tests keep failure files, relative to the rootdir (default {DEFAULT_DIR})",
                   default="")
 
 
@@ -120,6 +111,10 @@ def pytest_configure(config: pytest.Config) -> None:
                 check(raw)
             except argparse.ArgumentTypeError as exc:
                 raise pytest.UsageError(f"ini option {name} = {raw!r}: {exc}, expected an int") from None
+    profile = str(config.getini("lockfuzz_profile") or "").strip()
+    if profile and profile not in PROFILES:
+        expected = ", ".join(sorted(PROFILES))
+        raise pytest.UsageError(f"ini option lockfuzz_profile = {profile!r}: expected one of {expected}")
     strategy = config.getoption("lockfuzz_strategy") or str(config.getini("lockfuzz_strategy") or "").strip()
     if strategy:
         from ._search import STRATEGIES
@@ -156,7 +151,10 @@ class _Settings:
             kwargs["target"] = marker.args[0]
         unknown = sorted(set(kwargs) - set(_MARKER_KWARGS))
         if unknown:
-            _fail(f"@pytest.mark.lockfuzz: unknown argument(s) {', '.join(unknown)}; expected {', '.join(_MARKER_KWARGS)}")
+            _fail(
+                f"@pytest.mark.lockfuzz: unknown argument(s) {', '.join(unknown)}; "
+                f"expected {', '.join(_MARKER_KWARGS)}"
+            )
         if "target" not in kwargs:
             _fail("@pytest.mark.lockfuzz: no target; write @pytest.mark.lockfuzz('tas') or a 'package.module:Class'")
 
@@ -171,6 +169,9 @@ class _Settings:
         self.settings = kwargs.get("settings")
         self.runs = _first(config.getoption("lockfuzz_runs"), kwargs.get("runs"),
                            int(ini("lockfuzz_runs")) if ini("lockfuzz_runs") else None, DEFAULT_RUNS)
+        profile = _first(config.getoption("lockfuzz_profile"), ini("lockfuzz_profile") or None, "ci")
+        if config.getoption("lockfuzz_runs") is None and isinstance(self.runs, int):
+            self.runs *= PROFILES[profile]
         self.strategy = _first(config.getoption("lockfuzz_strategy"), kwargs.get("strategy"),
                                ini("lockfuzz_strategy") or None, "swarm")
         self.seed = _first(config.getoption("lockfuzz_seed"), kwargs.get("seed"),

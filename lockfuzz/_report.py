@@ -135,7 +135,8 @@ def _rows(trace: Trace, steps: bool, keep: int | None) -> tuple[list[_Row], list
                 text = f"~~ clock jumps +{_duration(t - prev_time)} (every context waits) ~~"
                 rows.append(_Row(index, t, 0, text, ("clock",), span=True))
             elif kind == FINAL:
-                rows.append(_Row(index, t, 0, "== final check: a fresh context takes every lock ==", (kind,), span=True))
+                text = "== final check: a fresh context takes every lock =="
+                rows.append(_Row(index, t, 0, text, (kind,), span=True))
             else:
                 rows.append(_Row(index, t, 0, KIND_NAMES.get(kind, f"kind {kind}"), (kind, obj, value), span=True))
             prev_time = t
@@ -490,7 +491,8 @@ def _slice_events(ctx: int, pid: int, spans: list[tuple[int, int, str, dict[str,
 
 def _violation_event(trace: Trace, violation: ViolationLike, contexts: list[str], ctx_pid: list[int]) -> dict[str, Any]:
     if isinstance(violation, Violation):
-        names, t, index, oracle, kind = violation.contexts, violation.time_ns, violation.event_index, violation.oracle, violation.kind
+        names, t, index = violation.contexts, violation.time_ns, violation.event_index
+        oracle, kind = violation.oracle, violation.kind
     else:
         assert violation is not None
         names = tuple(violation.get("contexts") or ())

@@ -128,7 +128,9 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], needles: list[str], tm
     assert not (tmp_path / ".lockfuzz").exists()
 
 
-@pytest.mark.parametrize(("source", "needle"), [("x = (\n", "SyntaxError"), ("raise RuntimeError('no lab')\n", "no lab")])
+@pytest.mark.parametrize(
+    ("source", "needle"), [("x = (\n", "SyntaxError"), ("raise RuntimeError('no lab')\n", "no lab")]
+)
 def test_target_module_that_fails_to_import_exits_2(source: str, needle: str, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
@@ -261,7 +263,9 @@ def test_console_script_fuzz_and_replay(tmp_path: Path) -> None:
     assert run.returncode == 1, run.stderr
     assert run.stderr == ""  # not a terminal: no progress line
     (path,) = tmp_path.glob("*.json")
-    replayed = subprocess.run([script, "replay", str(path)], check=False, capture_output=True, text=True, env=env, timeout=120)
+    replayed = subprocess.run(
+        [script, "replay", str(path)], check=False, capture_output=True, text=True, env=env, timeout=120
+    )
     assert replayed.returncode == 1, replayed.stderr
     failure = load_failure(path)
     assert failure.trace is not None

@@ -123,6 +123,27 @@ def test_command_line_options_override_marker_and_ini(pytester: pytest.Pytester)
     result.stdout.fnmatch_lines(["fuzzed tas (random*, seed 9): 77 runs*", "fuzzed tas (random*, seed 9): 77 runs*"])
 
 
+def test_profile_deep_multiplies_the_runs_and_explicit_runs_win(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nlockfuzz_profile = deep\n")
+    pytester.makepyfile(test_lock="""
+        import pytest
+
+        @pytest.mark.lockfuzz("tas", runs=10)
+        def test_deep():
+            pass
+    """)
+    result = pytester.runpytest("-rP")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["fuzzed tas (*): 200 runs*"])
+    result = pytester.runpytest("-rP", "--lockfuzz-profile", "ci")
+    result.stdout.fnmatch_lines(["fuzzed tas (*): 10 runs*"])
+    result = pytester.runpytest("-rP", "--lockfuzz-runs", "7")
+    result.stdout.fnmatch_lines(["fuzzed tas (*): 7 runs*"])
+    pytester.makeini("[pytest]\nlockfuzz_profile = huge\n")
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines(["*lockfuzz_profile = 'huge': expected one of ci, deep*"])
+
+
 def test_lockfuzz_dir_ini_and_sanitised_test_ids(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nlockfuzz_dir = corpus/locks\n")
     pytester.makepyfile(test_lock="""
@@ -181,7 +202,9 @@ def test_corrupt_saved_failure_fails_the_test(pytester: pytest.Pytester) -> None
     (folder / "broken.json").write_text("{ nope")
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*cannot replay saved failure .lockfuzz/test_lock.py_test_lock/broken.json*not valid JSON*"])
+    result.stdout.fnmatch_lines(
+        ["*cannot replay saved failure .lockfuzz/test_lock.py_test_lock/broken.json*not valid JSON*"]
+    )
 
 
 @pytest.mark.parametrize(
