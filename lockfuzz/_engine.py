@@ -182,7 +182,7 @@ class Engine:
 
     def __init__(
         self,
-        target_cls: Callable[..., Any],
+        target_cls: Any,
         program: Program,
         source: DecisionSource | None = None,
         settings: Settings | None = None,
@@ -329,7 +329,7 @@ class Engine:
 
     def _refresh(self) -> None:
         self._runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
-        fireable = []
+        fireable: list[tuple[int, int]] = []
         if self.phase == "run":
             cpus = self.program.cpus
             for cpu, stack in enumerate(self.stacks):
@@ -370,12 +370,13 @@ class Engine:
         heap = self._heap
         steps = self.steps
         run_len = self.run_len
-        cur = self.cur
+        cur: Any = self.cur  # a Context once the first step is taken (typed loosely: hot loop)
         # What the decision depends on (runnable contexts, fireable handlers) only changes when
         # a context blocks, wakes, starts or ends (``_dirty``) or the current one changes.
         runnable: list[Context] = []
         fireable: list[tuple[int, int]] = []
         nr = n = 0
+        d: Any = 0
         cur_ok = False
         stale = True
         try:
@@ -612,7 +613,6 @@ def run(
     from ._target import resolve_target
 
     target_cls = resolve_target(target)
-    if schedule is None or isinstance(schedule, (list, tuple)):
-        schedule = Schedule(schedule or ())
-    return Engine(target_cls, program, schedule, settings, params=params, oracles=oracles).run()
+    source: Any = Schedule(schedule or ()) if schedule is None or isinstance(schedule, (list, tuple)) else schedule
+    return Engine(target_cls, program, source, settings, params=params, oracles=oracles).run()
 

@@ -185,7 +185,7 @@ def _replace_cpu(program: Program, c: int, cp: CpuProgram) -> Program:
 
 
 def _relock(ops: tuple[Any, ...], renumber: dict[int, int]) -> tuple[Any, ...]:
-    out = []
+    out: list[Any] = []
     for op in ops:
         if isinstance(op, Lock):
             out.append(Lock(renumber[op.lock], op.budget_ns))

@@ -198,11 +198,11 @@ def _level(value: object) -> Level:
     try:
         if isinstance(value, str):
             return Level[value.upper()]
-        return Level(value)
+        if isinstance(value, int):
+            return Level(value)
     except (KeyError, ValueError):
-        raise InvalidArgument(
-            f"level={value!r}: expected one of {', '.join(x.name.lower() for x in Level)}"
-        ) from None
+        pass
+    raise InvalidArgument(f"level={value!r}: expected one of {', '.join(x.name.lower() for x in Level)}")
 
 
 def _op_json(op: Op) -> list[Any]:

@@ -321,9 +321,9 @@ class GroundTruth:
                 a.any_cycle = True
             for cyc in self.cycles:
                 for c in cyc.members:
-                    a = self.attempts.get(c.index)
-                    if a is not None:
-                        a.on_cycle = True
+                    member = self.attempts.get(c.index)
+                    if member is not None:
+                        member.on_cycle = True
 
     def _mark_table_view(self) -> None:
         table = self.table

@@ -19,7 +19,7 @@ from ._base import Oracle
 
 class BoundedWaiting(Oracle):
     name = "bounded-waiting"
-    kinds = (ACQUIRED, CLOCK)
+    kinds: tuple[int, ...] = (ACQUIRED, CLOCK)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.timeouts = engine.capabilities.timeouts

@@ -16,7 +16,7 @@ from ._base import Oracle
 
 class EdeadlkComplete(Oracle):
     name = "edeadlk-complete"
-    kinds = (ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, DONE, CLOCK)
+    kinds: tuple[int, ...] = (ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, DONE, CLOCK)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.detection = engine.capabilities.detection

@@ -14,18 +14,19 @@ from .._errors import Violation
 from .._events import ACQUIRE, ACQUIRED
 from .._status import Status
 from ._base import Oracle
+from ._truth import Attempt
 
 
 class FairnessOracle(Oracle):
     name = "fairness"
-    kinds = (ACQUIRE, ACQUIRED)
+    kinds: tuple[int, ...] = (ACQUIRE, ACQUIRED)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.fairness = engine.capabilities.fairness
         if self.fairness is None:
             self.kinds = ()
-        self.ahead: dict[object, list[object]] = {}
-        self.overtaken: dict[object, int] = {}
+        self.ahead: dict[Attempt, list[Attempt]] = {}
+        self.overtaken: dict[Attempt, int] = {}
 
     def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         f = self.fairness
