@@ -36,7 +36,7 @@ from ._events import ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, RELEASED
 from ._interpreter import run_line
 from ._oracles import default_oracles
 from ._oracles._truth import GroundTruth
-from ._machine import MEMORY_OPS, SLEEP, START, WAIT, Cell, Machine
+from ._machine import MEMORY_OPS, SLEEP, START, WAIT, Cell, Machine, Watch
 from ._program import Handler, Lock, OnError, Program, Unlock
 from ._status import Level, Status
 
@@ -445,7 +445,7 @@ class Engine:
                     cell = req[1]
                     res = ops[op](cell, req[2], req[3])
                     append((now, cur.index, op, cell.index, cell.value if res is None else res))
-                    if cell.waiters:
+                    if op and cell.waiters:  # a write (op 0 is a load): wake waiters, bump watches
                         self._wake(cell)
                 elif op == WAIT:
                     cell = req[1]
@@ -509,7 +509,15 @@ class Engine:
 
     def _wake(self, cell: Cell) -> None:
         value = cell.value
-        woken = [w for w in cell.waiters if w.pending[2](value)]
+        woken = []
+        for w in cell.waiters:
+            if type(w) is Watch:
+                derived = w.derived
+                derived.value = (derived.value + 1) & derived.mask
+                if derived.waiters:
+                    self._wake(derived)
+            elif w.pending[2](value):
+                woken.append(w)
         for w in woken:
             self._unblock(w)
 

@@ -15,7 +15,7 @@ schedule makes (weak memory is a later extension, see the rqspinlock spec).
 from __future__ import annotations
 
 import types
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from typing import TYPE_CHECKING, Any, Callable, Generator, Sequence
 
 from ._errors import InvalidArgument
 
@@ -51,7 +51,7 @@ class Cell:
         self.name = name
         self.mask = (1 << width) - 1
         self.value = value & self.mask
-        self.waiters: list[Context] = []
+        self.waiters: list[Context | Watch] = []  # contexts waiting on it, and watches of it
 
     def __repr__(self) -> str:
         return f"<Cell {self.name}={self.value:#x}>"
@@ -109,6 +109,15 @@ class Cell:
         the deadline passes, so a spin that would take millions of loads takes a few steps.
         """
         return (yield (WAIT, self, predicate, deadline_ns))
+
+
+class Watch:
+    """Sits in a watched cell's ``waiters``: the engine bumps ``derived`` on each write there."""
+
+    __slots__ = ("derived",)
+
+    def __init__(self, derived: Cell) -> None:
+        self.derived = derived
 
 
 def _load(cell: Cell, a: Any, b: Any) -> int:
@@ -212,6 +221,22 @@ class Machine:
         c = Cell(len(self.cells), name, value, width)
         self.cells.append(c)
         return c
+
+    def watch(self, name: str, cells: Sequence[Cell]) -> Cell:
+        """A cell that counts the writes to ``cells``: a modelling device, not memory.
+
+        The engine adds 1 to it (wrapping at 32 bits) whenever one of ``cells`` is written, with
+        no step of its own, and wakes whoever waits on it. Reading its ``value`` directly is free,
+        and so is the bookkeeping: a context that waits on it (``wait_until``, one step per
+        wake-up) learns that something it depends on may have changed. rqspinlock uses one to
+        skip the deadlock checks whose inputs (the lock word, the held tables) did not change
+        since the last check: such a check would read the same values and return the same.
+        """
+        derived = self.cell(name)
+        watch = Watch(derived)
+        for c in cells:
+            c.waiters.append(watch)
+        return derived
 
     def per_cpu(self, factory: Callable[[int], Any]) -> list[Any]:
         """``[factory(cpu) for cpu in range(n_cpus)]``: per-CPU state, shared by the contexts of

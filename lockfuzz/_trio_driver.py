@@ -73,7 +73,7 @@ from . import _trio_internals
 from ._engine import Context, DecisionSource, Engine, RunResult, Schedule, Settings
 from ._errors import InvalidArgument, Violation
 from ._events import CLOCK
-from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, Cell
+from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, Cell, Watch
 from ._oracles.hang import hang_violation
 from ._oracles.livelock import livelock_violation
 from ._program import Program
@@ -512,7 +512,7 @@ class TrioEngine(Engine):
             cell = req[1]
             res = MEMORY_OPS[op](cell, req[2], req[3])
             append((now, cur.index, op, cell.index, cell.value if res is None else res))
-            if cell.waiters:
+            if op and cell.waiters:  # a write (op 0 is a load): wake waiters, bump watches
                 self._wake(cell)
         elif op == WAIT:
             cell = req[1]
@@ -561,7 +561,16 @@ class TrioEngine(Engine):
 
     def _wake(self, cell: Cell) -> None:
         value = cell.value
-        for w in [w for w in cell.waiters if w.pending[2](value)]:
+        woken = []
+        for w in cell.waiters:
+            if type(w) is Watch:  # a derived cell counting writes (Machine.watch)
+                derived = w.derived
+                derived.value = (derived.value + 1) & derived.mask
+                if derived.waiters:
+                    self._wake(derived)
+            elif w.pending[2](value):
+                woken.append(w)
+        for w in woken:
             self._unblock(w)
 
     def _expire(self) -> None:

@@ -45,12 +45,17 @@ class _Timer:
     it) and ``cur``, the time of the last deadlock check. Local to one acquisition, as on the
     kernel's stack (RES_RESET_TIMEOUT sets the duration, the first check_timeout the deadline)."""
 
-    __slots__ = ("cur", "duration", "end")
+    __slots__ = ("cur", "duration", "end", "seen", "stale")
 
-    def __init__(self, duration: int) -> None:
+    def __init__(self, duration: int, seen: int | None = None) -> None:
         self.duration = duration
         self.end: int | None = None
         self.cur = 0
+        # The model's bookkeeping (see ResilientTasLock.changes): the write count last seen (None:
+        # this wait loop does not watch, and every due check runs), and whether the ABBA check's
+        # inputs changed since it last ran.
+        self.seen = seen
+        self.stale = True
 
 
 class ResilientTasLock(Target):
@@ -101,12 +106,17 @@ class ResilientTasLock(Target):
         self.slots = machine.per_cpu(
             lambda cpu: [machine.cell(f"cpu{cpu}.held[{i}]") for i in range(RES_NR_HELD)]
         )
+        # Counts the writes to what a deadlock check on lock i reads (its word, every held table):
+        # a check due when none changed since the last one would read the same and find the same,
+        # so it is skipped. Bookkeeping of the model, not kernel memory (Machine.watch).
+        tables = [c for cpu in range(machine.n_cpus) for c in (self.cnt[cpu], *self.slots[cpu])]
+        self.changes = [machine.watch(f"L{i}.check-inputs", [self.words[i], *tables]) for i in range(machine.n_locks)]
 
     # -- the lock ---------------------------------------------------------------------------
     async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
-        word = self.words[lock]
+        word, changes = self.words[lock], self.changes[lock]
         await self._grab_entry(ctx.cpu, lock)
-        timer = _Timer(self._duration(budget_ns))
+        timer = _Timer(self._duration(budget_ns), changes.value)
         val = await word.load()
         while True:
             if val == 0 and await word.cmpxchg(0, 1) == 0:
@@ -115,7 +125,11 @@ class ResilientTasLock(Target):
             if ret:
                 await self._release_entry(ctx.cpu)
                 return ret
-            val = await word.wait_until(_is_zero, self._next_check(timer))
+            # Sleep until the word or a table changes, or the next check falls due; then poll.
+            seen = await changes.wait_until(lambda v, s=timer.seen: v != s, self._next_check(timer))
+            if seen != timer.seen:
+                timer.seen, timer.stale = seen, True
+            val = await word.load()
 
     async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
         await self.words[lock].store(0)
@@ -158,7 +172,11 @@ class ResilientTasLock(Target):
             return Status.ETIMEDOUT
         if timer.cur + DEADLOCK_CHECK_NS < now:
             timer.cur = now
-            return await self._check_abba(ctx.cpu, lock)
+            # A check whose inputs did not change would read the same and return 0: skip it.
+            if timer.stale:
+                if timer.seen is not None:  # snapshot before the reads: a write during them counts
+                    timer.seen, timer.stale = self.changes[lock].value, False
+                return await self._check_abba(ctx.cpu, lock)
         return 0
 
     def _next_check(self, timer):  # type: ignore[no-untyped-def]

@@ -137,6 +137,11 @@ class RqSpinlock(Target):
         self.count = machine.per_cpu(lambda c: machine.cell(f"cpu{c}.node0.count"))
         self.locked = machine.per_cpu(lambda c: [machine.cell(f"cpu{c}.node{i}.locked") for i in range(Q_MAX_NODES)])
         self.next = machine.per_cpu(lambda c: [machine.cell(f"cpu{c}.node{i}.next") for i in range(Q_MAX_NODES)])
+        # Counts the writes to what a deadlock check on lock i reads (its word, every held table):
+        # a check due when none changed since the last one would read the same and find the same,
+        # so it is skipped (see _spin_checked). Bookkeeping of the model, not kernel memory.
+        tables = [c for cpu in range(machine.n_cpus) for c in (self.cnt[cpu], *self.slot[cpu])]
+        self.changes = [machine.watch(f"L{i}.check-inputs", [self.word[i], *tables]) for i in range(machine.n_locks)]
 
     # -- the held-locks table (include/asm-generic/rqspinlock.h) ---------------------------------
     async def _grab_entry(self, cpu: int, lock: int) -> None:
@@ -207,7 +212,8 @@ class RqSpinlock(Target):
         the AA check and arms the timer; later ones return ETIMEDOUT once ``now > timeout_end``
         (timeout wins) and run the ABBA check when more than 1 ms passed since the last one.
         """
-        machine, word, poll = self.machine, self.word[lock], self.poll_ns
+        machine, word, poll, changes = self.machine, self.word[lock], self.poll_ns, self.changes[lock]
+        seen = changes.value  # free: the model's bookkeeping, not a memory access
         val = await word.load()  # the first poll
         if done(val):
             return val, 0
@@ -215,20 +221,30 @@ class RqSpinlock(Target):
             return val, Status.EDEADLK
         cur = last = machine.now  # ts.cur, and the time of the last check
         end = cur + duration  # ts.timeout_end
+        stale = True  # the ABBA check's inputs changed since it last ran (it has not run yet)
         while True:
-            # Sleep until the value is done or until the first due check that can act.
+            # Sleep until the word or a table changes, or until the first due check that can act.
             act = min(end, cur + NSEC_PER_MSEC) + 1
-            val = await word.wait_until(done, deadline_ns=last + max(1, -(-(act - last) // poll)) * poll)
-            if done(val):
-                return val, 0
+            due = last + max(1, -(-(act - last) // poll)) * poll
+            now_seen = await changes.wait_until(lambda v, s=seen: v != s, deadline_ns=due)
+            if now_seen != seen:  # something changed: poll the word; the tables may differ too
+                seen, stale = now_seen, True
+                val = await word.load()
+                if done(val):
+                    return val, 0
+                if machine.now < due:
+                    continue
             now = machine.now
             if now > end:
                 return val, Status.ETIMEDOUT
             if cur + NSEC_PER_MSEC < now:
                 cur = now
-                ret = await self._check_abba(cpu, lock, mask)
-                if ret:
-                    return val, ret
+                # A check whose inputs did not change would read the same and return 0: skip it.
+                if stale:
+                    seen, stale = changes.value, False  # before the reads: a write during them counts
+                    ret = await self._check_abba(cpu, lock, mask)
+                    if ret:
+                        return val, ret
             last = machine.now
 
     # -- resilient_queued_spin_lock_slowpath ------------------------------------------------------
