@@ -409,3 +409,15 @@ def test_interrupted_waiter_time_is_not_counted_against_its_budget():
     r = run(OwnerLock, program, Scripted((waits("cpu1.task", 0), "cpu1.softirq")))
     assert r.violation is None, r.violation
     assert any(e[2] == 23 for e in r.trace.events)
+
+
+class ClaimsAaButSpins(TasLock):
+    """Claims to detect AA deadlocks, has no timeouts, and spins forever on one."""
+
+    capabilities = Capabilities(detection=Detection(classes=frozenset({"AA"}), latency_ns=1000))
+
+
+def test_a_hang_on_a_claimed_cycle_is_a_missed_deadlock():
+    r = run(ClaimsAaButSpins, AA_IRQ, FIRE_WHILE_HELD())
+    assert r.violation is not None and r.violation.signature == ("edeadlk-complete", "missed-AA")
+    assert "hangs forever" in r.violation.message
