@@ -338,11 +338,20 @@ class _Campaign:
         self.searching = True
         self.last = None
 
-        def example(program: Program) -> None:
-            self._example(program)
+        if getattr(self.strategy, "draws_schedule", False):
+            # Decisions drawn by Hypothesis with the program (one run per example).
+            def example(program: Program, schedule: list[int]) -> None:
+                self._example(program, schedule)
 
+            strategies: tuple[Any, ...] = (self.programs, self.strategy.schedule_strategy())
+        else:
+
+            def example(program: Program) -> None:  # type: ignore[misc]
+                self._example(program)
+
+            strategies = (self.programs,)
         example._hypothesis_internal_add_digest = hashlib.sha256(self.key.encode()).digest()  # type: ignore[attr-defined]
-        test = given(self.programs)(example)
+        test = given(*strategies)(example)
         test = hypothesis.settings(
             max_examples=examples, database=self.database, deadline=None, derandomize=False,
             verbosity=Verbosity.quiet, report_multiple_bugs=False, print_blob=False,
@@ -358,7 +367,7 @@ class _Campaign:
         except _Stop:
             pass
 
-    def _example(self, program: Program) -> None:
+    def _example(self, program: Program, schedule: list[int] | None = None) -> None:
         self.report.examples += 1
         budget = self.runs_per_program if self.searching else max(1, self.runs_per_program // 5)
         if self.last is not None:  # replay the failing schedule first: shrinks succeed fast
@@ -366,16 +375,17 @@ class _Campaign:
         self.novel = 0
         self.shown = set()
         self.local = []
-        self._search(program, budget)
+        self._search(program, budget, schedule)
         if self.guided and self.searching:
             # What this program did, for Hypothesis's optimiser: new coverage found (it mutates
             # the programs that found most), and the lock states its runs showed.
             hypothesis.target(float(self.novel), label="lockfuzz: new branches and lock states")
             hypothesis.target(float(len(self.shown)), label="lockfuzz: lock states")
 
-    def _search(self, program: Program, budget: int) -> None:
+    def _search(self, program: Program, budget: int, schedule: list[int] | None = None) -> None:
         text = json.dumps(program.to_json(), sort_keys=True)
-        gen = self.strategy.search(program, derive_seed(self.seed, program.to_json()))
+        seed = derive_seed(self.seed, program.to_json())
+        gen = self.strategy.search(program, seed) if schedule is None else self.strategy.search(program, seed, schedule)
         guided = self.guided and self.searching
         rng = random.Random(derive_seed("guided", self.seed, text)) if guided else None
         stale = seen = 0  # runs in a row that found nothing new; what had been found before
