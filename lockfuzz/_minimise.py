@@ -52,29 +52,45 @@ def minimise(
     params: dict[str, Any] | None = None,
     settings: Settings | None = None,
     max_runs: int = 20_000,
+    max_steps: int = 3_000_000,
 ) -> Minimised:
+    """Minimise ``decisions`` (and tidy ``program``) keeping ``signature`` (module doc).
+
+    The search is bounded by ``max_runs`` runs and ``max_steps`` engine steps in all: steps, not
+    seconds, so that the result is the same on every machine (a run that waits out long timeouts
+    costs thousands of steps). When a bound stops the yardstick, the result is not proven minimal.
+    """
     settings = settings or Settings()
     runs = 0
+    steps = 0
 
     def attempt(prog: Program, schedule: Any) -> RunResult | None:
-        nonlocal runs
+        nonlocal runs, steps
         runs += 1
         src = Schedule(schedule) if isinstance(schedule, list) else schedule
         try:
             r = Engine(target_cls, prog, src, settings, params=params).run()
         except ProgramError:
             return None
+        steps += r.steps
         if r.violation is not None and r.violation.signature == signature:
             return r
         return None
 
+    exhausted = False  # a bound stopped a search before it had tried every schedule
+
     def search(prog: Program, up_to: int, budget: int = max_runs) -> RunResult | None:
         """The first failing schedule with at most ``up_to`` preemptions, fewest first."""
+        nonlocal exhausted
         gen = bounded_schedules(up_to)
         stop = min(max_runs, runs + budget)
+        step_stop = min(max_steps, steps + max_steps * budget // max_runs)
         try:
             source = next(gen)
-            while runs < stop:
+            while True:
+                if runs >= stop or steps >= step_stop:
+                    exhausted = True
+                    return None
                 r = _run(prog, source)
                 if r is not None and r.violation is not None and r.violation.signature == signature:
                     return r
@@ -84,12 +100,14 @@ def minimise(
         return None
 
     def _run(prog: Program, source: Any) -> RunResult | None:
-        nonlocal runs
+        nonlocal runs, steps
         runs += 1
         try:
-            return Engine(target_cls, prog, source, settings, params=params).run()
+            r = Engine(target_cls, prog, source, settings, params=params).run()
         except ProgramError:
             return None
+        steps += r.steps
+        return r
 
     best = attempt(program, list(decisions))
     if best is None:
@@ -113,14 +131,14 @@ def minimise(
     proven = False
     count = preemptions(decisions)
     if count:
-        before = runs
+        exhausted = False
         r = search(program, count - 1)
         if r is not None:  # fewest first: nothing with fewer preemptions fails this way
             best, decisions = r, list(r.decisions)
             decisions, best = _greedy(decisions, best, lambda d: attempt(program, d))
             proven = True
         else:
-            proven = runs - before < max_runs and runs < max_runs
+            proven = not exhausted
     else:
         proven = True
 
