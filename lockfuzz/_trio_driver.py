@@ -73,7 +73,7 @@ from . import _trio_internals
 from ._engine import Context, DecisionSource, Engine, RunResult, Schedule, Settings
 from ._errors import InvalidArgument, Violation
 from ._events import CLOCK
-from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, Cell, Watch
+from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, Cell
 from ._oracles.hang import hang_violation
 from ._oracles.livelock import livelock_violation
 from ._program import Program
@@ -558,20 +558,6 @@ class TrioEngine(Engine):
                 pass
         if wake:
             trio.lowlevel.reschedule(self._t_task[ctx.index])
-
-    def _wake(self, cell: Cell) -> None:
-        value = cell.value
-        woken = []
-        for w in cell.waiters:
-            if type(w) is Watch:  # a derived cell counting writes (Machine.watch)
-                derived = w.derived
-                derived.value = (derived.value + 1) & derived.mask
-                if derived.waiters:
-                    self._wake(derived)
-            elif w.pending[2](value):
-                woken.append(w)
-        for w in woken:
-            self._unblock(w)
 
     def _expire(self) -> None:
         heap = self._t_heap
