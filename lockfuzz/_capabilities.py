@@ -25,8 +25,9 @@ KNOWN_EXCEPTIONS = {
         "the lock's deadlock checks read per-CPU tables that record the locks a CPU holds *or is "
         "attempting* (rqspinlock's held-locks table): EDEADLK for an attempt on L by CPU X is "
         "deserved if, at some moment of the attempt, L is in X's table below its top entry (AA), or "
-        "another CPU Y has L in its table below its top and Y's top entry is in X's table below "
-        "X's top (the kernel's ABBA heuristic)"
+        "another CPU Y has L in its table and an entry above it (the kernel reads Y's top slot, which "
+        "may be stale in an unlock window) is in X's table below X's top (the kernel's ABBA heuristic); "
+        "a lock stays in its CPU's table until its release returns"
     ),
     "age-backoff": (
         "a context that holds other locks may back off with EDEADLK when the lock it asks for is "
