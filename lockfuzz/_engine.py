@@ -509,9 +509,9 @@ class Engine:
 
     def _wake(self, cell: Cell) -> None:
         value = cell.value
-        woken = []
+        woken: list[Context] = []
         for w in cell.waiters:
-            if type(w) is Watch:
+            if isinstance(w, Watch):
                 derived = w.derived
                 derived.value = (derived.value + 1) & derived.mask
                 if derived.waiters:

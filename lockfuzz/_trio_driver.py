@@ -73,7 +73,7 @@ from . import _trio_internals
 from ._engine import Context, DecisionSource, Engine, RunResult, Schedule, Settings
 from ._errors import InvalidArgument, Violation
 from ._events import CLOCK
-from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, Cell
+from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT
 from ._oracles.hang import hang_violation
 from ._oracles.livelock import livelock_violation
 from ._program import Program
@@ -301,8 +301,6 @@ class TrioEngine(Engine):
         self._t_task: list[Any] = []  # ctx.index -> its trio task
         self._t_scope: list[Any] = []  # ctx.index -> the cancel scope its task runs in
         self._t_res: list[Any] = []  # ctx.index -> what its last request returned
-        self._t_heap: list[tuple[int, int, int, Context]] = []  # (deadline, seq, token, ctx)
-        self._t_seq = 0
         self._t_live = 0  # context tasks not yet ended
         self._t_done: trio.Event | None = None  # set when they all have
         self._t_stopped = False
@@ -501,7 +499,7 @@ class TrioEngine(Engine):
         machine = self.machine
         now = machine.now + self.settings.step_ns
         machine.now = now
-        heap = self._t_heap
+        heap = self._heap
         if heap and heap[0][0] <= now:
             self._expire()
         cur.steps += 1
@@ -532,17 +530,8 @@ class TrioEngine(Engine):
         self._t_res[cur.index] = res
 
     # -- the engine's own waits (cells, sleep_until), over trio ------------------------------------
-    def _block(self, ctx: Context, cell: Cell | None, deadline: int | None) -> None:
-        ctx.blocked = True
-        ctx.token += 1
-        ctx.waiting_on = cell
-        if cell is not None:
-            cell.waiters.append(ctx)
-        ctx.deadline = deadline
-        if deadline is not None:
-            self._t_seq += 1
-            heapq.heappush(self._t_heap, (deadline, self._t_seq, ctx.token, ctx))
-
+    # Blocking is the engine's own ``_block`` (its deadline heap, ``_heap``, serves both drivers);
+    # waking differs: the context's task goes back into trio's run queue.
     def _unblock(self, ctx: Context, wake: bool = True) -> None:
         # Here a context also blocks in trio (its task out of trio's run queue), which sets
         # ``blocked`` too: the token alone says whether a heap entry is still its wait.
@@ -560,7 +549,7 @@ class TrioEngine(Engine):
             trio.lowlevel.reschedule(self._t_task[ctx.index])
 
     def _expire(self) -> None:
-        heap = self._t_heap
+        heap = self._heap
         now = self.machine.now
         while heap and heap[0][0] <= now:
             _, _, token, ctx = heapq.heappop(heap)
@@ -569,7 +558,7 @@ class TrioEngine(Engine):
 
     def _jump_clock(self) -> None:
         """No context can run: jump to the earliest deadline, the engine's or trio's."""
-        heap = self._t_heap
+        heap = self._heap
         ours = None
         while heap:
             deadline, _, token, ctx = heap[0]
