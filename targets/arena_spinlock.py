@@ -30,16 +30,15 @@ Budget: the budget passed to ``acquire`` stands for the slow-path frame's may_go
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Status, Target, Timeouts
+from lockfuzz import Capabilities, Status, Timeouts
 
 # The lock word's layout and the tail encoding are qspinlock's (the arena lock copies them).
 from lockfuzz.targets.qspinlock import (  # noqa: E402 - grouped with the constants they stand for
-    LOCKED, LOCKED_MASK, LOCKED_PENDING_MASK, MAX_NODES, PENDING, PENDING_LOOPS, TAIL_CPU_SHIFT, TAIL_IDX_SHIFT,
-    TAIL_MASK, encode_tail,
+    LOCKED, LOCKED_MASK, LOCKED_PENDING_MASK, MAX_NODES, PENDING, PENDING_LOOPS, TAIL_MASK, QueueNodes, encode_tail,
 )  # fmt: skip
 
 
-class ArenaSpinlock(Target):
+class ArenaSpinlock(QueueNodes):
     """The BPF arena spin lock (bpf_arena_spin_lock.h): qspinlock's algorithm whose every wait
     loop gives up with -ETIMEDOUT when the acquisition's budget is spent, without repairing the
     lock: the pending bit stays set, a waiter's node stays linked in the MCS queue (so the lock
@@ -54,17 +53,7 @@ class ArenaSpinlock(Target):
 
     def __init__(self, machine):  # type: ignore[no-untyped-def]
         super().__init__(machine)
-        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
-        self.count = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.qnode[0].count"))
-        self.locked = machine.per_cpu(
-            lambda cpu: [machine.cell(f"cpu{cpu}.qnode[{i}].locked") for i in range(MAX_NODES)]
-        )
-        self.next = machine.per_cpu(lambda cpu: [machine.cell(f"cpu{cpu}.qnode[{i}].next") for i in range(MAX_NODES)])
-
-    def _decode(self, tail: int):  # type: ignore[no-untyped-def]
-        cpu = (tail >> TAIL_CPU_SHIFT) - 1
-        idx = (tail >> TAIL_IDX_SHIFT) & 3
-        return self.locked[cpu][idx], self.next[cpu][idx]
+        self._init_nodes(machine, "qnode")
 
     async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
         word = self.words[lock]

@@ -41,7 +41,27 @@ def encode_tail(cpu: int, idx: int) -> int:
     return (cpu + 1) << TAIL_CPU_SHIFT | idx << TAIL_IDX_SHIFT
 
 
-class QSpinlock(Target):
+class QueueNodes(Target):
+    """The lock words and the per-CPU MCS nodes (``qnodes``: a count on node 0, then ``locked``
+    and ``next`` on each of 4) that qspinlock and the locks copied from it (the BPF arena lock)
+    share, with ``decode_tail``."""
+
+    def _init_nodes(self, machine, node: str) -> None:  # type: ignore[no-untyped-def]
+        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+        self.count = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.{node}[0].count"))
+        self.locked = machine.per_cpu(
+            lambda cpu: [machine.cell(f"cpu{cpu}.{node}[{i}].locked") for i in range(MAX_NODES)]
+        )
+        # node.next holds the successor's tail code (0 is NULL), as decode_tail() would map it.
+        self.next = machine.per_cpu(lambda cpu: [machine.cell(f"cpu{cpu}.{node}[{i}].next") for i in range(MAX_NODES)])
+
+    def _decode(self, tail: int):  # type: ignore[no-untyped-def]
+        cpu = (tail >> TAIL_CPU_SHIFT) - 1
+        idx = (tail >> TAIL_IDX_SHIFT) & 3
+        return self.locked[cpu][idx], self.next[cpu][idx]
+
+
+class QSpinlock(QueueNodes):
     """Linux's qspinlock: a locked byte, a pending bit for the first waiter and an MCS queue of
     per-CPU nodes (4 per CPU) for the rest, all in one 32-bit word, without rqspinlock's timeouts
     or held-locks table; a CPU nested deeper than its nodes spins on trylock. Promises mutual
@@ -56,18 +76,7 @@ class QSpinlock(Target):
         if not isinstance(max_nodes, int) or not 1 <= max_nodes <= MAX_NODES:
             raise ValueError(f"max_nodes={max_nodes!r}: expected an int from 1 to {MAX_NODES}")
         self.max_nodes = max_nodes
-        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
-        self.count = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.node[0].count"))
-        self.locked = machine.per_cpu(
-            lambda cpu: [machine.cell(f"cpu{cpu}.node[{i}].locked") for i in range(MAX_NODES)]
-        )
-        # node.next holds the successor's tail code (0 is NULL), as decode_tail() would map it.
-        self.next = machine.per_cpu(lambda cpu: [machine.cell(f"cpu{cpu}.node[{i}].next") for i in range(MAX_NODES)])
-
-    def _decode(self, tail: int):  # type: ignore[no-untyped-def]
-        cpu = (tail >> TAIL_CPU_SHIFT) - 1
-        idx = (tail >> TAIL_IDX_SHIFT) & 3
-        return self.locked[cpu][idx], self.next[cpu][idx]
+        self._init_nodes(machine, "node")
 
     async def _trylock(self, word) -> bool:  # type: ignore[no-untyped-def]
         if await word.load():
