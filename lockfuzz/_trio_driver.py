@@ -47,11 +47,20 @@ two drivers cannot drift apart there. The target is made outside trio, as on the
 in the contexts' trio tasks.
 
 Where trio runs. ``trio.run`` costs about a millisecond to set up and tear down, more than a
-small run itself, and it cannot nest in one thread (campaigns run inside ``trio.run``). So one
-long-lived ``trio.run`` per calling thread, in a daemon thread of its own (``_Host``), runs the
-phases of engine runs one after another while the caller waits; between them it sleeps. Nothing
-carries over from one run to the next: each phase's tasks have ended (or, if a target blocks for
-ever in a shielded wait after a violation, the host is retired and a fresh one serves the rest).
+small run itself, and it cannot nest in one thread (campaigns run inside ``trio.run``). So each
+calling thread has one long-lived trio *guest* run (``_Host`` over
+``_trio_internals.GuestRun``), ticked by the caller itself only while a phase of an engine run
+needs it: no thread, no hand-over, and the thread's own trio state (a campaign's ``trio.run``)
+is put aside while it ticks and given back after. Nothing carries over from one run to the
+next: each phase's tasks have ended (or, if a target blocks for ever in a shielded wait after a
+violation, the host is retired and a fresh one serves the rest). Hosts are ended at exit.
+
+Deciding inside the task. Most decisions keep the running context running. When nothing but
+contexts is queued and no cancel-scope deadline is due, the decision the run loop's next pass
+would make is made inside the running task instead (``_decide_in_task``): if it keeps that
+context, its next step is done there and the task runs on, saving a pass; otherwise the task
+yields and the next pass runs the context already chosen. The traces are the same either way
+(tested, for trio's own locks, deadlines and interrupts included).
 
 Violations raised while trio runs (by oracles, in a task or during the run loop's pass) are
 recorded; the driver then cancels the run's tasks, lets them end, and raises the violation from
@@ -60,6 +69,7 @@ recorded; the driver then cancels the run's tasks, lets them end, and raises the
 
 from __future__ import annotations
 
+import atexit
 import heapq
 import math
 import os
@@ -141,9 +151,8 @@ def run_trio(
 
 # -- the host: one long-lived trio run per calling thread ------------------------------------------
 class VirtualClock(trio.abc.Clock):
-    """trio's clock: the running engine's virtual time, in seconds. It never sleeps while an
-    engine runs (the driver jumps the time instead); between runs, when trio asks how long it
-    may sleep, the host waits there for the next run (``_Host.idle``)."""
+    """trio's clock: the running engine's virtual time, in seconds. It never asks trio to sleep
+    (the driver jumps the time instead, and between runs the host's guest run is not ticked)."""
 
     def __init__(self, host: _Host) -> None:
         self._host = host
@@ -156,117 +165,83 @@ class VirtualClock(trio.abc.Clock):
         return engine.machine.now / 1e9 if engine is not None else 0.0
 
     def deadline_to_sleep_time(self, deadline: float) -> float:
-        host = self._host
-        if host.engine is None and host.serving:
-            host.idle()
         return 0.0
 
 
 class _Host:
-    """A ``trio.run`` in a daemon thread that runs ``TrioEngine`` runs, one at a time.
+    """A long-lived trio guest run (``_trio_internals.GuestRun``) that runs the phases of
+    ``TrioEngine`` runs one after another, in the caller's thread.
 
-    Between runs the host's run loop has nothing to run, and asks its clock how long to sleep:
-    the clock then blocks the thread until a run is handed in (``call``), and hands the run to
-    the host's server task. A run's caller waits on a lock of its own that the host releases
-    when it next has nothing to run. So a run costs two thread hand-overs, and no sockets.
+    Its server task waits for a phase, runs it and waits again; ``call`` hands a phase in and
+    ticks the guest run until the phase is over. No thread, no hand-over: a phase costs only
+    the passes of trio's run loop it needs.
     """
 
     def __init__(self) -> None:
         self.engine: TrioEngine | None = None
         self.pid = os.getpid()
         self.retired = False
-        self.serving = False
-        self.failure: BaseException | None = None
-        self.busy = threading.Lock()  # held from a run's hand-in until the host is done with it
-        self.work = threading.Lock()  # released to hand in a run (self.job)
-        self.work.acquire()
-        self.job: tuple[TrioEngine | None, threading.Lock] | None = None
-        self.finishing: threading.Lock | None = None  # the caller's, released once the run is over
         self.server: Any = None
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._thread, args=(ready,), name="lockfuzz-trio-host", daemon=True)
-        self.thread.start()
-        ready.wait()
-        if self.failure is not None:
-            raise self.failure
+        self.nursery: Any = None
+        self.guest = _trio_internals.GuestRun(self._serve, clock=VirtualClock(self))
+        self.guest.until(lambda: self.server is not None)
+        self._check()
 
-    def _thread(self, ready: threading.Event) -> None:
-        try:
-            trio.run(self._serve, ready, clock=VirtualClock(self))
-        except BaseException as exc:  # noqa: BLE001 - reported to whoever waits
-            self.failure = exc
-        finally:
-            self.retired = True
-            ready.set()
-            for waiter in (self.finishing, self.job[1] if self.job else None):
-                if waiter is not None and waiter.locked():
-                    waiter.release()
-
-    async def _serve(self, ready: threading.Event) -> None:
+    async def _serve(self) -> None:
         _trio_internals.steer_run_queue(self._select)
-        self.server = trio.lowlevel.current_task()
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
-            self.serving = True
-            ready.set()
             while True:
-                await trio.lowlevel.wait_task_rescheduled(_no_abort)  # idle() hands in self.engine
+                self.server = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(_no_abort)  # call() hands in self.engine
                 engine = self.engine
                 if engine is None:  # close()
-                    self.serving = False
                     return
                 try:
                     await engine._phase()
                 except BaseException as exc:  # noqa: BLE001 - recorded; never let it end the host
                     engine._fail(exc)
-                self.engine = None
                 if engine._t_abandoned:
                     self.retired = True  # tasks of that run may still wake: serve no other run
+                self.engine = None
 
     def _select(self, tasks: list[Any]) -> list[Any]:
         engine = self.engine
         return engine._select(tasks) if engine is not None else tasks
 
-    def idle(self) -> None:
-        """In the host thread, with nothing to run: finish the last run, wait for the next."""
-        done, self.finishing = self.finishing, None
-        if done is not None:
-            self.busy.release()
-            done.release()
-        self.work.acquire()
-        assert self.job is not None
-        engine, self.finishing = self.job
-        self.job = None
-        if engine is not None:
-            engine._t_host = self
-        self.engine = engine
-        trio.lowlevel.reschedule(self.server)
+    def _check(self) -> None:
+        outcome = self.guest.outcome
+        if outcome is not None:
+            self.retired = True
+            error = getattr(outcome, "error", None)
+            if isinstance(error, KeyboardInterrupt):
+                raise error
+            raise RuntimeError(f"lockfuzz: the trio host has ended ({error or outcome!r})") from error
 
-    def close(self) -> None:
-        """End the host's trio run and its thread (a host is otherwise kept for the process)."""
-        done = threading.Lock()
-        done.acquire()
-        self.busy.acquire()
-        self.retired = True
-        self.job = (None, done)  # type: ignore[assignment]
-        self.work.release()
-        self.thread.join()
+    def _hand_in(self, engine: TrioEngine | None) -> None:
+        self.engine = engine
+        server, self.server = self.server, None
+        with self.guest._swapped():
+            trio.lowlevel.reschedule(server)
 
     def call(self, engine: TrioEngine) -> None:
-        """Run ``engine`` on this host; return when it is done."""
-        done = threading.Lock()
-        done.acquire()
-        self.busy.acquire()  # the host is done with the previous run (even one whose caller left)
-        if self.retired:
-            self.busy.release()
-            if self.failure is None:
-                return _host().call(engine)  # retired by that previous run: a fresh host
-            raise RuntimeError(f"lockfuzz: the trio host has ended ({self.failure!r})")
-        self.job = (engine, done)
-        self.work.release()
-        done.acquire()
-        if self.failure is not None:
-            raise RuntimeError(f"lockfuzz: the trio host has ended ({self.failure!r})")
+        """Run ``engine``'s phase on this host; return when it is done."""
+        engine._t_host = self
+        self._hand_in(engine)
+        try:
+            self.guest.until(lambda: self.engine is None)
+        except BaseException:
+            self.retired = True  # interrupted in the middle of a pass: never tick it again
+            raise
+        self._check()
+
+    def close(self) -> None:
+        """End the host's trio run (a host is otherwise kept for the process)."""
+        if self.retired or self.guest.done:
+            return
+        self.retired = True
+        self._hand_in(None)
+        self.guest.until(lambda: False)
 
 
 def _no_abort(raise_cancel: Any) -> Any:
@@ -274,13 +249,28 @@ def _no_abort(raise_cancel: Any) -> Any:
 
 
 _hosts = threading.local()
+#: Every host made in this process, ended at exit (so that no task is left to the garbage
+#: collector, which would warn about it) and kept alive until then.
+_all_hosts: list[_Host] = []
 
 
 def _host() -> _Host:
     host = getattr(_hosts, "host", None)
-    if host is None or host.retired or host.pid != os.getpid():  # a fork has no host thread
+    if host is None or host.retired or host.pid != os.getpid():  # a fork: its own host
         host = _hosts.host = _Host()
+        _all_hosts.append(host)
     return host
+
+
+@atexit.register
+def _close_hosts() -> None:
+    pid = os.getpid()
+    for host in _all_hosts:
+        if host.pid == pid:
+            try:
+                host.close()
+            except BaseException:  # noqa: BLE001 - exiting anyway; a target that will not end
+                pass
 
 
 class _Stopped(BaseException):
@@ -310,6 +300,7 @@ class TrioEngine(Engine):
         self._t_free = 0
         self._t_abandoned = False
         self._t_handlers = any(cp.handlers for cp in self.program.cpus)
+        self._t_next: Any = None  # the task the next pass runs, decided in a task (_decide_in_task)
         #: Run on a host (a trio.run in a thread) of its own, made and ended for this run: what a
         #: trio.run per run costs, for bench/trio_engine.py to compare with.
         self._t_fresh_host = False
@@ -429,6 +420,11 @@ class TrioEngine(Engine):
         self._t_free = 0
         if self._t_done is None or self._t_done.is_set():
             return tasks  # pragma: no cover - no phase running
+        nxt = self._t_next
+        if nxt is not None:
+            self._t_next = None
+            if nxt in tasks:  # decided already, by the task that yielded (_decide_in_task)
+                return [nxt]
         try:
             return self._decide(tasks)
         except BaseException as exc:  # noqa: BLE001 - recorded; the run stops
@@ -492,6 +488,36 @@ class TrioEngine(Engine):
             raise livelock_violation(self)
         self._step(cur)
         return [self._t_task[cur.index]]
+
+    def _decide_in_task(self, ctx: Context) -> bool:
+        """Make, inside ``ctx``'s running task, the decision the run loop's next pass would make
+        if the task yielded now, and perform the chosen step (``_trio_internals``, point 3, says
+        when the two are the same: nothing but contexts queued, no cancel-scope deadline due).
+
+        True: ``ctx`` keeps running (the commonest decision) and its step is done, so its task
+        runs on without a pass of trio's run loop. False: the task must yield; either nothing was
+        decided (the next pass decides), or another context's step was done and ``_t_next`` is
+        its task, for the next pass to run, or an interrupt fired."""
+        if self._t_stopped or self._t_done is None or self._t_done.is_set():
+            return False
+        ctx_of = self._t_ctx_of
+        tasks = _trio_internals.queued_tasks()
+        for task in tasks:
+            if task not in ctx_of:
+                return False  # a helper task runs first, at the next pass (see _select)
+        if _trio_internals.deadline_due():
+            return False
+        mine = self._t_task[ctx.index]
+        tasks.append(mine)
+        try:
+            chosen = self._decide(tasks)
+        except BaseException as exc:  # noqa: BLE001 - recorded; the run stops
+            self._fail(exc)
+            return False
+        if chosen and chosen[0] is mine:
+            return True
+        self._t_next = chosen[0] if chosen else None
+        return False
 
     def _step(self, cur: Context) -> None:
         """The chosen context's step, as the direct engine's: the clock advances, deadlines that
@@ -585,7 +611,7 @@ class TrioEngine(Engine):
 
         def passed(ns: int) -> bool:
             machine.now = ns
-            return trio.lowlevel.current_statistics().seconds_to_next_deadline <= 0
+            return _trio_internals.deadline_due()
 
         try:
             ns = now + max(0, round(secs * 1e9))
@@ -623,6 +649,7 @@ async def _context_task(engine: TrioEngine, ctx: Context, scope: Any) -> None:
 
 #: Yield to trio's run loop, queued again at once: wait for the next decision.
 _turn = _trio_internals.shielded_checkpoint_trap
+shielded = _trio_internals.is_shielded_checkpoint
 
 
 @types.coroutine
@@ -661,7 +688,8 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                         contexts=(ctx.name,), time_ns=engine.machine.now,
                     )
                 ctx.pending = msg
-                yield from _turn()
+                if not engine._decide_in_task(ctx):
+                    yield from _turn()
                 while ctx.blocked:
                     if engine._t_stopped:
                         raise _Stopped
@@ -673,6 +701,9 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                 value = results[index]
             else:
                 ctx.pending = _TRIO_STEP
+                if shielded(msg) and engine._decide_in_task(ctx):
+                    value = _trio_internals.shielded_checkpoint_answer()  # trio's, without the pass
+                    continue
                 try:
                     value = yield msg
                 except GeneratorExit:

@@ -3,10 +3,10 @@
 The trio driver (``_trio_driver``) makes trio's run loop run one task of its choosing per pass,
 so that every checkpoint of every context is a scheduling decision (DESIGN.md, "How data
 flows"). Everything else it does goes through trio's public API: a ``trio.abc.Clock`` for
-virtual time, ``trio.lowlevel.wait_task_rescheduled``/``reschedule`` to park and wake tasks,
-``trio.lowlevel.current_statistics()`` for the next deadline, ``Nursery.start_soon`` and
-``Nursery.child_tasks`` to make and know the tasks. This module holds the one thing that has no
-public API.
+virtual time, ``trio.lowlevel.start_guest_run`` to host the run, ``wait_task_rescheduled``/
+``reschedule`` to park and wake tasks, ``Nursery.start_soon`` and ``Nursery.child_tasks`` to make
+and know the tasks. This module holds what has no public API: the run queue (points 1-2), two
+optimisations with public fallbacks (3-4), and sharing a thread with another trio run (5).
 
 What it relies on (read in trio's ``_core/_run.py`` of 0.22.2 and 0.35.0; tests/fast/
 test_trio_driver.py passes on every trio release from 0.22.0, the oldest pyproject.toml allows,
@@ -22,11 +22,29 @@ and ``trio-newest`` environments keep checking both ends):
    pass's batch, outside any task, with exactly ``batch = list(runner.runq)`` followed by
    ``runner.runq.clear()``; nothing else iterates or clears it.
 
-3. (Only an optimisation, with a public fallback.) ``trio.lowlevel.cancel_shielded_checkpoint()``
+3. (Only an optimisation, with a public fallback.) ``runner.deadlines.next_deadline()`` is the
+   earliest registered cancel-scope deadline (``inf`` if none), the one the run loop's
+   ``runner.deadlines.expire(now)`` compares with ``deadline <= now`` between passes. The
+   fallback is ``trio.lowlevel.current_statistics().seconds_to_next_deadline``, a few times
+   slower. With no deadline due, no I/O and nothing but contexts queued, the run loop's
+   next pass changes nothing a context could see before it takes its batch: that is what lets
+   the driver decide a step inside the running task (``TrioEngine._decide_in_task``).
+
+4. (Only an optimisation, with a public fallback.) ``trio.lowlevel.cancel_shielded_checkpoint()``
    is a coroutine that yields one message to the run loop, which answers it by queueing the task
    again at once and resuming it with ``outcome.Value(None)``; yielding that same message
    directly (``shielded_checkpoint_trap``) is the same checkpoint without making a coroutine
    object each time. If the message cannot be captured, the public coroutine is used.
+
+5. A guest run (``trio.lowlevel.start_guest_run``, public) keeps its ``Runner`` in
+   ``GLOBAL_RUN_CONTEXT.runner`` from its start to its end, and ``setup_runner`` refuses to start
+   one in a thread whose ``GLOBAL_RUN_CONTEXT`` already has a runner. ``GuestRun`` moves that
+   thread-local state (``runner``; ``task`` while a task steps) in and out around each use, so
+   that a long-lived guest run, ticked only while an engine run needs it, shares its thread with
+   the caller, even when the caller runs inside ``trio.run`` (a campaign) or later starts one.
+   The rest of what a run makes global is public and moved the same way: the async generator
+   hooks (``sys.get_asyncgen_hooks``), the ``SIGINT`` handler (put back at once), and the signal
+   wake-up fd (left alone: ``host_uses_signal_set_wakeup_fd=True``).
 
 So ``steer_run_queue`` replaces ``runner.runq`` by a deque subclass whose iteration, when the run
 loop takes a batch, yields only the tasks a callback selects and whose ``clear()`` removes only
@@ -38,12 +56,19 @@ the newest supported trio exist to see that at once.
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 from collections import deque
 from typing import Any, Callable, List
 
+import outcome
 import trio
 
-__all__ = ["MIN_TRIO", "UnsupportedTrio", "shielded_checkpoint_trap", "steer_run_queue", "trio_version"]
+__all__ = [
+    "MIN_TRIO", "GuestRun", "UnsupportedTrio", "deadline_due", "is_shielded_checkpoint", "queued_tasks",
+    "shielded_checkpoint_answer", "shielded_checkpoint_trap", "steer_run_queue", "trio_version",
+]
 
 #: The oldest trio release this module was checked against (pyproject says ``trio>=0.22``).
 MIN_TRIO = (0, 22, 0)
@@ -111,6 +136,32 @@ def steer_run_queue(select: Select) -> None:
     runner.runq = _SteeredRunq(runq, select)
 
 
+def queued_tasks() -> list[Any]:
+    """From inside a task: the tasks in trio's run queue (the running task is not among them)."""
+    return [*deque.__iter__(_RUN_CONTEXT.runner.runq)]
+
+
+def deadline_due() -> bool:
+    """From inside ``trio.run``: whether the run loop's next pass would expire a cancel-scope
+    deadline (point 3 of the module doc)."""
+    runner = _RUN_CONTEXT.runner
+    deadlines = getattr(runner, "deadlines", None)
+    if deadlines is not None and _HAS_NEXT_DEADLINE:
+        return bool(deadlines.next_deadline() <= runner.clock.current_time())
+    return bool(trio.lowlevel.current_statistics().seconds_to_next_deadline <= 0)
+
+
+def _has_next_deadline() -> bool:
+    try:
+        from trio._core._run import Deadlines
+    except ImportError:  # pragma: no cover - a trio that moved it
+        return False
+    return callable(getattr(Deadlines, "next_deadline", None))
+
+
+_HAS_NEXT_DEADLINE = _has_next_deadline()
+
+
 def _capture_trap() -> Any:
     coro = trio.lowlevel.cancel_shielded_checkpoint()
     try:
@@ -125,8 +176,94 @@ def _capture_trap() -> Any:
 _SHIELDED_TRAP = _capture_trap()
 
 
+def is_shielded_checkpoint(msg: Any) -> bool:
+    """Whether ``msg``, yielded by a task, is trio's cancel-shielded checkpoint, which the run
+    loop answers by queueing the task again at once with ``outcome.Value(None)``."""
+    return _SHIELDED_TRAP is not None and msg is _SHIELDED_TRAP
+
+
+def shielded_checkpoint_answer() -> Any:
+    """What the run loop resumes a task with after its cancel-shielded checkpoint (point 4)."""
+    return outcome.Value(None)
+
+
 def shielded_checkpoint_trap() -> Any:
     """A generator to ``yield from`` in a ``types.coroutine``: a cancel-shielded checkpoint."""
     if _SHIELDED_TRAP is None:
         return (yield from trio.lowlevel.cancel_shielded_checkpoint().__await__())
     (yield _SHIELDED_TRAP).unwrap()
+
+
+class GuestRun:
+    """A ``trio`` run in guest mode, hosted by the thread that makes it, that advances only
+    inside ``until`` (module doc, point 5).
+
+    Its host loop is ``self._soon``, a queue of callbacks that only ``until`` calls. The run's
+    clock must never ask to sleep (``deadline_to_sleep_time`` returns 0): then every tick of the
+    run queues the next one here, and trio never waits for I/O in a thread of its own. Between
+    two ``until`` calls the next tick waits in the queue and the run costs nothing.
+    """
+
+    def __init__(self, async_fn: Callable[..., Any], *args: Any, clock: Any) -> None:
+        if _RUN_CONTEXT is None:  # pragma: no cover - a trio that moved it
+            raise UnsupportedTrio(f"trio {trio.__version__}: no trio._core._run.GLOBAL_RUN_CONTEXT")
+        self._soon: deque[Callable[[], Any]] = deque()
+        self.outcome: Any = None  # set when the run has ended (``done``)
+        self._state: dict[str, Any] = {}
+        self._hooks: Any = (None, None)
+        main = threading.current_thread() is threading.main_thread()
+        sigint = signal.getsignal(signal.SIGINT) if main else None
+        with self._swapped():
+            trio.lowlevel.start_guest_run(
+                async_fn, *args,
+                run_sync_soon_threadsafe=self._soon.append,  # deque.append is atomic
+                run_sync_soon_not_threadsafe=self._soon.append,
+                done_callback=self._done,
+                host_uses_signal_set_wakeup_fd=True,
+                clock=clock,
+            )
+        if main and signal.getsignal(signal.SIGINT) is not sigint:
+            # The run installed its KeyboardInterrupt handler for the thread; the caller's stays.
+            signal.signal(signal.SIGINT, sigint)
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    def _done(self, result: Any) -> None:
+        self.outcome = result
+
+    def _swapped(self) -> Any:
+        return _Swap(self)
+
+    def until(self, finished: Callable[[], bool]) -> None:
+        """Tick the run until ``finished()`` or the run has ended."""
+        soon = self._soon
+        with self._swapped():
+            while not finished() and self.outcome is None:
+                soon.popleft()()
+
+
+class _Swap:
+    """Put a guest run's thread-local state in place, and the caller's back after."""
+
+    __slots__ = ("_guest", "_saved", "_hooks")
+
+    def __init__(self, guest: GuestRun) -> None:
+        self._guest = guest
+
+    def __enter__(self) -> None:
+        here = _RUN_CONTEXT.__dict__
+        self._saved = dict(here)
+        self._hooks = sys.get_asyncgen_hooks()
+        here.clear()
+        here.update(self._guest._state)
+        sys.set_asyncgen_hooks(*self._guest._hooks)
+
+    def __exit__(self, *exc: Any) -> None:
+        here = _RUN_CONTEXT.__dict__
+        self._guest._state = dict(here)
+        self._guest._hooks = sys.get_asyncgen_hooks()
+        here.clear()
+        here.update(self._saved)
+        sys.set_asyncgen_hooks(*self._hooks)

@@ -277,13 +277,56 @@ def test_hangs_livelocks_and_faults_of_trio_targets(cls, signature):  # type: ig
 
 
 def test_runs_from_inside_trio_work_too():
-    # Campaigns run inside trio.run, which cannot nest: the trio driver runs elsewhere.
+    # Campaigns run inside trio.run, which cannot nest: the driver's guest run takes the thread's
+    # trio state only while it ticks, and gives the caller's back.
     program = Program(cpus=_cpus(_cs(), _cs()), n_locks=1)
 
+    async def gen():  # type: ignore[no-untyped-def]
+        yield 1
+
     async def main():  # type: ignore[no-untyped-def]
-        return run_trio(TrioLock, program, RandomWalk(3)).trace.hash()
+        me, hooks = trio.lowlevel.current_task(), sys.get_asyncgen_hooks()
+        h = run_trio(TrioLock, program, RandomWalk(3)).trace.hash()
+        assert trio.lowlevel.current_task() is me and sys.get_asyncgen_hooks() == hooks
+        await trio.sleep(0)
+        assert [x async for x in gen()] == [1]  # the caller's async generator hooks still work
+        return h
 
     assert trio.run(main) == run_trio(TrioLock, program, RandomWalk(3)).trace.hash()
+    # And after a run outside trio, the thread can still start trio.run of its own.
+    assert trio.run(main) == run_trio(TrioLock, program, RandomWalk(3)).trace.hash()
+    assert sys.get_asyncgen_hooks() == (None, None)
+    with pytest.raises(RuntimeError):
+        trio.lowlevel.current_task()  # no trio state leaks into the caller's thread
+
+
+def test_deciding_inside_the_running_task_changes_no_trace(monkeypatch):  # type: ignore[no-untyped-def]
+    # A step the decision keeps on the running context is decided inside its task, without a
+    # pass of trio's run loop (TrioEngine._decide_in_task): the trace must be the one that
+    # deciding every step at a pass gives, for trio's own locks (cancel scopes, parking lots,
+    # deadlines firing) and for interrupts.
+    handler = Handler(Level.HARDIRQ, _cs(budget_ns=3 * _MS))
+    program = Program(
+        cpus=(CpuProgram(task=_cs(work_ns=2 * _MS) * 2, handlers=(handler,)),
+              CpuProgram(task=_cs(budget_ns=_MS) + _cs(budget_ns=5 * _MS, work_ns=_MS)),
+              CpuProgram(task=_cs(budget_ns=1) + _cs(work_ns=_MS // 2))),
+        n_locks=1,
+    )  # fmt: skip
+    seen = {"in_task": 0}
+    decide_in_task = TrioEngine._decide_in_task
+
+    def counting(self, ctx):  # type: ignore[no-untyped-def]
+        kept = decide_in_task(self, ctx)
+        seen["in_task"] += kept
+        return kept
+
+    for cls in (TrioLock, TrioSemaphore, AnyioLock, resolve_target("rqspinlock")):
+        for seed in range(12):
+            monkeypatch.setattr(TrioEngine, "_decide_in_task", counting)
+            fast = run_trio(cls, program, RandomWalk(seed))
+            monkeypatch.setattr(TrioEngine, "_decide_in_task", lambda self, ctx: False)
+            same_run(run_trio(cls, program, RandomWalk(seed)), fast)
+    assert seen["in_task"] > 100  # the fast path was taken, often
 
 
 # -- determinism ----------------------------------------------------------------------------------
