@@ -214,24 +214,37 @@ class _Host:
         if outcome is not None:
             self.retired = True
             error = getattr(outcome, "error", None)
-            if isinstance(error, KeyboardInterrupt):
-                raise error
+            cause = error
+            while cause is not None and not isinstance(cause, KeyboardInterrupt):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
+                raise KeyboardInterrupt from error  # Ctrl-C inside trio's run loop ended the run
             raise RuntimeError(f"lockfuzz: the trio host has ended ({error or outcome!r})") from error
 
-    def _hand_in(self, engine: TrioEngine | None) -> None:
-        self.engine = engine
-        server, self.server = self.server, None
-        with self.guest._swapped():
+    def _hand_in(self, engine: TrioEngine | None) -> Callable[[], None]:
+        """What hands ``engine``'s phase (``None``: the end) to the server task, for ``until``."""
+
+        def hand_in() -> None:
+            server, self.server = self.server, None
+            self.engine = engine
             trio.lowlevel.reschedule(server)
+
+        return hand_in
 
     def call(self, engine: TrioEngine) -> None:
         """Run ``engine``'s phase on this host; return when it is done."""
         engine._t_host = self
-        self._hand_in(engine)
         try:
-            self.guest.until(lambda: self.engine is None)
+            try:
+                self.guest.until(lambda: self.engine is None, first=self._hand_in(engine))
+            except KeyboardInterrupt:
+                if self.engine is not None and not self.guest.done:
+                    # Raised between two ticks: stop the run's tasks, let them end, re-raise.
+                    self.guest.until(lambda: self.engine is None, first=engine._stop)
+                raise
         except BaseException:
-            self.retired = True  # interrupted in the middle of a pass: never tick it again
+            if self.engine is not None or self.guest.done:
+                self.retired = True  # left in the middle of a phase: never tick it again
             raise
         self._check()
 
@@ -240,8 +253,7 @@ class _Host:
         if self.retired or self.guest.done:
             return
         self.retired = True
-        self._hand_in(None)
-        self.guest.until(lambda: False)
+        self.guest.until(lambda: False, first=self._hand_in(None))
 
 
 def _no_abort(raise_cancel: Any) -> Any:

@@ -202,6 +202,12 @@ class GuestRun:
     clock must never ask to sleep (``deadline_to_sleep_time`` returns 0): then every tick of the
     run queues the next one here, and trio never waits for I/O in a thread of its own. Between
     two ``until`` calls the next tick waits in the queue and the run costs nothing.
+
+    Ctrl-C. Python raises ``KeyboardInterrupt`` wherever the main thread happens to be; inside
+    trio's run loop that would wreck the run (trio reports ``TrioInternalError``). So while
+    ``until`` ticks in the main thread with Python's default handler in place, a first ``SIGINT``
+    is held and raised as ``KeyboardInterrupt`` between two ticks, where the run is whole; a
+    second one, if the first is not seen (a tick that never ends), is raised at once.
     """
 
     def __init__(self, async_fn: Callable[..., Any], *args: Any, clock: Any) -> None:
@@ -211,9 +217,10 @@ class GuestRun:
         self.outcome: Any = None  # set when the run has ended (``done``)
         self._state: dict[str, Any] = {}
         self._hooks: Any = (None, None)
+        self._interrupted = False
         main = threading.current_thread() is threading.main_thread()
         sigint = signal.getsignal(signal.SIGINT) if main else None
-        with self._swapped():
+        with self.entered():
             trio.lowlevel.start_guest_run(
                 async_fn, *args,
                 run_sync_soon_threadsafe=self._soon.append,  # deque.append is atomic
@@ -221,7 +228,7 @@ class GuestRun:
                 done_callback=self._done,
                 host_uses_signal_set_wakeup_fd=True,
                 clock=clock,
-            )
+            )  # fmt: skip
         if main and signal.getsignal(signal.SIGINT) is not sigint:
             # The run installed its KeyboardInterrupt handler for the thread; the caller's stays.
             signal.signal(signal.SIGINT, sigint)
@@ -233,15 +240,38 @@ class GuestRun:
     def _done(self, result: Any) -> None:
         self.outcome = result
 
-    def _swapped(self) -> Any:
+    def entered(self) -> Any:
+        """A context manager: the run's thread-local state in place of the caller's, inside."""
         return _Swap(self)
 
-    def until(self, finished: Callable[[], bool]) -> None:
-        """Tick the run until ``finished()`` or the run has ended."""
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._interrupted:
+            raise KeyboardInterrupt
+        self._interrupted = True
+
+    def until(self, finished: Callable[[], bool], *, first: Callable[[], Any] | None = None) -> None:
+        """Call ``first()`` if given, then tick the run until ``finished()`` or the run has ended;
+        both inside the run's state (``entered``) and with Ctrl-C held (see the class doc)."""
         soon = self._soon
-        with self._swapped():
-            while not finished() and self.outcome is None:
-                soon.popleft()()
+        hold = (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
+        if hold:
+            self._interrupted = False
+            signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            with self.entered():
+                if first is not None:
+                    first()
+                while not self._interrupted and not finished() and self.outcome is None:
+                    soon.popleft()()
+        finally:
+            if hold:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self._interrupted:  # held until now, between two ticks (or after the last one)
+            self._interrupted = False
+            raise KeyboardInterrupt
 
 
 class _Swap:

@@ -364,6 +364,46 @@ def test_trace_hash_is_stable_across_processes_and_hash_seeds():
     assert len(set(outs[0])) > 1
 
 
+def test_ctrl_c_during_trio_runs_is_a_keyboard_interrupt_and_the_driver_goes_on():
+    # Ctrl-C lands anywhere, trio's run loop included: it must come out as KeyboardInterrupt
+    # (never lost, never a TrioInternalError), leave Python's handler in place, and leave the
+    # driver and trio.run usable. In a subprocess, so that the signal cannot reach pytest.
+    script = textwrap.dedent(
+        """
+        import os, signal, sys, trio
+        sys.path.insert(0, sys.argv[1])
+        from support import RandomWalk
+        from lockfuzz import CpuProgram, Lock, Program, Unlock, Work
+        from lockfuzz._trio_driver import run_trio
+        from lockfuzz.targets.trio_locks import TrioLock
+        cs = (Lock(0, 10**6), Work(1000), Unlock(0))
+        p = Program(cpus=(CpuProgram(task=cs),) * 3, n_locks=1)
+        signal.signal(signal.SIGALRM, lambda *a: os.kill(os.getpid(), signal.SIGINT))
+        interrupted = 0
+        for trial in range(25):
+            signal.setitimer(signal.ITIMER_REAL, 0.002 + trial * 0.0007)
+            try:
+                for _ in range(100_000):
+                    run_trio(TrioLock, p, RandomWalk(trial))
+            except KeyboardInterrupt:
+                interrupted += 1
+            assert run_trio(TrioLock, p, RandomWalk(1)).violation is None
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        async def main():
+            return run_trio(TrioLock, p, RandomWalk(1)).violation
+        assert trio.run(main) is None
+        print(interrupted)
+        """
+    )
+    tests_dir = os.path.dirname(os.path.dirname(__file__))
+    proc = subprocess.run(
+        [sys.executable, "-c", script, tests_dir], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["25"]
+    assert "Exception ignored" not in proc.stderr and "TrioInternalError" not in proc.stderr, proc.stderr[-3000:]
+
+
 # -- real trio locks: no violation --------------------------------------------------------------------
 def _anyio_on_trio() -> None:
     anyio = pytest.importorskip("anyio")
