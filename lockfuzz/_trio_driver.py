@@ -313,7 +313,7 @@ class TrioEngine(Engine):
         self._t_abandoned = False
         self._t_handlers = any(cp.handlers for cp in self.program.cpus)
         self._t_next: Any = None  # the task the next pass runs, decided in a task (_decide_in_task)
-        #: Run on a host (a trio.run in a thread) of its own, made and ended for this run: what a
+        #: Run on a host (a trio guest run) of its own, made and ended for this run: what a
         #: trio.run per run costs, for bench/trio_engine.py to compare with.
         self._t_fresh_host = False
 
