@@ -131,14 +131,6 @@ class ArenaSpinlock(QueueNodes):
         await count.fetch_add(-1)
         return Status.OK
 
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
-        await self.words[lock].store_field(0, 8, 0)
-
-    def check(self):  # type: ignore[no-untyped-def]
-        problems = [f"L{i} word is {w.value:#x}, expected 0" for i, w in enumerate(self.words) if w.value]
-        problems += [f"cpu{cpu} node count is {c.value}, expected 0" for cpu, c in enumerate(self.count) if c.value]
-        return problems
-
 
 def _nonzero(value: int) -> bool:
     return value != 0

@@ -44,7 +44,7 @@ def encode_tail(cpu: int, idx: int) -> int:
 class QueueNodes(Target):
     """The lock words and the per-CPU MCS nodes (``qnodes``: a count on node 0, then ``locked``
     and ``next`` on each of 4) that qspinlock and the locks copied from it (the BPF arena lock)
-    share, with ``decode_tail``."""
+    share, with ``decode_tail``, the release (clear the locked byte) and the final check."""
 
     def _init_nodes(self, machine, node: str) -> None:  # type: ignore[no-untyped-def]
         self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
@@ -59,6 +59,14 @@ class QueueNodes(Target):
         cpu = (tail >> TAIL_CPU_SHIFT) - 1
         idx = (tail >> TAIL_IDX_SHIFT) & 3
         return self.locked[cpu][idx], self.next[cpu][idx]
+
+    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+        await self.words[lock].store_field(0, 8, 0)  # queued_spin_unlock: clear the locked byte
+
+    def check(self):  # type: ignore[no-untyped-def]
+        problems = [f"L{i} word is {w.value:#x}, expected 0" for i, w in enumerate(self.words) if w.value]
+        problems += [f"cpu{cpu} node count is {c.value}, expected 0" for cpu, c in enumerate(self.count) if c.value]
+        return problems
 
 
 class QSpinlock(QueueNodes):
@@ -144,14 +152,6 @@ class QSpinlock(QueueNodes):
         next_locked, _ = self._decode(nxt)
         await next_locked.store(1)  # arch_mcs_spin_unlock_contended
         await count.fetch_add(-1)
-
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
-        await self.words[lock].store_field(0, 8, 0)
-
-    def check(self):  # type: ignore[no-untyped-def]
-        problems = [f"L{i} word is {w.value:#x}, expected 0" for i, w in enumerate(self.words) if w.value]
-        problems += [f"cpu{cpu} node count is {c.value}, expected 0" for cpu, c in enumerate(self.count) if c.value]
-        return problems
 
 
 def _is_zero(value: int) -> bool:
