@@ -12,6 +12,10 @@ that fires as a ``trio.move_on_after`` deadline in virtual time, works 0-2 ms an
   the ceiling Hypothesis itself sets on this machine for those draws;
 - ``trio_lock_fresh_trio_run``: ``trio_lock_twice`` with a trio run of its own started and ended
   for every run, as a driver without the long-lived host would do it: what the host saves;
+- ``trio_alone`` and ``trio_alone_twice``: the same programs as plain trio tasks in one
+  ``trio.run`` (``MockClock``, autojump), with no lockfuzz at all: trio's own cost, the floor for
+  any driver of real trio code; with Hypothesis's ceiling it bounds the examples per second any
+  such driver could reach here (``trio_alone_examples_per_s_bound``);
 - ``cell_direct`` and ``cell_trio``: the ``twice`` programs on the ticket lock, a target over
   lockfuzz cells, on the direct engine and on the trio driver (the two give equal traces: the
   differential test). Their ratio is what driving contexts as trio tasks costs.
@@ -33,6 +37,7 @@ import time
 from typing import Any
 
 import trio
+import trio.testing
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -92,6 +97,53 @@ def measure(engine_cls: type | None, target: Any, n: int, sections: int) -> dict
     }
 
 
+def trio_alone(n: int, sections: int) -> float:
+    """Microseconds per program for trio itself, with no lockfuzz at all: the same ``n``
+    programs (drawn as ``measure`` draws them), each as three plain trio tasks on a fresh
+    ``trio.Lock`` (``move_on_after`` budget, ``trio.sleep`` for the work) and a final
+    acquisition, all in one ``trio.run`` on ``trio.testing.MockClock(autojump_threshold=0)``.
+    The floor for any driver that runs trio's own code, and trio's own order of tasks."""
+    programs: list[Program] = []
+
+    @settings(
+        max_examples=n, database=None, deadline=None, derandomize=True,
+        phases=[Phase.generate], suppress_health_check=list(HealthCheck),
+    )
+    @given(program=three_tasks(sections), seed=st.integers(0, 2**32 - 1))
+    def draw(program: Program, seed: int) -> None:
+        programs.append(program)
+
+    draw()
+
+    async def run_all() -> float:
+        t0 = time.process_time()
+        for program in programs:
+            lock = trio.Lock()
+
+            async def task(lock: trio.Lock, ops: tuple[Any, ...]) -> None:
+                held = False
+                for op in ops:
+                    if isinstance(op, Lock):
+                        with trio.move_on_after(op.budget_ns / 1e9) as scope:
+                            await lock.acquire()
+                        held = not scope.cancelled_caught
+                    elif isinstance(op, Work):
+                        await trio.sleep(op.ns / 1e9)
+                    elif held:
+                        lock.release()
+
+            async with trio.open_nursery() as nursery:
+                for cpu in program.cpus:
+                    nursery.start_soon(task, lock, cpu.task)
+            with trio.move_on_after(1):
+                await lock.acquire()
+                lock.release()
+        return time.process_time() - t0
+
+    seconds = trio.run(run_all, clock=trio.testing.MockClock(autojump_threshold=0))
+    return 1e6 * seconds / len(programs)
+
+
 class FreshRunTrioEngine(TrioEngine):
     """The trio driver with a trio run of its own per run (see the module doc)."""
 
@@ -107,6 +159,9 @@ GOAL = 540
 def best_has_runs(name: str) -> bool:
     return not name.startswith("hypothesis_only")
 
+
+#: suffix of the figures -> critical sections per task
+WORKLOADS = (("", 1), ("_twice", 2))
 
 #: name -> (engine, target, critical sections per task)
 CASES = {
@@ -133,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             r = measure(engine_cls, target, args.examples, sections)
             if name not in best or r["examples_per_s"] > best[name]["examples_per_s"]:
                 best[name] = r
+    alone = {w: min(trio_alone(args.examples, sections) for _ in range(args.repeat)) for w, sections in WORKLOADS}
     for name, r in best.items():
         print(f"{name:24} {r['examples_per_s']:7,.0f} examples/s ({r['examples_per_cpu_s']:7,.0f} per CPU-second)  "
               f"{r['us_per_run']:7,.0f} us/run  {r['steps_per_run']:5.1f} steps/run")
@@ -141,9 +197,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.update({f"{name}_us_per_run": round(r["us_per_run"]) for name, r in best.items() if best_has_runs(name)})
     # Against Hypothesis's own ceiling for the same draws, measured in this run: the share of
     # the machine's Hypothesis speed that is left once every example also runs the program.
-    for workload in ("", "_twice"):
+    for workload, _ in WORKLOADS:
         share = best[f"trio_lock{workload}"]["examples_per_s"] / best[f"hypothesis_only{workload}"]["examples_per_s"]
         out[f"trio_lock{workload}_share_of_ceiling"] = round(share, 2)
+    for workload, _ in WORKLOADS:
+        # trio by itself, with no lockfuzz: what one example would cost at best (Hypothesis's
+        # draws plus trio's own run), and what lockfuzz's run costs against trio's.
+        us = alone[workload]
+        out[f"trio_alone{workload}_us_per_run"] = round(us)
+        bound = 1 / (1 / best[f"hypothesis_only{workload}"]["examples_per_s"] + us / 1e6)
+        out[f"trio_alone{workload}_examples_per_s_bound"] = round(bound)
+        out[f"trio_lock{workload}_over_trio_alone_per_run"] = round(best[f"trio_lock{workload}"]["us_per_run"] / us, 2)
+        print(f"{'trio_alone' + workload:24} {us:7,.0f} us/run with no lockfuzz: at best {bound:,.0f} examples/s")
     out["goal_examples_per_s"] = GOAL
     out["trio_lock_meets_goal"] = best["trio_lock"]["examples_per_s"] >= GOAL
     out["cell_trio_over_direct_per_run"] = round(best["cell_trio"]["us_per_run"] / best["cell_direct"]["us_per_run"], 2)
