@@ -661,7 +661,7 @@ async def _context_task(engine: TrioEngine, ctx: Context, scope: Any) -> None:
 
 #: Yield to trio's run loop, queued again at once: wait for the next decision.
 _turn = _trio_internals.shielded_checkpoint_trap
-shielded = _trio_internals.is_shielded_checkpoint
+_is_shielded = _trio_internals.is_shielded_checkpoint
 
 
 @types.coroutine
@@ -713,7 +713,7 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                 value = results[index]
             else:
                 ctx.pending = _TRIO_STEP
-                if shielded(msg) and engine._decide_in_task(ctx):
+                if _is_shielded(msg) and engine._decide_in_task(ctx):
                     value = _trio_internals.shielded_checkpoint_answer()  # trio's, without the pass
                     continue
                 try:

@@ -49,9 +49,10 @@ and ``trio-newest`` environments keep checking both ends):
 So ``steer_run_queue`` replaces ``runner.runq`` by a deque subclass whose iteration, when the run
 loop takes a batch, yields only the tasks a callback selects and whose ``clear()`` removes only
 those: the other tasks stay queued, runnable, for a later pass (and keep the run loop from
-sleeping). If trio changes either point, ``steer_run_queue`` raises ``UnsupportedTrio`` or the
-differential test in tests/fast/test_trio_driver.py fails; the tox environments for the oldest and
-the newest supported trio exist to see that at once.
+sleeping). If trio changes point 1, 2 or 5, ``steer_run_queue`` or ``GuestRun`` raises
+``UnsupportedTrio``, or tests/fast/test_trio_driver.py fails (the differential test, the test that
+deciding inside a task changes no trace, the tests of runs inside and after ``trio.run``); the tox
+environments for the oldest and the newest supported trio exist to see that at once.
 """
 
 from __future__ import annotations
