@@ -364,6 +364,41 @@ def test_trace_hash_is_stable_across_processes_and_hash_seeds():
     assert len(set(outs[0])) > 1
 
 
+class _CtrlCLock(TrioLock):
+    """trio.Lock, where the third acquisition of a run presses Ctrl-C (``times`` times) the way
+    the driver's SIGINT handler sees it."""
+
+    times = 1
+
+    def __init__(self, machine):  # type: ignore[no-untyped-def]
+        super().__init__(machine)
+        self.calls = 0
+
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == 3:
+            from lockfuzz._trio_driver import _host
+
+            for _ in range(self.times):
+                _host().guest._on_sigint(2, None)
+        return await super().acquire(ctx, lock, budget_ns)
+
+
+@pytest.mark.parametrize("times", [1, 2])
+def test_ctrl_c_in_a_run_stops_it_cleanly_and_the_host_serves_on(times):  # type: ignore[no-untyped-def]
+    # Once: held, raised between two ticks, the run's tasks stopped and ended, the same host
+    # serves the next run. Twice: raised at once, inside the task; still a KeyboardInterrupt.
+    from lockfuzz._trio_driver import _host
+
+    program = Program(cpus=_cpus(_cs(work_ns=10), _cs(work_ns=10), _cs(work_ns=10)), n_locks=1)
+    host = _host()
+    cls = type("CtrlC", (_CtrlCLock,), {"times": times})
+    with pytest.raises(KeyboardInterrupt):
+        run_trio(cls, program, RandomWalk(0))
+    assert _host() is host and not host.retired and host.engine is None
+    assert run_trio(TrioLock, program, RandomWalk(0)).violation is None
+
+
 def test_ctrl_c_during_trio_runs_is_a_keyboard_interrupt_and_the_driver_goes_on():
     # Ctrl-C lands anywhere, trio's run loop included: it must come out as KeyboardInterrupt
     # (never lost, never a TrioInternalError), leave Python's handler in place, and leave the
