@@ -51,7 +51,9 @@ small run itself, and it cannot nest in one thread (campaigns run inside ``trio.
 calling thread has one long-lived trio *guest* run (``_Host`` over
 ``_trio_internals.GuestRun``), ticked by the caller itself only while a phase of an engine run
 needs it: no thread, no hand-over, and the thread's own trio state (a campaign's ``trio.run``)
-is put aside while it ticks and given back after. Nothing carries over from one run to the
+is put aside while it ticks and given back after. A phase's context tasks are started from
+outside any task, in the nursery of the host's root task, and the phase is over when they have
+all ended: no task of the driver's own runs in between. Nothing carries over from one run to the
 next: each phase's tasks have ended (or, if a target blocks for ever in a shielded wait after a
 violation, the host is retired and a fresh one serves the rest). Hosts are ended at exit.
 
@@ -172,38 +174,28 @@ class _Host:
     """A long-lived trio guest run (``_trio_internals.GuestRun``) that runs the phases of
     ``TrioEngine`` runs one after another, in the caller's thread.
 
-    Its server task waits for a phase, runs it and waits again; ``call`` hands a phase in and
-    ticks the guest run until the phase is over. No thread, no hand-over: a phase costs only
-    the passes of trio's run loop it needs.
+    ``call`` starts a phase's context tasks in the nursery of the host's root task (which only
+    keeps that nursery open) and ticks the guest run until they have all ended. No thread, no
+    hand-over, no task of the driver's own in between: a phase costs only the passes of trio's
+    run loop its contexts need.
     """
 
     def __init__(self) -> None:
         self.engine: TrioEngine | None = None
         self.pid = os.getpid()
         self.retired = False
-        self.server: Any = None
+        self.root: Any = None  # the root task, parked until close()
         self.nursery: Any = None
-        self.guest = _trio_internals.GuestRun(self._serve, clock=VirtualClock(self))
-        self.guest.until(lambda: self.server is not None)
+        self.guest = _trio_internals.GuestRun(self._root, clock=VirtualClock(self))
+        self.guest.until(lambda: self.root is not None)
         self._check()
 
-    async def _serve(self) -> None:
+    async def _root(self) -> None:
         _trio_internals.steer_run_queue(self._select)
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
-            while True:
-                self.server = trio.lowlevel.current_task()
-                await trio.lowlevel.wait_task_rescheduled(_no_abort)  # call() hands in self.engine
-                engine = self.engine
-                if engine is None:  # close()
-                    return
-                try:
-                    await engine._phase()
-                except BaseException as exc:  # noqa: BLE001 - recorded; never let it end the host
-                    engine._fail(exc)
-                if engine._t_abandoned:
-                    self.retired = True  # tasks of that run may still wake: serve no other run
-                self.engine = None
+            self.root = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(_no_abort)  # close()
 
     def _select(self, tasks: list[Any]) -> list[Any]:
         engine = self.engine
@@ -221,31 +213,37 @@ class _Host:
                 raise KeyboardInterrupt from error  # Ctrl-C inside trio's run loop ended the run
             raise RuntimeError(f"lockfuzz: the trio host has ended ({error or outcome!r})") from error
 
-    def _hand_in(self, engine: TrioEngine | None) -> Callable[[], None]:
-        """What hands ``engine``'s phase (``None``: the end) to the server task, for ``until``."""
-
-        def hand_in() -> None:
-            server, self.server = self.server, None
-            self.engine = engine
-            trio.lowlevel.reschedule(server)
-
-        return hand_in
-
     def call(self, engine: TrioEngine) -> None:
         """Run ``engine``'s phase on this host; return when it is done."""
-        engine._t_host = self
+
+        def start() -> None:
+            self.engine = engine
+            engine._t_host = self
+            try:
+                engine._start_phase()
+            except BaseException as exc:  # noqa: BLE001 - recorded; never let it end the host
+                engine._fail(exc)
+                engine._t_running = engine._t_live > 0
+
+        def over() -> bool:
+            return not engine._t_running
+
         try:
             try:
-                self.guest.until(lambda: self.engine is None, first=self._hand_in(engine))
+                self.guest.until(over, first=start)
             except KeyboardInterrupt:
-                if self.engine is not None and not self.guest.done:
+                if not over() and not self.guest.done:
                     # Raised between two ticks: stop the run's tasks, let them end, re-raise.
-                    self.guest.until(lambda: self.engine is None, first=engine._stop)
+                    self.guest.until(over, first=engine._stop)
                 raise
         except BaseException:
-            if self.engine is not None or self.guest.done:
+            if not over() or self.guest.done:
                 self.retired = True  # left in the middle of a phase: never tick it again
             raise
+        finally:
+            self.engine = None
+            if engine._t_abandoned:
+                self.retired = True  # tasks of that run may still wake: serve no other run
         self._check()
 
     def close(self) -> None:
@@ -253,7 +251,7 @@ class _Host:
         if self.retired or self.guest.done:
             return
         self.retired = True
-        self.guest.until(lambda: False, first=self._hand_in(None))
+        self.guest.until(lambda: False, first=lambda: trio.lowlevel.reschedule(self.root))
 
 
 def _no_abort(raise_cancel: Any) -> Any:
@@ -298,13 +296,13 @@ class TrioEngine(Engine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._t_host: _Host | None = None
-        self._t_context: Any = None  # the run's root task's contextvars, for the tasks it starts
+        self._t_context: Any = None  # the host's root task's contextvars, for the tasks it starts
         self._t_ctx_of: dict[Any, Context] = {}  # the live context of each trio task (by identity)
         self._t_task: list[Any] = []  # ctx.index -> its trio task
         self._t_scope: list[Any] = []  # ctx.index -> the cancel scope its task runs in
         self._t_res: list[Any] = []  # ctx.index -> what its last request returned
         self._t_live = 0  # context tasks not yet ended
-        self._t_done: trio.Event | None = None  # set when they all have
+        self._t_running = False  # a phase runs: some of its context tasks have not ended
         self._t_stopped = False
         self._t_stop_len = -1
         self._t_error: BaseException | None = None
@@ -342,31 +340,28 @@ class TrioEngine(Engine):
         if self._t_fresh_host and self._t_host is not None:
             self._t_host.close()
 
-    async def _phase(self) -> None:
-        """In the host's server task: start a task for each context on the stacks; return when
-        every context task has ended."""
-        self._t_context = trio.lowlevel.current_task().context
-        self._t_done = trio.Event()
+    def _start_phase(self) -> None:
+        """On the host, outside any task: start a task for each context on the stacks."""
+        assert self._t_host is not None
+        self._t_context = self._t_host.root.context
+        self._t_running = True
         for stack in self.stacks:
             for ctx in stack:
                 self._spawn(ctx)
-        await self._t_done.wait()
+        self._t_running = self._t_live > 0
 
-    def _spawn(self, ctx: Context, in_pass: bool = False) -> None:
-        """Start the task that runs ``ctx``: from the run's root task, or (``in_pass``, an
-        interrupt firing) during the run loop's pass, outside any task."""
+    def _spawn(self, ctx: Context) -> None:
+        """Start the task that runs ``ctx``, in the host's nursery, outside any task or from a
+        context's task (an interrupt firing)."""
         assert self._t_host is not None
         nursery = self._t_host.nursery
         scope = trio.CancelScope()
         if self._t_stopped:
             scope.cancel()
         before = nursery.child_tasks
-        if in_pass:
-            # A new task copies the current context's variables: make it the root task's, as for
-            # the first contexts (sniffio's, so that anyio knows it runs on trio, among others).
-            self._t_context.run(nursery.start_soon, _context_task, self, ctx, scope, name=ctx.name)
-        else:
-            nursery.start_soon(_context_task, self, ctx, scope, name=ctx.name)
+        # A new task copies the current context's variables: make them the host's root task's
+        # (sniffio's, so that anyio knows it runs on trio, among others), wherever it starts.
+        self._t_context.run(nursery.start_soon, _context_task, self, ctx, scope, name=ctx.name)
         (task,) = nursery.child_tasks - before
         self._t_ctx_of[task] = ctx
         self._t_task.append(task)
@@ -378,8 +373,8 @@ class TrioEngine(Engine):
     def _task_ended(self, ctx: Context) -> None:
         self._t_ctx_of.pop(self._t_task[ctx.index], None)
         self._t_live -= 1
-        if self._t_live == 0 and self._t_done is not None:
-            self._t_done.set()
+        if self._t_live == 0:
+            self._t_running = False
 
     # -- stopping -----------------------------------------------------------------------------
     def _fail(self, exc: BaseException) -> None:
@@ -417,8 +412,7 @@ class TrioEngine(Engine):
                 self._t_idle += 1
                 if self._t_idle > _ABANDON_AFTER and not self._t_abandoned:
                     self._t_abandoned = True  # a task the cancellation cannot reach: give up on it
-                    if self._t_done is not None:
-                        self._t_done.set()
+                    self._t_running = False
             return tasks
         for task in tasks:
             if task not in ctx_of:
@@ -430,7 +424,7 @@ class TrioEngine(Engine):
                     return []
                 return [task]
         self._t_free = 0
-        if self._t_done is None or self._t_done.is_set():
+        if not self._t_running:
             return tasks  # pragma: no cover - no phase running
         nxt = self._t_next
         if nxt is not None:
@@ -510,7 +504,7 @@ class TrioEngine(Engine):
         runs on without a pass of trio's run loop. False: the task must yield; either nothing was
         decided (the next pass decides), or another context's step was done and ``_t_next`` is
         its task, for the next pass to run, or an interrupt fired."""
-        if self._t_stopped or self._t_done is None or self._t_done.is_set():
+        if self._t_stopped or not self._t_running:
             return False
         ctx_of = self._t_ctx_of
         tasks = _trio_internals.queued_tasks()
@@ -639,7 +633,7 @@ class TrioEngine(Engine):
     def _fire(self, cpu: int, h: int) -> None:
         Engine._fire(self, cpu, h)  # pushes the handler's context and makes it current
         assert self.cur is not None
-        self._spawn(self.cur, in_pass=True)
+        self._spawn(self.cur)
 
     def _finish(self, ctx: Context) -> None:
         self._t_ctx_of.pop(self._t_task[ctx.index], None)
