@@ -261,7 +261,7 @@ class Engine:
         violation: Violation | None = None
         try:
             try:
-                self.target = self.target_cls(self.machine, **self.params)
+                self.target = self._make_target()
             except Exception as exc:
                 raise Violation(
                     "target-fault", f"raised-{type(exc).__name__}",
@@ -306,6 +306,9 @@ class Engine:
         for oracle in self.oracles:
             features.update(getattr(oracle, "features", None) or {})
         return RunResult(trace, violation, self.decisions, self.branching, self.steps, self.machine.now, features)
+
+    def _make_target(self) -> Any:
+        return self.target_cls(self.machine, **self.params)
 
     def _new_context(
         self, cpu: int, level: Level, handler: int, ops: tuple[Any, ...], on_error: OnError | None = None

@@ -42,9 +42,10 @@ not run, even when trio could run it, until the handler returns.
 What is the direct engine's. ``TrioEngine`` overrides only the stepping (``Engine._loop`` and
 the helpers it uses: waits, clock jumps, firing and ending contexts): the rest (making the
 target, starting the oracles, the final check, the result) is ``Engine.run``'s own code, so the
-two drivers cannot drift apart there. The target is made outside trio, as on the direct engine
-(an ``anyio.Lock()`` made there binds to trio when first used); ``acquire`` and ``release`` run
-in the contexts' trio tasks.
+two drivers cannot drift apart there. The target is made outside any task, in the contextvars
+of the host's root task, where sniffio says trio (so an ``anyio.Lock()`` made there is trio's,
+even when the caller runs inside asyncio); ``acquire`` and ``release`` run in the contexts' trio
+tasks.
 
 Where trio runs. ``trio.run`` costs about a millisecond to set up and tear down, more than a
 small run itself, and it cannot nest in one thread (campaigns run inside ``trio.run``). So each
@@ -323,17 +324,26 @@ class TrioEngine(Engine):
         so everything else about a run (the target, the oracles, the final check, the result)
         is the direct engine's own code."""
         try:
-            if self._t_fresh_host:
-                if self._t_host is None:
-                    self._t_host = _Host()
-                self._t_host.call(self)
-            else:
-                _host().call(self)
+            self._run_host().call(self)
         finally:
             if self._t_stop_len >= 0:
                 del self.events[self._t_stop_len :]  # the trace ends where the run stopped
         if self._t_error is not None:
             raise self._t_error
+
+    def _run_host(self) -> _Host:
+        if self._t_fresh_host:
+            if self._t_host is None:
+                self._t_host = _Host()
+            return self._t_host
+        return _host()
+
+    def _make_target(self) -> Any:
+        """The target, made outside any task but in the host's root task's contextvars, where
+        sniffio says trio: a library that picks its backend when an object is made (anyio's
+        ``Lock()`` does, when it finds a running event loop) picks trio, even when the caller runs
+        inside asyncio."""
+        return self._run_host().root.context.run(Engine._make_target, self)
 
     def _close_all(self) -> None:
         Engine._close_all(self)

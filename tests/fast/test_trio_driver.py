@@ -300,6 +300,24 @@ def test_runs_from_inside_trio_work_too():
         trio.lowlevel.current_task()  # no trio state leaks into the caller's thread
 
 
+def test_runs_from_inside_asyncio_are_the_same_runs():
+    # A pytest-asyncio test may call lockfuzz: anyio picks its backend when a Lock is made, from
+    # the running event loop, so the target is made where sniffio says trio.
+    import asyncio
+
+    program = Program(cpus=_cpus(_cs(work_ns=10), _cs(), _cs(budget_ns=5)), n_locks=1)
+    pytest.importorskip("anyio")
+    for cls in (AnyioLock, TrioLock):
+        outside = [run_trio(cls, program, RandomWalk(seed)) for seed in range(4)]
+
+        async def inside():  # type: ignore[no-untyped-def]
+            return [run_trio(cls, program, RandomWalk(seed)) for seed in range(4)]  # noqa: B023 - run at once
+
+        for a, b in zip(outside, asyncio.run(inside())):
+            assert b.violation is None
+            same_run(a, b)
+
+
 def test_deciding_inside_the_running_task_changes_no_trace(monkeypatch):  # type: ignore[no-untyped-def]
     # A step the decision keeps on the running context is decided inside its task, without a
     # pass of trio's run loop (TrioEngine._decide_in_task): the trace must be the one that
