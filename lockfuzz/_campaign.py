@@ -241,6 +241,16 @@ def fuzz(
     Python 3.11). ``guided=True`` measures the same and steers the search toward runs that reach
     new branches or lock states (see the module doc).
     """
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        pass  # not inside trio: the campaign can run its own trio loop
+    else:
+        raise RuntimeError(
+            "lockfuzz.fuzz() runs a trio loop of its own, so it cannot be called from inside trio.run "
+            "(an async test or task): call it from synchronous code, or in a worker thread "
+            "(await trio.to_thread.run_sync(functools.partial(lockfuzz.fuzz, ...)))"
+        )
     target_cls = resolve_target(target)
     for name, value in (("runs", runs), ("runs_per_program", runs_per_program), ("max_failures", max_failures)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

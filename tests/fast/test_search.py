@@ -44,3 +44,20 @@ def test_strategy_names_and_seeds():
         get_strategy("dfs")
     assert derive_seed("x", 1) == derive_seed("x", 1) != derive_seed("x", 2)
     assert get_strategy("pct").describe() == "pct(depth=3)"
+
+
+def test_fuzz_inside_trio_says_how_to_call_it_instead():
+    import functools
+
+    import trio
+
+    import lockfuzz
+
+    async def main():  # type: ignore[no-untyped-def]
+        with pytest.raises(RuntimeError, match=r"runs a trio loop of its own.*worker thread"):
+            lockfuzz.fuzz("tas", runs=10)
+        # The way the message gives works, and finds nothing in a correct lock.
+        return await trio.to_thread.run_sync(functools.partial(lockfuzz.fuzz, "tas", runs=10))
+
+    report = trio.run(main)
+    assert report.runs >= 10 and not report.found
