@@ -42,10 +42,9 @@ not run, even when trio could run it, until the handler returns.
 What is the direct engine's. ``TrioEngine`` overrides only the stepping (``Engine._loop`` and
 the helpers it uses: waits, clock jumps, firing and ending contexts): the rest (making the
 target, starting the oracles, the final check, the result) is ``Engine.run``'s own code, so the
-two drivers cannot drift apart there. The target is made outside any task, in the contextvars
-of the host's root task, where sniffio says trio (so an ``anyio.Lock()`` made there is trio's,
-even when the caller runs inside asyncio); ``acquire`` and ``release`` run in the contexts' trio
-tasks.
+two drivers cannot drift apart there. The target is made outside any task, while sniffio says
+trio (so an ``anyio.Lock()`` made there is trio's, even when the caller runs inside asyncio);
+``acquire`` and ``release`` run in the contexts' trio tasks.
 
 Where trio runs. ``trio.run`` costs about a millisecond to set up and tear down, more than a
 small run itself, and it cannot nest in one thread (campaigns run inside ``trio.run``). So each
@@ -80,6 +79,7 @@ import threading
 import types
 from typing import Any, Callable, Generator, Sequence
 
+import sniffio
 import trio
 
 from . import _trio_internals
@@ -339,11 +339,15 @@ class TrioEngine(Engine):
         return _host()
 
     def _make_target(self) -> Any:
-        """The target, made outside any task but in the host's root task's contextvars, where
-        sniffio says trio: a library that picks its backend when an object is made (anyio's
-        ``Lock()`` does, when it finds a running event loop) picks trio, even when the caller runs
-        inside asyncio."""
-        return self._run_host().root.context.run(Engine._make_target, self)
+        """The target, made while sniffio says trio (its ``thread_local``, which libraries set
+        and which it reads first): a library that picks its backend when an object is made
+        (anyio's ``Lock()`` does, when it finds a running event loop) picks trio, even when the
+        caller runs inside asyncio."""
+        previous, sniffio.thread_local.name = sniffio.thread_local.name, "trio"
+        try:
+            return Engine._make_target(self)
+        finally:
+            sniffio.thread_local.name = previous
 
     def _close_all(self) -> None:
         Engine._close_all(self)
