@@ -300,6 +300,25 @@ def test_runs_from_inside_trio_work_too():
         trio.lowlevel.current_task()  # no trio state leaks into the caller's thread
 
 
+def test_runs_from_other_threads_are_the_same_runs():
+    # Each thread has a trio host of its own; none shares state with another.
+    import threading
+
+    program = Program(cpus=_cpus(_cs(work_ns=10), _cs(), _cs(budget_ns=5)), n_locks=1)
+    reference = [run_trio(TrioLock, program, RandomWalk(seed)).trace.hash() for seed in range(6)]
+    seen: dict[int, list[str]] = {}
+
+    def worker(k: int) -> None:
+        seen[k] = [run_trio(TrioLock, program, RandomWalk(seed)).trace.hash() for seed in range(6)]
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {k: reference for k in range(3)}
+
+
 def test_runs_from_inside_asyncio_are_the_same_runs():
     # A pytest-asyncio test may call lockfuzz: anyio picks its backend when a Lock is made, from
     # the running event loop, so the target is made where sniffio says trio.
