@@ -32,9 +32,11 @@ from __future__ import annotations
 
 from lockfuzz import Capabilities, Status, Timeouts
 
-# The lock word's layout and the tail encoding are qspinlock's (the arena lock copies them).
+# The lock word's layout, the tail encoding and the spin conditions over them are qspinlock's
+# (the arena lock copies them).
 from lockfuzz.targets.qspinlock import (  # noqa: E402 - grouped with the constants they stand for
-    LOCKED, LOCKED_MASK, LOCKED_PENDING_MASK, MAX_NODES, PENDING, PENDING_LOOPS, TAIL_MASK, QueueNodes, encode_tail,
+    LOCKED, LOCKED_MASK, LOCKED_PENDING_MASK, MAX_NODES, PENDING, PENDING_LOOPS, TAIL_MASK, QueueNodes,
+    _no_locked_pending, _nonzero, _unlocked, encode_tail,
 )  # fmt: skip
 
 
@@ -131,14 +133,3 @@ class ArenaSpinlock(QueueNodes):
         await count.fetch_add(-1)
         return Status.OK
 
-
-def _nonzero(value: int) -> bool:
-    return value != 0
-
-
-def _unlocked(value: int) -> bool:
-    return not value & LOCKED_MASK
-
-
-def _no_locked_pending(value: int) -> bool:
-    return not value & LOCKED_PENDING_MASK
