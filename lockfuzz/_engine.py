@@ -621,9 +621,23 @@ def run(
     ``schedule`` is a list of decisions or a decision source; never raises ``Violation``: the
     result carries it. Raises ``ProgramError`` if the program misuses a lock.
     """
+    return run_on(Engine, target, program, schedule, settings=settings, params=params, oracles=oracles)
+
+
+def run_on(
+    engine_cls: type[Engine],
+    target: Any,
+    program: Program,
+    schedule: DecisionSource | Sequence[int] | None = None,
+    *,
+    settings: Settings | None = None,
+    params: dict[str, Any] | None = None,
+    oracles: Sequence[Any] | None = None,
+) -> RunResult:
+    """``run`` with the engine class given (``run_trio`` passes the trio driver's)."""
     from ._target import resolve_target
 
     target_cls = resolve_target(target)
     source: Any = Schedule(schedule or ()) if schedule is None or isinstance(schedule, (list, tuple)) else schedule
-    return Engine(target_cls, program, source, settings, params=params, oracles=oracles).run()
+    return engine_cls(target_cls, program, source, settings, params=params, oracles=oracles).run()
 

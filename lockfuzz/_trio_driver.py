@@ -83,7 +83,7 @@ import sniffio
 import trio
 
 from . import _trio_internals
-from ._engine import Context, DecisionSource, Engine, RunResult, Schedule, Settings
+from ._engine import Context, DecisionSource, Engine, RunResult, Settings, run_on
 from ._errors import InvalidArgument, Violation
 from ._events import CLOCK
 from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT
@@ -144,12 +144,7 @@ def run_trio(
 ) -> RunResult:
     """``lockfuzz.run`` on the trio driver, whatever the target's ``driver`` says (a target over
     cells runs on both: that is the differential test)."""
-    from ._target import resolve_target
-
-    target_cls = resolve_target(target)
-    if schedule is None or isinstance(schedule, (list, tuple)):
-        schedule = Schedule(schedule or ())
-    return TrioEngine(target_cls, program, schedule, settings, params=params, oracles=oracles).run()
+    return run_on(TrioEngine, target, program, schedule, settings=settings, params=params, oracles=oracles)
 
 
 # -- the host: one long-lived trio run per calling thread ------------------------------------------
