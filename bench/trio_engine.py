@@ -8,7 +8,12 @@ that fires as a ``trio.move_on_after`` deadline in virtual time, works 0-2 ms an
 
 - ``trio_lock``: once per task (7 draws an example);
 - ``trio_lock_twice``: twice per task (13 draws an example);
-- ``hypothesis_only`` and ``hypothesis_only_twice``: the same ``@given`` with an empty body:
+- ``trio_lock_schedules``: one fixed program of that shape (``FIXED``: budgets of 1 ms - 1 ns,
+  1 ms and 2 ms, so that timeouts fire under some schedules and not others), and each example
+  draws only the schedule's seed (1 draw an example): examples that explore schedules, not
+  programs, which is what one ``@given`` over ``schedules()`` for a chosen program costs;
+- ``hypothesis_only``, ``hypothesis_only_twice`` and ``hypothesis_only_schedules``: the same
+  ``@given`` with an empty body:
   the ceiling Hypothesis itself sets on this machine for those draws;
 - ``trio_lock_fresh_trio_run``: ``trio_lock_twice`` with a trio run of its own started and ended
   for every run, as a driver without the long-lived host would do it: what the host saves;
@@ -65,6 +70,22 @@ def three_tasks(draw: Any, sections: int = 1) -> Program:
     return Program(cpus=tuple(cpus), n_locks=1)
 
 
+#: The ``trio_lock_schedules`` program: three tasks, one lock, budgets around 1 ms.
+FIXED = Program(
+    cpus=(
+        CpuProgram(task=(Lock(0, _MS - 1), Work(_MS // 2), Unlock(0))),
+        CpuProgram(task=(Lock(0, _MS), Work(_MS), Unlock(0))),
+        CpuProgram(task=(Lock(0, 2 * _MS), Work(_MS // 4), Unlock(0))),
+    ),
+    n_locks=1,
+)
+
+
+def programs_of(sections: int) -> Any:
+    """The program strategy of a workload: ``sections`` > 0 draws it, 0 is ``FIXED``."""
+    return three_tasks(sections) if sections else st.just(FIXED)
+
+
 def measure(engine_cls: type | None, target: Any, n: int, sections: int) -> dict[str, float]:
     """``n`` Hypothesis examples, one run each (none if ``engine_cls`` is None)."""
     totals = {"examples": 0, "steps": 0, "violations": 0, "run_s": 0.0}
@@ -73,7 +94,7 @@ def measure(engine_cls: type | None, target: Any, n: int, sections: int) -> dict
         max_examples=n, database=None, deadline=None, derandomize=True,
         phases=[Phase.generate], suppress_health_check=list(HealthCheck),
     )
-    @given(program=three_tasks(sections), seed=st.integers(0, 2**32 - 1))
+    @given(program=programs_of(sections), seed=st.integers(0, 2**32 - 1))
     def one_run(program: Program, seed: int) -> None:
         totals["examples"] += 1
         if engine_cls is None:
@@ -109,7 +130,7 @@ def trio_alone(n: int, sections: int) -> float:
         max_examples=n, database=None, deadline=None, derandomize=True,
         phases=[Phase.generate], suppress_health_check=list(HealthCheck),
     )
-    @given(program=three_tasks(sections), seed=st.integers(0, 2**32 - 1))
+    @given(program=programs_of(sections), seed=st.integers(0, 2**32 - 1))
     def draw(program: Program, seed: int) -> None:
         programs.append(program)
 
@@ -160,8 +181,8 @@ def best_has_runs(name: str) -> bool:
     return not name.startswith("hypothesis_only")
 
 
-#: suffix of the figures -> critical sections per task
-WORKLOADS = (("", 1), ("_twice", 2))
+#: suffix of the figures -> critical sections per task (0: the fixed program)
+WORKLOADS = (("", 1), ("_twice", 2), ("_schedules", 0))
 
 #: name -> (engine, target, critical sections per task)
 CASES = {
@@ -169,6 +190,8 @@ CASES = {
     "trio_lock": (TrioEngine, TrioLock, 1),
     "hypothesis_only_twice": (None, None, 2),
     "trio_lock_twice": (TrioEngine, TrioLock, 2),
+    "hypothesis_only_schedules": (None, None, 0),
+    "trio_lock_schedules": (TrioEngine, TrioLock, 0),
     "trio_lock_fresh_trio_run": (FreshRunTrioEngine, TrioLock, 2),
     "cell_direct": (Engine, TicketLock, 2),
     "cell_trio": (TrioEngine, TicketLock, 2),
@@ -210,7 +233,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out[f"trio_lock{workload}_over_trio_alone_per_run"] = round(best[f"trio_lock{workload}"]["us_per_run"] / us, 2)
         print(f"{'trio_alone' + workload:24} {us:7,.0f} us/run with no lockfuzz: at best {bound:,.0f} examples/s")
     out["goal_examples_per_s"] = GOAL
-    out["trio_lock_meets_goal"] = best["trio_lock"]["examples_per_s"] >= GOAL
+    for workload, _ in WORKLOADS:
+        out[f"trio_lock{workload}_meets_goal"] = best[f"trio_lock{workload}"]["examples_per_s"] >= GOAL
     out["cell_trio_over_direct_per_run"] = round(best["cell_trio"]["us_per_run"] / best["cell_direct"]["us_per_run"], 2)
     out["examples"] = args.examples
     out["trio"] = trio.__version__

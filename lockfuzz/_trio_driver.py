@@ -61,8 +61,11 @@ Deciding inside the task. Most decisions keep the running context running. When 
 contexts is queued and no cancel-scope deadline is due, the decision the run loop's next pass
 would make is made inside the running task instead (``_decide_in_task``): if it keeps that
 context, its next step is done there and the task runs on, saving a pass; otherwise the task
-yields and the next pass runs the context already chosen. The traces are the same either way
-(tested, for trio's own locks, deadlines and interrupts included).
+yields and the next pass runs the context already chosen. Likewise, when a context's own step
+blocks it (a sleep, a wait on a cell) and nothing else is queued, the next pass could only jump
+the clock: the task jumps it itself (``_jump_in_task``), and if that wakes the context, its
+wake-up step is decided in the task too; a sleep then costs no pass instead of two. The traces
+are the same either way (tested, for trio's own locks, deadlines and interrupts included).
 
 Violations raised while trio runs (by oracles, in a task or during the run loop's pass) are
 recorded; the driver then cancels the run's tasks, lets them end, and raises the violation from
@@ -183,8 +186,14 @@ class _Host:
         self.root: Any = None  # the root task, parked until close()
         self.nursery: Any = None
         self.guest = _trio_internals.GuestRun(self._root, clock=VirtualClock(self))
-        self.guest.until(lambda: self.root is not None)
-        self._check()
+
+    def ready(self) -> _Host:
+        """Tick the run until its root task has opened the nursery (once; a Ctrl-C in between
+        leaves the host as it is, for the next call to finish)."""
+        if self.root is None:
+            self.guest.until(lambda: self.root is not None)
+            self._check()
+        return self
 
     async def _root(self) -> None:
         _trio_internals.steer_run_queue(self._select)
@@ -246,6 +255,7 @@ class _Host:
         """End the host's trio run (a host is otherwise kept for the process)."""
         if self.retired or self.guest.done:
             return
+        self.ready()
         self.retired = True
         self.guest.until(lambda: False, first=lambda: trio.lowlevel.reschedule(self.root))
 
@@ -265,7 +275,7 @@ def _host() -> _Host:
     if host is None or host.retired or host.pid != os.getpid():  # a fork: its own host
         host = _hosts.host = _Host()
         _all_hosts.append(host)
-    return host
+    return host.ready()
 
 
 @atexit.register
@@ -307,6 +317,7 @@ class TrioEngine(Engine):
         self._t_abandoned = False
         self._t_handlers = any(cp.handlers for cp in self.program.cpus)
         self._t_next: Any = None  # the task the next pass runs, decided in a task (_decide_in_task)
+        self._t_self: Context | None = None  # the context whose task jumps the clock (_jump_in_task)
         #: Run on a host (a trio guest run) of its own, made and ended for this run: what a
         #: trio.run per run costs, for bench/trio_engine.py to compare with.
         self._t_fresh_host = False
@@ -330,7 +341,7 @@ class TrioEngine(Engine):
         if self._t_fresh_host:
             if self._t_host is None:
                 self._t_host = _Host()
-            return self._t_host
+            return self._t_host.ready()
         return _host()
 
     def _make_target(self) -> Any:
@@ -534,6 +545,26 @@ class TrioEngine(Engine):
         self._t_next = chosen[0] if chosen else None
         return False
 
+    def _jump_in_task(self, ctx: Context) -> None:
+        """``ctx``'s own step has just blocked it (a sleep, a wait on a cell). If the run loop's
+        next pass would only find no context to run (nothing queued, no deadline due, nothing
+        waiting for trio to go idle), make that pass's decision here, in ``ctx``'s task: jump
+        the clock (or fire a handler), as ``_decide`` does with no task queued. Whoever the
+        jump wakes is queued, except ``ctx`` itself, which is running: its ``blocked`` is simply
+        cleared, and its wake-up step is the next decision. Saves the two passes a sleep costs
+        otherwise (the one that jumps, the one that runs the woken task)."""
+        if self._t_stopped or not self._t_running or self._t_next is not None:
+            return
+        if _trio_internals.queued_tasks() or _trio_internals.deadline_due() or _trio_internals.idle_waiters():
+            return
+        self._t_self = ctx
+        try:
+            self._decide([])
+        except BaseException as exc:  # noqa: BLE001 - recorded; the run stops
+            self._fail(exc)
+        finally:
+            self._t_self = None
+
     def _step(self, cur: Context) -> None:
         """The chosen context's step, as the direct engine's: the clock advances, deadlines that
         passed wake their waiters, and a pending lockfuzz request is performed and logged."""
@@ -586,7 +617,7 @@ class TrioEngine(Engine):
                 cell.waiters.remove(ctx)
             except ValueError:  # pragma: no cover - already removed
                 pass
-        if wake:
+        if wake and ctx is not self._t_self:  # ctx's own task runs (_jump_in_task): nothing to wake
             trio.lowlevel.reschedule(self._t_task[ctx.index])
 
     def _expire(self) -> None:
@@ -705,6 +736,15 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                 ctx.pending = msg
                 if not engine._decide_in_task(ctx):
                     yield from _turn()
+                while ctx.blocked and engine._t_self is None:
+                    # Its step blocked it: the next pass may only have to jump the clock.
+                    engine._jump_in_task(ctx)
+                    if ctx.blocked or engine._t_stopped:
+                        break
+                    # Woken by that jump: its wake-up step (the request again) is the next
+                    # decision, made as for any request.
+                    if not engine._decide_in_task(ctx):
+                        yield from _turn()
                 while ctx.blocked:
                     if engine._t_stopped:
                         raise _Stopped

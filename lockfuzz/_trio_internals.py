@@ -26,9 +26,12 @@ and ``trio-newest`` environments keep checking both ends):
    earliest registered cancel-scope deadline (``inf`` if none), the one the run loop's
    ``runner.deadlines.expire(now)`` compares with ``deadline <= now`` between passes. The
    fallback is ``trio.lowlevel.current_statistics().seconds_to_next_deadline``, a few times
-   slower. With no deadline due, no I/O and nothing but contexts queued, the run loop's
-   next pass changes nothing a context could see before it takes its batch: that is what lets
-   the driver decide a step inside the running task (``TrioEngine._decide_in_task``).
+   slower. With no deadline due, no I/O, no task in ``trio.testing.wait_all_tasks_blocked``
+   (``runner.waiting_for_idle``, which the pass would wake when nothing else can run; if the
+   attribute is missing the driver assumes there is one) and nothing but contexts queued, the
+   run loop's next pass changes nothing a context could see before it takes its batch: that is
+   what lets the driver decide a step inside the running task (``TrioEngine._decide_in_task``,
+   ``TrioEngine._jump_in_task``).
 
 4. (Only an optimisation, with a public fallback.) ``trio.lowlevel.cancel_shielded_checkpoint()``
    is a coroutine that yields one message to the run loop, which answers it by queueing the task
@@ -66,8 +69,18 @@ from typing import Any, Callable, List
 import outcome
 import trio
 
+try:
+    # The C functions under ``signal.signal``/``signal.getsignal``, without the conversion of
+    # every handler and signal number to an enum that the ``signal`` module adds: 0.4 us a call
+    # instead of 3-4, and ``until`` makes three of them every phase of every run.
+    from _signal import getsignal as _getsignal
+    from _signal import signal as _setsignal
+except ImportError:  # pragma: no cover - an interpreter without CPython's _signal
+    _getsignal, _setsignal = signal.getsignal, signal.signal
+
 __all__ = [
-    "MIN_TRIO", "GuestRun", "UnsupportedTrio", "deadline_due", "is_shielded_checkpoint", "queued_tasks",
+    "MIN_TRIO", "GuestRun", "UnsupportedTrio", "deadline_due", "idle_waiters", "is_shielded_checkpoint",
+    "queued_tasks",
     "shielded_checkpoint_answer", "shielded_checkpoint_trap", "steer_run_queue", "trio_version",
 ]
 
@@ -87,9 +100,12 @@ def trio_version() -> tuple[int, ...]:
     return tuple(out)
 
 
+_RUN_CONTEXT: Any
 try:  # trio >= 0.22: GLOBAL_RUN_CONTEXT lives in _core._run (re-exported from _run_context later)
-    from trio._core._run import GLOBAL_RUN_CONTEXT as _RUN_CONTEXT
-except ImportError:  # pragma: no cover - a trio that moved it
+    from trio._core import _run as _trio_run
+
+    _RUN_CONTEXT = _trio_run.GLOBAL_RUN_CONTEXT
+except (ImportError, AttributeError):  # pragma: no cover - a trio that moved it
     _RUN_CONTEXT = None
 
 Select = Callable[[List[Any]], List[Any]]
@@ -150,6 +166,12 @@ def deadline_due() -> bool:
     if deadlines is not None and _HAS_NEXT_DEADLINE:
         return bool(deadlines.next_deadline() <= runner.clock.current_time())
     return bool(trio.lowlevel.current_statistics().seconds_to_next_deadline <= 0)
+
+
+def idle_waiters() -> bool:
+    """From inside ``trio.run``: whether a task waits in ``trio.testing.wait_all_tasks_blocked``
+    (the run loop's next pass, finding nothing to run, would wake it: point 3)."""
+    return bool(getattr(_RUN_CONTEXT.runner, "waiting_for_idle", True))
 
 
 def _has_next_deadline() -> bool:
@@ -219,20 +241,28 @@ class GuestRun:
         self._state: dict[str, Any] = {}
         self._hooks: Any = (None, None)
         self._interrupted = False
+        # Ctrl-C is held from the start: with a handler of ours in place, trio installs none of
+        # its own (it does only over Python's default handler), which would take a SIGINT that
+        # lands here into the run's root task, where nothing would ever raise it.
         main = threading.current_thread() is threading.main_thread()
-        sigint = signal.getsignal(signal.SIGINT) if main else None
-        with self.entered():
-            trio.lowlevel.start_guest_run(
-                async_fn, *args,
-                run_sync_soon_threadsafe=self._soon.append,  # deque.append is atomic
-                run_sync_soon_not_threadsafe=self._soon.append,
-                done_callback=self._done,
-                host_uses_signal_set_wakeup_fd=True,
-                clock=clock,
-            )  # fmt: skip
-        if main and signal.getsignal(signal.SIGINT) is not sigint:
-            # The run installed its KeyboardInterrupt handler for the thread; the caller's stays.
-            signal.signal(signal.SIGINT, sigint)
+        sigint = _getsignal(signal.SIGINT) if main else None
+        hold = sigint is signal.default_int_handler
+        if hold:
+            _setsignal(signal.SIGINT, self._on_sigint)
+        try:
+            with self.entered():
+                trio.lowlevel.start_guest_run(
+                    async_fn, *args,
+                    run_sync_soon_threadsafe=self._soon.append,  # deque.append is atomic
+                    run_sync_soon_not_threadsafe=self._soon.append,
+                    done_callback=self._done,
+                    host_uses_signal_set_wakeup_fd=True,
+                    clock=clock,
+                )  # fmt: skip
+        finally:
+            if main and _getsignal(signal.SIGINT) is not sigint:
+                # The caller's handler stays (a Ctrl-C held here is raised by the next ``until``).
+                _setsignal(signal.SIGINT, sigint)
 
     @property
     def done(self) -> bool:
@@ -256,11 +286,10 @@ class GuestRun:
         soon = self._soon
         hold = (
             threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            and _getsignal(signal.SIGINT) is signal.default_int_handler
         )
         if hold:
-            self._interrupted = False
-            signal.signal(signal.SIGINT, self._on_sigint)
+            _setsignal(signal.SIGINT, self._on_sigint)
         try:
             with self.entered():
                 if first is not None:
@@ -269,7 +298,7 @@ class GuestRun:
                     soon.popleft()()
         finally:
             if hold:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                _setsignal(signal.SIGINT, signal.default_int_handler)
         if self._interrupted:  # held until now, between two ticks (or after the last one)
             self._interrupted = False
             raise KeyboardInterrupt

@@ -339,9 +339,10 @@ def test_runs_from_inside_asyncio_are_the_same_runs():
 
 def test_deciding_inside_the_running_task_changes_no_trace(monkeypatch):  # type: ignore[no-untyped-def]
     # A step the decision keeps on the running context is decided inside its task, without a
-    # pass of trio's run loop (TrioEngine._decide_in_task): the trace must be the one that
-    # deciding every step at a pass gives, for trio's own locks (cancel scopes, parking lots,
-    # deadlines firing) and for interrupts.
+    # pass of trio's run loop (TrioEngine._decide_in_task), and a context whose own step blocked
+    # it jumps the clock itself when the next pass could do nothing else (_jump_in_task): the
+    # trace must be the one that deciding every step at a pass gives, for trio's own locks
+    # (cancel scopes, parking lots, deadlines firing) and for interrupts.
     handler = Handler(Level.HARDIRQ, _cs(budget_ns=3 * _MS))
     program = Program(
         cpus=(CpuProgram(task=_cs(work_ns=2 * _MS) * 2, handlers=(handler,)),
@@ -349,21 +350,28 @@ def test_deciding_inside_the_running_task_changes_no_trace(monkeypatch):  # type
               CpuProgram(task=_cs(budget_ns=1) + _cs(work_ns=_MS // 2))),
         n_locks=1,
     )  # fmt: skip
-    seen = {"in_task": 0}
-    decide_in_task = TrioEngine._decide_in_task
+    seen = {"in_task": 0, "woken_in_task": 0}
+    decide_in_task, jump_in_task = TrioEngine._decide_in_task, TrioEngine._jump_in_task
 
     def counting(self, ctx):  # type: ignore[no-untyped-def]
         kept = decide_in_task(self, ctx)
         seen["in_task"] += kept
         return kept
 
+    def jumping(self, ctx):  # type: ignore[no-untyped-def]
+        jump_in_task(self, ctx)
+        seen["woken_in_task"] += not ctx.blocked
+
     for cls in (TrioLock, TrioSemaphore, AnyioLock, resolve_target("rqspinlock")):
         for seed in range(12):
             monkeypatch.setattr(TrioEngine, "_decide_in_task", counting)
+            monkeypatch.setattr(TrioEngine, "_jump_in_task", jumping)
             fast = run_trio(cls, program, RandomWalk(seed))
             monkeypatch.setattr(TrioEngine, "_decide_in_task", lambda self, ctx: False)
+            monkeypatch.setattr(TrioEngine, "_jump_in_task", lambda self, ctx: None)
             same_run(run_trio(cls, program, RandomWalk(seed)), fast)
-    assert seen["in_task"] > 100  # the fast path was taken, often
+    assert seen["in_task"] > 100  # the fast paths were taken, often
+    assert seen["woken_in_task"] > 20
 
 
 # -- determinism ----------------------------------------------------------------------------------
