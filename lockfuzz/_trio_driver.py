@@ -736,7 +736,7 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                 ctx.pending = msg
                 if not engine._decide_in_task(ctx):
                     yield from _turn()
-                while ctx.blocked and engine._t_self is None:
+                while ctx.blocked:
                     # Its step blocked it: the next pass may only have to jump the clock.
                     engine._jump_in_task(ctx)
                     if ctx.blocked or engine._t_stopped:

@@ -80,8 +80,8 @@ except ImportError:  # pragma: no cover - an interpreter without CPython's _sign
 
 __all__ = [
     "MIN_TRIO", "GuestRun", "UnsupportedTrio", "deadline_due", "idle_waiters", "is_shielded_checkpoint",
-    "queued_tasks",
-    "shielded_checkpoint_answer", "shielded_checkpoint_trap", "steer_run_queue", "trio_version",
+    "queued_tasks", "shielded_checkpoint_answer", "shielded_checkpoint_trap", "steer_run_queue",
+    "trio_version",
 ]
 
 #: The oldest trio release this module was checked against (pyproject says ``trio>=0.22``).
