@@ -16,6 +16,20 @@ could fire. Decision ``d`` at a point with ``n`` options means:
 
 When no context can run, option 0 lets the clock jump to the earliest deadline (as
 ``trio.testing.MockClock(autojump_threshold=0)`` does) and options ``1 ..`` fire handlers.
+
+Spinning is waiting (DESIGN.md, "Oracles"). A context whose recent steps changed nothing (loads,
+and read-modify-writes that left the value as it was) and repeat, step for step and value for
+value, the ones just before them (twice) is *spinning*: a plain ``while await flag.load(): pass`` after
+its third load, a test-and-set loop after its third failed ``xchg`` (``SPIN_REPEATS``). The engine parks it, as if
+it waited on the cells it read: it runs again when one of them changes, when its acquisition's
+time is up (its budget, or a fixed timeout's shortest wait, then at doubling intervals, so that a
+spinner that reads the clock gives up on time), or when nothing else can run: then every parked
+spinner gets one step (a *round*), because the engine cannot see a context's local variables and
+a loop that re-reads memory may still be counting towards its end. Only when a round changed
+nothing does the clock jump; with no deadline either, a few more rounds, then the run hangs, and
+the hang report names what each spinner re-reads. So a spinner behind a hold of any length costs
+a few steps, the same decisions explore the same behaviours (a parked spinner's next steps would
+read what it read), and the step limit means a livelock: steps that change things, forever.
 A source that returns ``None`` has run out: the engine's fair default then keeps the current
 context for at most ``fair_slice`` consecutive steps, so that plain spinning ends too. Every
 decision taken (the source's and the default's) is recorded: replaying that list gives the
@@ -36,7 +50,7 @@ from ._events import ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, RELEASED
 from ._interpreter import run_line
 from ._oracles import default_oracles
 from ._oracles._truth import GroundTruth
-from ._machine import MEMORY_OPS, SLEEP, START, WAIT, Cell, Machine, Watch
+from ._machine import MEMORY_OPS, SLEEP, START, WAIT, WAIT_CELLS, Cell, Machine, Watch
 from ._program import Handler, Lock, OnError, Program, Unlock
 from ._status import Level, Status
 
@@ -101,6 +115,16 @@ class Settings:
 
 _DEFAULT_SETTINGS = Settings()
 _STATUS_CODES = tuple(int(s) for s in Status)
+#: Rounds (every parked spinner one step) in a row that change nothing and have no deadline to
+#: jump to, before the run is a hang: room for a loop that re-reads memory a bounded number of
+#: times (a delay loop) to end, when nothing else can run.
+SPIN_ROUNDS = 64
+#: How many times in a row a context must go round the same loop of steps that change nothing
+#: before it is parked as a spinner: three, so that code which merely reads a value twice (a
+#: check that re-reads a word, a scan) runs on and is not parked in the middle of what it does.
+SPIN_REPEATS = 3
+#: A context's no-change steps kept for spin detection; a longer run of them starts afresh.
+_MAX_READS = 512
 
 
 class Context:
@@ -110,8 +134,9 @@ class Context:
     """
 
     __slots__ = (
-        "blocked", "coro", "cpu", "deadline", "done", "handler", "index", "level", "machine",
-        "name", "pending", "steps", "token", "top", "waiting_on",
+        "blocked", "coro", "cpu", "deadline", "done", "handler", "index", "last", "level", "machine",
+        "name", "park", "pending", "probes", "reads", "seen", "spin_at", "spinning", "steps", "token", "top",
+        "waiting_on", "watching",
     )  # fmt: skip
 
     def __init__(self, index: int, name: str, cpu: int, level: Level, machine: Machine, handler: int) -> None:
@@ -130,6 +155,16 @@ class Context:
         self.token = 0  # invalidates stale deadline-heap entries
         self.deadline: int | None = None
         self.waiting_on: Cell | None = None
+        # Spin detection (module doc): the keys (op, cell, value) of its steps that changed
+        # nothing since it last made progress, and where each key last occurred.
+        self.reads: list[tuple[int, int, int]] = []
+        self.last: dict[tuple[int, int, int], int] = {}
+        self.spinning = False  # parked: its last steps repeated, changing nothing
+        self.seen: dict[int, int] = {}  # a spinner's cells (by index) and the values it read
+        self.probes = 0  # a spinner past its acquisition's time: wake-ups at doubling intervals
+        self.watching: tuple[Cell, ...] = ()  # the cells whose change wakes it (spin, wait_cells)
+        self.park = 0  # the trio driver: a spin found in its step, to park it at its next request
+        self.spin_at = -1  # the trio driver: parked at a trio checkpoint until ``changes`` moves
 
     @property
     def now(self) -> int:
@@ -205,6 +240,11 @@ class Engine:
         self.stacks: list[list[Context]] = [[] for _ in program.cpus]
         self.unfired: list[list[int]] = [list(range(len(cp.handlers))) for cp in program.cpus]
         self.steps = 0
+        #: Progress: changes of memory and non-step events. A spin round whose steps left it as
+        #: it was changed nothing (module doc).
+        self.changes = 0
+        self._round_at = -1
+        self._rounds = 0
         self.phase = "run"
         self._heap: list[tuple[int, int, int, Context]] = []
         self._seq = 0
@@ -234,6 +274,10 @@ class Engine:
         events = self.events
         index = len(events)
         events.append((self.machine.now, ctx.index if ctx is not None else -1, kind, obj, value))
+        self.changes += 1
+        if ctx is not None and ctx.reads:
+            ctx.reads = []  # its line moved on: what it read before is no spin
+            ctx.last = {}
         truth = self._truth[kind]
         if truth is not None:
             truth(index, ctx, obj, value)
@@ -447,29 +491,52 @@ class Engine:
                 cur.steps += 1
                 req = cur.pending
                 op = req[0]
+                spin = 0
                 if op < WAIT:
                     cell = req[1]
+                    old = cell.value
                     res = ops[op](cell, req[2], req[3])
                     append((now, cur.index, op, cell.index, cell.value if res is None else res))
-                    if op and cell.waiters:  # a write (op 0 is a load): wake waiters, bump watches
-                        self._wake(cell)
-                elif op == WAIT:
-                    cell = req[1]
-                    res = cell.value
-                    append((now, cur.index, op, cell.index, res))
-                    deadline = req[3]
-                    if not req[2](res) and (deadline is None or now < deadline):
-                        self._block(cur, cell, deadline)
-                        continue
-                elif op == SLEEP:
-                    res = None
-                    append((now, cur.index, op, -1, req[2]))
-                    if now < req[2]:
-                        self._block(cur, None, req[2])
-                        continue
-                else:  # START, CHECKPOINT
-                    res = None
-                    append((now, cur.index, op, -1, 0))
+                    if cell.value != old:  # a change: wake waiters, bump watches
+                        self.changes += 1
+                        if cell.waiters:
+                            self._wake(cell)
+                        if cur.reads:
+                            cur.reads = []
+                            cur.last = {}
+                    else:  # it changed nothing: is the context going round in a loop?
+                        key = (op, cell.index, old)
+                        reads = cur.reads
+                        j = cur.last.get(key)
+                        cur.last[key] = len(reads)
+                        reads.append(key)
+                        if j is not None:
+                            spin = self._repeats(cur, j)
+                else:
+                    if cur.reads:  # a wait, a sleep, a step of its line: what it read is no spin
+                        cur.reads = []
+                        cur.last = {}
+                    if op == WAIT:
+                        cell = req[1]
+                        res = cell.value
+                        append((now, cur.index, op, cell.index, res))
+                        deadline = req[3]
+                        if not req[2](res) and (deadline is None or now < deadline):
+                            self._block(cur, cell, deadline)
+                            continue
+                    elif op == SLEEP:
+                        res = None
+                        append((now, cur.index, op, -1, req[2]))
+                        if now < req[2]:
+                            self._block(cur, None, req[2])
+                            continue
+                    elif op == WAIT_CELLS:
+                        res = None  # the waiting coroutine reads the values itself (``wait_cells``)
+                        if self._wait_cells(cur, req, now):
+                            continue
+                    else:  # START, CHECKPOINT
+                        res = None
+                        append((now, cur.index, op, -1, 0))
                 try:
                     pending = cur.pending = cur.coro.send(res)
                 except StopIteration:
@@ -477,6 +544,8 @@ class Engine:
                     continue
                 if type(pending) is not tuple:
                     self._foreign(cur)
+                if spin:
+                    self._park(cur, spin)
         finally:
             self.steps = steps
 
@@ -495,11 +564,100 @@ class Engine:
         ctx.waiting_on = cell
         if cell is not None:
             cell.waiters.append(ctx)
+        if ctx.reads:  # a wait is not a spin: what it read before does not count
+            ctx.reads = []
+            ctx.last = {}
+        self._deadline(ctx, deadline)
+
+    def _deadline(self, ctx: Context, deadline: int | None) -> None:
         ctx.deadline = deadline
         if deadline is not None:
             self._seq += 1
             heapq.heappush(self._heap, (deadline, self._seq, ctx.token, ctx))
         self._dirty = True
+
+    def _wait_cells(self, ctx: Context, req: tuple[Any, ...], now: int) -> bool:
+        """A ``Machine.wait_until`` step: log it; block unless the predicate holds or the
+        deadline passed (True if it blocked)."""
+        cells, predicate, deadline = req[1], req[2], req[3]
+        holds = bool(predicate(*[c.value for c in cells]))
+        self.events.append((now, ctx.index, WAIT_CELLS, cells[0].index, int(holds)))
+        if holds or (deadline is not None and now >= deadline):
+            return False
+        self._block(ctx, None, deadline)
+        ctx.watching = cells
+        for c in cells:
+            c.waiters.append(ctx)
+        return True
+
+    # -- spinning (module doc) ---------------------------------------------------------------------
+    @staticmethod
+    def _repeats(ctx: Context, j: int) -> int:
+        """The no-change step just taken occurred before at ``j``: if the steps since then
+        repeat the ones before them, value for value, the length of that loop, else 0."""
+        reads = ctx.reads
+        i = len(reads) - 1
+        p = i - j
+        if j + 1 >= (SPIN_REPEATS - 1) * p:
+            loop = reads[j + 1 :]
+            if all(reads[j + 1 - k * p : i + 1 - k * p] == loop for k in range(1, SPIN_REPEATS)):
+                return p
+        if i >= _MAX_READS:
+            ctx.reads = []
+            ctx.last = {}
+        return 0
+
+    def _park(self, ctx: Context, period: int) -> None:
+        """Park a spinner whose last ``period`` steps repeat: blocked until a cell it read in
+        its loop changes, its acquisition's time is up, or a spin round (``_spin_round``)."""
+        if len(ctx.reads) < SPIN_REPEATS * period:
+            return  # its line moved on after that step (an event, a wait): no longer spinning
+        seen = {index: value for _, index, value in ctx.reads[-period:] if index >= 0}
+        cells = self.machine.cells
+        if any(cells[i].value != v for i, v in seen.items()):
+            return  # changed since it was read: it will see that at its next step
+        ctx.blocked = True
+        ctx.spinning = True
+        ctx.token += 1
+        ctx.seen = seen
+        ctx.watching = tuple(cells[i] for i in seen)
+        for c in ctx.watching:
+            c.waiters.append(ctx)
+        self._deadline(ctx, self._spin_deadline(ctx))
+
+    def _spin_deadline(self, ctx: Context) -> int | None:
+        """When a parked spinner must look at the clock again: when its acquisition may give up
+        (its budget, or a fixed timeout's shortest wait), and past that at doubling intervals."""
+        attempt = self.truth.attempts.get(ctx.index)
+        timeouts = self.capabilities.timeouts
+        if attempt is None or timeouts is None:
+            return None
+        due = attempt.start + (attempt.budget if timeouts.per_call else timeouts.min_ns)
+        now = self.machine.now
+        if due > now:
+            return due
+        ctx.probes += 1
+        return now + (1 << min(ctx.probes, 62))
+
+    def _spin_round(self, has_deadline: bool) -> bool:
+        """Nothing can run. If spinners are parked and no round has been tried since the last
+        progress, unpark them all for one step each (module doc): True. Once a round changed
+        nothing, time may pass (False), or with no deadline, a few more rounds, then a hang."""
+        parked = [s[-1] for s in self.stacks if s and s[-1].spinning]
+        if not parked:
+            return False
+        if self._round_at == self.changes:
+            if has_deadline:
+                return False
+            self._rounds += 1
+            if self._rounds > SPIN_ROUNDS:
+                return False
+        else:
+            self._rounds = 0
+        self._round_at = self.changes
+        for ctx in parked:
+            self._unblock(ctx)  # its reads stay: one more repeat parks it again
+        return True
 
     def _unblock(self, ctx: Context) -> None:
         ctx.blocked = False
@@ -511,9 +669,15 @@ class Engine:
                 cell.waiters.remove(ctx)
             except ValueError:  # pragma: no cover - already removed by a wake
                 pass
+        if ctx.watching:
+            for c in ctx.watching:
+                c.waiters.remove(ctx)
+            ctx.watching = ()
+            ctx.spinning = False
         self._dirty = True
 
     def _wake(self, cell: Cell) -> None:
+        """``cell`` changed value: bump its watches, wake the waiters whose condition now holds."""
         value = cell.value
         woken: list[Context] = []
         for w in cell.waiters:
@@ -522,9 +686,19 @@ class Engine:
                 derived.value = (derived.value + 1) & derived.mask
                 if derived.waiters:
                     self._wake(derived)
+            elif w.spinning:
+                if value != w.seen[cell.index]:
+                    woken.append(w)
+            elif w.watching:
+                if w.pending[2](*[c.value for c in w.watching]):
+                    woken.append(w)
             elif w.pending[2](value):
                 woken.append(w)
         for w in woken:
+            if w.spinning:  # it sees something new: its earlier reads are no spin
+                w.reads = []
+                w.last = {}
+                w.probes = 0
             self._unblock(w)
 
     def _expire(self) -> None:
@@ -542,7 +716,9 @@ class Engine:
             if ctx.blocked and ctx.token == token:
                 break
             heapq.heappop(heap)
-        else:
+        if self._spin_round(bool(heap)):
+            return
+        if not heap:
             self._hang()
         if deadline > self.machine.now:
             self.machine.now = deadline

@@ -22,7 +22,7 @@ from ._errors import InvalidArgument
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from ._engine import Context
 
-__all__ = ["Cell", "Machine", "OP_NAMES"]
+__all__ = ["Cell", "Machine", "OP_NAMES", "Watch"]
 
 # Request codes. Memory operations come first so that the engine can index ``_MEMORY_OPS``.
 LOAD, STORE, CMPXCHG, XCHG, FETCH_ADD, FETCH_OR, FETCH_AND, STORE_FIELD, XCHG_FIELD = range(9)
@@ -30,9 +30,10 @@ WAIT = 9  # wait until predicate(cell.value) or deadline: one step per evaluatio
 SLEEP = 10  # block until the clock reaches a deadline (work, back-off): no memory access
 START = 11  # the first step of a context: nothing is accessed
 CHECKPOINT = 12  # a scheduling point with no access (the program's step before a release)
+WAIT_CELLS = 13  # wait until predicate(*values of several cells) or deadline: one step per evaluation
 OP_NAMES = (
     "load", "store", "cmpxchg", "xchg", "fetch_add", "fetch_or", "fetch_and",
-    "store_field", "xchg_field", "wait", "sleep", "start", "checkpoint",
+    "store_field", "xchg_field", "wait", "sleep", "start", "checkpoint", "wait_cells",
 )  # fmt: skip
 
 
@@ -105,14 +106,16 @@ class Cell:
         """Wait until ``predicate(value)`` holds or the clock reaches ``deadline_ns``.
 
         Returns the value last seen (the caller tells which of the two happened). Waiting costs
-        one step per evaluation: one now, then one each time a store makes the predicate true or
-        the deadline passes, so a spin that would take millions of loads takes a few steps.
+        one step per evaluation: one now, then one each time a write *changes* the value so that
+        the predicate holds, or the deadline passes, so a spin that would take millions of loads
+        takes a few steps. ``predicate`` must be a pure function of the value. Over several
+        cells, use ``Machine.wait_until``.
         """
         return (yield (WAIT, self, predicate, deadline_ns))
 
 
 class Watch:
-    """Sits in a watched cell's ``waiters``: the engine bumps ``derived`` on each write there."""
+    """Sits in a watched cell's ``waiters``: the engine bumps ``derived`` on each change there."""
 
     __slots__ = ("derived",)
 
@@ -181,6 +184,15 @@ def sleep_until(deadline_ns: int) -> Generator[Any, Any, None]:
 
 
 @types.coroutine
+def wait_cells(
+    cells: tuple[Cell, ...], predicate: Callable[..., bool], deadline_ns: int | None
+) -> Generator[Any, Any, tuple[int, ...]]:
+    """See ``Machine.wait_until``."""
+    yield (WAIT_CELLS, cells, predicate, deadline_ns)
+    return tuple(c.value for c in cells)
+
+
+@types.coroutine
 def checkpoint() -> Generator[Any, Any, None]:
     """One step that touches nothing: a point where the scheduler may switch or interrupt."""
     yield (CHECKPOINT, None, 0, 0)
@@ -222,15 +234,37 @@ class Machine:
         self.cells.append(c)
         return c
 
-    def watch(self, name: str, cells: Sequence[Cell]) -> Cell:
-        """A cell that counts the writes to ``cells``: a modelling device, not memory.
+    def wait_until(
+        self, cells: Sequence[Cell], predicate: Callable[..., bool], deadline_ns: int | None = None
+    ) -> Any:
+        """``await machine.wait_until([a, b], lambda a, b: ...)``: wait until
+        ``predicate(a.value, b.value, ...)`` holds or the clock reaches ``deadline_ns``.
 
-        The engine adds 1 to it (wrapping at 32 bits) whenever one of ``cells`` is written, with
-        no step of its own, and wakes whoever waits on it. Reading its ``value`` directly is free,
-        and so is the bookkeeping: a context that waits on it (``wait_until``, one step per
-        wake-up) learns that something it depends on may have changed. rqspinlock uses one to
-        skip the deadlock checks whose inputs (the lock word, the held tables) did not change
-        since the last check: such a check would read the same values and return the same.
+        The wait over several cells that ``Cell.wait_until`` is over one: one step now, then one
+        each time a write changes one of ``cells`` so that the predicate holds (or the deadline
+        passes). Returns the values seen at that step, in the order of ``cells``. For example a
+        Peterson-style waiter, which may enter when the other side is not interested *or* it is
+        not its turn to wait::
+
+            await machine.wait_until([flag[other], turn], lambda f, t: f == 0 or t != me)
+        """
+        cells = tuple(cells)
+        if not cells or not all(isinstance(c, Cell) for c in cells):
+            raise InvalidArgument(f"cells={cells!r}: expected one or more lockfuzz cells")
+        return wait_cells(cells, predicate, deadline_ns)
+
+    def watch(self, name: str, cells: Sequence[Cell]) -> Cell:
+        """A cell that counts the changes of ``cells``: a modelling device, not memory.
+
+        The engine adds 1 to it (wrapping at 32 bits) whenever a write changes the value of one
+        of ``cells`` (a store of the value a cell already holds changes nothing and counts
+        nothing), with no step of its own, and wakes whoever waits on it. Reading its ``value``
+        directly is free, and so is the bookkeeping: a context that waits on it (``wait_until``,
+        one step per wake-up) learns that something it depends on has changed. rqspinlock uses
+        one to skip the deadlock checks whose inputs (the lock word, the held tables) did not
+        change since the last check: such a check would read the same values and return the
+        same. Use it where a wait depends on more cells than a predicate should name; for a
+        condition over a few cells, ``Machine.wait_until`` says it directly.
         """
         derived = self.cell(name)
         watch = Watch(derived)

@@ -89,7 +89,7 @@ from . import _trio_internals
 from ._engine import Context, DecisionSource, Engine, RunResult, Settings, run_on
 from ._errors import InvalidArgument, Violation
 from ._events import CLOCK
-from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT
+from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, WAIT_CELLS
 from ._oracles.hang import hang_violation
 from ._oracles.livelock import livelock_violation
 from ._program import Program
@@ -460,9 +460,15 @@ class TrioEngine(Engine):
     def _decide(self, tasks: list[Any]) -> list[Any]:
         ctx_of = self._t_ctx_of
         queued = {ctx_of[task].index for task in tasks}
+        changes = self.changes
         for stack in self.stacks:
             for c in stack:
-                c.blocked = c.index not in queued
+                waited = c.blocked and not c.spinning  # in trio, or on cells
+                if c.spin_at >= 0 and c.spin_at != changes:
+                    self._unblock(c)  # a spinner parked at a trio checkpoint: something moved
+                c.blocked = c.index not in queued or c.spinning
+                if waited and not c.blocked:
+                    self.changes += 1  # woken by trio (an Event set, a lock handed over): progress
         runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
         fireable: list[tuple[int, int]] = []
         if self.phase == "run" and self._t_handlers:
@@ -580,26 +586,62 @@ class TrioEngine(Engine):
         append = self.events.append
         if op < WAIT:
             cell = req[1]
+            old = cell.value
             res = MEMORY_OPS[op](cell, req[2], req[3])
             append((now, cur.index, op, cell.index, cell.value if res is None else res))
-            if op and cell.waiters:  # a write (op 0 is a load): wake waiters, bump watches
-                self._wake(cell)
-        elif op == WAIT:
-            cell = req[1]
-            res = cell.value
-            append((now, cur.index, op, cell.index, res))
-            deadline = req[3]
-            if not req[2](res) and (deadline is None or now < deadline):
-                self._block(cur, cell, deadline)
-        elif op == SLEEP:
-            res = None
-            append((now, cur.index, op, -1, req[2]))
-            if now < req[2]:
-                self._block(cur, None, req[2])
-        else:  # START, CHECKPOINT, or one of trio's checkpoints
+            if cell.value != old:  # a change: wake waiters, bump watches
+                self.changes += 1
+                if cell.waiters:
+                    self._wake(cell)
+                if cur.reads:
+                    cur.reads = []
+                    cur.last = {}
+            else:  # no change: a spin parks the context at its next request (_pump)
+                cur.park = self._read(cur, (op, cell.index, old))
+        elif req is _TRIO_STEP:
+            # One of trio's checkpoints: a task that only checkpoints while nothing changes
+            # (``while self.held: await trio.sleep(0)``) spins; what it reads is invisible, so
+            # it is parked until anything changes (``_decide``), its time is up, or a round.
             res = None
             append((now, cur.index, op, -1, 0))
+            if self._read(cur, (op, -1, self.changes)):
+                cur.spinning = True
+                cur.spin_at = self.changes
+                cur.token += 1
+                self._deadline(cur, self._spin_deadline(cur))
+        else:
+            if cur.reads:  # a wait, a sleep, a step of its line: what it read is no spin
+                cur.reads = []
+                cur.last = {}
+            if op == WAIT:
+                cell = req[1]
+                res = cell.value
+                append((now, cur.index, op, cell.index, res))
+                deadline = req[3]
+                if not req[2](res) and (deadline is None or now < deadline):
+                    self._block(cur, cell, deadline)
+            elif op == SLEEP:
+                res = None
+                append((now, cur.index, op, -1, req[2]))
+                if now < req[2]:
+                    self._block(cur, None, req[2])
+            elif op == WAIT_CELLS:
+                res = None
+                self._wait_cells(cur, req, now)
+            else:  # START, CHECKPOINT
+                res = None
+                append((now, cur.index, op, -1, 0))
         self._t_res[cur.index] = res
+
+    @staticmethod
+    def _read(ctx: Context, key: tuple[int, int, int]) -> int:
+        """A step that changed nothing (``Engine._loop`` inlines the same): the length of the
+        loop it completes, if the context is going round one, else 0."""
+        reads = ctx.reads
+        j = ctx.last.get(key)
+        ctx.last[key] = len(reads)
+        reads.append(key)
+        return Engine._repeats(ctx, j) if j is not None else 0
 
     # -- the engine's own waits (cells, sleep_until), over trio ------------------------------------
     # Blocking is the engine's own ``_block`` (its deadline heap, ``_heap``, serves both drivers);
@@ -617,6 +659,16 @@ class TrioEngine(Engine):
                 cell.waiters.remove(ctx)
             except ValueError:  # pragma: no cover - already removed
                 pass
+        if ctx.spin_at >= 0:  # parked at a trio checkpoint: its task is queued in trio already
+            ctx.spin_at = -1
+            ctx.spinning = False
+            self._dirty = True
+            return
+        if ctx.watching:
+            for c in ctx.watching:
+                c.waiters.remove(ctx)
+            ctx.watching = ()
+            ctx.spinning = False
         if wake and ctx is not self._t_self:  # ctx's own task runs (_jump_in_task): nothing to wake
             trio.lowlevel.reschedule(self._t_task[ctx.index])
 
@@ -639,6 +691,8 @@ class TrioEngine(Engine):
                 break
             heapq.heappop(heap)
         theirs = self._trio_deadline()
+        if self._spin_round(ours is not None or theirs is not None):
+            return
         if ours is None and theirs is None:
             raise hang_violation(self)
         target = min(d for d in (ours, theirs) if d is not None)
@@ -734,7 +788,10 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                         contexts=(ctx.name,), time_ns=engine.machine.now,
                     )
                 ctx.pending = msg
-                if not engine._decide_in_task(ctx):
+                if ctx.park:  # its last step completed a spin (TrioEngine._step): park it now
+                    engine._park(ctx, ctx.park)
+                    ctx.park = 0
+                if not ctx.blocked and not engine._decide_in_task(ctx):
                     yield from _turn()
                 while ctx.blocked:
                     # Its step blocked it: the next pass may only have to jump the clock.
@@ -756,6 +813,7 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                 value = results[index]
             else:
                 ctx.pending = _TRIO_STEP
+                ctx.park = 0
                 if _is_shielded(msg) and engine._decide_in_task(ctx):
                     value = _trio_internals.shielded_checkpoint_answer()  # trio's, without the pass
                     continue

@@ -83,14 +83,16 @@ class _WwMutex(Target):
                 return Status.EALREADY
             if self.wound_wait:
                 if t.acquired and holder > t.stamp:  # a younger transaction holds it: wound it
-                    old = await self.by_stamp[holder].state.fetch_or(WOUNDED)
-                    if old >> 1:  # it is waiting on a lock: wake it up to see the wound
-                        await self.words[(old >> 1) - 1].fetch_or(0)
+                    # The wound wakes it if it waits (the kernel's wake_up_process): it waits
+                    # on its state cell too.
+                    await self.by_stamp[holder].state.fetch_or(WOUNDED)
                 old = await t.state.fetch_or((lock + 1) << 1)  # publish what we wait on
                 if old & WOUNDED and t.acquired:
                     await t.state.fetch_and(WOUNDED)
                     return Status.EDEADLK  # wounded: back off
-                await word.wait_until(lambda v, h=holder: v != h or bool(t.state.value & WOUNDED and t.acquired))
+                await self.machine.wait_until(
+                    [word, t.state], lambda v, s, h=holder: v != h or bool(s & WOUNDED and t.acquired)
+                )
                 await t.state.fetch_and(WOUNDED)
             else:
                 if t.acquired and holder < t.stamp:

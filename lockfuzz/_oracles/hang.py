@@ -20,9 +20,20 @@ def hang_violation(engine: Engine) -> Exception:
     truth = engine.truth
     caps = engine.capabilities
     graph = truth.describe_graph()
+    cells = engine.machine.cells
     for ctx in engine.contexts:
-        if ctx.blocked and ctx.waiting_on is not None and not ctx.done:
-            graph.append(f"{ctx.name} spins on {ctx.waiting_on.name} = {ctx.waiting_on.value:#x}")
+        if not ctx.blocked or ctx.done:
+            continue
+        if ctx.waiting_on is not None:
+            graph.append(f"{ctx.name} waits until {ctx.waiting_on.name} changes from {ctx.waiting_on.value:#x}")
+        elif ctx.spinning and ctx.seen:
+            read = ", ".join(f"{cells[i].name} = {v:#x}" for i, v in ctx.seen.items())
+            graph.append(f"{ctx.name} spins, re-reading {read}, which nothing will change")
+        elif ctx.spinning:
+            graph.append(f"{ctx.name} spins at trio checkpoints, and nothing else will change")
+        elif ctx.watching:
+            read = ", ".join(f"{c.name} = {c.value:#x}" for c in ctx.watching)
+            graph.append(f"{ctx.name} waits until one of {read} changes")
     names = tuple(sorted({c.name for s in engine.stacks for c in s}))
     text = "; ".join(graph) or "no context waits on a lock"
     if engine.phase == "final":

@@ -207,16 +207,32 @@ def test_hang_on_a_cycle_of_a_non_detecting_lock_is_the_programs_deadlock():
         run(TasLock, abba)
 
 
+class Churner(TasLock):
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        while True:  # changes memory for ever without taking the lock: a livelock
+            await self.words[lock].fetch_add(1)
+            await self.words[lock].fetch_add(-1)
+
+
+def test_livelock_turns_into_a_report_with_the_last_events():
+    r = run(Churner, prog(CS), settings=Settings(max_steps=2000))
+    assert r.violation is not None and r.violation.signature == ("livelock", "step-limit")
+    assert "fetch_add L0" in r.violation.message and r.steps == 2001
+
+
 class Spinner(TasLock):
     async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
         while True:
             await self.words[lock].load()  # spins without ever taking the lock
 
 
-def test_livelock_turns_into_a_report_with_the_last_events():
+def test_a_spin_that_nothing_can_end_is_a_hang_naming_what_it_re_reads():
+    # Spinning is waiting: re-reading memory that nothing changes is a hang, found in a few
+    # steps (the rounds that give a bounded loop room to end), not a livelock at the step limit.
     r = run(Spinner, prog(CS), settings=Settings(max_steps=2000))
-    assert r.violation is not None and r.violation.signature == ("livelock", "step-limit")
-    assert "load L0" in r.violation.message and r.steps == 2001
+    assert r.violation is not None and r.violation.signature == ("hang", "no-cycle")
+    assert "cpu0.task spins, re-reading L0 = 0x0" in r.violation.message
+    assert r.steps < 100
 
 
 def test_plain_spinning_ends_under_the_fair_default():

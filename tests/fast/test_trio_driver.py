@@ -240,7 +240,18 @@ class _Forever(Target):
 
 class _Spinner(_Forever):
     async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
-        while True:
+        while True:  # checkpoints while nothing changes: it waits, for ever
+            await trio.sleep(0)
+
+
+class _Churner(_Forever):
+    def __init__(self, machine):  # type: ignore[no-untyped-def]
+        super().__init__(machine)
+        self.word = machine.cell("churn")
+
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        while True:  # changes memory for ever: a livelock
+            await self.word.fetch_add(1)
             await trio.sleep(0)
 
 
@@ -262,7 +273,8 @@ class _Shielded(_Forever):
     "cls, signature",
     [
         (_Forever, ("hang", "no-cycle")),
-        (_Spinner, ("livelock", "step-limit")),
+        (_Spinner, ("hang", "no-cycle")),  # spinning is waiting: nothing will change
+        (_Churner, ("livelock", "step-limit")),
         (_Raiser, ("target-fault", "raised-ValueError")),
         (_Shielded, ("hang", "no-cycle")),  # cancellation cannot reach it: the run is given up
     ],

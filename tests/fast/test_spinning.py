@@ -1,0 +1,183 @@
+"""Spinning is waiting, and waits wake on changes (issue: judge waiting and time).
+
+Each test has the exact program and schedule of a false alarm seen before: plain spin loops
+reported as livelocks (``livelock/step-limit`` after 500,000 steps, one per virtual ns), and
+two waiters that store the value a cell already holds waking each other for ever through a
+watch. Each counts steps, so that a spinner that costs one step per virtual nanosecond again
+fails here, not only in a benchmark.
+"""
+
+from __future__ import annotations
+
+import trio
+
+import lockfuzz
+from lockfuzz import Capabilities, CpuProgram, Lock, Program, Status, Target, Timeouts, Unlock, Work
+from lockfuzz._engine import Context
+from lockfuzz._machine import Machine
+from lockfuzz._trio_driver import run_trio
+
+from support import RandomWalk
+
+HOLD_600US = Program(
+    cpus=(CpuProgram(task=(Lock(0), Work(600_000), Unlock(0))), CpuProgram(task=(Lock(0), Unlock(0)))), n_locks=1
+)
+HOLD_2MS = Program(
+    cpus=(CpuProgram(task=(Lock(0), Work(2_000_000), Unlock(0))), CpuProgram(task=(Lock(0), Unlock(0)))), n_locks=1
+)
+
+
+class PlainSpinLock(Target):
+    """Test-and-set with the waiter's loop written as textbooks write it: no wait_until."""
+
+    capabilities = Capabilities()
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.flags = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        flag = self.flags[lock]
+        while True:
+            while await flag.load():
+                pass
+            if await flag.xchg(1) == 0:
+                return Status.OK
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        await self.flags[lock].store(0)
+
+
+class ClockSpinLock(PlainSpinLock):
+    """Honours its budget by reading the clock inside a plain spin loop."""
+
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True))
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        start = ctx.now
+        while await self.flags[lock].xchg(1):
+            if ctx.now - start >= budget_ns:
+                return Status.ETIMEDOUT
+        return Status.OK
+
+
+class SleepZeroLock(Target):
+    """A trio lock whose waiter spins with ``await trio.sleep(0)``."""
+
+    driver = "trio"
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True))
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.held = [False] * machine.n_locks
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        with trio.move_on_after(budget_ns / 1e9):
+            while self.held[lock]:
+                await trio.sleep(0)
+            self.held[lock] = True
+            return Status.OK
+        return Status.ETIMEDOUT
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        self.held[lock] = False
+
+
+def test_a_plain_spinner_behind_a_600us_hold_is_clean_in_a_few_steps():
+    for schedule in ([], [1], RandomWalk(3), RandomWalk(4)):
+        r = lockfuzz.run(PlainSpinLock, HOLD_600US, schedule)
+        assert r.violation is None, str(r.violation)
+        assert r.steps < 100  # was a livelock/step-limit: 500,000 steps
+        assert r.time_ns >= 600_000  # time passed as for any wait
+
+
+def test_a_spinner_that_reads_the_clock_gives_up_on_time():
+    program = Program(
+        cpus=(CpuProgram(task=(Lock(0), Work(2_000_000), Unlock(0))), CpuProgram(task=(Lock(0, 1_000_000), Unlock(0)))),
+        n_locks=1,
+    )
+    r = lockfuzz.run(ClockSpinLock, program, [])
+    assert r.violation is None, str(r.violation)
+    returned = [(e[0], e[4]) for e in r.trace.events if e[2] == 21 and e[1] == 1]  # cpu1's ACQUIRED
+    assert returned[0][1] == Status.ETIMEDOUT and 1_000_000 <= returned[0][0] <= 1_000_100
+    assert r.steps < 100
+
+
+def test_a_sleep_zero_spinner_behind_a_2ms_hold_is_clean_in_a_few_steps():
+    for schedule in ([], [1], RandomWalk(3)):
+        r = run_trio(SleepZeroLock, HOLD_2MS, schedule)
+        assert r.violation is None, str(r.violation)
+        assert r.steps < 100
+
+
+class PoliteLock(Target):
+    """Waiters say they wait by storing 1 to their flag at every try, and sleep on a watch of
+    the lock words and the flags: a store of the value a flag already holds changes nothing,
+    so it must not wake the other waiter (it did: each woke the other for ever)."""
+
+    capabilities = Capabilities()
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+        self.waiting = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.waiting"))
+        self.changes = machine.watch("changes", [*self.words, *self.waiting])
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        while True:
+            seen = self.changes.value
+            if await self.words[lock].cmpxchg(0, 1) == 0:
+                await self.waiting[ctx.cpu].store(0)
+                return Status.OK
+            await self.waiting[ctx.cpu].store(1)
+            await self.changes.wait_until(lambda v, s=seen: v != s)
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        await self.words[lock].store(0)
+
+
+def test_watches_and_waits_wake_on_a_change_of_value_not_on_a_write():
+    program = Program(
+        cpus=(
+            CpuProgram(task=(Lock(0), Work(1_000_000), Unlock(0))),
+            CpuProgram(task=(Lock(0), Unlock(0))),
+            CpuProgram(task=(Lock(0), Unlock(0))),
+        ),
+        n_locks=1,
+    )
+    for schedule in ([], [0, 1, 2], RandomWalk(1), RandomWalk(2)):
+        r = lockfuzz.run(PoliteLock, program, schedule)
+        assert r.violation is None, str(r.violation)
+        assert r.steps < 200
+
+
+class TwoFlagLock(Target):
+    """Two cells' condition in one wait: ``Machine.wait_until`` over the lock word and a
+    'closed' flag; either change can end the wait."""
+
+    capabilities = Capabilities()
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+        self.closed = machine.cell("closed")
+        self.woken = 0
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        word = self.words[lock]
+        while await word.xchg(1):
+            values = await self.machine.wait_until([word, self.closed], lambda w, c: w == 0 or c == 1)
+            assert values[0] == 0 or values[1] == 1
+            self.woken += 1
+        return Status.OK
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        await self.words[lock].store(0)
+
+
+def test_wait_until_over_several_cells_sleeps_then_wakes_on_either():
+    r = lockfuzz.run(TwoFlagLock, HOLD_600US, [])
+    assert r.violation is None, str(r.violation)
+    waits = [e for e in r.trace.events if e[2] == 13]  # wait_cells: one step now, one when it holds
+    assert [e[4] for e in waits] == [0, 1]
+    assert r.steps < 30
