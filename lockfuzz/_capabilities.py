@@ -60,7 +60,14 @@ class Timeouts:
     ETIMEDOUT is deserved after ``min_ns``, and a waiter never goes ``max_quiet_ns`` without
     the lock making progress (an acquisition returning or a release of the same lock).
     ``early_when_another_times_out``: a waiter may give up at once when another attempt on the
-    same lock returned ETIMEDOUT during its own (a queue torn down by its timed-out head).
+    same lock returned ETIMEDOUT during its own (a queue torn down by its timed-out head), or
+    when it joined behind a waiter still leaving such a queue.
+    ``wakes_waiters``: a waiter asleep on a free lock is woken, so an ETIMEDOUT is deserved only
+    if, for its budget, the lock was not available to it (held, being released, or on its way
+    to another waiter); more than ``grace_ns`` of its budget asleep on a free lock that nobody
+    else was taking is a lost wake-up. The default grace, 100 us, covers a poll or back-off
+    sleep of up to that; a lock that sleeps longer between looks declares its longest sleep as
+    ``grace_ns``; one that promises no wake-up at all says ``wakes_waiters=False``.
     """
 
     per_call: bool = True
@@ -68,11 +75,16 @@ class Timeouts:
     max_quiet_ns: int = 0
     slack_ns: int = 100_000
     early_when_another_times_out: bool = False
+    wakes_waiters: bool = True
+    grace_ns: int = 100_000
 
     def __post_init__(self) -> None:
         _check_ns("min_ns", self.min_ns)
         _check_ns("max_quiet_ns", self.max_quiet_ns)
         _check_ns("slack_ns", self.slack_ns)
+        _check_ns("grace_ns", self.grace_ns)
+        if not isinstance(self.wakes_waiters, bool):
+            raise InvalidArgument(f"wakes_waiters={self.wakes_waiters!r}: expected True or False")
         if not self.per_call and self.max_quiet_ns < self.min_ns:
             raise InvalidArgument(
                 f"max_quiet_ns={self.max_quiet_ns!r} < min_ns={self.min_ns!r}: a fixed timeout "
@@ -164,6 +176,13 @@ class Capabilities:
                 f"timeouts: fixed, gives up after >= {t.min_ns} ns, never quiet for more than "
                 f"{t.max_quiet_ns} ns (+{t.slack_ns} ns slack)"
                 + ("; may leave early when a waiter ahead timed out" if t.early_when_another_times_out else "")
+            )
+        if t is not None:
+            lines.append(
+                f"wake-ups: a waiter asleep on a free lock is woken (ETIMEDOUT after more than {t.grace_ns} ns of "
+                "its budget asleep on a free lock is a lost wake-up)"
+                if t.wakes_waiters
+                else "wake-ups: none promised (a waiter may sleep through a free lock until it times out)"
             )
         d = self.detection
         if d.classes:

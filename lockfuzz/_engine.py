@@ -570,11 +570,14 @@ class Engine:
         self._deadline(ctx, deadline)
 
     def _deadline(self, ctx: Context, deadline: int | None) -> None:
+        """``ctx`` has just blocked: note its deadline, if any."""
         ctx.deadline = deadline
         if deadline is not None:
             self._seq += 1
             heapq.heappush(self._heap, (deadline, self._seq, ctx.token, ctx))
         self._dirty = True
+        if self.truth.attempts:
+            self.truth.retime()  # an attempt may now sleep on a free lock
 
     def _wait_cells(self, ctx: Context, req: tuple[Any, ...], now: int) -> bool:
         """A ``Machine.wait_until`` step: log it; block unless the predicate holds or the
@@ -675,6 +678,8 @@ class Engine:
             ctx.watching = ()
             ctx.spinning = False
         self._dirty = True
+        if self.truth.attempts:
+            self.truth.retime()
 
     def _wake(self, cell: Cell) -> None:
         """``cell`` changed value: bump its watches, wake the waiters whose condition now holds."""

@@ -461,14 +461,19 @@ class TrioEngine(Engine):
         ctx_of = self._t_ctx_of
         queued = {ctx_of[task].index for task in tasks}
         changes = self.changes
+        moved = False
         for stack in self.stacks:
             for c in stack:
-                waited = c.blocked and not c.spinning  # in trio, or on cells
+                was = c.blocked
+                waited = was and not c.spinning  # in trio, or on cells
                 if c.spin_at >= 0 and c.spin_at != changes:
                     self._unblock(c)  # a spinner parked at a trio checkpoint: something moved
                 c.blocked = c.index not in queued or c.spinning
                 if waited and not c.blocked:
                     self.changes += 1  # woken by trio (an Event set, a lock handed over): progress
+                moved = moved or was != c.blocked
+        if moved and self.truth.attempts:
+            self.truth.retime()  # who sleeps changed: the free clocks of waiting depend on it
         runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
         fireable: list[tuple[int, int]] = []
         if self.phase == "run" and self._t_handlers:
@@ -659,6 +664,8 @@ class TrioEngine(Engine):
                 cell.waiters.remove(ctx)
             except ValueError:  # pragma: no cover - already removed
                 pass
+        if self.truth.attempts:
+            self.truth.retime()
         if ctx.spin_at >= 0:  # parked at a trio checkpoint: its task is queued in trio already
             ctx.spin_at = -1
             ctx.spinning = False

@@ -39,12 +39,14 @@ class Attempt:
     fallback = False  # nested-trylock-fallback conditions held at its start
     contended = False  # its lock was held, attempted by another or being released at some moment
     other_timed_out = False  # another attempt on the same lock returned ETIMEDOUT meanwhile
+    teardown = False  # it began while a waiter on its lock was leaving a torn-down queue
     int_total = 0  # ns spent interrupted (its CPU ran a handler above it)
     int_since: int | None = None
-    held_up = 0  # how many other attempts on its lock are interrupted now
-    held_total = 0  # ns spent while another attempt on its lock was interrupted
-    held_since = 0
+    stall_total = 0  # ns while it, the lock's holder or another waiter on it was interrupted
+    stall_since: int | None = None
     quiet_paused = 0
+    free_total = 0  # ns of its budget while it slept on a free lock nobody else was taking
+    free_since: int | None = None
     holding = False  # its context held another lock when the attempt began
     ahead: tuple[Attempt, ...] = ()  # FIFO locks: earlier arrivals it must wait for
 
@@ -61,15 +63,26 @@ class Attempt:
         return self.int_total + (now - self.int_since if self.int_since is not None else 0)
 
     def paused_ns(self, now: int) -> int:
-        """Time it could not make progress: interrupted itself, or while another waiter on its
-        lock was, which may be ahead of it in the lock's queue (whose timeouts belong to its
-        head: rqspinlock's waiters further back spin with no timeout of their own)."""
-        held = self.held_total + (now - self.held_since if self.held_up else 0)
-        return self.interrupted_ns(now) + held
+        """Time the lock could make no progress for it, whichever CPU a handler ran on: it was
+        interrupted itself, or the lock's holder (or releaser) was, or another waiter on its lock
+        was, which may be ahead of it in the lock's queue (rqspinlock's waiters further back
+        have no timeout of their own; a trio waiter cancelled in ``Condition.wait`` must retake
+        the condition's lock from whoever has it)."""
+        return self.stall_total + (now - self.stall_since if self.stall_since is not None else 0)
 
     def elapsed_ns(self, now: int) -> int:
-        """Time spent attempting, less the time its CPU ran handlers above it."""
-        return now - self.start - self.interrupted_ns(now)
+        """Time spent attempting, less the time the lock could make no progress for it."""
+        return now - self.start - self.paused_ns(now)
+
+    def deadline(self) -> int:
+        """When its per-call budget runs out."""
+        return self.start + self.budget
+
+    def free_ns(self, now: int, until: int | None = None) -> int:
+        """Time it slept on a free lock that nobody else was taking, up to ``until``."""
+        end = now if until is None else min(now, until)
+        since = self.free_since
+        return self.free_total + (max(0, end - since) if since is not None else 0)
 
     def quiet_ns(self, now: int) -> int:
         """Time since the lock last made progress, less the time it could not make progress."""
@@ -138,6 +151,7 @@ class GroundTruth:
         self.releaser: list[Context | None] = [None] * n  # the context whose release is under way
         self._table_view = self._fallback = self._backoff = False
         self._fifo_doorway: int | None = None
+        self._window = False  # free time counts only within the budget (per-call timeouts)
 
     def start(self) -> None:
         caps = self.engine.capabilities
@@ -146,6 +160,7 @@ class GroundTruth:
         self._backoff = "age-backoff" in caps.exceptions
         fair = caps.fairness
         self._fifo_doorway = fair.doorway_steps if fair is not None and fair.overtakes == 0 else None
+        self._window = caps.timeouts is not None and caps.timeouts.per_call
 
     def above(self, ctx: Context) -> Context:
         stack = self.engine.stacks[ctx.cpu]
@@ -174,13 +189,12 @@ class GroundTruth:
         if h is not None or waiting or self.releasing[obj]:
             a.contended = True
         if waiting:
-            held_up = 0
             for b in waiting:
                 b.contended = True
-                if b.int_since is not None:
-                    held_up += 1
-            if held_up:
-                a.held_up, a.held_since = held_up, now
+                if b.other_timed_out or b.teardown:
+                    # A waiter is leaving a queue its timed-out head tore down: one that joins
+                    # behind it is told to leave in turn (rqspinlock's T step, waiter to waiter).
+                    a.teardown = True
             if self._fifo_doorway is not None:
                 doorway = self._fifo_doorway
                 a.ahead = tuple(b for b in waiting if b.ctx.steps - b.start_steps >= doorway)
@@ -199,6 +213,7 @@ class GroundTruth:
             self._recompute()
         if self._table_view:
             self._mark_table_view()
+        self.retime()
 
     def _on_acquired(self, index: int, ctx: Context, obj: int, value: int) -> None:
         now = self.engine.machine.now
@@ -207,6 +222,7 @@ class GroundTruth:
         waiting.remove(a)
         a.end = now
         a.status = _STATUS[value]
+        self._close(a, now)
         self.returned = a
         if value == 0:
             self.holder[obj] = ctx
@@ -223,6 +239,7 @@ class GroundTruth:
             self._recompute()
         if self._table_view:
             self._mark_table_view()
+        self.retime()
 
     def _on_release(self, index: int, ctx: Context, obj: int, value: int) -> None:
         self.released_holder = self.holder[obj]
@@ -237,6 +254,7 @@ class GroundTruth:
                 b.contended = True
         if self.cycles:
             self._recompute()
+        self.retime()
 
     def _on_released(self, index: int, ctx: Context, obj: int, value: int) -> None:
         # The lock leaves the CPU's table only now that the release returned: the kernel's
@@ -250,22 +268,16 @@ class GroundTruth:
             self._recompute()
         if self._table_view:
             self._mark_table_view()
+        self.retime()
 
     def _on_irq_enter(self, index: int, ctx: Context, obj: int, value: int) -> None:
         stack = self.engine.stacks[obj]
         below = self.attempts.get(stack[-2].index) if len(stack) > 1 else None
         if below is not None and below.int_since is None:
-            now = self.engine.machine.now
-            below.int_since = now
-            # Every other waiter on the lock may be queued behind it: the ACQUIRE order is not
-            # the queue's (a later arrival can take the pending bit or the tail first).
-            for b in self.on_lock[below.lock]:
-                if b is not below:
-                    b.held_up += 1
-                    if b.held_up == 1:
-                        b.held_since = now
+            below.int_since = self.engine.machine.now
         if self.cycles:
             self._recompute()
+        self.retime()
 
     def _on_resume(self, index: int, ctx: Context, obj: int, value: int) -> None:
         """A context ended (IRQ_EXIT or DONE): the one below it on its CPU runs again."""
@@ -273,16 +285,57 @@ class GroundTruth:
         if stack:
             resumed = self.attempts.get(stack[-1].index)
             if resumed is not None and resumed.int_since is not None:
-                now = self.engine.machine.now
-                resumed.int_total += now - resumed.int_since
+                resumed.int_total += self.engine.machine.now - resumed.int_since
                 resumed.int_since = None
-                for b in self.on_lock[resumed.lock]:
-                    if b is not resumed:
-                        b.held_up -= 1
-                        if b.held_up == 0:
-                            b.held_total += now - b.held_since
         if self.cycles:
             self._recompute()
+        self.retime()
+
+    # -- the clocks of waiting: stalled by a handler, asleep on a free lock -------------------------
+    def retime(self) -> None:
+        """Start or stop each attempt's stall and free clocks (``Attempt.paused_ns``,
+        ``Attempt.free_ns``). Called after every event and, by the engines, whenever a context
+        blocks or wakes: both clocks depend on who is interrupted and who sleeps, which change
+        between events."""
+        if not self.attempts:
+            return
+        now = self.engine.machine.now
+        for a in self.attempts.values():
+            lock = a.lock
+            others = self.on_lock[lock]
+            holder = self.holder[lock] or self.releaser[lock]
+            stalled = (
+                not a.ctx.top
+                or (holder is not None and not holder.top)
+                or any(not b.ctx.top for b in others if b is not a)
+            )
+            if stalled and a.stall_since is None:
+                a.stall_since = now
+            elif not stalled and a.stall_since is not None:
+                a.stall_total += now - a.stall_since
+                a.stall_since = None
+            # Free for it: nobody holds or releases the lock, it sleeps (not merely preempted,
+            # not under its own CPU's handler), nobody else is on the way to the lock (running
+            # or interrupted), and nobody the lock's declared order puts first still waits.
+            free = (
+                holder is None
+                and not self.releasing[lock]
+                and a.ctx.blocked
+                and a.ctx.top
+                and all(b.ctx.blocked and b.ctx.top for b in others if b is not a)
+                and not any(b.end < 0 for b in a.ahead)
+                and not (self._window and now >= a.deadline())
+            )
+            if free and a.free_since is None:
+                a.free_since = now
+            elif not free and a.free_since is not None:
+                self._close(a, now)
+
+    def _close(self, a: Attempt, now: int) -> None:
+        """Stop its free clock (at its budget's end, for per-call budgets)."""
+        if a.free_since is not None:
+            a.free_total = a.free_ns(now, a.deadline() if self._window else None)
+            a.free_since = None
 
     def _progress(self, lock: int, now: int) -> None:
         for b in self.on_lock[lock]:

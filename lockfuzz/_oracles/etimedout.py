@@ -1,9 +1,18 @@
-"""ETIMEDOUT attribution: a timeout must be deserved.
+"""ETIMEDOUT attribution: a timeout must be deserved, as sharply as an EDEADLK.
 
-Deserved when the attempt lasted at least its budget (per-call budgets) or the target's
-shortest fixed timeout; or, where the target declares it, when it gave up early because
-another attempt on the same lock timed out meanwhile or had itself waited that long (a queue
-torn down by its timed-out head). A target without timeouts must never return ETIMEDOUT.
+Not early: the attempt lasted at least its budget (per-call budgets) or the target's shortest
+fixed timeout; or, where the target declares it, it gave up early because another attempt on
+the same lock timed out meanwhile or had itself waited that long, or it joined behind a waiter
+that was leaving (a queue torn down by its timed-out head, waiter by waiter). A target without
+timeouts must never return ETIMEDOUT.
+
+Not undeserved: for its budget (less the declared ``grace_ns``) the lock was not available to
+that waiter. Time counts against the lock (``Attempt.free_ns``) while nobody held or released
+it, the waiter slept (blocked: not merely preempted, not held up by its own CPU's handlers),
+no other waiter was on its way to the lock (running, or interrupted), and nobody the lock's
+declared order puts first still waited. A timeout after more of that than the grace is a lost
+wake-up: the report says how long the lock sat free; a target that promises no wake-up says
+``Timeouts(wakes_waiters=False)``.
 """
 
 from __future__ import annotations
@@ -36,14 +45,24 @@ class EtimedoutAttribution(Oracle):
                 contexts=(ctx.name,), locks=(obj,), time_ns=now, event_index=index,
             )
         need = a.budget if t.per_call else t.min_ns
-        if lasted >= need:
-            return
-        if t.early_when_another_times_out and (
-            a.other_timed_out or any(now - b.start >= need for b in engine.truth.on_lock[obj])
+        if lasted < need and not (
+            t.early_when_another_times_out
+            and (a.other_timed_out or a.teardown or any(now - b.start >= need for b in engine.truth.on_lock[obj]))
         ):
-            return
-        raise Violation(
-            self.name, "early",
-            f"{ctx.name} got ETIMEDOUT on L{obj} after {lasted} ns; a timeout needs {need} ns",
-            contexts=(ctx.name,), locks=(obj,), time_ns=now, event_index=index,
-        )
+            raise Violation(
+                self.name, "early",
+                f"{ctx.name} got ETIMEDOUT on L{obj} after {lasted} ns; a timeout needs {need} ns",
+                contexts=(ctx.name,), locks=(obj,), time_ns=now, event_index=index,
+            )
+        free = a.free_ns(now)  # closed at its budget's end by the ground truth
+        if t.wakes_waiters and free > t.grace_ns:
+            window = f"of its {a.budget} ns budget" if t.per_call else f"of the {lasted} ns it waited"
+            raise Violation(
+                self.name, "undeserved",
+                f"{ctx.name} got ETIMEDOUT on L{obj}, but L{obj} sat free for {free} ns {window} while "
+                f"{ctx.name} slept and no other acquisition of it was under way: a lost wake-up "
+                f"(the target declares a grace of {t.grace_ns} ns; a lock that polls or backs off by "
+                "sleeping declares its longest sleep as Timeouts(grace_ns=...))",
+                contexts=(ctx.name,), locks=(obj,), time_ns=now, event_index=index,
+                details={"free_ns": free},
+            )
