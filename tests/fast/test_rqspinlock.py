@@ -453,3 +453,47 @@ def test_waiter_behind_an_interrupted_head_waits_longer():
     [behind] = of(result, "cpu3.task")
     assert head[2] is behind[2] is Status.ETIMEDOUT and behind[4] > 1000 * MS
     assert run(RqSpinlock, program, FireWhen({2: late})).violation is None
+
+
+# Found by `lockfuzz fuzz rqspinlock --runs 20000 --cpus 4 --strategy pct --seed 0`, minimised:
+# cpu2's task joins the queue a few ns after a queue head returned ETIMEDOUT, behind a waiter
+# that the head told to leave and that is still leaving; that waiter, leaving, tells cpu2 to
+# leave too (the T step, waiter to waiter), so cpu2 returns ETIMEDOUT long before 250 ms. The
+# kernel's own teardown: the declared early leaving covers it, and only because cpu2 joined
+# behind a leaving waiter.
+TEARDOWN = Program.from_json({
+    "n_locks": 1, "on_error": {"retries": 0, "backoff_ns": 0},
+    "cpus": [
+        {"task": [["lock", 0, 1_000_000_000], ["unlock", 0]],
+         "handlers": [{"level": "softirq", "ops": [["lock", 0, 1_000_000_000], ["unlock", 0]]}]},
+        {"task": [["lock", 0, 1_000_000_000], ["work", 0], ["unlock", 0]], "handlers": []},
+        {"task": [["lock", 0, 1_000_000_000], ["work", 2], ["unlock", 0], ["work", 250_100_001],
+                  ["lock", 0, 1_000_000_000], ["unlock", 0]], "handlers": []},
+        {"task": [["lock", 0, 1_000_000_000], ["work", 500_100_002], ["unlock", 0]], "handlers": []},
+    ],
+})  # fmt: skip
+TEARDOWN_SCHEDULE = [1] + [0] * 21 + [2] + [0] * 6 + [2] + [0] * 29 + [1] + [0] * 11 + [1]
+
+
+def _early_timeouts(result: lockfuzz.RunResult) -> list[str]:
+    start: dict[int, int] = {}
+    early = []
+    for t, ctx, kind, _lock, value in result.trace.events:
+        if kind == 20:  # ACQUIRE
+            start[ctx] = t
+        elif kind == 21 and value == Status.ETIMEDOUT and t - start[ctx] < 250 * MS:
+            early.append(result.trace.contexts[ctx])
+    return early
+
+
+def test_a_waiter_joining_behind_a_leaving_one_may_be_told_to_leave(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run(RqSpinlock, TEARDOWN, TEARDOWN_SCHEDULE)
+    assert result.violation is None, str(result.violation)
+    assert _early_timeouts(result)  # someone was told to leave long before 250 ms
+    # Without the teardown mark (a waiter that joined behind a leaving one), it is etimedout/early:
+    # the exception covers exactly this and nothing wider.
+    from lockfuzz._oracles import _truth
+
+    monkeypatch.setattr(_truth.Attempt, "teardown", property(lambda self: False, lambda self, value: None))
+    again = run(RqSpinlock, TEARDOWN, TEARDOWN_SCHEDULE)
+    assert again.violation is not None and again.violation.signature == ("etimedout", "early")
