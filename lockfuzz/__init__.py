@@ -11,7 +11,7 @@ from ._minimise import Minimised, minimise
 from ._machine import Cell, Machine
 from ._program import CpuProgram, Handler, Lock, OnError, Program, Unlock, Work
 from ._report import perfetto, timeline
-from ._status import Level, Status
+from ._status import Level, Mark, Status
 from ._target import Target, resolve_target, target_path
 
 __version__ = "0.1.0"
@@ -19,7 +19,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CampaignReport", "Capabilities", "Cell", "Context", "CpuProgram", "DecisionSource", "Detection",
     "Engine", "Failure", "Fairness", "Found", "Handler", "InvalidArgument", "Level", "Lock",
-    "LockfuzzError", "LockfuzzFailure", "Machine", "Minimised", "OnError", "Program", "ProgramError", "ReplayError",
+    "LockfuzzError", "LockfuzzFailure", "Machine", "Mark", "Minimised", "OnError", "Program", "ProgramError",
+    "ReplayError",
     "ReplayOutcome", "RunResult", "Schedule", "Settings", "Status", "Target", "Timeouts", "Trace",
     "Unlock", "Violation", "Work", "__version__", "check", "fuzz", "load_failure", "minimise",
     "perfetto", "replay", "resolve_target", "run", "target_path", "timeline", "write_failure",

@@ -46,13 +46,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 from ._errors import InvalidArgument, Violation
-from ._events import ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, RELEASED, Trace
+from ._events import ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, MARK, Trace
 from ._interpreter import run_line
 from ._oracles import default_oracles
 from ._oracles._truth import GroundTruth
 from ._machine import MEMORY_OPS, SLEEP, START, WAIT, WAIT_CELLS, Cell, Machine, Watch
 from ._program import Handler, Lock, OnError, Program, Unlock
-from ._status import Level, Status
+from ._status import Level, Mark, Status
 
 __all__ = ["Context", "DecisionSource", "Engine", "RunResult", "Settings", "run"]
 
@@ -134,7 +134,7 @@ class Context:
     """
 
     __slots__ = (
-        "blocked", "coro", "cpu", "deadline", "done", "handler", "index", "last", "level", "machine",
+        "blocked", "coro", "cpu", "deadline", "done", "engine", "handler", "index", "last", "level", "machine",
         "name", "park", "pending", "probes", "reads", "seen", "spin_at", "spinning", "steps", "token", "top",
         "waiting_on", "watching",
     )  # fmt: skip
@@ -145,6 +145,7 @@ class Context:
         self.cpu = cpu
         self.level = level
         self.machine = machine
+        self.engine: Any = None  # the engine running it (set when the engine makes it)
         self.handler = handler  # index in its CPU's handlers, -1 for the task
         self.coro: Any = None
         self.pending: tuple[Any, ...] = (START, None, 0, 0)
@@ -173,6 +174,12 @@ class Context:
     @property
     def in_nmi(self) -> bool:
         return self.level == Level.NMI
+
+    def mark(self, what: Mark, lock: int) -> None:
+        """Tell the ground truth what the step just taken did (a ``Mark``: the lock taken, the
+        pending bit set, the queue head reached), inside an acquisition of ``lock``. No step
+        of its own; see ``Mark``."""
+        self.engine.mark(self, what, lock)
 
     def __repr__(self) -> str:
         return f"<Context {self.name}>"
@@ -257,12 +264,12 @@ class Engine:
             oracles = default_oracles()
         self.oracles = list(oracles)
         self.truth = GroundTruth(self)
-        self._truth: list[Any] = [None] * (RELEASED + 1)
+        self._truth: list[Any] = [None] * (MARK + 1)
         for kind, method in self.truth.handlers().items():
             self._truth[kind] = method
         # Observers per event kind (a shared empty tuple until an oracle asks for the kind), and
         # per status for ACQUIRED, the most frequent event.
-        self._dispatch: list[Any] = [()] * (RELEASED + 1)
+        self._dispatch: list[Any] = [()] * (MARK + 1)
         self._acquired: dict[int, list[Callable[..., None]]] = {s: [] for s in _STATUS_CODES}
         self.target: Any = None
         #: What the oracles hold the target to: the instance's, which may depend on its parameters.
@@ -283,6 +290,18 @@ class Engine:
             truth(index, ctx, obj, value)
         for observe in self._acquired[value] if kind == ACQUIRED else self._dispatch[kind]:
             observe(self, index, ctx, kind, obj, value)
+
+    def mark(self, ctx: Context, what: Mark, lock: int) -> None:
+        """``Context.mark``: checked, then logged as a ``MARK`` event for the ground truth."""
+        attempt = self.truth.attempts.get(ctx.index)
+        if not isinstance(what, Mark) or attempt is None or attempt.lock != lock:
+            raise Violation(
+                "target-fault", "bad-mark",
+                f"{ctx.name} marked {what!r} on L{lock}, but a mark must be a lockfuzz.Mark made inside an "
+                f"acquisition of that lock ({'none' if attempt is None else f'it is acquiring L{attempt.lock}'})",
+                contexts=(ctx.name,), locks=(lock,), time_ns=self.machine.now,
+            )
+        self.log(ctx, MARK, lock, int(what))
 
     def options(self) -> list[tuple[Any, ...]]:
         """The options at the current decision point, in decision order (for sources)."""
@@ -362,6 +381,7 @@ class Engine:
         else:
             name = f"cpu{cpu}.{level}#{handler}"
         ctx = Context(len(self.contexts), name, cpu, level, self.machine, handler)
+        ctx.engine = self
         ctx.coro = run_line(self, ctx, ops, on_error or self.program.on_error)
         self.contexts.append(ctx)
         return ctx

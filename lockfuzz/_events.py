@@ -11,7 +11,8 @@ step in its hot loop, and tuples of ints are the cheapest thing Python can appen
   truth before any other context can take it), ``RELEASED`` (the release call returned),
   ``IRQ_ENTER``/``IRQ_EXIT`` (ctx = the handler,
   obj = CPU, value = level), ``CLOCK`` (the clock jumped to ``time_ns``), ``DONE`` (a context
-  finished its line), ``FINAL`` (the final-state check begins).
+  finished its line), ``FINAL`` (the final-state check begins), ``MARK`` (obj = lock, value = a
+  ``Mark``: the target said its step took the lock, made it pending or queue head).
 
 A trace's hash is a SHA-256 of the canonical text of its events and names: stable across
 processes, ``PYTHONHASHSEED`` and machines (no ``hash()``, no ``id()``).
@@ -24,17 +25,19 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ._machine import OP_NAMES
-from ._status import Status
+from ._status import Mark, Status
+
+_MARKS = {int(m): {"TAKEN": "taken", "PENDING": "pending waiter", "HEAD": "queue head"}[m.name] for m in Mark}
 
 __all__ = [
-    "ACQUIRE", "ACQUIRED", "CLOCK", "DONE", "FINAL", "IRQ_ENTER", "IRQ_EXIT", "RELEASE", "RELEASED", "Trace",
+    "ACQUIRE", "ACQUIRED", "CLOCK", "DONE", "FINAL", "IRQ_ENTER", "IRQ_EXIT", "MARK", "RELEASE", "RELEASED", "Trace",
     "event_text",
 ]  # fmt: skip
 
-ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, CLOCK, DONE, FINAL, RELEASED = range(20, 29)
+ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, CLOCK, DONE, FINAL, RELEASED, MARK = range(20, 30)
 KIND_NAMES = {
     ACQUIRE: "acquire", ACQUIRED: "acquired", RELEASE: "release", IRQ_ENTER: "irq-enter",
-    IRQ_EXIT: "irq-exit", CLOCK: "clock", DONE: "done", FINAL: "final-check", RELEASED: "released",
+    IRQ_EXIT: "irq-exit", CLOCK: "clock", DONE: "done", FINAL: "final-check", RELEASED: "released", MARK: "mark",
 }  # fmt: skip
 for _code, _name in enumerate(OP_NAMES):
     KIND_NAMES[_code] = _name
@@ -96,4 +99,6 @@ def event_text(ev: Event, contexts: Sequence[str], cells: Sequence[str]) -> str:
         return f"{KIND_NAMES[kind]} {contexts[ctx]}"
     if kind == CLOCK:
         return f"clock jumps to {t} ns"
+    if kind == MARK:
+        return f"L{obj}: {_MARKS.get(value, value)}"
     return KIND_NAMES.get(kind, f"kind{kind}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Level", "Status"]
+__all__ = ["Level", "Mark", "Status"]
 
 
 class Status(enum.IntEnum):
@@ -22,6 +22,30 @@ class Status(enum.IntEnum):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Mark(enum.IntEnum):
+    """What a target may tell the ground truth about a step of its acquisition (``ctx.mark``).
+
+    The ground truth otherwise learns who holds a lock only when ``acquire`` returns, and knows
+    no queue order. A queued lock that marks its steps is judged by its real state:
+
+    - ``TAKEN``: this step took the lock (the CAS that set the locked byte): from now on the
+      context holds it, before ``acquire`` returns (a handler that lands before the return and
+      asks for the lock waits for it: a deadlock the wait-for graph now shows);
+    - ``PENDING``: this step made it the pending waiter (qspinlock's pending bit): every other
+      waiter on the lock waits behind it;
+    - ``HEAD``: this step made it the head of the lock's queue: the waiters queued after it
+      wait behind it, and "the first waiter" of a ``Detection(first_waiter_only=True)`` claim is
+      the pending waiter or the head, not the earliest arrival.
+    """
+
+    TAKEN = 1
+    PENDING = 2
+    HEAD = 3
+
+    def __str__(self) -> str:
+        return self.name.lower()
 
 
 class Level(enum.IntEnum):

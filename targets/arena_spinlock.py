@@ -30,7 +30,7 @@ Budget: the budget passed to ``acquire`` stands for the slow-path frame's may_go
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Status, Timeouts
+from lockfuzz import Capabilities, Mark, Status, Timeouts
 
 # The lock word's layout, the tail encoding and the spin conditions over them are qspinlock's
 # (the arena lock copies them).
@@ -62,6 +62,7 @@ class ArenaSpinlock(QueueNodes):
         deadline = ctx.now + budget_ns
         val = await word.cmpxchg(0, LOCKED)
         if val == 0:
+            ctx.mark(Mark.TAKEN, lock)
             return Status.OK
         # -- arena_spin_lock_slowpath ------------------------------------------------------
         if val == PENDING:
@@ -77,17 +78,19 @@ class ArenaSpinlock(QueueNodes):
                     break
                 val = seen
             if not val & ~LOCKED_MASK:
+                ctx.mark(Mark.PENDING, lock)
                 if val & LOCKED_MASK:
                     seen = await word.wait_until(_unlocked, deadline)
                     if not _unlocked(seen):
                         return Status.ETIMEDOUT  # release_err: the pending bit stays set
                 await word.store_field(0, 16, LOCKED)
+                ctx.mark(Mark.TAKEN, lock)
                 return Status.OK
             if not val & PENDING:
                 await word.store_field(8, 8, 0)
-        return await self._queue(ctx, word, deadline)
+        return await self._queue(ctx, lock, word, deadline)
 
-    async def _queue(self, ctx, word, deadline):  # type: ignore[no-untyped-def]
+    async def _queue(self, ctx, lock, word, deadline):  # type: ignore[no-untyped-def]
         cpu = ctx.cpu
         count = self.count[cpu]
         idx = await count.fetch_add(1)
@@ -98,6 +101,7 @@ class ArenaSpinlock(QueueNodes):
         await my_locked.store(0)
         await my_next.store(0)
         if not await word.load() and await word.cmpxchg(0, LOCKED) == 0:  # arena_spin_trylock
+            ctx.mark(Mark.TAKEN, lock)
             await count.fetch_add(-1)
             return Status.OK
         old = await word.load()  # xchg_tail: a cmpxchg loop
@@ -115,14 +119,17 @@ class ArenaSpinlock(QueueNodes):
                 await count.fetch_add(-1)
                 return Status.ETIMEDOUT  # release_node_err: our node stays linked in the queue
             nxt = await my_next.load()
+        ctx.mark(Mark.HEAD, lock)
         val = await word.wait_until(_no_locked_pending, deadline)
         if not _no_locked_pending(val):
             await count.fetch_add(-1)
             return Status.ETIMEDOUT  # release_node_err: the tail may still name our node
         if val & TAIL_MASK == tail and await word.cmpxchg(val, LOCKED) == val:  # last in the queue
+            ctx.mark(Mark.TAKEN, lock)
             await count.fetch_add(-1)
             return Status.OK
         await word.store_field(0, 8, LOCKED)  # set_locked
+        ctx.mark(Mark.TAKEN, lock)  # held from here: giving up below keeps it (a leak)
         if not nxt:
             nxt = await my_next.wait_until(_nonzero, deadline)
             if not nxt:

@@ -22,7 +22,7 @@ interrupts, and a context cannot hold a lock twice without deadlocking on itself
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Fairness, Status, Target
+from lockfuzz import Capabilities, Fairness, Mark, Status, Target
 
 LEVELS = 4  # task, softirq, hardirq, NMI
 
@@ -67,6 +67,7 @@ class McsLock(Target):
         if prev:
             await self.next[prev - 1].store(node)
             await self.locked[node - 1].wait_until(_nonzero)
+        ctx.mark(Mark.TAKEN, lock)  # the head of an MCS queue holds the lock
         return Status.OK
 
     async def release(self, ctx, lock):  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ Release is a byte store of 0 to the locked byte. The generic ``_Q_PENDING_LOOPS`
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Status, Target
+from lockfuzz import Capabilities, Mark, Status, Target
 
 LOCKED = 1
 PENDING = 1 << 8
@@ -95,6 +95,7 @@ class QSpinlock(QueueNodes):
         word = self.words[lock]
         val = await word.cmpxchg(0, LOCKED)
         if val == 0:
+            ctx.mark(Mark.TAKEN, lock)
             return Status.OK
         # -- slow path ------------------------------------------------------------------
         if val == PENDING:  # a pending->locked hand-over is in flight: re-read a bounded number of times
@@ -106,16 +107,18 @@ class QSpinlock(QueueNodes):
             val = await word.fetch_or(PENDING)
             if not val & ~LOCKED_MASK:
                 # We are the pending waiter: wait for the owner, then take it (0,1,0 -> 0,0,1).
+                ctx.mark(Mark.PENDING, lock)
                 if val & LOCKED_MASK:
                     await word.wait_until(_unlocked)
                 await word.store_field(0, 16, LOCKED)
+                ctx.mark(Mark.TAKEN, lock)
                 return Status.OK
             if not val & PENDING:  # undo the pending bit we set
                 await word.store_field(8, 8, 0)
-        await self._queue(ctx, word)
+        await self._queue(ctx, lock, word)
         return Status.OK
 
-    async def _queue(self, ctx, word) -> None:  # type: ignore[no-untyped-def]
+    async def _queue(self, ctx, lock, word) -> None:  # type: ignore[no-untyped-def]
         cpu = ctx.cpu
         count = self.count[cpu]
         idx = await count.fetch_add(1)
@@ -124,6 +127,7 @@ class QSpinlock(QueueNodes):
             while True:
                 await word.wait_until(_is_zero)
                 if await word.cmpxchg(0, LOCKED) == 0:
+                    ctx.mark(Mark.TAKEN, lock)
                     break
             await count.fetch_add(-1)
             return
@@ -132,6 +136,7 @@ class QSpinlock(QueueNodes):
         await my_locked.store(0)
         await my_next.store(0)
         if await self._trylock(word):
+            ctx.mark(Mark.TAKEN, lock)
             await count.fetch_add(-1)
             return
         old = await word.xchg_field(16, 16, tail >> 16)  # xchg_tail: p,*,* -> n,*,*
@@ -142,11 +147,14 @@ class QSpinlock(QueueNodes):
             await my_locked.wait_until(_nonzero)  # arch_mcs_spin_lock_contended
             nxt = await my_next.load()
         # Queue head: wait for the owner and the pending waiter to go away.
+        ctx.mark(Mark.HEAD, lock)
         val = await word.wait_until(_no_locked_pending)
         if val & TAIL_MASK == tail and await word.cmpxchg(val, LOCKED) == val:  # last: n,0,0 -> 0,0,1
+            ctx.mark(Mark.TAKEN, lock)
             await count.fetch_add(-1)
             return
         await word.store_field(0, 8, LOCKED)  # set_locked: *,*,0 -> *,0,1
+        ctx.mark(Mark.TAKEN, lock)  # held from here, while it hands the queue on
         if not nxt:
             nxt = await my_next.wait_until(_nonzero)
         next_locked, _ = self._decode(nxt)

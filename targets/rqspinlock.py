@@ -40,7 +40,7 @@ the mainline code it follows; NMIs take the Q2 fallback instead.
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Detection, InvalidArgument, Status, Target, Timeouts
+from lockfuzz import Capabilities, Detection, InvalidArgument, Mark, Status, Target, Timeouts
 
 __all__ = ["RqSpinlock", "capabilities_for"]
 
@@ -161,6 +161,7 @@ class RqSpinlock(Target):
         await self._grab_entry(ctx.cpu, lock)
         val = await self.word[lock].cmpxchg(0, LOCKED)
         if val == 0:
+            ctx.mark(Mark.TAKEN, lock)
             return Status.OK
         return await self._slowpath(ctx, lock, val)
 
@@ -280,6 +281,7 @@ class RqSpinlock(Target):
                 await word.store_field(8, 8, 0)  # undo our pending bit (clear_pending)
             return await self._queue(ctx, lock)
         ret = 0
+        ctx.mark(Mark.PENDING, lock)  # every other waiter now waits behind us
         if old & LOCKED_MASK:  # S5: we are the pending waiter: wait for the owner, 250 ms
             _, ret = await self._spin_checked(cpu, lock, _unlocked, LOCKED_MASK, RES_DEF_TIMEOUT)
         if ret:  # S6: give the pending bit back
@@ -287,6 +289,7 @@ class RqSpinlock(Target):
             await self._release_entry(cpu)
             return Status(ret)
         await word.store_field(0, 16, LOCKED)  # S7: clear_pending_set_locked
+        ctx.mark(Mark.TAKEN, lock)
         return Status.OK
 
     async def _queue(self, ctx, lock: int) -> Status:  # type: ignore[no-untyped-def]
@@ -299,6 +302,8 @@ class RqSpinlock(Target):
         tail = node_id << 16  # encode_tail(cpu, idx)
         if idx >= Q_MAX_NODES or (ctx.in_nmi and idx > 0):  # Q2: trylock fallback, no spinning
             ok = await self._trylock(lock)
+            if ok:
+                ctx.mark(Mark.TAKEN, lock)
             await count.fetch_add(-1)
             if ok:
                 return Status.OK
@@ -308,6 +313,7 @@ class RqSpinlock(Target):
         await my_locked.store(0)  # Q3
         await my_next.store(0)
         if await self._trylock(lock):  # Q4
+            ctx.mark(Mark.TAKEN, lock)
             await count.fetch_add(-1)
             return Status.OK
         old = await word.xchg_field(16, 16, node_id)  # Q5: xchg_tail
@@ -321,6 +327,7 @@ class RqSpinlock(Target):
             else:
                 nxt = await my_next.load()
         if not ret:  # Q7: queue head: wait for owner and pending waiter, 500 ms
+            ctx.mark(Mark.HEAD, lock)
             val, ret = await self._spin_checked(
                 cpu, lock, _unlocked_no_pending, LOCKED_PENDING_MASK, 2 * RES_DEF_TIMEOUT
             )
@@ -342,9 +349,11 @@ class RqSpinlock(Target):
             await self._release_entry(cpu)
             return Status.ETIMEDOUT
         if (val & TAIL_MASK) == tail and await word.cmpxchg(val, LOCKED) == val:  # Q9: claim, alone
+            ctx.mark(Mark.TAKEN, lock)
             await count.fetch_add(-1)
             return Status.OK
         await word.store_field(0, 8, LOCKED)  # Q10: set_locked, then pass the MCS lock on
+        ctx.mark(Mark.TAKEN, lock)  # held from here, while it waits to hand the queue on
         if not nxt:
             nxt = await my_next.wait_until(_nonzero)
         ncpu, nidx = _node_cpu_idx(nxt)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from .._events import ACQUIRE, ACQUIRED, DONE, IRQ_ENTER, IRQ_EXIT, RELEASE, RELEASED
-from .._status import Level, Status
+from .._events import ACQUIRE, ACQUIRED, DONE, IRQ_ENTER, IRQ_EXIT, MARK, RELEASE, RELEASED
+from .._status import Level, Mark, Status
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from .._engine import Context, Engine
@@ -48,6 +48,7 @@ class Attempt:
     free_total = 0  # ns of its budget while it slept on a free lock nobody else was taking
     free_since: int | None = None
     holding = False  # its context held another lock when the attempt began
+    taken = False  # the target marked the step that took the lock (Mark.TAKEN)
     ahead: tuple[Attempt, ...] = ()  # FIFO locks: earlier arrivals it must wait for
 
     def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
@@ -115,11 +116,12 @@ class Cycle:
         self.scan_blinded = any(
             cpu not in cpus and any(lock in table[:-1] for lock in awaited) for cpu, table in enumerate(truth.table)
         )
-        # Some member is the earliest attempt still waiting for its lock (the head of its queue).
+        # Some member is the first waiter of its lock: the pending waiter or the queue head the
+        # target marked, or, for a target that marks nothing, the earliest attempt still waiting.
         self.first_waiter = False
         for c in members:
             a = truth.attempts.get(c.index)
-            if a is not None and truth.on_lock[a.lock][0] is a:
+            if a is not None and truth.first_waiter(a):
                 self.first_waiter = True
                 break
 
@@ -152,6 +154,10 @@ class GroundTruth:
         self._table_view = self._fallback = self._backoff = False
         self._fifo_doorway: int | None = None
         self._window = False  # free time counts only within the budget (per-call timeouts)
+        # What the target marked (``Mark``): the pending waiter and the queue head of each lock.
+        self.marked = False
+        self.pending: list[Attempt | None] = [None] * n
+        self.head: list[Attempt | None] = [None] * n
 
     def start(self) -> None:
         caps = self.engine.capabilities
@@ -161,6 +167,13 @@ class GroundTruth:
         fair = caps.fairness
         self._fifo_doorway = fair.doorway_steps if fair is not None and fair.overtakes == 0 else None
         self._window = caps.timeouts is not None and caps.timeouts.per_call
+
+    def first_waiter(self, a: Attempt) -> bool:
+        """Is ``a`` the first waiter of its lock (the one whose checks run, for
+        ``Detection.first_waiter_only``)?"""
+        if self.marked:
+            return self.pending[a.lock] is a or self.head[a.lock] is a
+        return self.on_lock[a.lock][0] is a
 
     def above(self, ctx: Context) -> Context:
         stack = self.engine.stacks[ctx.cpu]
@@ -178,7 +191,7 @@ class GroundTruth:
         return {
             ACQUIRE: self._on_acquire, ACQUIRED: self._on_acquired, RELEASE: self._on_release,
             RELEASED: self._on_released, IRQ_ENTER: self._on_irq_enter, IRQ_EXIT: self._on_resume,
-            DONE: self._on_resume,
+            DONE: self._on_resume, MARK: self._on_mark,
         }  # fmt: skip
 
     def _on_acquire(self, index: int, ctx: Context, obj: int, value: int) -> None:
@@ -224,11 +237,17 @@ class GroundTruth:
         a.status = _STATUS[value]
         self._close(a, now)
         self.returned = a
+        if self.pending[obj] is a:
+            self.pending[obj] = None
+        if self.head[obj] is a:
+            self.head[obj] = None
         if value == 0:
             self.holder[obj] = ctx
             for b in waiting:
                 b.contended = True
         else:
+            # A lock it marked taken stays held even though it says it failed: a leak, which
+            # the final check reports (the BPF arena lock's new owner that gives up does this).
             _remove_last(self.table[ctx.cpu], obj)
             if value == Status.ETIMEDOUT:
                 for b in waiting:
@@ -266,6 +285,28 @@ class GroundTruth:
         _remove_last(self.table[ctx.cpu], obj)
         if self.cycles:
             self._recompute()
+        if self._table_view:
+            self._mark_table_view()
+        self.retime()
+
+    def _on_mark(self, index: int, ctx: Context, obj: int, value: int) -> None:
+        """The target marked a step of ``ctx``'s attempt on lock ``obj`` (``Mark``)."""
+        a = self.attempts[ctx.index]
+        self.marked = True
+        if value == Mark.TAKEN:
+            a.taken = True
+            self.holder[obj] = ctx
+            if self.pending[obj] is a:
+                self.pending[obj] = None
+            if self.head[obj] is a:
+                self.head[obj] = None
+            for b in self.on_lock[obj]:
+                b.contended = True
+        elif value == Mark.PENDING:
+            self.pending[obj] = a
+        else:
+            self.head[obj] = a
+        self._recompute()
         if self._table_view:
             self._mark_table_view()
         self.retime()
@@ -346,13 +387,23 @@ class GroundTruth:
     def edges(self) -> dict[Context, list[Context]]:
         out: dict[Context, list[Context]] = {}
         for a in self.attempts.values():
-            h = self.holder[a.lock]
+            if a.taken:
+                continue  # it holds the lock it asked for; what it waits for next is not the lock
+            lock = a.lock
+            h = self.holder[lock]
             if h is None:
                 # Free for mutual exclusion from the moment its release began, the lock is not
                 # free for its waiters until the release returns: they wait for the releaser.
-                h = self.releaser[a.lock]
+                h = self.releaser[lock]
             if h is not None:
                 out.setdefault(a.ctx, []).append(h)
+            # Marked queue positions: every other waiter waits behind the pending waiter, and
+            # the waiters queued after the head behind the head.
+            p, hd = self.pending[lock], self.head[lock]
+            if p is not None and p is not a:
+                out.setdefault(a.ctx, []).append(p.ctx)
+            if hd is not None and hd is not a and p is not a:
+                out.setdefault(a.ctx, []).append(hd.ctx)
             if a.ahead:  # a FIFO lock: a later arrival also waits for every earlier one
                 for b in a.ahead:
                     if b.end < 0:
