@@ -18,6 +18,7 @@ MUTANTS: dict[str, str] = {
     "bystander_edeadlk": f"{_P}.bystander_edeadlk:BystanderEdeadlkLock",
     "dirty_after_timeout": f"{_P}.dirty_after_timeout:DirtyAfterTimeoutLock",
     "early_timeout": f"{_P}.early_timeout:EarlyTimeoutLock",
+    "lost_wakeup": f"{_P}.lost_wakeup:LostWakeupLock",
 }
 
 EXPECTED: dict[str, str] = {
@@ -31,6 +32,7 @@ EXPECTED: dict[str, str] = {
     "bystander_edeadlk": "innocent-bystander",
     "dirty_after_timeout": "final-state",
     "early_timeout": "etimedout",
+    "lost_wakeup": "etimedout",
 }
 
 # Known-broken locks over real trio primitives, run on the trio driver.

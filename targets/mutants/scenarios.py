@@ -12,7 +12,8 @@ doorways at once, and a short critical section to overlap in; the queue mutants 
 unfair ticket) need a successor and a later arrival; the timeout and EDEADLK-attribution mutants
 of the resilient TAS need a holder that keeps its lock past the bug's time scale (1 ms, a 1.5 ms
 budget, or 1 s for the pending bit's timeout); the AA mutant a relock; the bystander mutant a
-relock and another CPU that waits for the relocked lock.
+relock and another CPU that waits for the relocked lock; the lost wake-up a release that reaches
+a waiter after its deadline, and a second waiter, with a longer budget, left asleep behind it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ _QUEUE = Program(cpus=_cpus(_cs(0), _cs(0), _cs(0)), n_locks=1)
 _RELOCK = Program(cpus=_cpus(_cs(0), (Lock(0), Lock(0), Unlock(0), Unlock(0))), n_locks=1)
 # A holder that keeps the lock for 3 ms, and a waiter (with a 1.5 ms budget where budgets count).
 _HOLD_3MS = Program(cpus=_cpus(_cs(0, 3 * _MS), (Lock(0, 3 * _MS // 2), Unlock(0))), n_locks=1)
+# A holder that keeps the lock for 1.5 ms, a waiter whose 1 ms budget is spent when the holder
+# releases (its timer fires at 2 ms), and a waiter with a 5 ms budget queued behind it: the
+# wake-up lost with the first waiter leaves the second asleep on a free lock from 1.5 ms on.
+_WAKE_AFTER_DEADLINE = Program(
+    cpus=_cpus(_cs(0, 3 * _MS // 2), (Lock(0, _MS), Unlock(0)), (Lock(0, 5 * _MS), Unlock(0))), n_locks=1
+)
 # A holder that keeps the lock for longer than the resilient locks' 1 s timeout, and a waiter.
 _LONG_HOLD = Program(cpus=_cpus(_cs(0, 3 * _S // 2), _cs(0)), n_locks=1)
 
@@ -60,6 +67,7 @@ SCENARIOS: dict[str, Program] = {
     # cpu1 relocks L0 (AA within one context) while cpu0, a bystander, waits for L0.
     "bystander_edeadlk": _RELOCK,
     "dirty_after_timeout": _LONG_HOLD,
+    "lost_wakeup": _WAKE_AFTER_DEADLINE,
 }
 
 _TAS = "lockfuzz.targets.tas:TasLock"
@@ -78,6 +86,7 @@ BASES: dict[str, str] = {
     "blind_aa": _RTAS,
     "bystander_edeadlk": _RTAS,
     "dirty_after_timeout": "lockfuzz.targets.mutants.dirty_after_timeout:PendingTasLock",
+    "lost_wakeup": "lockfuzz.targets.mutants.lost_wakeup:WakeOneLock",
 }
 
 # The trio mutants' own scenarios and bases.

@@ -21,8 +21,8 @@ import trio
 from lockfuzz import Capabilities, CpuProgram, Fairness, Lock, Program, Status, Target, Timeouts, Unlock, Work
 
 __all__ = [
-    "BASES", "CheckThenSetLock", "EXPECTED", "HandoffLock", "LeakyPermitLock", "MUTANTS", "SCENARIOS",
-    "WrongWaiterLock",
+    "BASES", "CheckThenSetLock", "DroppedWakeupLock", "EXPECTED", "HandoffLock", "LeakyPermitLock", "MUTANTS",
+    "SCENARIOS", "WrongWaiterLock",
 ]  # fmt: skip
 
 
@@ -128,6 +128,31 @@ class LeakyPermitLock(HandoffLock):
             raise
 
 
+class DroppedWakeupLock(HandoffLock):
+    """Mutant: a waiter cancelled after the lock was handed to it frees the lock, waking nobody.
+
+    Broken: a waiter whose budget fires after a release handed it the lock (its ``Event`` set, the
+    waiter not yet run) gives the lock back by marking it free (``held = False``) instead of
+    handing it on to the next waiter in the queue (what ``leave`` does in ``HandoffLock``). The
+    lock is free, but the waiters queued behind sleep in ``turn.wait()`` for a hand-off that never
+    comes, each until its own budget runs out: an ETIMEDOUT on a lock nobody held or wanted (the
+    asyncio ``Lock``/``Semaphore`` lost-wake-up bug, where a woken waiter's cancellation had to
+    wake the next one). It takes a release in the step or two after a waiter's deadline (the
+    scenario's holder keeps the lock for about the first waiter's budget), and a second waiter
+    with a longer budget. Caught by: **etimedout** (an ETIMEDOUT to a waiter that slept on a free
+    lock). (It claims no fairness: with the FIFO claim kept, a newcomer that takes the freed lock
+    ahead of the queued sleepers in a fuller program is reported first, as a fairness finding.)
+    """
+
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True))
+
+    def leave(self, lock: int, turn: trio.Event) -> None:
+        if turn.is_set():
+            self.held[lock] = False  # BUG: the lock goes back, the queued waiters are never woken
+        else:
+            self.queue[lock].remove(turn)
+
+
 class WrongWaiterLock(HandoffLock):
     """Mutant: a release wakes the wrong waiter.
 
@@ -146,13 +171,18 @@ MUTANTS: dict[str, str] = {
     "trio_check_then_set": f"{_P}:CheckThenSetLock",
     "trio_leaky_permit": f"{_P}:LeakyPermitLock",
     "trio_wrong_waiter": f"{_P}:WrongWaiterLock",
+    "trio_lost_wakeup": f"{_P}:DroppedWakeupLock",
 }
 
 EXPECTED: dict[str, str] = {
     "trio_check_then_set": "mutual-exclusion",
     "trio_leaky_permit": "final-state",
     "trio_wrong_waiter": "fairness",
+    "trio_lost_wakeup": "etimedout",
 }
+
+
+_MS = 1_000_000
 
 
 def _cs(lock: int, budget_ns: int = 1_000_000_000, work_ns: int = 0) -> tuple[Any, ...]:
@@ -170,6 +200,11 @@ SCENARIOS: dict[str, Program] = {
     "trio_leaky_permit": Program(cpus=_cpus(_cs(0, work_ns=100), _cs(0, budget_ns=2)), n_locks=1),
     # A holder and two waiters: the second waiter to queue must not get the lock first.
     "trio_wrong_waiter": Program(cpus=_cpus(_cs(0, work_ns=100), _cs(0), _cs(0)), n_locks=1),
+    # A holder that keeps the lock for 1 ms; a waiter whose budget (1 ns less) ends as the holder
+    # hands it the lock; a waiter with a 5 ms budget queued behind it, left asleep on a free lock.
+    "trio_lost_wakeup": Program(
+        cpus=_cpus(_cs(0, work_ns=_MS), _cs(0, budget_ns=_MS - 1), _cs(0, budget_ns=5 * _MS)), n_locks=1
+    ),
 }
 
 BASES: dict[str, str] = {name: f"{_P}:HandoffLock" for name in MUTANTS}
