@@ -521,13 +521,14 @@ class _Campaign:
         signature = result.violation.signature  # type: ignore[union-attr]
         raw_schedule = list(result.decisions)
         schedule = raw_schedule
-        minimal = False
+        minimal, program_minimal = False, None  # not minimised: the report says nothing is proven
         if self.minimise:
             m = minimise_schedule(self.target_cls, program, raw_schedule, signature, params=self.params,
                                   settings=self.settings)
-            program, schedule, result, minimal = m.program, m.decisions, m.result, m.proven_minimal
+            program, schedule, result = m.program, m.decisions, m.result
+            minimal, program_minimal = m.proven_minimal, m.program_minimal
         failure = Failure.from_run(self.target_cls, self.params, program, result, self.settings, schedule=schedule,
-                                   found_by=self._found_by(), minimal=minimal)
+                                   found_by=self._found_by(), minimal=minimal, program_minimal=program_minimal)
         path = None
         if self.failure_dir is not None:
             path = write_failure(failure, self.failure_dir)

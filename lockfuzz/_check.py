@@ -22,6 +22,7 @@ text, so a lazy message changes nothing in how it shrinks.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from hypothesis import reject
@@ -73,7 +74,8 @@ class LockfuzzFailure(AssertionError):
 
         m = self.minimised
         return Failure.from_run(self.target_cls, self.params, m.program, m.result, self.settings,
-                                schedule=m.decisions, minimal=m.proven_minimal, found_by={"check": True})
+                                schedule=m.decisions, minimal=m.proven_minimal, program_minimal=m.program_minimal,
+                                found_by={"check": True})
 
     def __str__(self) -> str:
         if self._text is None:
@@ -82,14 +84,15 @@ class LockfuzzFailure(AssertionError):
 
 
 def _describe(exc: LockfuzzFailure) -> str:
-    from ._report import timeline, violation_text
+    from ._report import minimality, timeline, violation_text
     from ._target import target_path
 
     try:
         m = exc.minimised
-        program, decisions, result, minimal = m.program, m.decisions, m.result, m.proven_minimal
+        program, decisions, result, covers = m.program, m.decisions, m.result, m.covers
     except ValueError:  # the found schedule did not replay (a nondeterministic target): show it as found
-        program, decisions, result, minimal = exc.program, exc.schedule, exc.result, False
+        program, decisions, result = exc.program, exc.schedule, exc.result
+        covers = minimality(False, None, 0)
     preemptions = sum(1 for d in decisions if d)
     lines = [
         f"{target_path(exc.target_cls)} {violation_text(result.violation)}",
@@ -97,8 +100,8 @@ def _describe(exc: LockfuzzFailure) -> str:
         "program" + (" (minimised)" if program != exc.program else "") + ":",
         *("  " + line for line in program.describe().splitlines()),
         "",
-        f"schedule: {len(decisions)} decisions, {preemptions} preemptions" + (" (proven minimal)" if minimal else "")
-        + f": {decisions}",
+        *textwrap.wrap(covers, 120, subsequent_indent="  ", break_on_hyphens=False),
+        f"schedule: {len(decisions)} decisions, {preemptions} preemptions: {decisions}",
         timeline(result.trace, result.violation),
     ]
     return "\n".join(lines)

@@ -7,7 +7,9 @@ file in the same directory, flushed and fsynced, then renamed over the destinati
 never sees half a file and a crash loses nothing already saved.
 
 Compatibility: a file of this schema replays in every later lockfuzz (older schemas are
-migrated on load); a file from a newer lockfuzz fails with a message that says so.
+migrated on load); a file from a newer lockfuzz fails with a message that says so. Keys added
+within a schema are optional (``program_minimal``): a file without one loads, and a lockfuzz that
+predates one ignores it.
 """
 
 from __future__ import annotations
@@ -56,7 +58,11 @@ class Failure:
     violation: dict[str, Any]
     trace_hash: str
     trace: Trace | None = None
-    minimal: bool = False
+    minimal: bool = False  # the schedule: no schedule with fewer preemptions fails the same way
+    #: The program: no single CPU, handler, lock or operation can be removed with the failure kept
+    #: (``Minimised.program_minimal``); None when not recorded (files from before it was, and
+    #: cases not minimised). An optional key, so older files load and older lockfuzz ignore it.
+    program_minimal: bool | None = None
     found_by: dict[str, Any] = field(default_factory=dict)
     lockfuzz_version: str = field(default_factory=_version)
 
@@ -90,6 +96,7 @@ class Failure:
             "signature": {"oracle": self.signature[0], "kind": self.signature[1]},
             "violation": self.violation,
             "minimal": self.minimal,
+            "program_minimal": self.program_minimal,
             "found_by": self.found_by,
             "trace": {"hash": self.trace_hash, **(self.trace.to_json() if self.trace is not None else {})},
         }
@@ -133,6 +140,7 @@ class Failure:
                 trace_hash=str(trace_data["hash"]),
                 trace=trace,
                 minimal=bool(data.get("minimal", False)),
+                program_minimal=_optional_bool(data.get("program_minimal")),
                 found_by=dict(data.get("found_by") or {}),
                 lockfuzz_version=version,
             )
@@ -141,6 +149,10 @@ class Failure:
         except (KeyError, TypeError, ValueError, AttributeError, InvalidArgument) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ReplayError(f"{where}: broken failure file ({detail})") from None
+
+
+def _optional_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def write_failure(failure: Failure, directory: str | os.PathLike[str], name: str | None = None) -> Path:

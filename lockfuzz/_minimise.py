@@ -1,33 +1,52 @@
-"""The schedule minimiser: the failing schedule a person can read in ten lines.
+"""The minimiser: the smallest program and schedule that fail the same way, readable in ten lines.
 
 Hypothesis shrinks the program; this runs after it, on the program it settled on, because a
 shrinker that sees a schedule as opaque bytes stops early (DESIGN.md measured 26-120 steps left
-where a two-preemption witness existed). In order:
+where a two-preemption witness existed), and because Hypothesis keeps what its strategy drew
+together (a second lock, a trailing ``work 0``) even when the failure does not need it. In order,
+repeated until nothing changes:
 
-1. **Program clean-up**: drop CPUs with nothing to do, handlers with nothing to do, and lock
-   numbers nobody uses, re-finding a schedule for the smaller program.
-2. **Greedy**: set each nonzero decision to zero while the signature stays (to a fixpoint).
+1. **Greedy**: set each nonzero decision to zero while the signature stays (to a fixpoint).
+2. **Program**: try the program without each CPU, each handler, each lock number (its operations
+   go and the others are renumbered 0..n-1), each critical section, each ``Lock`` with its matching
+   ``Unlock``, and each ``Work``; keep a smaller program when the same signature fails, under the
+   current decisions or under a schedule with at most as many preemptions (a small exhaustive
+   search each). Then the same for each Work duration and Lock budget rounded down to one
+   significant digit. After a change, back to 1: the final schedule is minimal for the final
+   program.
 3. **Exhaustive yardstick**: search every schedule with fewer preemptions, fewest first
    (``_search.exhaustive``), within a run budget; the first that fails the same way is minimal.
-   If the search finishes without one, the greedy schedule is proven minimal.
+   If the search finishes without one, the greedy schedule is proven minimal. A shorter schedule
+   goes back to 1 (a removal that needed more preemptions may fit in fewer).
 4. **Short**: drop trailing zeros, which replay supplies (the run after the last preemption
    is the fair default's), when the trace stays the same.
 
 The signature (oracle and kind) must stay the same throughout: a minimiser that wanders from
-one bug to another reports neither well.
+one bug to another reports neither well. ``Minimised`` says what the result is minimal in: the
+schedule in preemptions (proven when the yardstick ran to its end), and the program 1-minimal
+(no single CPU, handler, lock or operation can go) when every removal's search ran to its end.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from functools import partial
+from typing import Any, Callable, Iterator
 
 from ._engine import Engine, RunResult, Schedule, Settings
 from ._errors import ProgramError
-from ._program import CpuProgram, Handler, Lock, Program, Unlock
+from ._program import CpuProgram, Handler, Lock, Op, Program, Unlock, Work
 from ._search.exhaustive import bounded_schedules
 
 __all__ = ["Minimised", "minimise", "preemptions"]
+
+#: Each candidate program's schedule search gets this share of ``max_runs`` (and of
+#: ``max_steps``). Most removals that lose the failure lose it outright: the search then ends on
+#: its own, in a few runs, long before this.
+_CANDIDATE_SHARE = 100
+#: The program pass stops once the minimiser has spent this share of its bounds, so that the
+#: yardstick, which decides whether the schedule is proven minimal, always has the rest.
+_PROGRAM_SHARE = 2
 
 
 def preemptions(decisions: list[int]) -> int:
@@ -41,6 +60,18 @@ class Minimised:
     result: RunResult
     proven_minimal: bool  # the exhaustive search covered every schedule with fewer preemptions
     runs: int
+    #: No single CPU, handler, lock or operation can be removed with the signature kept under a
+    #: schedule of at most ``preemptions(decisions)`` preemptions: every such removal was tried and
+    #: its search ran to its end. False when a bound stopped one of them.
+    program_minimal: bool = False
+    steps: int = 0
+
+    @property
+    def covers(self) -> str:
+        """What the result is minimal in, as the reports print it."""
+        from ._report import minimality
+
+        return minimality(self.proven_minimal, self.program_minimal, preemptions(self.decisions))
 
 
 def minimise(
@@ -54,146 +85,313 @@ def minimise(
     max_runs: int = 20_000,
     max_steps: int = 3_000_000,
 ) -> Minimised:
-    """Minimise ``decisions`` (and tidy ``program``) keeping ``signature`` (module doc).
+    """Minimise ``program`` and ``decisions`` keeping ``signature`` (module doc).
 
     The search is bounded by ``max_runs`` runs and ``max_steps`` engine steps in all: steps, not
     seconds, so that the result is the same on every machine (a run that waits out long timeouts
-    costs thousands of steps). When a bound stops the yardstick, the result is not proven minimal.
+    costs thousands of steps). When a bound stops a search, the result says it is not proven.
     """
-    settings = settings or Settings()
-    runs = 0
-    steps = 0
+    runner = _Runner(target_cls, signature, params, settings or Settings(), max_runs, max_steps)
+    best = runner.attempt(program, list(decisions))
+    if best is None:
+        raise ValueError(f"the schedule does not reproduce {signature} on this program")
+    schedule_proven: bool | None = None  # None: the yardstick has not run on this program
+    while True:
+        best = _greedy(best, partial(runner.attempt, program))
+        program, best, changed, program_minimal = _program_pass(runner, program, best)
+        if changed:
+            schedule_proven = None
+            continue
+        if schedule_proven is not None:
+            break  # the yardstick has already run on this very program and case
+        schedule_proven, fewer = _yardstick(runner, program, best)
+        if fewer is None:
+            break
+        best = fewer  # fewer preemptions: greedy, then another program pass, with them
+    decisions = _short(runner, program, best)
+    return Minimised(program, decisions, best, bool(schedule_proven), runner.runs, program_minimal, runner.steps)
 
-    def attempt(prog: Program, schedule: Any) -> RunResult | None:
-        nonlocal runs, steps
-        runs += 1
-        src = Schedule(schedule) if isinstance(schedule, list) else schedule
+
+class _Runner:
+    """Runs the target, counting runs and steps against the minimiser's bounds."""
+
+    def __init__(self, target_cls: Any, signature: tuple[str, str], params: dict[str, Any] | None,
+                 settings: Settings, max_runs: int, max_steps: int) -> None:
+        self.target_cls = target_cls
+        self.signature = signature
+        self.params = params
+        self.settings = settings
+        self.max_runs = max_runs
+        self.max_steps = max_steps
+        self.runs = 0
+        self.steps = 0
+        #: Program -> the most preemptions a complete search tried on it without the failure. The
+        #: search is deterministic, so a later sweep (after the yardstick found a schedule with
+        #: fewer preemptions) need not search a refused removal again.
+        self.refused: dict[Program, int] = {}
+        #: (program, schedule) runs that did not fail the same way: runs are deterministic, and
+        #: the sweeps try the same removal under the same decisions more than once.
+        self.passed: set[tuple[Program, tuple[int, ...]]] = set()
+
+    def run(self, prog: Program, source: Any) -> RunResult | None:
+        """One run; None when the program is unfit for the target (a ProgramError)."""
+        self.runs += 1
         try:
-            r = Engine(target_cls, prog, src, settings, params=params).run()
+            r = Engine(self.target_cls, prog, source, self.settings, params=self.params).run()
         except ProgramError:
             return None
-        steps += r.steps
-        if r.violation is not None and r.violation.signature == signature:
+        self.steps += r.steps
+        return r
+
+    def fails(self, r: RunResult | None) -> bool:
+        return r is not None and r.violation is not None and r.violation.signature == self.signature
+
+    def attempt(self, prog: Program, schedule: list[int]) -> RunResult | None:
+        """The run of ``schedule`` if it fails the same way, else None."""
+        key = (prog, tuple(schedule))
+        if key in self.passed:
+            return None
+        r = self.run(prog, Schedule(schedule))
+        if self.fails(r):
             return r
+        self.passed.add(key)
         return None
 
-    exhausted = False  # a bound stopped a search before it had tried every schedule
+    def search(self, prog: Program, up_to: int, budget: int) -> tuple[RunResult | None, bool]:
+        """The first failing schedule with at most ``up_to`` preemptions, fewest first, and whether
+        the search was complete (it found one, or tried every schedule before a bound stopped it).
 
-    def search(prog: Program, up_to: int, budget: int = max_runs) -> RunResult | None:
-        """The first failing schedule with at most ``up_to`` preemptions, fewest first."""
-        nonlocal exhausted
+        ``budget`` runs at most, and the same share of ``max_steps``, both within the totals."""
         gen = bounded_schedules(up_to)
-        stop = min(max_runs, runs + budget)
-        step_stop = min(max_steps, steps + max_steps * budget // max_runs)
+        stop = min(self.max_runs, self.runs + budget)
+        step_stop = min(self.max_steps, self.steps + self.max_steps * budget // self.max_runs)
         try:
             source = next(gen)
             while True:
-                if runs >= stop or steps >= step_stop:
-                    exhausted = True
-                    return None
-                r = _run(prog, source)
-                if r is not None and r.violation is not None and r.violation.signature == signature:
-                    return r
+                if self.runs >= stop or self.steps >= step_stop:
+                    return None, False
+                r = self.run(prog, source)
+                if self.fails(r):
+                    return r, True
                 source = gen.send(r if r is not None else _EMPTY)
         except StopIteration:
-            pass
-        return None
+            return None, True
 
-    def _run(prog: Program, source: Any) -> RunResult | None:
-        nonlocal runs, steps
-        runs += 1
-        try:
-            r = Engine(target_cls, prog, source, settings, params=params).run()
-        except ProgramError:
-            return None
-        steps += r.steps
-        return r
+    def spent(self, share: int) -> bool:
+        """Whether the runs or steps so far reach ``1/share`` of the bounds."""
+        return self.runs * share >= self.max_runs or self.steps * share >= self.max_steps
 
-    best = attempt(program, list(decisions))
-    if best is None:
-        raise ValueError(f"the schedule does not reproduce {signature} on this program")
+
+def _greedy(best: RunResult, fails: Callable[[list[int]], RunResult | None]) -> RunResult:
+    """Zero each nonzero decision while the run still fails the same way, to a fixpoint."""
     decisions = list(best.decisions)
-
-    # 1. Program clean-up, to a fixpoint.
-    changed = True
-    while changed:
-        changed = False
-        for smaller in _cleanups(program):
-            r = attempt(smaller, decisions) or search(smaller, preemptions(decisions), budget=max_runs // 20)
-            if r is not None:
-                program, best, decisions, changed = smaller, r, list(r.decisions), True
-                break
-
-    # 2. Greedy zeroing, to a fixpoint.
-    decisions, best = _greedy(decisions, best, lambda d: attempt(program, d))
-
-    # 3. The exhaustive yardstick: any schedule with fewer preemptions?
-    proven = False
-    count = preemptions(decisions)
-    if count:
-        exhausted = False
-        r = search(program, count - 1)
-        if r is not None:  # fewest first: nothing with fewer preemptions fails this way
-            best, decisions = r, list(r.decisions)
-            decisions, best = _greedy(decisions, best, lambda d: attempt(program, d))
-            proven = True
-        else:
-            proven = not exhausted
-    else:
-        proven = True
-
-    # 4. Short: trailing zeros go (replay's fair default supplies them), if the run stays the same.
-    short = list(decisions)
-    while short and short[-1] == 0:
-        short.pop()
-    r = attempt(program, short)
-    if r is not None and r.trace.hash() == best.trace.hash():
-        decisions = short
-    return Minimised(program, decisions, best, proven, runs)
-
-
-def _greedy(
-    decisions: list[int], best: RunResult, fails: Callable[[list[int]], RunResult | None]
-) -> tuple[list[int], RunResult]:
     changed = True
     while changed:
         changed = False
         for i in range(len(decisions)):
             if decisions[i]:
-                candidate = decisions[:i] + [0] + decisions[i + 1 :]
-                r = fails(candidate)
+                r = fails(decisions[:i] + [0] + decisions[i + 1 :])
                 if r is not None:
                     decisions, best, changed = list(r.decisions), r, True
                     break
-    return decisions, best
+    return best
+
+
+def _yardstick(runner: _Runner, program: Program, best: RunResult) -> tuple[bool, RunResult | None]:
+    """Whether ``best`` is proven minimal in preemptions, and a schedule with fewer if one fails.
+
+    Fewest first: a schedule the search finds has the fewest preemptions any failing one has."""
+    count = preemptions(list(best.decisions))
+    if not count:
+        return True, None
+    r, complete = runner.search(program, count - 1, budget=runner.max_runs)
+    return complete, r
+
+
+def _program_pass(runner: _Runner, program: Program, best: RunResult) -> tuple[Program, RunResult, bool, bool]:
+    """The one-step-smaller programs (``_cleanups``, then ``_rounder``), keeping each that still
+    fails: first under the current decisions alone, a run each, which takes most of what the
+    failure does not need; then again with a bounded search each, so that the removals refused
+    (and searched) are mostly those of the final program, once.
+
+    Returns the program, its failing run, whether anything changed, and whether every removal
+    refused in the last sweep was refused by a complete search (the program is then 1-minimal
+    for this many preemptions, if nothing changed).
+    """
+    program, best, replayed, _ = _sweep(runner, program, best, search=False)
+    program, best, searched, complete = _sweep(runner, program, best, search=True)
+    return program, best, replayed or searched, complete
+
+
+def _sweep(runner: _Runner, program: Program, best: RunResult, search: bool) -> tuple[Program, RunResult, bool, bool]:
+    """One pass over the candidates, each under the current decisions and, with ``search``, under
+    a bounded search too; the same four things as ``_program_pass`` returns."""
+    changed = False
+    complete = True
+    removals = _cleanups(program)
+    candidates = removals + _rounder(program)
+    i = 0
+    while i < len(candidates):
+        if runner.spent(_PROGRAM_SHARE):
+            return program, best, changed, False
+        if search:
+            r, searched_all = _reproduce(runner, candidates[i], best)
+        else:
+            r, searched_all = runner.attempt(candidates[i], list(best.decisions)), False
+        if r is None:
+            # Only removals count toward the 1-minimal claim; a rounder value is a nicety.
+            complete = complete and (searched_all or i >= len(removals))
+            i += 1
+            continue
+        # Kept: go on from the same place in the smaller program's list (what was next is at i).
+        program, changed = candidates[i], True
+        best = _greedy(r, partial(runner.attempt, program))
+        removals = _cleanups(program)
+        candidates = removals + _rounder(program)
+    return program, best, changed, complete
+
+
+def _reproduce(runner: _Runner, program: Program, best: RunResult) -> tuple[RunResult | None, bool]:
+    """The failure on a smaller ``program``: under the current decisions (one run, and usually
+    enough), else under any schedule with at most as many preemptions (a bounded search)."""
+    decisions = list(best.decisions)
+    r = runner.attempt(program, decisions)
+    if r is not None:
+        return r, True
+    count = preemptions(decisions)
+    if runner.refused.get(program, -1) >= count:
+        return None, True  # every schedule with at most this many preemptions was tried already
+    r, complete = runner.search(program, count, budget=max(1, runner.max_runs // _CANDIDATE_SHARE))
+    if r is None and complete:
+        runner.refused[program] = count
+    return r, complete
+
+
+def _short(runner: _Runner, program: Program, best: RunResult) -> list[int]:
+    """The decisions without trailing zeros (replay's fair default supplies them), if the run stays
+    the same."""
+    decisions = list(best.decisions)
+    short = list(decisions)
+    while short and short[-1] == 0:
+        short.pop()
+    r = runner.attempt(program, short)
+    if r is not None and r.trace.hash() == best.trace.hash():
+        return short
+    return decisions
 
 
 def _cleanups(program: Program) -> list[Program]:
-    """Smaller programs to try, each one step smaller than ``program``."""
-    out = []
+    """Smaller programs to try, each one step smaller than ``program``, biggest steps first: a CPU,
+    a handler, a lock number, a critical section, a Lock with its Unlock, a Work. Each is a
+    well-formed program: a Lock goes only with its matching Unlock."""
+    out: dict[Program, None] = {}  # in order, without repeats (two equal sections give one program)
+    for make in (_without_cpus_and_handlers, _without_locks, _shorter_lines):
+        for smaller in make(program):
+            out.setdefault(smaller)
+    return list(out)
+
+
+def _without_cpus_and_handlers(program: Program) -> Iterator[Program]:
     cpus = list(program.cpus)
-    # Handlers with nothing to do, and CPUs with nothing to do.
+    if len(cpus) > 1:
+        for c in range(len(cpus)):
+            yield Program(cpus=tuple(cpus[:c] + cpus[c + 1 :]), n_locks=program.n_locks, on_error=program.on_error)
     for c, cp in enumerate(cpus):
         for h in range(len(cp.handlers)):
-            handlers = cp.handlers[:h] + cp.handlers[h + 1 :]
-            out.append(_replace_cpu(program, c, CpuProgram(cp.task, handlers)))
-        if len(cpus) > 1:
-            fewer = tuple(cpus[:c] + cpus[c + 1 :])
-            out.append(Program(cpus=fewer, n_locks=program.n_locks, on_error=program.on_error))
-    # Lock numbers nobody uses.
-    used = sorted({op.lock for cp in cpus for line in [cp.task, *[h.ops for h in cp.handlers]] for op in line
-                   if isinstance(op, (Lock, Unlock))})
-    if used and (len(used) < program.n_locks or used != list(range(len(used)))):
-        renumber = {old: new for new, old in enumerate(used)}
-        out.append(Program(
-            cpus=tuple(
-                CpuProgram(
-                    _relock(cp.task, renumber), tuple(Handler(h.level, _relock(h.ops, renumber)) for h in cp.handlers)
-                )
-                       for cp in cpus),
-            n_locks=len(used), on_error=program.on_error,
-        ))
+            yield _replace_cpu(program, c, CpuProgram(cp.task, cp.handlers[:h] + cp.handlers[h + 1 :]))
+
+
+def _without_locks(program: Program) -> Iterator[Program]:
+    """Each lock number gone with every operation on it; the others renumbered 0..n-2. A lock
+    nobody uses goes this way too."""
+    if program.n_locks < 2:
+        return
+    for gone in range(program.n_locks):
+        renumber = {old: old - (old > gone) for old in range(program.n_locks) if old != gone}
+        cpus = tuple(
+            CpuProgram(_relock(cp.task, renumber), tuple(Handler(h.level, _relock(h.ops, renumber))
+                                                          for h in cp.handlers))
+            for cp in program.cpus
+        )
+        yield Program(cpus=cpus, n_locks=program.n_locks - 1, on_error=program.on_error)
+
+
+def _shorter_lines(program: Program) -> Iterator[Program]:
+    """Every line (task or handler) without one critical section, then without one Lock and its
+    matching Unlock, then without one Work. Each stays well formed: what is left of a LIFO line
+    without a matched pair (and whatever it encloses, or not) is still LIFO."""
+    lines = _lines(program)
+    for cut in (_without_section, _without_pair, _without_work):
+        for c, h, ops in lines:
+            for shorter in cut(ops):
+                yield _replace_line(program, c, h, shorter)
+
+
+def _rounder(program: Program) -> list[Program]:
+    """``program`` with one Work duration or Lock budget rounded down to one significant digit
+    (1,759,110 ns to 1 ms): the values Hypothesis draws read as noise, and the failure rarely
+    hangs on the digits. One candidate per value that is not round yet, so it costs little."""
+    out = []
+    for c, h, ops in _lines(program):
+        for i, op in enumerate(ops):
+            rounder: Op | None = None
+            if isinstance(op, Work) and _round_down(op.ns) != op.ns:
+                rounder = Work(_round_down(op.ns))
+            elif isinstance(op, Lock) and _round_down(op.budget_ns) != op.budget_ns:
+                rounder = Lock(op.lock, _round_down(op.budget_ns))
+            if rounder is not None:
+                out.append(_replace_line(program, c, h, ops[:i] + (rounder,) + ops[i + 1 :]))
     return out
+
+
+def _round_down(ns: int) -> int:
+    scale = 10 ** (len(str(ns)) - 1)
+    return ns // scale * scale
+
+
+def _lines(program: Program) -> list[tuple[int, int, tuple[Op, ...]]]:
+    """(CPU, handler index or -1 for the task, operations) of every line of ``program``."""
+    return [(c, h, ops) for c, cp in enumerate(program.cpus)
+            for h, ops in [(-1, cp.task), *((h, hd.ops) for h, hd in enumerate(cp.handlers))]]
+
+
+def _sections(ops: tuple[Op, ...]) -> list[tuple[int, int]]:
+    """(index of each Lock, index of its matching Unlock): unlocks are LIFO in a valid program."""
+    open_: list[int] = []
+    out = []
+    for i, op in enumerate(ops):
+        if isinstance(op, Lock):
+            open_.append(i)
+        elif isinstance(op, Unlock) and open_:
+            out.append((open_.pop(), i))
+    return sorted(out)
+
+
+def _without_section(ops: tuple[Op, ...]) -> Iterator[tuple[Op, ...]]:
+    for i, j in _sections(ops):
+        if j > i + 1:  # else it is just the pair, tried next
+            yield ops[:i] + ops[j + 1 :]
+
+
+def _without_pair(ops: tuple[Op, ...]) -> Iterator[tuple[Op, ...]]:
+    for i, j in _sections(ops):
+        yield ops[:i] + ops[i + 1 : j] + ops[j + 1 :]
+
+
+def _without_work(ops: tuple[Op, ...]) -> Iterator[tuple[Op, ...]]:
+    for i, op in enumerate(ops):
+        if isinstance(op, Work):
+            yield ops[:i] + ops[i + 1 :]
+
+
+def _replace_line(program: Program, c: int, h: int, ops: tuple[Op, ...]) -> Program:
+    """``program`` with cpu ``c``'s task (``h`` = -1) or handler ``h`` doing ``ops``."""
+    cp = program.cpus[c]
+    if h < 0:
+        new = CpuProgram(ops, cp.handlers)
+    else:
+        new = CpuProgram(cp.task, cp.handlers[:h] + (Handler(cp.handlers[h].level, ops),) + cp.handlers[h + 1 :])
+    return _replace_cpu(program, c, new)
 
 
 def _replace_cpu(program: Program, c: int, cp: CpuProgram) -> Program:
@@ -203,12 +401,15 @@ def _replace_cpu(program: Program, c: int, cp: CpuProgram) -> Program:
 
 
 def _relock(ops: tuple[Any, ...], renumber: dict[int, int]) -> tuple[Any, ...]:
+    """``ops`` with lock numbers renumbered; operations on a lock not in ``renumber`` go."""
     out: list[Any] = []
     for op in ops:
         if isinstance(op, Lock):
-            out.append(Lock(renumber[op.lock], op.budget_ns))
+            if op.lock in renumber:
+                out.append(Lock(renumber[op.lock], op.budget_ns))
         elif isinstance(op, Unlock):
-            out.append(Unlock(renumber[op.lock]))
+            if op.lock in renumber:
+                out.append(Unlock(renumber[op.lock]))
         else:
             out.append(op)
     return tuple(out)

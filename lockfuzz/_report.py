@@ -9,7 +9,9 @@ the row order shows *when*.
 A run of a lock with timeouts is mostly one polling loop repeated thousands of times (6,000
 events to show a 1 s budget overrun). Identical stretches of rows (same contexts, same accesses,
 same values; only the times differ) are folded to their first occurrence and one line saying how
-often and until when they repeat, so that such a case still reads in a screenful.
+often and until when they repeat, so that such a case still reads in a screenful. The final
+check (a fresh context taking every lock once the programs ended) is one line when it passed,
+and shown in full only when it is what failed.
 
 The Perfetto export uses the Chrome JSON trace event format, which both Perfetto and
 chrome://tracing open: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU
@@ -32,7 +34,7 @@ from ._status import Status
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from ._failure_file import Failure
 
-__all__ = ["display_path", "failure_report", "perfetto", "timeline", "violation_text"]
+__all__ = ["display_path", "failure_report", "minimality", "perfetto", "timeline", "violation_text"]
 
 ViolationLike = Union[Violation, Mapping[str, Any], None]
 
@@ -64,6 +66,42 @@ def _violation_index(violation: ViolationLike) -> int | None:
     if isinstance(violation, Violation):
         return violation.event_index
     return int(violation.get("event_index", -1))
+
+
+def _final_index(trace: Trace) -> int | None:
+    """The index of the FINAL event (the final check begins), or None when the run has none."""
+    for index in range(len(trace.events) - 1, -1, -1):
+        if trace.events[index][2] == FINAL:
+            return index
+    return None
+
+
+def _final_failed(violation: ViolationLike, final: int) -> bool:
+    """Whether the violation is the final check's: from its oracle, or at or after its start. An
+    unknown event index counts as the final check's, so that nothing that may matter is hidden."""
+    if violation is None:
+        return False
+    if isinstance(violation, Violation):
+        oracle, index = violation.oracle, violation.event_index
+    else:
+        oracle, index = str(violation.get("oracle")), int(violation.get("event_index", -1))
+    return oracle == "final-state" or not 0 <= index < final
+
+
+def _final_summary(trace: Trace, final: int) -> str:
+    """The final check that passed, in one line: who took which locks, and how it went."""
+    events = trace.events[final + 1 :]
+    contexts = trace.contexts
+    names = list(dict.fromkeys(contexts[c] for _, c, *_ in events if c is not None and 0 <= c < len(contexts)))
+    took = [f"L{obj}" for _, _, kind, obj, value in events if kind == ACQUIRED and value == Status.OK]
+    refused = [f"L{obj} -> {_status_name(value)}" for _, _, kind, obj, value in events
+               if kind == ACQUIRED and value != Status.OK]
+    released = sum(1 for e in events if e[2] == RELEASED)
+    what = f"{', '.join(names) or 'a fresh context'} took {', '.join(took) or 'no lock'}"
+    if took and released == len(took):
+        what += " and released " + ("it" if len(took) == 1 else "them")
+    verdict = "ok" if not refused and released == len(took) else "; ".join(refused) or "not all released"
+    return f"== final check: {what}: {verdict} ({_count(len(events), 'event')}) =="
 
 
 def _split_context(name: str) -> tuple[str, str]:
@@ -287,7 +325,8 @@ def timeline(
     Lock operations, interrupts and clock jumps are always shown; memory steps are indented
     under them (``steps=False`` hides them). ``violation`` (a ``Violation`` or its JSON dict)
     marks its event with ``>>`` and prints its message below. Repeated stretches are folded
-    (``fold=False`` shows every row); at most ``max_rows`` rows are printed (None: all).
+    (``fold=False`` shows every row), and so is the final check when it is not what failed (one
+    line: who took which locks, and the verdict); at most ``max_rows`` rows are printed (None: all).
     """
     if not isinstance(trace, Trace):
         raise TypeError(f"trace={trace!r}: expected a lockfuzz.Trace")
@@ -295,6 +334,11 @@ def timeline(
     if protect is not None and not 0 <= protect < len(trace.events):
         protect = None
     rows, columns = _rows(trace, steps, protect)
+    final = _final_index(trace)
+    if fold and final is not None and not _final_failed(violation, final):
+        # The final check passed: its ten-odd rows say nothing about the failure, one line does.
+        rows = [r for r in rows if r.index < final]
+        rows.append(_Row(final, trace.events[final][0], 0, _final_summary(trace, final), ("final",), span=True))
     if fold:
         rows = _fold(rows, protect)
     rows = _limit(rows, max_rows, protect)
@@ -334,6 +378,33 @@ def _count(n: int, what: str) -> str:
     return f"{n:,} {what}{'' if n == 1 else 's'}"
 
 
+def minimality(schedule: bool, program: bool | None, preemptions: int) -> str:
+    """What a case is minimal in, exactly, as the reports print it (``minimal: ...``).
+
+    ``schedule``: the exhaustive search showed that no schedule with fewer preemptions fails the
+    same way. ``program``: every removal of one CPU, handler, lock or operation was tried, each
+    under every schedule with at most ``preemptions`` preemptions, and none failed the same way
+    (False: a bound stopped that search; None: not recorded, as in files from before it was).
+    """
+    if not schedule and program is None:
+        return "minimal: not proven (the case as found, or a bound stopped the minimiser)"
+    if not schedule:
+        first = "a schedule with fewer preemptions may exist (a bound stopped the exhaustive search)"
+    elif preemptions:
+        first = "no schedule with fewer preemptions fails this way (proven by exhaustive search)"
+    else:
+        first = "the schedule needs no preemption"
+    if program is None:
+        second = "the program's minimality is not recorded"
+    elif program:
+        scope = (f"every schedule with up to {_count(preemptions, 'preemption')}" if preemptions
+                 else "the schedule with no preemption")
+        second = f"no single CPU, handler, lock or operation can be removed (each removal was tried under {scope})"
+    else:
+        second = "a CPU, handler, lock or operation may still be removable (a bound stopped the search)"
+    return f"minimal: {first}; {second}"
+
+
 def display_path(path: str | os.PathLike[str]) -> str:
     """``path`` relative to the current directory when it is below it (shorter to read and to
     paste into ``lockfuzz replay``), else as it is."""
@@ -355,12 +426,13 @@ def failure_report(
     """A failure as the CLI and the pytest plugin print it: the violation, the (minimal)
     program, the schedule as a per-CPU timeline and, with ``path``, where it is saved."""
     preemptions = sum(1 for d in failure.schedule if d)
-    schedule = (f"schedule: {_count(len(failure.schedule), 'decision')}, {_count(preemptions, 'preemption')}"
-                + (" (proven minimal)" if failure.minimal else ""))
+    schedule = f"schedule: {_count(len(failure.schedule), 'decision')}, {_count(preemptions, 'preemption')}"
     lines = [heading or f"{failure.target}: {'/'.join(failure.signature)}"]
     lines += textwrap.wrap(violation_text(failure.violation), width - 2, initial_indent="  ",
                            subsequent_indent="    ", break_on_hyphens=False)
     lines += ["", "program:", *("  " + line for line in failure.program.describe().splitlines()), ""]
+    lines += textwrap.wrap(minimality(failure.minimal, failure.program_minimal, preemptions), width,
+                           subsequent_indent="  ", break_on_hyphens=False)
     if failure.trace is not None:
         lines += [schedule + ", as a per-CPU timeline:", timeline(failure.trace, failure.violation, steps=steps,
                                                                    width=width)]
