@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from ._errors import Violation
-from ._events import ACQUIRE, ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, KIND_NAMES, RELEASE, RELEASED, Trace
+from ._events import (
+    ACQUIRE, ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, KIND_NAMES, MARK, RELEASE, RELEASED, Trace, event_text,
+)
 from ._machine import CHECKPOINT, LOAD, SLEEP, START, STORE, STORE_FIELD, WAIT
 from ._status import Status
 
@@ -234,6 +236,8 @@ def _event_text(ev: Any, cells: Sequence[str], kind: int, obj: int, value: Any) 
         return f"release L{obj} -> returned"
     if kind == DONE:
         return "done"
+    if kind == MARK:
+        return f"  ({event_text(ev, (), cells)})"  # the target's own word for the step above
     return KIND_NAMES.get(kind, f"kind {kind}")
 
 
