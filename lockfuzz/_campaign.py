@@ -65,6 +65,7 @@ from ._engine import Engine, RunResult, Schedule, Settings
 from ._errors import InvalidArgument, ProgramError
 from ._failure_file import Failure, write_failure
 from ._features import FEATURES_KEY, Features, summarise, summary_lines
+from ._hypothesis_internals import stable_draws
 from ._minimise import minimise as minimise_schedule
 from ._oracles import default_oracles
 from ._program import Program
@@ -371,7 +372,8 @@ class _Campaign:
         )(test)
         test = hypothesis.seed(derive_seed("chunk", self.seed, chunk))(test)
         try:
-            test()
+            with stable_draws():  # the same draws in every process (_hypothesis_internals)
+                test()
         except FoundViolation as found:
             self._record(found)
         except _Stop:

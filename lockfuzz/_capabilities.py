@@ -150,9 +150,17 @@ class Capabilities:
     detection: Detection = field(default_factory=Detection)
     fairness: Fairness | None = None
     exceptions: frozenset[str] = frozenset()
+    #: Whether campaigns give programs interrupt handlers (softirq, hardirq, NMI) by default.
+    #: None: the driver's default, on for targets over cells (the hazard of kernel code), off for
+    #: targets over trio, whose tasks are cancelled, never interrupted by a handler that runs on
+    #: top of them (a handler that waits for a trio lock its own CPU's task holds is a deadlock
+    #: real trio code never meets). A target that models handler contexts says True.
+    interrupts: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exceptions", frozenset(self.exceptions))
+        if self.interrupts not in (None, True, False):
+            raise InvalidArgument(f"interrupts={self.interrupts!r}: expected None, True or False")
         unknown = sorted(self.exceptions - set(KNOWN_EXCEPTIONS))
         if unknown:
             raise InvalidArgument(
@@ -201,4 +209,6 @@ class Capabilities:
             lines.append(f"fairness: at most {f.overtakes} overtakes per waiter")
         for name in sorted(self.exceptions):
             lines.append(f"exception {name}: {KNOWN_EXCEPTIONS[name]}")
+        if self.interrupts is not None:
+            lines.append(f"interrupt handlers in campaigns: {'on' if self.interrupts else 'off'} by default")
         return lines

@@ -121,8 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     fuzz.add_argument("--cpus", type=_positive_int, default=3, metavar="N", help="at most N CPUs (default 3)")
     fuzz.add_argument("--locks", type=_positive_int, default=2, metavar="N", help="at most N locks (default 2)")
-    fuzz.add_argument("--interrupts", action=argparse.BooleanOptionalAction, default=True,
-                      help="let programs have an interrupt handler per CPU (default: on)")
+    fuzz.add_argument("--interrupts", action=argparse.BooleanOptionalAction, default=None,
+                      help="let programs have an interrupt handler per CPU (default: the target's; on for "
+                           "targets over cells, off for targets over trio unless they ask for handlers)")
     fuzz.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULT_STRATEGY,
                       help=f"how schedules are searched (default {DEFAULT_STRATEGY})")
     fuzz.add_argument("--runs", type=_positive_int, default=5000, metavar="N",
@@ -317,7 +318,7 @@ def _clear_progress() -> None:
 # -- commands -----------------------------------------------------------------------------------
 def _cmd_fuzz(args: argparse.Namespace) -> int:
     global _progress
-    from lockfuzz.strategies import programs_for
+    from lockfuzz.strategies import interrupts_for, programs_for
 
     from ._campaign import fuzz
     from ._report import failure_report
@@ -325,8 +326,9 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     target_cls = _resolve(args.target)
     params = dict(args.param)
     _check_params(target_cls, params, args.cpus, args.locks)
+    interrupts = interrupts_for(target_cls) if args.interrupts is None else args.interrupts
     programs = programs_for(target_cls, max_cpus=args.cpus, max_locks=args.locks,
-                            max_handlers=1 if args.interrupts else 0)
+                            max_handlers=1 if interrupts else 0)
     failure_dir = args.failure_dir if args.failure_dir is not None else Path.cwd() / ".lockfuzz" / "failures"
     _progress = _Progress(sys.stderr, enabled=not args.quiet and _isatty(sys.stderr))
     extra = {} if args.runs_per_program is None else {"runs_per_program": args.runs_per_program}
@@ -355,8 +357,9 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     if report.coverage is not None:
         print(report.coverage.text(), file=out)
     rate = f"{report.runs_per_second:,.0f} runs/s"
-    print(f"lockfuzz: {args.target} ({report.strategy}, seed {args.seed}): {_count(report.runs, 'run')} in "
-          f"{report.seconds:.2f} s ({rate}), {_count(len(report.found), 'failure')}", file=out)
+    handlers = "interrupts on" if interrupts else "interrupts off"
+    print(f"lockfuzz: {args.target} ({report.strategy}, seed {args.seed}, {handlers}): {_count(report.runs, 'run')} "
+          f"in {report.seconds:.2f} s ({rate}), {_count(len(report.found), 'failure')}", file=out)
     return EXIT_FOUND if report.found else EXIT_OK
 
 

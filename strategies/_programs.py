@@ -186,6 +186,15 @@ def _programs(draw: Any, shape: _Shape) -> Program:
     return Program(cpus=tuple(cpus), n_locks=n_locks, on_error=OnError(retries=retries, backoff_ns=backoff))
 
 
+def interrupts_for(target: Any) -> bool:
+    """Whether programs for ``target`` have interrupt handlers by default: what its capabilities
+    say, else on for targets over cells and off for targets over trio."""
+    wanted = target.capabilities.interrupts
+    if wanted is not None:
+        return bool(wanted)
+    return getattr(target, "driver", "direct") != "trio"
+
+
 def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
     """``programs()`` suited to a target's capabilities. Keyword arguments override.
 
@@ -194,8 +203,12 @@ def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
     - A target with per-call budgets gets budgets around 1 ms, on both sides of the work.
     - A target with fixed timeouts gets some holds just past them (``long_work_ns``), so that its
       waiters give up and its timeout and teardown paths run.
+    - A target over trio gets no interrupt handlers unless its capabilities ask for them
+      (``Capabilities.interrupts``; see ``interrupts_for``).
     """
     caps = target.capabilities
+    if "max_handlers" not in kwargs and not interrupts_for(target):
+        kwargs["max_handlers"] = 0
     if "ordered" not in kwargs:
         kwargs["ordered"] = caps.timeouts is None and not caps.detects_deadlocks
         if kwargs["ordered"] and kwargs.get("max_handlers", 1) and kwargs.get("max_locks", 2) < 2:

@@ -21,7 +21,7 @@ import trio
 from lockfuzz import Capabilities, CpuProgram, Fairness, Lock, Program, Status, Target, Timeouts, Unlock, Work
 
 __all__ = [
-    "BASES", "CheckThenSetLock", "DroppedWakeupLock", "EXPECTED", "HandoffLock", "LeakyPermitLock", "MUTANTS",
+    "BASES", "CheckThenSetLock", "EXPECTED", "HandoffLock", "LateQueueLock", "LeakyPermitLock", "MUTANTS",
     "SCENARIOS", "WrongWaiterLock",
 ]  # fmt: skip
 
@@ -128,29 +128,33 @@ class LeakyPermitLock(HandoffLock):
             raise
 
 
-class DroppedWakeupLock(HandoffLock):
-    """Mutant: a waiter cancelled after the lock was handed to it frees the lock, waking nobody.
+class LateQueueLock(HandoffLock):
+    """Mutant: a checkpoint between seeing the lock taken and joining its queue.
 
-    Broken: a waiter whose budget fires after a release handed it the lock (its ``Event`` set, the
-    waiter not yet run) gives the lock back by marking it free (``held = False``) instead of
-    handing it on to the next waiter in the queue (what ``leave`` does in ``HandoffLock``). The
-    lock is free, but the waiters queued behind sleep in ``turn.wait()`` for a hand-off that never
-    comes, each until its own budget runs out: an ETIMEDOUT on a lock nobody held or wanted (the
-    asyncio ``Lock``/``Semaphore`` lost-wake-up bug, where a woken waiter's cancellation had to
-    wake the next one). It takes a release in the step or two after a waiter's deadline (the
-    scenario's holder keeps the lock for about the first waiter's budget), and a second waiter
-    with a longer budget. Caught by: **etimedout** (an ETIMEDOUT to a waiter that slept on a free
-    lock). (It claims no fairness: with the FIFO claim kept, a newcomer that takes the freed lock
-    ahead of the queued sleepers in a fuller program is reported first, as a fairness finding.)
+    Broken: a waiter that finds the lock held checkpoints (``await trio.sleep(0)``: "maybe it is
+    about to be released") before it queues. A release that runs during that checkpoint finds
+    the queue empty and marks the lock free; the waiter then queues and sleeps, waiting for a
+    hand-off that only a release can give, on a lock nobody holds, until its budget runs out.
+    The lost wake-up of every "test, then sleep" written without re-testing after queueing
+    (the classic missed-wakeup race of condition variables used without a predicate loop). It
+    takes one preemption: the holder's release in that checkpoint. Caught by: **etimedout** (an
+    ETIMEDOUT to a waiter that slept on a free lock). (It claims no fairness: a newcomer may
+    take the free lock ahead of the sleeper, which would be reported first as a fairness
+    finding under a FIFO claim.)
     """
 
     capabilities = Capabilities(timeouts=Timeouts(per_call=True))
 
-    def leave(self, lock: int, turn: trio.Event) -> None:
-        if turn.is_set():
-            self.held[lock] = False  # BUG: the lock goes back, the queued waiters are never woken
-        else:
-            self.queue[lock].remove(turn)
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        with trio.move_on_after(budget_ns / 1e9):
+            if not self.held[lock]:
+                self.held[lock] = True
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return Status.OK
+            await trio.sleep(0)  # BUG: a release here sees nobody queued and frees the lock
+            await self.wait_turn(lock)
+            return Status.OK
+        return Status.ETIMEDOUT
 
 
 class WrongWaiterLock(HandoffLock):
@@ -171,7 +175,7 @@ MUTANTS: dict[str, str] = {
     "trio_check_then_set": f"{_P}:CheckThenSetLock",
     "trio_leaky_permit": f"{_P}:LeakyPermitLock",
     "trio_wrong_waiter": f"{_P}:WrongWaiterLock",
-    "trio_lost_wakeup": f"{_P}:DroppedWakeupLock",
+    "trio_lost_wakeup": f"{_P}:LateQueueLock",
 }
 
 EXPECTED: dict[str, str] = {
@@ -200,11 +204,9 @@ SCENARIOS: dict[str, Program] = {
     "trio_leaky_permit": Program(cpus=_cpus(_cs(0, work_ns=100), _cs(0, budget_ns=2)), n_locks=1),
     # A holder and two waiters: the second waiter to queue must not get the lock first.
     "trio_wrong_waiter": Program(cpus=_cpus(_cs(0, work_ns=100), _cs(0), _cs(0)), n_locks=1),
-    # A holder that keeps the lock for 1 ms; a waiter whose budget (1 ns less) ends as the holder
-    # hands it the lock; a waiter with a 5 ms budget queued behind it, left asleep on a free lock.
-    "trio_lost_wakeup": Program(
-        cpus=_cpus(_cs(0, work_ns=_MS), _cs(0, budget_ns=_MS - 1), _cs(0, budget_ns=5 * _MS)), n_locks=1
-    ),
+    # A holder and a waiter that finds the lock held: the release, run in the waiter's checkpoint
+    # before it queues, frees the lock behind its back; the waiter sleeps out its 5 ms budget.
+    "trio_lost_wakeup": Program(cpus=_cpus(_cs(0, work_ns=100), _cs(0, budget_ns=5 * _MS)), n_locks=1),
 }
 
 BASES: dict[str, str] = {name: f"{_P}:HandoffLock" for name in MUTANTS}

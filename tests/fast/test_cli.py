@@ -57,7 +57,7 @@ def test_fuzz_mutant_exits_1_and_prints_the_case(tmp_path: Path, capsys: pytest.
     assert timeline(failure.trace, failure.violation) in out  # type: ignore[arg-type]
     assert str(path.name) in out and "lockfuzz replay" in out
     summary = out.strip().splitlines()[-1]
-    assert summary.startswith(f"lockfuzz: {MUTANT} (swarm, seed 0): ") and summary.endswith("1 failure")
+    assert summary.startswith(f"lockfuzz: {MUTANT} (swarm, seed 0, interrupts on): ") and summary.endswith("1 failure")
     assert err == ""  # no progress line when stderr is not a terminal
 
 
@@ -88,7 +88,7 @@ def test_fuzz_options_reach_the_campaign(tmp_path: Path, capsys: pytest.CaptureF
                  "random", "--seed", "7", "--runs-per-program", "3", "--failure-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0
-    assert "tas (random, seed 7): 60 runs" in out
+    assert "tas (random, seed 7, interrupts off): 60 runs" in out
 
 
 def test_fuzz_param_is_passed_to_the_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,7 +96,7 @@ def test_fuzz_param_is_passed_to_the_target(tmp_path: Path, capsys: pytest.Captu
                  "--failure-dir", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code in (0, 1), err  # accepted; what it finds is the campaign's business
-    assert "rqspinlock (swarm, seed 0)" in out
+    assert "rqspinlock (swarm, seed 0, interrupts on)" in out
 
 
 @pytest.mark.parametrize(
@@ -438,3 +438,30 @@ def test_timeline_folds_a_polling_loop() -> None:
     assert len(timeline(trace, violation, fold=False, max_rows=None).splitlines()) > 1000
     limited = timeline(trace, violation, fold=False, max_rows=40)
     assert "rows not shown" in limited and ">>" in limited
+
+
+def test_trio_targets_run_without_interrupt_handlers_unless_asked(capsys, tmp_path):  # type: ignore[no-untyped-def]
+    # A trio task is cancelled, not interrupted by a handler on top of it: by default a campaign
+    # over a trio target draws no handlers, and the summary says which is in force.
+    from lockfuzz.strategies import interrupts_for
+    from lockfuzz.targets.trio_locks import TrioLock
+
+    assert not interrupts_for(TrioLock) and interrupts_for(lockfuzz.resolve_target("tas"))
+    assert main(["fuzz", "trio_lock", "--runs", "60", "--quiet", "--failure-dir", str(tmp_path)]) == 0
+    assert "(swarm, seed 0, interrupts off)" in capsys.readouterr().out
+    assert main(["fuzz", "trio_lock", "--runs", "60", "--quiet", "--interrupts", "--failure-dir", str(tmp_path)]) == 0
+    assert "(swarm, seed 0, interrupts on)" in capsys.readouterr().out
+
+    class Opted(TrioLock):
+        capabilities = lockfuzz.Capabilities(timeouts=TrioLock.capabilities.timeouts, interrupts=True)
+
+    assert interrupts_for(Opted)
+    assert "interrupt handlers in campaigns: on by default" in Opted.capabilities.describe()
+    from hypothesis import find
+    from hypothesis.errors import NoSuchExample
+
+    from lockfuzz.strategies import programs_for
+
+    with pytest.raises(NoSuchExample):
+        find(programs_for(TrioLock), lambda p: p.n_handlers > 0)
+    assert find(programs_for(Opted), lambda p: p.n_handlers > 0).n_handlers > 0

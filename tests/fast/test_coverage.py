@@ -330,7 +330,7 @@ def test_cli_reports_coverage_at_the_end(tmp_path: Path, capsys: pytest.CaptureF
     lines = out.strip().splitlines()
     assert lines[0].startswith("target coverage (100 runs measured with coverage.py")
     assert any(line.startswith("lock states: ") for line in lines)
-    assert lines[-1].startswith("lockfuzz: ticket (swarm, seed 0): 100 runs")
+    assert lines[-1].startswith("lockfuzz: ticket (swarm, seed 0, interrupts on): 100 runs")
     code = main(["fuzz", "ticket", "--runs", "100", "--guided", "--quiet", "--failure-dir", str(tmp_path)])
     assert code == 0 and "guided search: " in capsys.readouterr().out
 

@@ -26,7 +26,9 @@ SETTINGS = Settings()
 #: Mutants whose bug needs at least one preemption (or fired interrupt): with no preemption at
 #: all (every decision 0) their scenario runs clean. The others are timeout and AA bugs that a
 #: long critical section or a relock shows on its own.
-NEEDS_PREEMPTION = {"nonatomic_tas", "torn_ticket", "unfair_ticket", "lost_handoff", "bystander_edeadlk"}
+NEEDS_PREEMPTION = {
+    "nonatomic_tas", "torn_ticket", "unfair_ticket", "lost_handoff", "bystander_edeadlk", "trio_lost_wakeup",
+}
 
 ORACLES = set(ORACLE_NAMES) | {"hang", "livelock", "target-fault"}
 
