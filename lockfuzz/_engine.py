@@ -696,7 +696,7 @@ class Engine:
             for c in ctx.watching:
                 c.waiters.remove(ctx)
             ctx.watching = ()
-            ctx.spinning = False
+        ctx.spinning = False
         self._dirty = True
         if self.truth.attempts:
             self.truth.retime()

@@ -655,28 +655,10 @@ class TrioEngine(Engine):
         # Here a context also blocks in trio (its task out of trio's run queue), which sets
         # ``blocked`` too: the token alone says whether a heap entry is still its wait.
         ctx.token += 1
-        ctx.blocked = False
-        ctx.deadline = None
-        cell = ctx.waiting_on
-        if cell is not None:
-            ctx.waiting_on = None
-            try:
-                cell.waiters.remove(ctx)
-            except ValueError:  # pragma: no cover - already removed
-                pass
-        if self.truth.attempts:
-            self.truth.retime()
-        if ctx.spin_at >= 0:  # parked at a trio checkpoint: its task is queued in trio already
-            ctx.spin_at = -1
-            ctx.spinning = False
-            self._dirty = True
-            return
-        if ctx.watching:
-            for c in ctx.watching:
-                c.waiters.remove(ctx)
-            ctx.watching = ()
-            ctx.spinning = False
-        if wake and ctx is not self._t_self:  # ctx's own task runs (_jump_in_task): nothing to wake
+        queued = ctx.spin_at >= 0  # parked at a trio checkpoint: its task is in trio's queue already
+        ctx.spin_at = -1
+        Engine._unblock(self, ctx)
+        if wake and not queued and ctx is not self._t_self:  # ctx's own task runs (_jump_in_task)
             trio.lowlevel.reschedule(self._t_task[ctx.index])
 
     def _expire(self) -> None:
