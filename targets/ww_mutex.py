@@ -30,7 +30,7 @@ dies at a later contended lock, still holding a lock, as a wounded kernel transa
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Detection, Status, Target
+from lockfuzz import Capabilities, Detection, Mark, Status, Target
 
 WOUNDED = 1  # bit 0 of a transaction's state word; bits 1.. = 1 + the lock it waits on (0 = none)
 
@@ -77,19 +77,29 @@ class _WwMutex(Target):
         while True:
             holder = await word.cmpxchg(0, t.stamp)
             if holder == 0:
+                ctx.mark(Mark.TAKEN, lock)  # held from here, while it checks the waiters
                 t.acquired += 1
+                if self.wound_wait:
+                    await self._check_waiters(t, lock)
                 return Status.OK
             if holder == t.stamp:
                 return Status.EALREADY
             if self.wound_wait:
+                # Publish what we wait on first (the kernel adds the waiter to the wait list and
+                # wounds the owner under one wait_lock): then either a new owner that takes the
+                # lock after this sees us (_check_waiters), or we see it below.
+                old = await t.state.fetch_or((lock + 1) << 1)
+                if old & WOUNDED and t.acquired:
+                    await t.state.fetch_and(WOUNDED)
+                    return Status.EDEADLK  # wounded: back off
+                holder = await word.load()
+                if holder == 0:
+                    await t.state.fetch_and(WOUNDED)
+                    continue  # released meanwhile: try again
                 if t.acquired and holder > t.stamp:  # a younger transaction holds it: wound it
                     # The wound wakes it if it waits (the kernel's wake_up_process): it waits
                     # on its state cell too.
                     await self.by_stamp[holder].state.fetch_or(WOUNDED)
-                old = await t.state.fetch_or((lock + 1) << 1)  # publish what we wait on
-                if old & WOUNDED and t.acquired:
-                    await t.state.fetch_and(WOUNDED)
-                    return Status.EDEADLK  # wounded: back off
                 await self.machine.wait_until(
                     [word, t.state], lambda v, s, h=holder: v != h or bool(s & WOUNDED and t.acquired)
                 )
@@ -98,6 +108,17 @@ class _WwMutex(Target):
                 if t.acquired and holder < t.stamp:
                     return Status.EDEADLK  # an older transaction holds it: die
                 await word.wait_until(lambda v, h=holder: v != h)
+
+    async def _check_waiters(self, t: _Txn, lock: int) -> None:
+        """__ww_mutex_check_waiters: a new owner with an older transaction waiting for the lock
+        (one that holds something) is wounded at once, as if that waiter had wounded it."""
+        for other in list(self.txns.values()):  # a snapshot: others may start meanwhile
+            if other is t or not other.stamp:
+                continue
+            state = await other.state.load()
+            if state >> 1 == lock + 1 and other.acquired and other.stamp < t.stamp:
+                await t.state.fetch_or(WOUNDED)
+                return
 
     async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
         self.txns[ctx.index].acquired -= 1

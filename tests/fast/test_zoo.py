@@ -402,3 +402,26 @@ def test_ww_relock_in_the_same_context_is_ealready_and_releases_once(cls):  # ty
     assert statuses[:2] == [Status.OK, Status.EALREADY]
     releases = [e for e in result.trace.events if e[2] == RELEASE and result.trace.contexts[e[1]] == "cpu0.task"]
     assert len(releases) == 1  # the Unlock matching the EALREADY releases nothing
+
+
+def test_wound_wait_wounds_a_younger_owner_that_takes_the_lock_after_an_older_waiter_asked():
+    # Found by bench/false_alarms.py (swarm, 5 CPUs): cpu1 (older, holding L1) wounded cpu2 for
+    # L0, then published its wait; meanwhile cpu2 released L0, unwound (it held nothing) and took
+    # L0 again, then waited for L1: an ABBA nobody broke. The kernel wounds a new owner that finds
+    # an older waiter (__ww_mutex_check_waiters), and adds a waiter and wounds the owner under one
+    # lock; the model now publishes the wait first and checks the waiters on taking a lock.
+    program = Program.from_json({
+        "n_locks": 2, "on_error": {"backoff_ns": 0, "retries": 0},
+        "cpus": [
+            {"handlers": [], "task": [["lock", 0, 10**9], ["work", 0], ["unlock", 0]]},
+            {"handlers": [], "task": [["lock", 1, 10**9], ["work", 0], ["lock", 0, 10**9], ["work", 0], ["unlock", 0],
+                                      ["unlock", 1]]},
+            {"handlers": [], "task": [["lock", 0, 10**9], ["work", 0], ["unlock", 0], ["lock", 0, 10**9], ["work", 0],
+                                      ["lock", 1, 10**9], ["work", 0], ["unlock", 1], ["unlock", 0]]},
+            {"handlers": [], "task": [["lock", 0, 10**9], ["work", 0], ["unlock", 0]]},
+        ],
+    })  # fmt: skip
+    schedule = [0] * 9 + [2, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1] + [0] * 7
+    for source in [schedule] + [RandomWalk(seed) for seed in range(200)]:
+        result = run(WoundWaitMutex, program, source)
+        assert result.violation is None, str(result.violation)
