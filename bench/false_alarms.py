@@ -5,8 +5,8 @@ which is broken on purpose) and every natural lock of ``tests/natural_locks.py``
 written the way outside authors write them: plain spin loops, clock-reading spins, ``trio.sleep(0)``,
 condition variables), runs a campaign per search strategy and per ``--cpus`` value, as
 ``lockfuzz fuzz TARGET --strategy S --cpus N --runs R --seed SEED`` does (programs of at most N
-CPUs and 2 locks, an interrupt handler per CPU where the target takes them), and prints for each: runs, runs per second, and
-the failures found (signature, runs to find, the message). Each of those failures is a false
+CPUs and 2 locks, an interrupt handler per CPU where the target takes them), and prints for each:
+runs, runs per second, and the failures found (signature, runs to find, the message). Each of those failures is a false
 alarm. Failure files go to a temporary folder (``--failure-dir``), never into the repository;
 the natural locks' files name ``natural_locks:Class``, so replay them with ``tests/`` on
 ``PYTHONPATH``.
