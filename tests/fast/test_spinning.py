@@ -9,14 +9,13 @@ fails here, not only in a benchmark.
 
 from __future__ import annotations
 
-import trio
-
 import lockfuzz
 from lockfuzz import Capabilities, CpuProgram, Lock, Program, Status, Target, Timeouts, Unlock, Work
 from lockfuzz._engine import Context
 from lockfuzz._machine import Machine
 from lockfuzz._trio_driver import run_trio
 
+from natural_locks import TrioSleepZeroSpinLock
 from support import RandomWalk
 
 HOLD_600US = Program(
@@ -61,26 +60,8 @@ class ClockSpinLock(PlainSpinLock):
         return Status.OK
 
 
-class SleepZeroLock(Target):
-    """A trio lock whose waiter spins with ``await trio.sleep(0)``."""
-
-    driver = "trio"
-    capabilities = Capabilities(timeouts=Timeouts(per_call=True))
-
-    def __init__(self, machine: Machine) -> None:
-        super().__init__(machine)
-        self.held = [False] * machine.n_locks
-
-    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
-        with trio.move_on_after(budget_ns / 1e9):
-            while self.held[lock]:
-                await trio.sleep(0)
-            self.held[lock] = True
-            return Status.OK
-        return Status.ETIMEDOUT
-
-    async def release(self, ctx: Context, lock: int) -> None:
-        self.held[lock] = False
+# A trio lock whose waiter spins with ``await trio.sleep(0)``, as trio users write one.
+SleepZeroLock = TrioSleepZeroSpinLock
 
 
 def test_a_plain_spinner_behind_a_600us_hold_is_clean_in_a_few_steps():
