@@ -114,3 +114,60 @@ def test_marks_are_events_in_the_trace():
     marks = [(r.trace.contexts[e[1]], e[4]) for e in r.trace.events if e[2] == 29]
     assert ("cpu0.task", Mark.TAKEN) in marks
     assert r.trace.text(next(i for i, e in enumerate(r.trace.events) if e[2] == 29)) == "L0: taken"
+
+
+class HeadMarkingLock(RecordingTas):
+    """A queue whose head is whoever reaches the queue first, not whoever asked first: cpu0's
+    task dawdles for 100 ns before it queues, cpu1's queues at once and marks itself head."""
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.heads = [machine.cell(f"L{i}.head") for i in range(machine.n_locks)]
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        if ctx.cpu == 0:
+            await self.machine.sleep_until(ctx.now + 100)
+        if await self.heads[lock].cmpxchg(0, ctx.index + 1) == 0:
+            ctx.mark(Mark.HEAD, lock)
+        return await super().acquire(ctx, lock, budget_ns)
+
+
+class FirstWaiters:
+    """Decision 0 everywhere; records, once both tasks wait in the queue, which the ground
+    truth calls the first waiter of L0."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, ...]] = set()
+
+    def choose(self, n: int, engine: Engine) -> int:
+        truth = engine.truth
+        waiting = [a for a in truth.on_lock[0]]
+        if len(waiting) == 2 and engine.machine.now > 150:  # both asked, both queued
+            self.seen.add(tuple(a.ctx.name for a in waiting if truth.first_waiter(a)))
+        return 0
+
+
+def test_the_first_waiter_is_the_marked_head_not_the_earliest_arrival(monkeypatch):
+    program = Program(
+        cpus=(
+            CpuProgram(task=(Lock(0), Unlock(0))),
+            CpuProgram(task=(Lock(0), Unlock(0))),
+            CpuProgram(task=(Lock(0), Work(1_000), Unlock(0))),
+        ),
+        n_locks=1,
+    )
+
+    class HolderFirst(HeadMarkingLock):
+        async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+            if ctx.cpu == 2:
+                return await RecordingTas.acquire(self, ctx, lock, budget_ns)
+            await self.machine.sleep_until(ctx.now + 10)  # let cpu2 take the lock first
+            return await HeadMarkingLock.acquire(self, ctx, lock, budget_ns)
+
+    source = FirstWaiters()
+    assert lockfuzz.run(HolderFirst, program, source).violation is None
+    assert source.seen == {("cpu1.task",)}  # cpu0 asked first; cpu1 reached the queue first
+    _no_marks(monkeypatch)
+    source = FirstWaiters()
+    lockfuzz.run(HolderFirst, program, source)
+    assert source.seen == {("cpu0.task",)}  # without marks: the earliest arrival
