@@ -17,23 +17,24 @@ could fire. Decision ``d`` at a point with ``n`` options means:
 When no context can run, option 0 lets the clock jump to the earliest deadline (as
 ``trio.testing.MockClock(autojump_threshold=0)`` does) and options ``1 ..`` fire handlers.
 
-Spinning is waiting (DESIGN.md, "Oracles"). A context whose recent steps changed nothing (loads,
-and read-modify-writes that left the value as it was) and repeat, step for step and value for
-value, the ones just before them (twice) is *spinning*: a plain ``while await flag.load(): pass`` after
-its third load, a test-and-set loop after its third failed ``xchg`` (``SPIN_REPEATS``). The engine parks it, as if
-it waited on the cells it read: it runs again when one of them changes, when its acquisition's
-time is up (its budget, or a fixed timeout's shortest wait, then at doubling intervals, so that a
-spinner that reads the clock gives up on time), or when nothing else can run: then every parked
-spinner gets one step (a *round*), because the engine cannot see a context's local variables and
-a loop that re-reads memory may still be counting towards its end. Only when a round changed
-nothing does the clock jump; with no deadline either, a few more rounds, then the run hangs, and
-the hang report names what each spinner re-reads. So a spinner behind a hold of any length costs
-a few steps, the same decisions explore the same behaviours (a parked spinner's next steps would
-read what it read), and the step limit means a livelock: steps that change things, forever.
 A source that returns ``None`` has run out: the engine's fair default then keeps the current
 context for at most ``fair_slice`` consecutive steps, so that plain spinning ends too. Every
 decision taken (the source's and the default's) is recorded: replaying that list gives the
 same trace, which is how schedules are minimised and saved.
+
+Spinning is waiting (DESIGN.md, "Oracles"). A context whose recent steps changed nothing
+(loads, and read-modify-writes that left the value as it was) and repeat, step for step and value
+for value, the ones just before them, twice (``SPIN_REPEATS``), is *spinning*: a plain ``while
+await flag.load(): pass`` after its third load, a test-and-set loop after its third failed
+``xchg``. The engine parks it, as if it waited on the cells it read: it runs again when one of
+them changes, when its acquisition's time is up (its budget, or a fixed timeout's shortest wait,
+then at doubling intervals, so that a spinner that reads the clock gives up on time), or when
+nothing else can run: then every parked spinner gets one step (a *round*), because the engine
+cannot see a context's local variables and a loop that re-reads memory may still be counting
+towards its end. Only when a round changed nothing does the clock jump; with no deadline either,
+a few more rounds (``SPIN_ROUNDS``), then the run hangs, and the hang report names what each
+spinner re-reads. So a spinner behind a hold of any length costs a few steps, and the step limit
+means a livelock: steps that change things, for ever.
 
 Each run of the engine is a pure function of (target class and parameters, program,
 decisions, settings): nothing reads the real clock, ``hash()`` or ``id()``.
