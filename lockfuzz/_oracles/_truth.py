@@ -40,8 +40,6 @@ class Attempt:
     contended = False  # its lock was held, attempted by another or being released at some moment
     other_timed_out = False  # another attempt on the same lock returned ETIMEDOUT meanwhile
     teardown = False  # it began while a waiter on its lock was leaving a torn-down queue
-    int_total = 0  # ns spent interrupted (its CPU ran a handler above it)
-    int_since: int | None = None
     stall_total = 0  # ns while it, the lock's holder or another waiter on it was interrupted
     stall_since: int | None = None
     quiet_paused = 0
@@ -59,9 +57,6 @@ class Attempt:
         self.event = event
         self.start_steps = ctx.steps
         self.quiet_from = now  # last progress on the lock
-
-    def interrupted_ns(self, now: int) -> int:
-        return self.int_total + (now - self.int_since if self.int_since is not None else 0)
 
     def paused_ns(self, now: int) -> int:
         """Time the lock could make no progress for it, whichever CPU a handler ran on: it was
@@ -190,8 +185,8 @@ class GroundTruth:
         """The method for each event kind (the engine calls it before the oracles)."""
         return {
             ACQUIRE: self._on_acquire, ACQUIRED: self._on_acquired, RELEASE: self._on_release,
-            RELEASED: self._on_released, IRQ_ENTER: self._on_irq_enter, IRQ_EXIT: self._on_resume,
-            DONE: self._on_resume, MARK: self._on_mark,
+            RELEASED: self._on_released, IRQ_ENTER: self._on_irq, IRQ_EXIT: self._on_irq, DONE: self._on_irq,
+            MARK: self._on_mark,
         }  # fmt: skip
 
     def _on_acquire(self, index: int, ctx: Context, obj: int, value: int) -> None:
@@ -311,23 +306,9 @@ class GroundTruth:
             self._mark_table_view()
         self.retime()
 
-    def _on_irq_enter(self, index: int, ctx: Context, obj: int, value: int) -> None:
-        stack = self.engine.stacks[obj]
-        below = self.attempts.get(stack[-2].index) if len(stack) > 1 else None
-        if below is not None and below.int_since is None:
-            below.int_since = self.engine.machine.now
-        if self.cycles:
-            self._recompute()
-        self.retime()
-
-    def _on_resume(self, index: int, ctx: Context, obj: int, value: int) -> None:
-        """A context ended (IRQ_EXIT or DONE): the one below it on its CPU runs again."""
-        stack = self.engine.stacks[obj]
-        if stack:
-            resumed = self.attempts.get(stack[-1].index)
-            if resumed is not None and resumed.int_since is not None:
-                resumed.int_total += self.engine.machine.now - resumed.int_since
-                resumed.int_since = None
+    def _on_irq(self, index: int, ctx: Context, obj: int, value: int) -> None:
+        """A handler entered (IRQ_ENTER) or a context ended (IRQ_EXIT, DONE): who is interrupted
+        changed, so the cycles and the stall clocks may have."""
         if self.cycles:
             self._recompute()
         self.retime()
