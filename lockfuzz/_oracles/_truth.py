@@ -232,10 +232,7 @@ class GroundTruth:
         a.status = _STATUS[value]
         self._close(a, now)
         self.returned = a
-        if self.pending[obj] is a:
-            self.pending[obj] = None
-        if self.head[obj] is a:
-            self.head[obj] = None
+        self._unqueue(a)
         if value == 0:
             self.holder[obj] = ctx
             for b in waiting:
@@ -291,10 +288,7 @@ class GroundTruth:
         if value == Mark.TAKEN:
             a.taken = True
             self.holder[obj] = ctx
-            if self.pending[obj] is a:
-                self.pending[obj] = None
-            if self.head[obj] is a:
-                self.head[obj] = None
+            self._unqueue(a)
             for b in self.on_lock[obj]:
                 b.contended = True
         elif value == Mark.PENDING:
@@ -305,6 +299,14 @@ class GroundTruth:
         if self._table_view:
             self._mark_table_view()
         self.retime()
+
+    def _unqueue(self, a: Attempt) -> None:
+        """``a`` is no longer its lock's marked pending waiter or queue head (it took the lock,
+        or its attempt ended)."""
+        if self.pending[a.lock] is a:
+            self.pending[a.lock] = None
+        if self.head[a.lock] is a:
+            self.head[a.lock] = None
 
     def _on_irq(self, index: int, ctx: Context, obj: int, value: int) -> None:
         """A handler entered (IRQ_ENTER) or a context ended (IRQ_EXIT, DONE): who is interrupted
