@@ -189,10 +189,12 @@ def _programs(draw: Any, shape: _Shape) -> Program:
 def interrupts_for(target: Any) -> bool:
     """Whether programs for ``target`` have interrupt handlers by default: what its capabilities
     say, else on for targets over cells and off for targets over trio."""
+    from lockfuzz._trio_driver import driver_of  # checks the driver's name, as the engine does
+
     wanted = target.capabilities.interrupts
     if wanted is not None:
         return bool(wanted)
-    return getattr(target, "driver", "direct") != "trio"
+    return driver_of(target) != "trio"
 
 
 def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
