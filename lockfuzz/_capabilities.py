@@ -7,6 +7,7 @@ hanging in one; the program that deadlocked is). See DESIGN.md, "The target prot
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ._errors import InvalidArgument
@@ -98,7 +99,10 @@ class Detection:
 
     ``classes`` is a subset of ``CYCLE_CLASSES``. The completeness oracle requires EDEADLK from
     a party of every such cycle that lasts ``latency_ns`` (counted while no context of the cycle
-    is interrupted by a context outside it). ``max_held``: the claim holds only while each CPU
+    is interrupted by a context outside it). ``class_latency_ns`` overrides it per class where
+    the lock is faster for some (rqspinlock finds AA at the first poll of a wait and ABBA only
+    at a check more than 1 ms later): ``{"AA": 100_000}``; a cycle matching several declared
+    classes is held to the shortest of their latencies. ``max_held``: the claim holds only while each CPU
     of the cycle holds or attempts at most this many locks (rqspinlock's table has 31 slots).
     ``first_waiter_only``: only the first waiter of a lock checks (rqspinlock's pending waiter
     and queue head; waiters further back spin without checks), so the clock runs only while some
@@ -113,6 +117,8 @@ class Detection:
     max_held: int | None = None
     first_waiter_only: bool = False
     table_scan: bool = False
+    #: Given as a mapping; kept as sorted (class, ns) pairs so that the value stays hashable.
+    class_latency_ns: Mapping[str, int] | tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", frozenset(self.classes))
@@ -120,6 +126,26 @@ class Detection:
         if unknown:
             raise InvalidArgument(f"classes={unknown!r}: expected a subset of {CYCLE_CLASSES!r}")
         _check_ns("latency_ns", self.latency_ns)
+        per_class = self.class_latency_ns
+        pairs = per_class.items() if isinstance(per_class, Mapping) else per_class
+        try:
+            normal = tuple(sorted((str(c), ns) for c, ns in pairs))
+        except (TypeError, ValueError):
+            raise InvalidArgument(
+                f"class_latency_ns={per_class!r}: expected a mapping of class names to nanoseconds"
+            ) from None
+        for cls, ns in normal:
+            if cls not in self.classes:
+                raise InvalidArgument(
+                    f"class_latency_ns: {cls!r} is not a declared class; expected one of {sorted(self.classes)!r}"
+                )
+            _check_ns(f"class_latency_ns[{cls!r}]", ns)
+        object.__setattr__(self, "class_latency_ns", normal)
+
+    def latency_for(self, matched: Iterable[str]) -> int:
+        """The latency a cycle of the given declared classes is held to: the shortest declared."""
+        per_class = dict(self.class_latency_ns)  # type: ignore[arg-type] # normalised to pairs
+        return min((per_class.get(c, self.latency_ns) for c in matched), default=self.latency_ns)
         if self.max_held is not None and (not isinstance(self.max_held, int) or self.max_held < 1):
             raise InvalidArgument(f"max_held={self.max_held!r}: expected None or an int >= 1")
 
@@ -197,7 +223,11 @@ class Capabilities:
             held = f", while each CPU holds <= {d.max_held} locks" if d.max_held else ""
             first = ", counted while a party is the first waiter of its lock" if d.first_waiter_only else ""
             scan = ", unless another CPU's table lists an awaited lock below its top" if d.table_scan else ""
-            lines.append(f"detects: {', '.join(sorted(d.classes))} within {d.latency_ns} ns{held}{first}{scan}")
+            per_class = dict(d.class_latency_ns)  # type: ignore[arg-type] # normalised to pairs
+            within = ", ".join(
+                f"{c} within {per_class.get(c, d.latency_ns)} ns" for c in sorted(d.classes)
+            )
+            lines.append(f"detects: {within}{held}{first}{scan}")
         else:
             lines.append("detects: no deadlocks")
         f = self.fairness

@@ -2,9 +2,10 @@
 
 For each cycle of a class the target declares (``Detection.classes``), the clock runs while the
 cycle is *clean* (no member held up by a handler outside the cycle) and every CPU on it holds or
-attempts at most ``max_held`` locks. If it runs past ``latency_ns`` before a party returns
-EDEADLK (and so breaks the cycle), the target missed the deadlock: too late, or ETIMEDOUT, or a
-hang. Checked at every event and clock jump, and by the hang oracle.
+attempts at most ``max_held`` locks. If it runs past its latency (``latency_ns``, or its
+class's own in ``class_latency_ns``: the shortest of the declared classes it matches) before a
+party returns EDEADLK (and so breaks the cycle), the target missed the deadlock: too late, or
+ETIMEDOUT, or a hang. Checked at every event and clock jump, and by the hang oracle.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class EdeadlkComplete(Oracle):
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.detection = engine.capabilities.detection
         self.since: dict[tuple[int, ...], tuple[int, str]] = {}
+        # The latency each cycle is held to (its declared classes' shortest), by its members.
+        self.latency: dict[tuple[int, ...], int] = {}
         if not self.detection.classes:
             self.kinds = ()
 
@@ -33,14 +36,16 @@ class EdeadlkComplete(Oracle):
         now = engine.machine.now
         claimed = {}
         for cyc in engine.truth.cycles:
+            matched = [c for c in d.classes if cyc.matches(c)]
             if (
-                any(cyc.matches(c) for c in d.classes)
+                matched
                 and cyc.clean
                 and (d.max_held is None or cyc.max_table <= d.max_held)
                 and (cyc.first_waiter or not d.first_waiter_only)
                 and not (d.table_scan and cyc.scan_blinded)
             ):
                 claimed[cyc.key] = cyc
+                self.latency[cyc.key] = d.latency_for(matched)
         for key in list(self.since):
             if key not in claimed:
                 # The cycle broke at this event: was it in time?
@@ -53,14 +58,15 @@ class EdeadlkComplete(Oracle):
 
     def _judge(self, engine, index, key, start, cls, now, forever=False) -> None:  # type: ignore[no-untyped-def]
         waited = now - start
-        if waited <= self.detection.latency_ns and not forever:
+        latency = self.latency[key]
+        if waited <= latency and not forever:
             return
         names = tuple(engine.contexts[i].name for i in key)
         how = "hangs forever" if forever else f"lasted {waited} ns"
         raise Violation(
             self.name, f"missed-{cls}",
             f"{cls} deadlock cycle {{{', '.join(names)}}} {how} without an EDEADLK; the target "
-            f"declares detection within {self.detection.latency_ns} ns",
+            f"declares detection within {latency} ns",
             contexts=names, time_ns=now, event_index=index,
         )
 
