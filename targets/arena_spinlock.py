@@ -30,7 +30,7 @@ Budget: the budget passed to ``acquire`` stands for the slow-path frame's may_go
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Mark, Status, Timeouts
+from lockfuzz import Capabilities, Cell, Context, Machine, Mark, Status, Timeouts
 
 # The lock word's layout, the tail encoding and the spin conditions over them are qspinlock's
 # (the arena lock copies them).
@@ -53,11 +53,11 @@ class ArenaSpinlock(QueueNodes):
 
     capabilities = Capabilities(timeouts=Timeouts(per_call=True))
 
-    def __init__(self, machine):  # type: ignore[no-untyped-def]
+    def __init__(self, machine: Machine) -> None:
         super().__init__(machine)
         self._init_nodes(machine, "qnode")
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         word = self.words[lock]
         deadline = ctx.now + budget_ns
         val = await word.cmpxchg(0, LOCKED)
@@ -90,7 +90,7 @@ class ArenaSpinlock(QueueNodes):
                 await word.store_field(8, 8, 0)
         return await self._queue(ctx, lock, word, deadline)
 
-    async def _queue(self, ctx, lock, word, deadline):  # type: ignore[no-untyped-def]
+    async def _queue(self, ctx: Context, lock: int, word: Cell, deadline: int) -> Status:
         cpu = ctx.cpu
         count = self.count[cpu]
         idx = await count.fetch_add(1)

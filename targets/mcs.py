@@ -22,7 +22,7 @@ interrupts, and a context cannot hold a lock twice without deadlocking on itself
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Fairness, Mark, Status, Target
+from lockfuzz import Capabilities, Cell, Context, Fairness, Machine, Mark, Status, Target
 
 LEVELS = 4  # task, softirq, hardirq, NMI
 
@@ -41,13 +41,13 @@ class McsLock(Target):
 
     capabilities = Capabilities(fairness=Fairness(overtakes=0, doorway_steps=DOORWAY_STEPS))
 
-    def __init__(self, machine):  # type: ignore[no-untyped-def]
+    def __init__(self, machine: Machine) -> None:
         super().__init__(machine)
         n = machine.n_locks
         self.n_locks = n
         self.tails = [machine.cell(f"L{i}.tail") for i in range(n)]
-        self.next = []
-        self.locked = []
+        self.next: list[Cell] = []
+        self.locked: list[Cell] = []
         for cpu in range(machine.n_cpus):
             for level in range(LEVELS):
                 for lock in range(n):
@@ -55,11 +55,11 @@ class McsLock(Target):
                     self.next.append(machine.cell(f"{name}.next"))
                     self.locked.append(machine.cell(f"{name}.locked"))
 
-    def _node(self, ctx, lock):  # type: ignore[no-untyped-def]
+    def _node(self, ctx: Context, lock: int) -> int:
         """This acquisition's node number (1-based: 0 is NULL)."""
         return ((ctx.cpu * LEVELS + int(ctx.level)) * self.n_locks + lock) + 1
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         node = self._node(ctx, lock)
         await self.locked[node - 1].store(0)
         await self.next[node - 1].store(0)
@@ -70,7 +70,7 @@ class McsLock(Target):
         ctx.mark(Mark.TAKEN, lock)  # the head of an MCS queue holds the lock
         return Status.OK
 
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+    async def release(self, ctx: Context, lock: int) -> None:
         node = self._node(ctx, lock)
         nxt = await self.next[node - 1].load()
         if not nxt:
@@ -80,7 +80,7 @@ class McsLock(Target):
             nxt = await self.next[node - 1].wait_until(_nonzero)
         await self.locked[nxt - 1].store(1)
 
-    def check(self):  # type: ignore[no-untyped-def]
+    def check(self) -> list[str]:
         return [f"L{i} tail is node {t.value}, expected NULL" for i, t in enumerate(self.tails) if t.value]
 
 

@@ -24,7 +24,7 @@ Release is a byte store of 0 to the locked byte. The generic ``_Q_PENDING_LOOPS`
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Mark, Status, Target
+from lockfuzz import Capabilities, Cell, Context, Machine, Mark, Status, Target
 
 LOCKED = 1
 PENDING = 1 << 8
@@ -46,7 +46,7 @@ class QueueNodes(Target):
     and ``next`` on each of 4) that qspinlock and the locks copied from it (the BPF arena lock)
     share, with ``decode_tail``, the release (clear the locked byte) and the final check."""
 
-    def _init_nodes(self, machine, node: str) -> None:  # type: ignore[no-untyped-def]
+    def _init_nodes(self, machine: Machine, node: str) -> None:
         self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
         self.count = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.{node}[0].count"))
         self.locked = machine.per_cpu(
@@ -55,15 +55,15 @@ class QueueNodes(Target):
         # node.next holds the successor's tail code (0 is NULL), as decode_tail() would map it.
         self.next = machine.per_cpu(lambda cpu: [machine.cell(f"cpu{cpu}.{node}[{i}].next") for i in range(MAX_NODES)])
 
-    def _decode(self, tail: int):  # type: ignore[no-untyped-def]
+    def _decode(self, tail: int) -> tuple[Cell, Cell]:
         cpu = (tail >> TAIL_CPU_SHIFT) - 1
         idx = (tail >> TAIL_IDX_SHIFT) & 3
         return self.locked[cpu][idx], self.next[cpu][idx]
 
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+    async def release(self, ctx: Context, lock: int) -> None:
         await self.words[lock].store_field(0, 8, 0)  # queued_spin_unlock: clear the locked byte
 
-    def check(self):  # type: ignore[no-untyped-def]
+    def check(self) -> list[str]:
         problems = [f"L{i} word is {w.value:#x}, expected 0" for i, w in enumerate(self.words) if w.value]
         problems += [f"cpu{cpu} node count is {c.value}, expected 0" for cpu, c in enumerate(self.count) if c.value]
         return problems
@@ -79,19 +79,19 @@ class QSpinlock(QueueNodes):
 
     capabilities = Capabilities()
 
-    def __init__(self, machine, max_nodes: int = MAX_NODES):  # type: ignore[no-untyped-def]
+    def __init__(self, machine: Machine, max_nodes: int = MAX_NODES) -> None:
         super().__init__(machine)
         if not isinstance(max_nodes, int) or not 1 <= max_nodes <= MAX_NODES:
             raise ValueError(f"max_nodes={max_nodes!r}: expected an int from 1 to {MAX_NODES}")
         self.max_nodes = max_nodes
         self._init_nodes(machine, "node")
 
-    async def _trylock(self, word) -> bool:  # type: ignore[no-untyped-def]
+    async def _trylock(self, word: Cell) -> bool:
         if await word.load():
             return False
         return await word.cmpxchg(0, LOCKED) == 0
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         word = self.words[lock]
         val = await word.cmpxchg(0, LOCKED)
         if val == 0:
@@ -118,7 +118,7 @@ class QSpinlock(QueueNodes):
         await self._queue(ctx, lock, word)
         return Status.OK
 
-    async def _queue(self, ctx, lock, word) -> None:  # type: ignore[no-untyped-def]
+    async def _queue(self, ctx: Context, lock: int, word: Cell) -> None:
         cpu = ctx.cpu
         count = self.count[cpu]
         idx = await count.fetch_add(1)

@@ -28,7 +28,9 @@ the kernel's loop with a check at every poll while costing a few steps per milli
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Detection, Status, Target, Timeouts
+from typing import Literal
+
+from lockfuzz import Capabilities, Context, Detection, Machine, Status, Target, Timeouts
 
 __all__ = ["DEADLOCK_CHECK_NS", "RES_NR_HELD", "TAS_TIMEOUT_NS", "ResilientTasLock"]
 
@@ -98,7 +100,7 @@ class ResilientTasLock(Target):
     #: The timeout of one acquisition (a class attribute so that a variant can change it).
     timeout_ns = TAS_TIMEOUT_NS
 
-    def __init__(self, machine):  # type: ignore[no-untyped-def]
+    def __init__(self, machine: Machine) -> None:
         super().__init__(machine)
         self.n_cpus = machine.n_cpus
         self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
@@ -113,7 +115,7 @@ class ResilientTasLock(Target):
         self.changes = [machine.watch(f"L{i}.check-inputs", [self.words[i], *tables]) for i in range(machine.n_locks)]
 
     # -- the lock ---------------------------------------------------------------------------
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         word, changes = self.words[lock], self.changes[lock]
         await self._grab_entry(ctx.cpu, lock)
         timer = _Timer(self._duration(budget_ns), changes.value)
@@ -126,16 +128,17 @@ class ResilientTasLock(Target):
                 await self._release_entry(ctx.cpu)
                 return ret
             # Sleep until the word or a table changes, or the next check falls due; then poll.
-            seen = await changes.wait_until(lambda v, s=timer.seen: v != s, self._next_check(timer))
+            # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
+            seen = await changes.wait_until(lambda v, s=timer.seen: v != s, self._next_check(timer))  # type: ignore[misc]
             if seen != timer.seen:
                 timer.seen, timer.stale = seen, True
             val = await word.load()
 
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+    async def release(self, ctx: Context, lock: int) -> None:
         await self.words[lock].store(0)
         await self._release_entry(ctx.cpu)
 
-    def check(self):  # type: ignore[no-untyped-def]
+    def check(self) -> list[str]:
         problems = [f"L{i} word is {w.value:#x}, expected 0" for i, w in enumerate(self.words) if w.value]
         for cpu in range(self.n_cpus):
             if self.cnt[cpu].value:
@@ -146,23 +149,23 @@ class ResilientTasLock(Target):
         return problems
 
     # -- the held-locks table -----------------------------------------------------------------
-    async def _grab_entry(self, cpu, lock):  # type: ignore[no-untyped-def]
+    async def _grab_entry(self, cpu: int, lock: int) -> None:
         cnt = await self.cnt[cpu].fetch_add(1) + 1  # this_cpu_inc_return: one step
         if cnt <= RES_NR_HELD:  # else keep the increment, store nothing
             await self.slots[cpu][cnt - 1].store(lock + 1)
 
-    async def _release_entry(self, cpu):  # type: ignore[no-untyped-def]
+    async def _release_entry(self, cpu: int) -> None:
         cnt = await self.cnt[cpu].load()
         if cnt <= RES_NR_HELD:
             await self.slots[cpu][cnt - 1].store(0)
         await self.cnt[cpu].fetch_add(-1)
 
     # -- the checks ---------------------------------------------------------------------------
-    def _duration(self, budget_ns):  # type: ignore[no-untyped-def]
+    def _duration(self, budget_ns: int) -> int:
         """How long one acquisition may wait: the fixed second (the budget is ignored)."""
         return self.timeout_ns
 
-    async def _check_timeout(self, ctx, lock, timer):  # type: ignore[no-untyped-def]
+    async def _check_timeout(self, ctx: Context, lock: int, timer: _Timer) -> Status | Literal[0]:
         now = ctx.now
         if timer.end is None:  # the first check of this wait loop
             timer.cur = now
@@ -179,11 +182,12 @@ class ResilientTasLock(Target):
                 return await self._check_abba(ctx.cpu, lock)
         return 0
 
-    def _next_check(self, timer):  # type: ignore[no-untyped-def]
+    def _next_check(self, timer: _Timer) -> int:
         """The first moment a check would do anything: the ABBA re-check or the timeout."""
+        assert timer.end is not None  # armed by the wait loop's first _check_timeout
         return min(timer.cur + DEADLOCK_CHECK_NS + 1, timer.end + 1)
 
-    async def _check_aa(self, cpu, lock):  # type: ignore[no-untyped-def]
+    async def _check_aa(self, cpu: int, lock: int) -> Status | Literal[0]:
         """EDEADLK if ``lock`` is in this CPU's table below the top (our own attempt)."""
         cnt = min(RES_NR_HELD, await self.cnt[cpu].load())
         slots = self.slots[cpu]
@@ -192,7 +196,7 @@ class ResilientTasLock(Target):
                 return Status.EDEADLK
         return 0
 
-    async def _check_abba(self, cpu, lock):  # type: ignore[no-untyped-def]
+    async def _check_abba(self, cpu: int, lock: int) -> Status | Literal[0]:
         """The kernel's two-party check: another CPU has ``lock`` below its top, and its top
         entry (what it attempts) is below the top of our table. The first CPU found with
         ``lock`` below its top decides."""

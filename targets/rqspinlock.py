@@ -40,7 +40,9 @@ the mainline code it follows; NMIs take the Q2 fallback instead.
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Detection, InvalidArgument, Mark, Status, Target, Timeouts
+from typing import Callable, Literal
+
+from lockfuzz import Capabilities, Context, Detection, InvalidArgument, Machine, Mark, Status, Target, Timeouts
 
 __all__ = ["RqSpinlock", "capabilities_for"]
 
@@ -77,12 +79,13 @@ def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
         # Only the pending waiter and the queue head run the checks; waiters further back spin
         # on their MCS node with none (Q6), so a cycle through them waits for a head.
         detection=Detection(
-            classes={"AA", "ABBA"}, latency_ns=NSEC_PER_MSEC + g + steps, max_held=RES_NR_HELD, first_waiter_only=True,
+            classes=frozenset({"AA", "ABBA"}), latency_ns=NSEC_PER_MSEC + g + steps, max_held=RES_NR_HELD,
+            first_waiter_only=True,
             # The ABBA scan stops at the first other CPU listing the lock below its top.
             table_scan=True,
         ),
         fairness=None,
-        exceptions={"held-table-view", "nested-trylock-fallback"},
+        exceptions=frozenset({"held-table-view", "nested-trylock-fallback"}),
     )
 
 
@@ -124,7 +127,7 @@ class RqSpinlock(Target):
     def capabilities_for(cls, poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
         return capabilities_for(poll_interval, step_ns)
 
-    def __init__(self, machine, poll_interval: int = 1):  # type: ignore[no-untyped-def]
+    def __init__(self, machine: Machine, poll_interval: int = 1) -> None:
         super().__init__(machine)
         if not isinstance(poll_interval, int) or isinstance(poll_interval, bool) or poll_interval < 1:
             raise InvalidArgument(f"poll_interval={poll_interval!r}: expected an int >= 1 (65536 is the kernel's)")
@@ -156,7 +159,7 @@ class RqSpinlock(Target):
         await self.cnt[cpu].fetch_add(-1)  # this_cpu_dec
 
     # -- res_spin_lock / res_spin_unlock ------------------------------------------------------------
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         # Fast path: grab the entry first, then CAS 0 -> LOCKED. The budget is ignored.
         await self._grab_entry(ctx.cpu, lock)
         val = await self.word[lock].cmpxchg(0, LOCKED)
@@ -165,7 +168,7 @@ class RqSpinlock(Target):
             return Status.OK
         return await self._slowpath(ctx, lock, val)
 
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+    async def release(self, ctx: Context, lock: int) -> None:
         cpu = ctx.cpu
         await self.word[lock].store_field(0, 8, 0)  # smp_store_release(&lock->locked, 0) first
         cnt = await self.cnt[cpu].load()
@@ -206,7 +209,9 @@ class RqSpinlock(Target):
                 return Status.OK
         return Status.OK
 
-    async def _spin_checked(self, cpu: int, lock: int, done, mask: int, duration: int):  # type: ignore[no-untyped-def]
+    async def _spin_checked(
+        self, cpu: int, lock: int, done: Callable[[int], bool], mask: int, duration: int
+    ) -> tuple[int, Status | Literal[0]]:
         """res_smp_cond_load_acquire(&lock, done(VAL) || RES_CHECK_TIMEOUT(ts, ret, mask)).
 
         Returns (last value seen, 0 / EDEADLK / ETIMEDOUT). check_timeout: the first call runs
@@ -227,7 +232,8 @@ class RqSpinlock(Target):
             # Sleep until the word or a table changes, or until the first due check that can act.
             act = min(end, cur + NSEC_PER_MSEC) + 1
             due = last + max(1, -(-(act - last) // poll)) * poll
-            now_seen = await changes.wait_until(lambda v, s=seen: v != s, deadline_ns=due)
+            # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
+            now_seen = await changes.wait_until(lambda v, s=seen: v != s, deadline_ns=due)  # type: ignore[misc]
             if now_seen != seen:  # something changed: poll the word; the tables may differ too
                 seen, stale = now_seen, True
                 val = await word.load()
@@ -267,7 +273,7 @@ class RqSpinlock(Target):
             old = seen
         return False
 
-    async def _slowpath(self, ctx, lock: int, val: int) -> Status:  # type: ignore[no-untyped-def]
+    async def _slowpath(self, ctx: Context, lock: int, val: int) -> Status:
         cpu, word = ctx.cpu, self.word[lock]
         # S1: the poll counter starts at 0 (RES_INIT_TIMEOUT): each wait loop checks at its first poll.
         if val == PENDING:  # S2: a pending -> locked hand-over in progress: re-read, boundedly
@@ -292,7 +298,7 @@ class RqSpinlock(Target):
         ctx.mark(Mark.TAKEN, lock)
         return Status.OK
 
-    async def _queue(self, ctx, lock: int) -> Status:  # type: ignore[no-untyped-def]
+    async def _queue(self, ctx: Context, lock: int) -> Status:
         cpu, word, count = ctx.cpu, self.word[lock], self.count[ctx.cpu]
         if await self._check_aa(cpu, lock):  # Q0: never queue behind ourselves
             await self._release_entry(cpu)

@@ -7,7 +7,7 @@ detection, no fairness (a waiter may be overtaken forever).
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Status, Target
+from lockfuzz import Capabilities, Context, Machine, Status, Target
 
 
 class TasLock(Target):
@@ -15,20 +15,20 @@ class TasLock(Target):
 
     capabilities = Capabilities()
 
-    def __init__(self, machine):  # type: ignore[no-untyped-def]
+    def __init__(self, machine: Machine) -> None:
         super().__init__(machine)
         self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         word = self.words[lock]
         while await word.xchg(1):
             await word.wait_until(_is_zero)
         return Status.OK
 
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+    async def release(self, ctx: Context, lock: int) -> None:
         await self.words[lock].store(0)
 
-    def check(self):  # type: ignore[no-untyped-def]
+    def check(self) -> list[str]:
         return [f"L{i} word is {w.value}, expected 0" for i, w in enumerate(self.words) if w.value]
 
 

@@ -8,7 +8,7 @@ after the one-step doorway; no timeouts, no deadlock detection.
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Fairness, Status, Target
+from lockfuzz import Capabilities, Context, Fairness, Machine, Status, Target
 
 
 class TicketLock(Target):
@@ -16,11 +16,11 @@ class TicketLock(Target):
 
     capabilities = Capabilities(fairness=Fairness(overtakes=0, doorway_steps=1))
 
-    def __init__(self, machine):  # type: ignore[no-untyped-def]
+    def __init__(self, machine: Machine) -> None:
         super().__init__(machine)
         self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         word = self.words[lock]
         old = await word.fetch_add(1 << 16)
         ticket = old >> 16
@@ -28,13 +28,13 @@ class TicketLock(Target):
             await word.wait_until(lambda v: v & 0xFFFF == ticket)
         return Status.OK
 
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+    async def release(self, ctx: Context, lock: int) -> None:
         word = self.words[lock]
         # The owner half is only written by the holder: a half-word store, as the kernel does.
         owner = (await word.load()) & 0xFFFF
         await word.store_field(0, 16, (owner + 1) & 0xFFFF)
 
-    def check(self):  # type: ignore[no-untyped-def]
+    def check(self) -> list[str]:
         return [
             f"L{i}: next ticket {w.value >> 16} != owner {w.value & 0xFFFF}"
             for i, w in enumerate(self.words)

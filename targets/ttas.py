@@ -14,7 +14,7 @@ Release stores 0 (as the test-and-set lock it extends). Every load and the xchg 
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Status
+from lockfuzz import Capabilities, Context, Status
 from lockfuzz.targets.tas import TasLock, _is_zero
 
 
@@ -26,7 +26,7 @@ class TtasLock(TasLock):
 
     capabilities = Capabilities()
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         word = self.words[lock]
         while True:
             await word.wait_until(_is_zero)  # test: while (READ_ONCE(*word)) cpu_relax();

@@ -30,7 +30,7 @@ dies at a later contended lock, still holding a lock, as a wounded kernel transa
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Detection, Mark, Status, Target
+from lockfuzz import Capabilities, Cell, Context, Detection, Machine, Mark, Status, Target
 
 WOUNDED = 1  # bit 0 of a transaction's state word; bits 1.. = 1 + the lock it waits on (0 = none)
 
@@ -44,7 +44,7 @@ class _Txn:
 
     __slots__ = ("acquired", "stamp", "state")
 
-    def __init__(self, state) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, state: Cell) -> None:
         self.stamp = 0
         self.acquired = 0
         self.state = state  # cell: WOUNDED | (1 + awaited lock) << 1
@@ -53,20 +53,20 @@ class _Txn:
 class _WwMutex(Target):
     wound_wait = False
 
-    def __init__(self, machine):  # type: ignore[no-untyped-def]
+    def __init__(self, machine: Machine) -> None:
         super().__init__(machine)
         self.words = [machine.cell(f"L{i}.ctx") for i in range(machine.n_locks)]
         self.counter = machine.cell("ww_class.stamp")
         self.txns: dict[int, _Txn] = {}  # ctx.index -> its transaction
         self.by_stamp: dict[int, _Txn] = {}  # what the holder pointer in a lock word leads to
 
-    def _txn(self, ctx) -> _Txn:  # type: ignore[no-untyped-def]
+    def _txn(self, ctx: Context) -> _Txn:
         t = self.txns.get(ctx.index)
         if t is None:
             t = self.txns[ctx.index] = _Txn(self.machine.cell(f"{ctx.name}.ww_ctx"))
         return t
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         t = self._txn(ctx)
         if not t.stamp:
             t.stamp = await self.counter.fetch_add(1) + 1
@@ -107,7 +107,8 @@ class _WwMutex(Target):
             else:
                 if t.acquired and holder < t.stamp:
                     return Status.EDEADLK  # an older transaction holds it: die
-                await word.wait_until(lambda v, h=holder: v != h)
+                # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
+                await word.wait_until(lambda v, h=holder: v != h)  # type: ignore[misc]
 
     async def _check_waiters(self, t: _Txn, lock: int) -> None:
         """__ww_mutex_check_waiters: a new owner with an older transaction waiting for the lock
@@ -120,11 +121,11 @@ class _WwMutex(Target):
                 await t.state.fetch_or(WOUNDED)
                 return
 
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+    async def release(self, ctx: Context, lock: int) -> None:
         self.txns[ctx.index].acquired -= 1
         await self.words[lock].store(0)
 
-    def check(self):  # type: ignore[no-untyped-def]
+    def check(self) -> list[str]:
         problems = [f"L{i} held by stamp {w.value}" for i, w in enumerate(self.words) if w.value]
         problems += [
             f"transaction stamp {t.stamp} still counts {t.acquired} lock(s)" for t in self.txns.values() if t.acquired

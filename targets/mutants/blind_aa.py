@@ -11,6 +11,8 @@ Caught by: **edeadlk-complete** (an AA cycle outlives the declared latency).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from lockfuzz.targets.resilient_tas import RES_NR_HELD, ResilientTasLock
 
 from lockfuzz import Status
@@ -19,7 +21,7 @@ from lockfuzz import Status
 class BlindAaLock(ResilientTasLock):
     """Resilient TAS whose AA check skips the entry below the top: AA is never detected."""
 
-    async def _check_aa(self, cpu, lock):  # type: ignore[no-untyped-def]
+    async def _check_aa(self, cpu: int, lock: int) -> Status | Literal[0]:
         cnt = min(RES_NR_HELD, await self.cnt[cpu].load())
         slots = self.slots[cpu]
         for i in range(cnt - 2):  # BUG: off by one

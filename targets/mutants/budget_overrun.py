@@ -14,7 +14,7 @@ Caught by: **bounded-waiting** (an acquisition overruns its budget plus the decl
 
 from __future__ import annotations
 
-from lockfuzz.targets.resilient_tas import DEADLOCK_CHECK_NS, ResilientTasLock
+from lockfuzz.targets.resilient_tas import DEADLOCK_CHECK_NS, ResilientTasLock, _Timer
 
 from lockfuzz import Capabilities, Timeouts
 
@@ -30,12 +30,12 @@ class BudgetTasLock(ResilientTasLock):
         exceptions=ResilientTasLock.capabilities.exceptions,
     )
 
-    def _duration(self, budget_ns):  # type: ignore[no-untyped-def]
+    def _duration(self, budget_ns: int) -> int:
         return budget_ns
 
 
 class BudgetOverrunLock(BudgetTasLock):
     """Budgeted resilient TAS that sleeps until its next deadlock check, past its deadline."""
 
-    def _next_check(self, timer):  # type: ignore[no-untyped-def]
+    def _next_check(self, timer: _Timer) -> int:
         return timer.cur + DEADLOCK_CHECK_NS + 1  # BUG: the deadline is left out

@@ -16,6 +16,8 @@ shows only the bystander.)
 
 from __future__ import annotations
 
+from typing import Literal
+
 from lockfuzz.targets.resilient_tas import RES_NR_HELD, ResilientTasLock
 
 from lockfuzz import Status
@@ -24,13 +26,13 @@ from lockfuzz import Status
 class BystanderEdeadlkLock(ResilientTasLock):
     """Resilient TAS that also returns EDEADLK when the CPU holding its lock is in an AA."""
 
-    async def _check_aa(self, cpu, lock):  # type: ignore[no-untyped-def]
+    async def _check_aa(self, cpu: int, lock: int) -> Status | Literal[0]:
         return await super()._check_aa(cpu, lock) or await self._holder_deadlocked(cpu, lock)
 
-    async def _check_abba(self, cpu, lock):  # type: ignore[no-untyped-def]
+    async def _check_abba(self, cpu: int, lock: int) -> Status | Literal[0]:
         return await super()._check_abba(cpu, lock) or await self._holder_deadlocked(cpu, lock)
 
-    async def _holder_deadlocked(self, cpu, lock):  # type: ignore[no-untyped-def]
+    async def _holder_deadlocked(self, cpu: int, lock: int) -> Status | Literal[0]:
         """BUG: EDEADLK when another CPU has ``lock`` below its top entry (holds it, or
         attempts it below a nested attempt) and that top entry is also below its top: the
         holder's AA, blamed on this waiter."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from lockfuzz.targets.resilient_tas import ResilientTasLock, _is_zero, _Timer
 
-from lockfuzz import Status
+from lockfuzz import Cell, Context, Status
 
 LOCKED = 1
 PENDING = 1 << 8
@@ -34,7 +34,7 @@ class PendingTasLock(ResilientTasLock):
     """Resilient TAS with rqspinlock's pending bit: one waiter at a time waits for the locked byte
     alone and takes the lock as soon as it clears; the others wait for the whole word."""
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         word = self.words[lock]
         await self._grab_entry(ctx.cpu, lock)
         timer = _Timer(self._duration(budget_ns))
@@ -52,7 +52,7 @@ class PendingTasLock(ResilientTasLock):
                 return ret
             val = await word.wait_until(_is_zero, self._next_check(timer))
 
-    async def _pending_wait(self, ctx, lock, word, val, timer):  # type: ignore[no-untyped-def]
+    async def _pending_wait(self, ctx: Context, lock: int, word: Cell, val: int, timer: _Timer) -> Status:
         while val & LOCKED:
             ret = await self._check_timeout(ctx, lock, timer)
             if ret:
@@ -64,10 +64,10 @@ class PendingTasLock(ResilientTasLock):
         await word.store(LOCKED)
         return Status.OK
 
-    async def _clear_pending(self, word):  # type: ignore[no-untyped-def]
+    async def _clear_pending(self, word: Cell) -> None:
         await word.fetch_and(~PENDING & 0xFFFFFFFF)
 
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+    async def release(self, ctx: Context, lock: int) -> None:
         await self.words[lock].store_field(0, 8, 0)  # the locked byte only: PENDING stays
         await self._release_entry(ctx.cpu)
 
@@ -75,7 +75,7 @@ class PendingTasLock(ResilientTasLock):
 class DirtyAfterTimeoutLock(PendingTasLock):
     """Pending-bit TAS whose pending waiter leaves ``PENDING`` set when it gives up."""
 
-    async def _clear_pending(self, word):  # type: ignore[no-untyped-def]
+    async def _clear_pending(self, word: Cell) -> None:
         pass  # BUG: the error path forgets clear_pending()
 
 

@@ -17,7 +17,7 @@ Caught by: **hang** (every context waits forever, with no deadlock cycle).
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Fairness, Status, Target
+from lockfuzz import Capabilities, Context, Fairness, Machine, Status, Target
 
 N_LEVELS = 4  # task, softirq, hardirq, NMI: one context per level and CPU at a time
 
@@ -27,7 +27,7 @@ class McsQueueLock(Target):
 
     capabilities = Capabilities(fairness=Fairness(overtakes=0, doorway_steps=3))
 
-    def __init__(self, machine):  # type: ignore[no-untyped-def]
+    def __init__(self, machine: Machine) -> None:
         super().__init__(machine)
         self.n_locks = machine.n_locks
         self.tails = [machine.cell(f"L{i}.tail") for i in range(machine.n_locks)]
@@ -35,11 +35,11 @@ class McsQueueLock(Target):
         self.locked = [machine.cell(f"node{n}.locked") for n in range(n_nodes)]
         self.next = [machine.cell(f"node{n}.next") for n in range(n_nodes)]
 
-    def _node(self, ctx, lock):  # type: ignore[no-untyped-def]
+    def _node(self, ctx: Context, lock: int) -> int:
         """The node of ``ctx`` for ``lock`` (a context holds a given lock at most once)."""
         return (ctx.cpu * N_LEVELS + int(ctx.level)) * self.n_locks + lock
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         me = self._node(ctx, lock)
         await self.next[me].store(0)
         await self.locked[me].store(0)
@@ -49,7 +49,7 @@ class McsQueueLock(Target):
             await self.locked[me].wait_until(_nonzero)
         return Status.OK
 
-    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+    async def release(self, ctx: Context, lock: int) -> None:
         me = self._node(ctx, lock)
         succ = await self.next[me].load()
         if not succ:
@@ -60,18 +60,18 @@ class McsQueueLock(Target):
                 return
         await self.locked[succ - 1].store(1)
 
-    async def _await_successor(self, me):  # type: ignore[no-untyped-def]
+    async def _await_successor(self, me: int) -> int:
         """A successor swapped itself into ``tail``: wait until it links into our node."""
         return await self.next[me].wait_until(_nonzero)
 
-    def check(self):  # type: ignore[no-untyped-def]
+    def check(self) -> list[str]:
         return [f"L{i} tail is node {t.value - 1}, expected empty" for i, t in enumerate(self.tails) if t.value]
 
 
 class LostHandoffLock(McsQueueLock):
     """MCS lock whose release gives up when a successor has swapped ``tail`` but not linked yet."""
 
-    async def _await_successor(self, me):  # type: ignore[no-untyped-def]
+    async def _await_successor(self, me: int) -> int:
         return 0  # BUG: "no successor linked, nothing to hand over": the successor is lost
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from lockfuzz.targets.tas import TasLock, _is_zero
 
-from lockfuzz import Status
+from lockfuzz import Context, Status
 
 
 class NonatomicTasLock(TasLock):
     """TAS whose test and set are two steps (load, then store): two contexts can both win."""
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         word = self.words[lock]
         while True:
             if await word.load() == 0:  # BUG: test ...

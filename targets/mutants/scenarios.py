@@ -26,12 +26,12 @@ _MS = 1_000_000
 _S = 1_000_000_000
 
 
-def _cs(lock: int, work_ns: int = 0) -> tuple:  # type: ignore[type-arg]
+def _cs(lock: int, work_ns: int = 0) -> tuple[Lock | Unlock | Work, ...]:
     """Lock, optionally work, unlock."""
     return (Lock(lock),) + ((Work(work_ns),) if work_ns else ()) + (Unlock(lock),)
 
 
-def _cpus(*tasks) -> tuple:  # type: ignore[no-untyped-def,type-arg]
+def _cpus(*tasks: tuple[Lock | Unlock | Work, ...]) -> tuple[CpuProgram, ...]:
     return tuple(CpuProgram(task=t) for t in tasks)
 
 

@@ -10,6 +10,8 @@ Caught by: **edeadlk-sound**.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from lockfuzz.targets.resilient_tas import ResilientTasLock
 
 from lockfuzz import Status
@@ -18,5 +20,5 @@ from lockfuzz import Status
 class TimeoutAsDeadlockLock(ResilientTasLock):
     """Resilient TAS whose 1 ms deadlock re-check reports EDEADLK without looking."""
 
-    async def _check_abba(self, cpu, lock):  # type: ignore[no-untyped-def]
+    async def _check_abba(self, cpu: int, lock: int) -> Status | Literal[0]:
         return Status.EDEADLK  # BUG: "still waiting after 1 ms" taken for a deadlock

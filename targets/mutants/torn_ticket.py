@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from lockfuzz.targets.ticket import TicketLock
 
-from lockfuzz import Capabilities, Fairness, Status
+from lockfuzz import Capabilities, Context, Fairness, Status
 
 
 class TornTicketLock(TicketLock):
@@ -20,7 +20,7 @@ class TornTicketLock(TicketLock):
     # mutual exclusion, not the FIFO promise of a one-step doorway.
     capabilities = Capabilities(fairness=Fairness(overtakes=0, doorway_steps=2))
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         word = self.words[lock]
         old = await word.load()  # BUG: a read-modify-write in two steps
         ticket = old >> 16

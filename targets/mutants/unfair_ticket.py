@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from lockfuzz.targets.ticket import TicketLock
 
-from lockfuzz import Status
+from lockfuzz import Context, Status
 
 
 class UnfairTicketLock(TicketLock):
     """Ticket lock drawing tickets with a load + cmpxchg loop; still declares FIFO after 1 step."""
 
-    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         word = self.words[lock]
         while True:  # BUG: the doorway is no longer one step
             old = await word.load()
