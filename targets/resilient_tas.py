@@ -83,14 +83,16 @@ class ResilientTasLock(Target):
         # take before the woken waiter is scheduled: well under 1,000 steps, 100 us at the
         # default step of 1 ns (and still enough at 100 ns a step).
         timeouts=Timeouts(per_call=False, min_ns=TAS_TIMEOUT_NS, max_quiet_ns=TAS_TIMEOUT_NS, slack_ns=100_000),
-        # latency_ns: AA is found at the first poll, a few steps after the attempt starts. For
-        # ABBA, the party that arrives second (whose arrival closes the cycle) runs its first
-        # ABBA check when strictly more than 1 ms has passed since its first poll, and by then
+        # class_latency_ns: AA is found at the first poll, a few steps after the attempt starts
+        # (the same 100 us allowance for steps as above), 1 ms sooner than ABBA. For ABBA
+        # (latency_ns), the party that arrives second (whose arrival closes the cycle) runs its
+        # first ABBA check when strictly more than 1 ms has passed since its first poll, and by then
         # the other party's table entries are in place, so the check finds the cycle: 1 ms +
         # 1 ns + the steps of the first poll and of the check itself (a few dozen reads of the
         # two tables and the word), with the same 100 us allowance for steps as above.
         detection=Detection(
             classes=frozenset({"AA", "ABBA"}), latency_ns=DEADLOCK_CHECK_NS + 100_000, max_held=RES_NR_HELD,
+            class_latency_ns={"AA": 100_000},
             # The ABBA scan stops at the first other CPU listing the lock below its top.
             table_scan=True,
         ),

@@ -81,6 +81,9 @@ def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
         detection=Detection(
             classes=frozenset({"AA", "ABBA"}), latency_ns=NSEC_PER_MSEC + g + steps, max_held=RES_NR_HELD,
             first_waiter_only=True,
+            # AA at the first poll of a wait (check_timeout's first call, and again when the
+            # waiter becomes queue head: RES_RESET_TIMEOUT), or before queueing behind others.
+            class_latency_ns={"AA": g + steps},
             # The ABBA scan stops at the first other CPU listing the lock below its top.
             table_scan=True,
         ),
