@@ -4,7 +4,8 @@ engine speed, and every failure comes out shrunk, minimised and saved.
 Why two levels: a Hypothesis example costs milliseconds while a run of a small program costs a
 fraction of one, and drawing each decision from Hypothesis found bugs 25-60x later than a seeded
 random walk (issue 3). So one example = one program + ``runs_per_program`` schedules from the
-strategy, seeded from the program, all inside the example; Hypothesis shrinks the program (its
+strategy, seeded from the program, all inside the example (one, for a program with no decision
+point: every schedule of it is the same run); Hypothesis shrinks the program (its
 strength) and the minimiser then shrinks the schedule (``_minimise``).
 
 Each distinct signature raises its own exception class, so Hypothesis keeps them apart and only
@@ -417,6 +418,8 @@ class _Campaign:
                             self._run(program, mutant)
                             continue
                 result = self._run(program, source)
+                if not result.branching:
+                    return  # no decision point (one CPU, no handler): every schedule is this run
                 source = gen.send(result)
         except StopIteration:
             return
