@@ -186,15 +186,19 @@ def line(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     failure_dir = args.failure_dir or Path(tempfile.mkdtemp(prefix="lockfuzz-false-alarms-"))
+    # A target written for fewer CPUs (Capabilities.max_cpus: Peterson's 2) runs only the counts it takes.
+    limit = {t: lockfuzz.resolve_target(args.paths[t]).capabilities.max_cpus for t in args.targets}
     jobs = [
         {"target": t, "path": args.paths[t], "strategy": s, "cpus": c, "runs": args.runs, "seed": args.seed,
          "failure_dir": str(failure_dir), "max_failures": args.max_failures, "minimise": not args.no_minimise,
          "time_limit": args.time_limit}
-        for t in args.targets for s in args.strategies for c in args.cpus
+        for t in args.targets for s in args.strategies for c in args.cpus if limit[t] is None or int(c) <= limit[t]
     ]  # fmt: skip
+    skipped = len(args.targets) * len(args.strategies) * len(args.cpus) - len(jobs)
     print(f"{len(args.targets)} targets x {len(args.strategies)} strategies x {len(args.cpus)} --cpus values = "
-          f"{len(jobs)} campaigns of {args.runs} runs, seed {args.seed}, {args.jobs} job(s); "
-          f"failure files in {failure_dir}")
+          f"{len(jobs)} campaigns of {args.runs} runs"
+          + (f" ({skipped} skipped: more CPUs than the target is written for)" if skipped else "")
+          + f", seed {args.seed}, {args.jobs} job(s); failure files in {failure_dir}")
     print(f"{'target':24} {'search':7} {'cpus':>4} {'runs':>7} {'runs/s':>8} {'seconds':>8}  failures")
     t0 = time.perf_counter()
     results: list[dict[str, Any]] = []

@@ -182,11 +182,18 @@ class Capabilities:
     #: top of them (a handler that waits for a trio lock its own CPU's task holds is a deadlock
     #: real trio code never meets). A target that models handler contexts says True.
     interrupts: bool | None = None
+    #: The most CPUs the algorithm is written for (Peterson's lock: 2), or None for any number.
+    #: Campaigns draw programs within it; a program with more CPUs is refused.
+    max_cpus: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exceptions", frozenset(self.exceptions))
         if self.interrupts not in (None, True, False):
             raise InvalidArgument(f"interrupts={self.interrupts!r}: expected None, True or False")
+        if self.max_cpus is not None and (
+            not isinstance(self.max_cpus, int) or isinstance(self.max_cpus, bool) or self.max_cpus < 1
+        ):
+            raise InvalidArgument(f"max_cpus={self.max_cpus!r}: expected None or an int >= 1")
         unknown = sorted(self.exceptions - set(KNOWN_EXCEPTIONS))
         if unknown:
             raise InvalidArgument(
@@ -241,4 +248,6 @@ class Capabilities:
             lines.append(f"exception {name}: {KNOWN_EXCEPTIONS[name]}")
         if self.interrupts is not None:
             lines.append(f"interrupt handlers in campaigns: {'on' if self.interrupts else 'off'} by default")
+        if self.max_cpus is not None:
+            lines.append(f"CPUs: at most {self.max_cpus} (the algorithm's shape; campaigns draw within it)")
         return lines

@@ -119,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     fuzz.add_argument(
         "target", metavar="TARGET", help="a bundled target name (see 'lockfuzz targets') or package.module:Class"
     )
-    fuzz.add_argument("--cpus", type=_positive_int, default=3, metavar="N", help="at most N CPUs (default 3)")
+    fuzz.add_argument("--cpus", type=_positive_int, default=None, metavar="N",
+                      help="at most N CPUs (default 3, or fewer if the target is written for fewer)")
     fuzz.add_argument("--locks", type=_positive_int, default=2, metavar="N", help="at most N locks (default 2)")
     fuzz.add_argument("--interrupts", action=argparse.BooleanOptionalAction, default=None,
                       help="let programs have an interrupt handler per CPU (default: the target's; on for "
@@ -315,6 +316,16 @@ def _clear_progress() -> None:
         _progress.clear()
 
 
+def _cpus_for(target_cls: type, asked: int | None) -> int:
+    """``--cpus``, within what the target is written for (``Capabilities.max_cpus``)."""
+    limit = getattr(target_cls, "capabilities").max_cpus  # noqa: B009 - checked by resolve_target
+    if asked is None:
+        return 3 if limit is None else min(3, limit)
+    if limit is not None and asked > limit:
+        raise UsageError(f"--cpus {asked}: {target_cls.__name__} is written for at most {limit} CPUs")
+    return asked
+
+
 # -- commands -----------------------------------------------------------------------------------
 def _cmd_fuzz(args: argparse.Namespace) -> int:
     global _progress
@@ -325,6 +336,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
 
     target_cls = _resolve(args.target)
     params = dict(args.param)
+    args.cpus = _cpus_for(target_cls, args.cpus)
     _check_params(target_cls, params, args.cpus, args.locks)
     interrupts = interrupts_for(target_cls) if args.interrupts is None else args.interrupts
     programs = programs_for(target_cls, max_cpus=args.cpus, max_locks=args.locks,

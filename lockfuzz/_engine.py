@@ -275,6 +275,12 @@ class Engine:
         self.target: Any = None
         #: What the oracles hold the target to: the instance's, which may depend on its parameters.
         self.capabilities = target_cls.capabilities
+        limit = getattr(self.capabilities, "max_cpus", None)
+        if limit is not None and program.n_cpus > limit:
+            raise InvalidArgument(
+                f"the program has {program.n_cpus} CPUs; {target_cls.__name__} is written for at most "
+                f"{limit} (Capabilities.max_cpus)"
+            )
 
     # -- called by the interpreter and the oracles ----------------------------------------
     def log(self, ctx: Context | None, kind: int, obj: int, value: int) -> None:

@@ -23,6 +23,9 @@ BUNDLED = {
     "ttas": "lockfuzz.targets.ttas:TtasLock",
     "mcs": "lockfuzz.targets.mcs:McsLock",
     "qspinlock": "lockfuzz.targets.qspinlock:QSpinlock",
+    # Textbook algorithms over cells, written as their papers write them (plain loops).
+    "peterson": "lockfuzz.targets.peterson:PetersonLock",
+    "bakery": "lockfuzz.targets.bakery:BakeryLock",
     # Known broken on purpose (the kernel selftests' arena lock leaves its queue dirty when a
     # waiter gives up): shipped for the zoo, and as a real defect for lockfuzz to find.
     "arena_spinlock": "lockfuzz.targets.arena_spinlock:ArenaSpinlock",

@@ -207,8 +207,19 @@ def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
       waiters give up and its timeout and teardown paths run.
     - A target over trio gets no interrupt handlers unless its capabilities ask for them
       (``Capabilities.interrupts``; see ``interrupts_for``).
+    - A target written for at most N CPUs (``Capabilities.max_cpus``) gets programs of at most N;
+      asking for more is an ``InvalidArgument``.
     """
     caps = target.capabilities
+    limit = caps.max_cpus
+    if limit is not None:
+        wanted = kwargs.get("max_cpus", min(3, limit))
+        if isinstance(wanted, int) and wanted > limit:
+            raise InvalidArgument(
+                f"max_cpus={wanted!r}: {target.__name__} is written for at most {limit} CPUs "
+                "(Capabilities.max_cpus)"
+            )
+        kwargs["max_cpus"] = wanted
     if "max_handlers" not in kwargs and not interrupts_for(target):
         kwargs["max_handlers"] = 0
     if "ordered" not in kwargs:

@@ -30,7 +30,9 @@ from lockfuzz import (
 )  # fmt: skip
 from lockfuzz._events import ACQUIRE, ACQUIRED
 from lockfuzz._search.exhaustive import bounded_schedules
+from lockfuzz.targets.bakery import BakeryLock, capabilities_for
 from lockfuzz.targets.mcs import DOORWAY_STEPS, McsLock
+from lockfuzz.targets.peterson import PetersonLock
 from lockfuzz.targets.resilient_tas import ResilientTasLock
 from lockfuzz.targets.rqspinlock import RqSpinlock
 from lockfuzz.targets.ticket import TicketLock
@@ -62,13 +64,14 @@ def first_failure(target: Any, program: Program, max_preemptions: int = 2) -> tu
             return None
 
 
-def assert_overtaken(target: Any) -> None:
+def assert_overtaken(target: Any, preemptions: int = 1) -> None:
     found = first_failure(target, THREE_ON_ONE)
     assert found is not None, f"{target.__name__}: no schedule with up to 2 preemptions fails"
     schedule, violation = found
     assert violation.signature == ("fairness", "overtaken"), (schedule, violation)
-    # One preemption suffices: the earlier arrival stopped inside its doorway.
-    assert sum(1 for d in schedule if d) == 1, schedule
+    # The earlier arrival stopped inside its doorway (one preemption), and, for the bakery, the
+    # later one must be the lower CPU to win the tie (one more).
+    assert sum(1 for d in schedule if d) == preemptions, schedule
 
 
 # -- ticket: FIFO after a one-step doorway (the fetch_add) --------------------------------------------
@@ -121,6 +124,61 @@ def test_mcs_doorway_cannot_be_shorter():
 
 def test_an_mcs_lock_one_step_looser_fails_the_declared_doorway():
     assert_overtaken(McsReadsTailFirst)
+
+
+# -- Peterson: FIFO after its two doorway stores (two processes) -----------------------------------------
+TWO_ON_ONE = Program(cpus=(CpuProgram(task=(Lock(0), Unlock(0))), CpuProgram(task=(Lock(0), Unlock(0)))), n_locks=1)
+
+
+class PetersonClaimsOneStep(PetersonLock):
+    capabilities = Capabilities(fairness=Fairness(overtakes=0, doorway_steps=1), interrupts=False, max_cpus=2)
+
+
+class PetersonLooksFirst(PetersonLock):
+    """One step looser: reads the other's flag before raising its own (a three-step doorway)."""
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        await self.flag[lock][1 - ctx.cpu].load()
+        return await super().acquire(ctx, lock, budget_ns)
+
+
+def test_peterson_keeps_fifo_after_its_two_step_doorway():
+    assert first_failure(PetersonLock, TWO_ON_ONE) is None
+
+
+@pytest.mark.parametrize("target", [PetersonClaimsOneStep, PetersonLooksFirst], ids=lambda c: c.__name__)
+def test_peterson_doorway_is_exactly_two_steps(target: Any) -> None:
+    found = first_failure(target, TWO_ON_ONE)
+    assert found is not None and found[1].signature == ("fairness", "overtaken")
+
+
+# -- the bakery: first-come-first-served after N + 2 steps ------------------------------------------------
+class BakeryClaimsOneStepLess(BakeryLock):
+    def __init__(self, machine: Any) -> None:
+        super().__init__(machine)
+        door = capabilities_for(machine.n_cpus).fairness.doorway_steps  # type: ignore[union-attr]
+        self.capabilities = Capabilities(fairness=Fairness(overtakes=0, doorway_steps=door - 1), interrupts=False)
+
+
+class BakeryLooksFirst(BakeryLock):
+    """One step looser: reads its own number before it starts choosing."""
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        await self.number[lock][ctx.cpu].load()
+        return await super().acquire(ctx, lock, budget_ns)
+
+
+def test_bakery_is_first_come_first_served_after_its_doorway():
+    assert capabilities_for(3).fairness == Fairness(overtakes=0, doorway_steps=5)
+    assert first_failure(BakeryLock, THREE_ON_ONE) is None
+
+
+def test_bakery_doorway_cannot_be_shorter():
+    assert_overtaken(BakeryClaimsOneStepLess, preemptions=2)
+
+
+def test_a_bakery_one_step_looser_fails_the_declared_doorway():
+    assert_overtaken(BakeryLooksFirst, preemptions=2)
 
 
 # -- trio's fair primitives: FIFO with an empty doorway ------------------------------------------------

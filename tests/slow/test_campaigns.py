@@ -55,6 +55,7 @@ def test_no_false_alarm_under_any_strategy_or_cpu_count(name, strategy, cpus):  
     from lockfuzz.strategies import interrupts_for, programs_for
 
     target = _natural().get(name) or lockfuzz.resolve_target(name)
+    cpus = min(cpus, target.capabilities.max_cpus or cpus)  # Peterson's lock is written for 2
     programs = programs_for(target, max_cpus=cpus, max_locks=2, max_handlers=1 if interrupts_for(target) else 0)
     report = lockfuzz.fuzz(
         target, programs=programs, strategy=strategy, runs=SWEEP_RUNS, runs_per_program=SWEEP_RUNS_PER_PROGRAM,
