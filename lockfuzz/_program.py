@@ -156,6 +156,14 @@ class Program:
                 lines.append(f"  cpu{cpu}.{h.level}#{i}: {_line(h.ops)}")
         return "\n".join(lines)
 
+    @classmethod
+    def from_text(cls, text: str) -> Program:
+        """The program a text form describes: what ``describe()`` prints (``_program_text``)."""
+        from ._program_text import parse_program
+
+        program: Program = parse_program(text)
+        return program
+
     # -- JSON -----------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {

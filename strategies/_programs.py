@@ -186,6 +186,43 @@ def _programs(draw: Any, shape: _Shape) -> Program:
     return Program(cpus=tuple(cpus), n_locks=n_locks, on_error=OnError(retries=retries, backoff_ns=backoff))
 
 
+def programs_like(program: Program, *, budgets: st.SearchStrategy[int] | None = None) -> st.SearchStrategy[Program]:
+    """One program, as written: ``lockfuzz fuzz --program`` searches its schedules only.
+
+    With ``budgets`` (a target that honours per-call budgets), each ``Lock`` written without a
+    budget (``Lock(0)``: the default one second, ``lock L0`` in the text form) gets one drawn,
+    so both sides of its deadline are tried; budgets written down are kept as they are.
+    """
+    if not isinstance(program, Program):
+        raise InvalidArgument(f"program={program!r}: expected a lockfuzz.Program")
+    default = Lock.__dataclass_fields__["budget_ns"].default
+    open_slots = [
+        (c, h, i)
+        for c, cp in enumerate(program.cpus)
+        for h, ops in enumerate((cp.task, *(x.ops for x in cp.handlers)))
+        for i, op in enumerate(ops)
+        if isinstance(op, Lock) and op.budget_ns == default
+    ]
+    if budgets is None or not open_slots:
+        return st.just(program)
+
+    def with_budgets(drawn: list[int]) -> Program:
+        given = dict(zip(open_slots, drawn))
+        cpus = []
+        for c, cp in enumerate(program.cpus):
+            lines = [cp.task, *(x.ops for x in cp.handlers)]
+            new = [
+                tuple(Lock(op.lock, given[(c, h, i)]) if (c, h, i) in given else op for i, op in enumerate(ops))
+                for h, ops in enumerate(lines)
+            ]
+            handlers = tuple(Handler(x.level, ops) for x, ops in zip(cp.handlers, new[1:]))
+            cpus.append(CpuProgram(task=new[0], handlers=handlers))
+        return Program(cpus=tuple(cpus), n_locks=program.n_locks, on_error=program.on_error)
+
+    n = len(open_slots)
+    return st.lists(budgets, min_size=n, max_size=n).map(with_budgets)
+
+
 def interrupts_for(target: Any) -> bool:
     """Whether programs for ``target`` have interrupt handlers by default: what its capabilities
     say, else on for targets over cells and off for targets over trio."""
