@@ -46,7 +46,7 @@ def test_the_header_sets_locks_and_retries():
         ("cpu0.task: lock L0 (5 parsecs); unlock L0", "duration '5 parsecs': expected an int with ns, us, ms or s"),
         ("cpu0.task: work 5", "duration '5'"),
         ("cpu0.nmi: lock L0; unlock L0", "expected 'cpuN.task: OPS' or 'cpuN.LEVEL#I: OPS'"),
-        ("cpu0.task: (nothing)\ncpu0.sofirq#0: (nothing)", "handler level 'sofirq': expected one of softirq, hardirq, nmi"),
+        ("cpu0.task: (nothing)\ncpu0.sofirq#0: (nothing)", "level 'sofirq': expected one of softirq, hardirq, nmi"),
         ("cpu0.task: (nothing)\ncpu0.task: (nothing)", "cpu0.task is given twice"),
         ("cpu1.task: (nothing)", r"CPUs \[1\] given; expected cpu0 to cpu0"),
         ("cpu0.task: (nothing)\ncpu0.nmi#1: (nothing)", r"cpu0 handlers #\[1\]; expected #0 to #0"),
