@@ -11,7 +11,7 @@ from lockfuzz.strategies import budgets, programs
 FIELD_REPORT = """
 # seen on a 2-CPU box: the softirq retakes L0 while the task holds it
 cpu0.task: lock L0; work 600us; unlock L0
-cpu0.softirq#0: lock L0 (5ms); unlock L0
+cpu0.softirq#0: lock L0 (5ms); unlock L0   # the handler, on cpu0
 cpu1.task: lock L1; work 3ns; unlock L1
 """
 
