@@ -369,7 +369,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     failure = load_failure(args.file)
     _resolve(failure.target)  # a target that no longer imports: one line, exit 2
-    outcome = replay(failure)
+    outcome = replay(failure, where=str(args.file))
     print(f"replaying {_display_path(args.file)}")
     print(f"  target {failure.target}, recorded {'/'.join(failure.signature)}")
     print("\n".join(textwrap.wrap(outcome.message, 120, subsequent_indent="  ", break_on_hyphens=False)))

@@ -312,8 +312,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def _replay(failure: Any, target_cls: type) -> Any:
     """``lockfuzz.replay``, or, for a target class that cannot be imported by its path (one
     defined inside a function), the same run on the class itself."""
-    from ._engine import Engine, Schedule
-    from ._failure_file import ReplayOutcome, replay
+    from ._failure_file import ReplayOutcome, replay, run_failure
     from ._target import resolve_target
 
     try:
@@ -322,8 +321,7 @@ def _replay(failure: Any, target_cls: type) -> Any:
         importable = False
     if importable:
         return replay(failure)
-    result = Engine(target_cls, failure.program, Schedule(failure.schedule), failure.settings,
-                    params=failure.params).run()
+    result = run_failure(target_cls, failure)
     if result.violation is None:
         return ReplayOutcome("passes", failure, result, "passes now: no violation")
     same = result.violation.signature == failure.signature and result.trace.hash() == failure.trace_hash
