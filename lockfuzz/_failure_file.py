@@ -223,7 +223,7 @@ def _check_shape(data: dict[str, Any], where: str) -> None:
     program = data.get("program")
     if not isinstance(program, dict):
         bad("program", program, "an object")
-    n_locks = program.get("n_locks")
+    n_locks: Any = program.get("n_locks")
     if not is_int(n_locks) or not 1 <= n_locks <= MAX_LOCKS:
         bad("program.n_locks", n_locks, f"an int in [1, {MAX_LOCKS}]")
     cpus = program.get("cpus")
