@@ -48,6 +48,7 @@ import hashlib
 import json
 import random
 import re
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ from hypothesis.database import InMemoryExampleDatabase
 from ._coverage import TargetCoverage, TargetCoverageResult
 from ._engine import Engine, RunResult, Schedule, Settings
 from ._errors import InvalidArgument, ProgramError
-from ._failure_file import Failure, write_failure
+from ._failure_file import Failure, check_directory, write_failure
 from ._features import FEATURES_KEY, Features, summarise, summary_lines
 from ._hypothesis_internals import stable_draws
 from ._minimise import minimise as minimise_schedule
@@ -261,6 +262,8 @@ def fuzz(
     for name, flag in (("coverage", coverage), ("guided", guided)):
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{name}={flag!r}: expected True or False")
+    if failure_dir is not None:
+        check_directory(failure_dir)  # before the campaign, not after its first finding
     strat = get_strategy(strategy)
     if programs is None:
         from lockfuzz.strategies import programs_for
@@ -513,7 +516,22 @@ class _Campaign:
             return
         failure = Failure.from_run(self.target_cls, self.params, program, result, self.settings,
                                    found_by=self._found_by(), minimal=False)
-        self.raw_path = write_failure(failure, self.failure_dir)
+        self.raw_path = self._save(failure)
+
+    def _save(self, failure: Failure) -> Path | None:
+        """Write ``failure``; if that fails now (the disk filled, the directory went away),
+        the whole failure goes to stderr as JSON instead, so that nothing found is lost."""
+        assert self.failure_dir is not None
+        try:
+            return write_failure(failure, self.failure_dir)
+        except OSError as exc:
+            sys.stderr.write(
+                f"lockfuzz: cannot save {failure.name} in {self.failure_dir} ({exc.strerror or exc}); "
+                f"the failure follows as JSON (save it as a .json file to replay it):\n"
+                f"{json.dumps(failure.to_json(), sort_keys=True)}\n"
+            )
+            sys.stderr.flush()
+            return None
 
     def _found_by(self) -> dict[str, Any]:
         return {"strategy": self.strategy.describe(), "seed": self.seed, "runs": self.report.runs}
@@ -533,9 +551,9 @@ class _Campaign:
                                    found_by=self._found_by(), minimal=minimal, program_minimal=program_minimal)
         path = None
         if self.failure_dir is not None:
-            path = write_failure(failure, self.failure_dir)
-            if self.raw_path is not None and self.raw_path != path and self.raw_path.exists():
-                self.raw_path.unlink()  # superseded by the minimised file
+            path = self._save(failure)
+            if path is not None and self.raw_path is not None and self.raw_path != path and self.raw_path.exists():
+                self.raw_path.unlink()  # superseded by the minimised file, now saved
             self.raw_path = None
         runs_to_find, seconds = self.first_seen or (self.report.runs, 0.0)
         self.report.found.append(Found(failure, path, runs_to_find, seconds, found.program, raw_schedule))

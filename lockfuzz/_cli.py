@@ -273,6 +273,17 @@ def _check_signature(target_cls: type, params: dict[str, Any]) -> None:
         ) from None
 
 
+def _check_failure_dir(failure_dir: Path) -> None:
+    """Before the campaign: a finding must never be lost to a directory it cannot be saved in."""
+    from ._errors import InvalidArgument
+    from ._failure_file import check_directory
+
+    try:
+        check_directory(failure_dir)
+    except InvalidArgument as exc:
+        raise UsageError(f"--failure-dir {failure_dir}: {str(exc).partition(': ')[2]}") from None
+
+
 def _display_path(path: Path | None) -> str:
     from ._report import display_path
 
@@ -330,6 +341,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     programs = programs_for(target_cls, max_cpus=args.cpus, max_locks=args.locks,
                             max_handlers=1 if interrupts else 0)
     failure_dir = args.failure_dir if args.failure_dir is not None else Path.cwd() / ".lockfuzz" / "failures"
+    _check_failure_dir(failure_dir)
     _progress = _Progress(sys.stderr, enabled=not args.quiet and _isatty(sys.stderr))
     extra = {} if args.runs_per_program is None else {"runs_per_program": args.runs_per_program}
     try:

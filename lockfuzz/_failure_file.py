@@ -14,10 +14,12 @@ predates one ignores it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -28,7 +30,7 @@ from ._events import Trace
 from ._program import Program
 from ._target import resolve_target, target_path
 
-__all__ = ["FORMAT", "SCHEMA", "Failure", "ReplayOutcome", "load_failure", "replay", "write_failure"]
+__all__ = ["FORMAT", "SCHEMA", "Failure", "ReplayOutcome", "check_directory", "load_failure", "replay", "write_failure"]
 
 FORMAT = "lockfuzz-failure"
 SCHEMA = 1
@@ -80,10 +82,13 @@ class Failure:
 
     @property
     def name(self) -> str:
-        """A file name that says what failed: target, oracle, kind and a short hash."""
+        """A file name that says what failed: target, oracle, kind and a short hash of the
+        target's whole import path, its parameters and the trace, so that two classes of the
+        same name in different modules (or one with other parameters) never share a file."""
         short = self.target.rpartition(":")[2].lower()
         oracle, kind = self.signature
-        return f"{short}-{oracle}-{kind}-{self.trace_hash[:10]}.json"
+        what = json.dumps([self.target, self.params, self.trace_hash], sort_keys=True, default=repr)
+        return f"{short}-{oracle}-{kind}-{hashlib.sha256(what.encode()).hexdigest()[:10]}.json"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -243,10 +248,42 @@ def _check_shape(data: dict[str, Any], where: str) -> None:
                     bad(f"program.cpus[{i}] operation", op, "['lock', L, budget], ['unlock', L] or ['work', ns]")
 
 
+#: A temporary file older than this was left by a write that was killed (a live write takes
+#: milliseconds): the next write into the directory removes it.
+STALE_TMP_SECONDS = 600
+
+
+def check_directory(directory: str | os.PathLike[str]) -> None:
+    """Raise ``InvalidArgument`` now, before a campaign, if failure files cannot be saved in
+    ``directory`` (under a file, or not writable); creates nothing."""
+    path = Path(directory).absolute()
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InvalidArgument(f"failure directory {directory}: cannot save failure files there "
+                              f"({existing} is not a directory)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidArgument(f"failure directory {directory}: cannot save failure files there "
+                              f"({existing} is not writable)")
+
+
+def _remove_stale_tmp(directory: Path) -> None:
+    now = time.time()
+    for tmp in directory.glob(".*.json.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+        except OSError:  # another process's, removed or renamed meanwhile: not ours to judge
+            pass
+
+
 def write_failure(failure: Failure, directory: str | os.PathLike[str], name: str | None = None) -> Path:
-    """Write ``failure`` into ``directory`` atomically; return its path."""
+    """Write ``failure`` into ``directory`` atomically; return its path. Temporary files left
+    there by a killed write (older than ``STALE_TMP_SECONDS``) are removed first."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(directory)
     path = directory / (name or failure.name)
     text = json.dumps(failure.to_json(), indent=1, sort_keys=True) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
