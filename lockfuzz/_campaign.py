@@ -257,6 +257,8 @@ def fuzz(
     for name, value in (("runs", runs), ("runs_per_program", runs_per_program), ("max_failures", max_failures)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidArgument(f"{name}={value!r}: expected an int >= 1")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise InvalidArgument(f"seed={seed!r}: expected an int >= 0")
     if time_limit is not None and (not isinstance(time_limit, (int, float)) or time_limit <= 0):
         raise InvalidArgument(f"time_limit={time_limit!r}: expected a number of seconds > 0")
     for name, flag in (("coverage", coverage), ("guided", guided)):

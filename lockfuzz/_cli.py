@@ -240,11 +240,12 @@ def _resolve(spec: str) -> type:
     return resolve_target(spec)
 
 
-def _check_params(target_cls: type, params: dict[str, Any], n_cpus: int, n_locks: int) -> None:
-    """Fail now, naming the parameters the target takes, rather than in every run as a target fault."""
+def _check_params(target_cls: type, params: dict[str, Any], n_cpus: int, n_locks: int, option: str = "--param") -> None:
+    """Fail now, naming the parameters the target takes, rather than in every run as a target
+    fault (``option`` names where they came from: the pytest marker checks its own the same way)."""
     if not params:
         return
-    _check_signature(target_cls, params)
+    _check_signature(target_cls, params, option)
     # The constructor's own validation (``InvalidArgument``: poll_interval=0) is about the
     # value the user typed, so it is a usage error too; a target built on a throwaway machine.
     from ._errors import InvalidArgument
@@ -253,10 +254,10 @@ def _check_params(target_cls: type, params: dict[str, Any], n_cpus: int, n_locks
     try:
         target_cls(Machine(n_cpus=n_cpus, n_locks=n_locks), **params)
     except InvalidArgument as exc:
-        raise UsageError(f"--param: {target_cls.__qualname__} rejects {_one_line(str(exc))}") from None
+        raise UsageError(f"{option}: {target_cls.__qualname__} rejects {_one_line(str(exc))}") from None
 
 
-def _check_signature(target_cls: type, params: dict[str, Any]) -> None:
+def _check_signature(target_cls: type, params: dict[str, Any], option: str = "--param") -> None:
     try:
         sig = inspect.signature(target_cls)
     except (TypeError, ValueError):  # no signature to check against: let the target judge
@@ -268,7 +269,7 @@ def _check_signature(target_cls: type, params: dict[str, Any]) -> None:
                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         bad = sorted(k for k in params if k not in takes)
         raise UsageError(
-            f"--param {', '.join(bad) or ', '.join(params)}: {target_cls.__qualname__} takes "
+            f"{option} {', '.join(bad) or ', '.join(params)}: {target_cls.__qualname__} takes "
             + (f"only {', '.join(takes)}" if takes else "no parameters")
         ) from None
 

@@ -162,7 +162,10 @@ class _Settings:
             return str(config.getini(name) or "").strip()
 
         self.target = kwargs["target"]
-        self.params = dict(kwargs.get("params") or {})
+        params = kwargs.get("params")
+        if params is not None and not (isinstance(params, dict) and all(isinstance(k, str) for k in params)):
+            _fail(f"@pytest.mark.lockfuzz: params={params!r}: expected a dict of the target's keyword arguments")
+        self.params = dict(params or {})
         self.programs = kwargs.get("programs")
         self.max_failures = kwargs.get("max_failures", 1)
         self.runs_per_program = kwargs.get("runs_per_program")
@@ -230,6 +233,7 @@ def _run(item: pytest.Function, s: _Settings) -> None:
             programs = programs_for(target_cls, **programs)
     except (InvalidArgument, HypothesisInvalidArgument) as exc:
         _fail(f"@pytest.mark.lockfuzz: {exc}")
+    _check_marker_params(target_cls, s.params)
     path = target_path(target_cls)
 
     # 1. The saved failures, before any new search: a regression shows at once.
@@ -295,6 +299,18 @@ def _run(item: pytest.Function, s: _Settings) -> None:
                 parts.append(f"(the next run replays {display_path(found.path)} first; commit it as a regression case)")
         _fail("\n".join(parts).rstrip())
     item.add_report_section("call", "lockfuzz", "\n".join(log))
+
+
+def _check_marker_params(target_cls: type, params: dict[str, Any]) -> None:
+    """As ``lockfuzz fuzz --param`` checks them: a parameter the target does not take, or a
+    value its constructor rejects, is a usage error now, not a target fault in every run saved
+    as a "regression case"."""
+    from ._cli import UsageError, _check_params
+
+    try:
+        _check_params(target_cls, params, 3, 2, option="params")
+    except UsageError as exc:
+        _fail(f"@pytest.mark.lockfuzz: {exc}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

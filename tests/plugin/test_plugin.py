@@ -179,6 +179,11 @@ def test_each_test_keeps_its_own_corpus(pytester: pytest.Pytester) -> None:
         ("", "no target"),
         ('"tas", runs=0', "runs=0: expected an int >= 1"),
         ('"tas", programs={"max_cpus": 0}', "max_cpus=0"),
+        ('"tas", seed=-3', "seed=-3: expected an int >= 0"),
+        ('"tas", seed="x"', "seed='x': expected an int >= 0"),
+        ('"tas", params={"poll_interval": 3}', "params poll_interval: TasLock takes no parameters"),
+        ('"rqspinlock", params={"poll_interval": 0}', "params: RqSpinlock rejects poll_interval=0"),
+        ('"tas", params=[1]', "params=[1]: expected a dict"),
     ],
 )
 def test_bad_marker_fails_the_test_with_a_clear_message(pytester: pytest.Pytester, marker: str, needle: str) -> None:
@@ -193,18 +198,26 @@ def test_bad_marker_fails_the_test_with_a_clear_message(pytester: pytest.Pyteste
     result.assert_outcomes(failed=1)
     assert needle in result.stdout.str()
     assert "Traceback" not in result.stdout.str()
+    assert not (pytester.path / ".lockfuzz").exists()  # nothing saved as a "regression case"
 
 
-def test_corrupt_saved_failure_fails_the_test(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(b"{ nope", "not valid JSON"), (b"\xff\xfe{}", "not UTF-8"),
+     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply")],
+    ids=["json", "not-utf8", "deeply-nested"],
+)
+def test_corrupt_saved_failure_fails_the_test(pytester: pytest.Pytester, content: bytes, needle: str) -> None:
     pytester.makepyfile(test_lock=CORRECT)
     folder = pytester.path / ".lockfuzz" / "test_lock.py_test_lock"
     folder.mkdir(parents=True)
-    (folder / "broken.json").write_text("{ nope")
+    (folder / "broken.json").write_bytes(content)
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*cannot replay saved failure .lockfuzz/test_lock.py_test_lock/broken.json*not valid JSON*"]
+        [f"*cannot replay saved failure .lockfuzz/test_lock.py_test_lock/broken.json*{needle}*"]
     )
+    assert "Traceback" not in result.stdout.str()
 
 
 @pytest.mark.parametrize(
