@@ -61,6 +61,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given
 from hypothesis import strategies as st
 from hypothesis.database import InMemoryExampleDatabase
 
+from . import _watchdog
 from ._coverage import TargetCoverage, TargetCoverageResult
 from ._engine import Engine, RunResult, Schedule, Settings
 from ._errors import InvalidArgument, ProgramError
@@ -86,6 +87,9 @@ class Found:
     seconds_to_find: float
     raw_program: Program
     raw_schedule: list[int]
+    #: How it was found: "search", or "while shrinking ORACLE/KIND" (a different violation that
+    #: a shrink of another one ran into: kept, never reported as the one searched for).
+    how: str = "search"
 
 
 @dataclass
@@ -132,6 +136,12 @@ class CampaignReport:
     engine_seconds: float = 0.0
     #: With ``coverage=True`` or ``guided=True``: what the campaign covered.
     coverage: CoverageReport | None = None
+    #: What the campaign is doing, for progress lines: "" while searching, else "shrinking X" or
+    #: "minimising X", with the runs spent on it so far.
+    phase: str = ""
+    phase_runs: int = 0
+    #: The runs the search may spend (``runs``), for a percentage and an estimate of time left.
+    max_runs: int = 0
 
     @property
     def ok(self) -> bool:
@@ -170,6 +180,17 @@ def _found_class(signature: tuple[str, str]) -> type[FoundViolation]:
 
 class _Stop(Exception):
     pass
+
+
+class _OutOfTime(BaseException):
+    """The time limit passed while Hypothesis shrank a failure: a ``BaseException`` ends
+    Hypothesis's run at once (an ``Exception`` would be one more failure to shrink); the
+    smallest failing case so far is kept (``_Campaign.last``)."""
+
+
+#: A step that never yielded (``_watchdog``): every run of it costs the watchdog's bound in real
+#: time, so it is saved as found, never shrunk or minimised.
+NO_YIELD = ("target-fault", "no-yield")
 
 
 #: Runs of an example from the strategy alone before guided search mutates kept schedules.
@@ -229,6 +250,7 @@ def fuzz(
     key: str | None = None,
     coverage: bool = False,
     guided: bool = False,
+    step_timeout: float | None = _watchdog.DEFAULT_STEP_TIMEOUT,
 ) -> CampaignReport:
     """Fuzz ``target`` (a class, bundled name or import path); return what was found.
 
@@ -242,6 +264,9 @@ def fuzz(
     features, in ``report.coverage`` and ``report.features`` (runs are about 4x slower on
     Python 3.11). ``guided=True`` measures the same and steers the search toward runs that reach
     new branches or lock states (see the module doc).
+
+    ``step_timeout`` (seconds of real time, None for none) bounds one step of the target: a
+    step that runs longer without yielding is a ``target-fault/no-yield`` finding (``_watchdog``).
     """
     try:
         trio.lowlevel.current_task()
@@ -261,6 +286,9 @@ def fuzz(
         raise InvalidArgument(f"seed={seed!r}: expected an int >= 0")
     if time_limit is not None and (not isinstance(time_limit, (int, float)) or time_limit <= 0):
         raise InvalidArgument(f"time_limit={time_limit!r}: expected a number of seconds > 0")
+    if step_timeout is not None and (not isinstance(step_timeout, (int, float)) or isinstance(step_timeout, bool)
+                                     or not 0 < step_timeout < float("inf")):
+        raise InvalidArgument(f"step_timeout={step_timeout!r}: expected a number of seconds > 0, or None")
     for name, flag in (("coverage", coverage), ("guided", guided)):
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{name}={flag!r}: expected True or False")
@@ -276,7 +304,8 @@ def fuzz(
         Path(failure_dir) if failure_dir is not None else None, database, time_limit, minimise, max_failures,
         progress, key, coverage or guided, guided,
     )
-    return trio.run(campaign.main)
+    with _watchdog.step_timeout(step_timeout):
+        return trio.run(campaign.main)
 
 
 class _Campaign:
@@ -297,7 +326,10 @@ class _Campaign:
         self.max_failures = max_failures
         self.progress = progress
         self.key = key or f"{target_path(target_cls)}|{json.dumps(params, sort_keys=True)}|{strategy.describe()}"
-        self.report = CampaignReport(target=target_path(target_cls), strategy=strategy.describe())
+        self.report = CampaignReport(target=target_path(target_cls), strategy=strategy.describe(), max_runs=runs)
+        self.shrinking: tuple[str, str] | None = None  # the signature Hypothesis is shrinking
+        #: Findings kept aside (module doc): (program, result, runs, seconds, raw path, how).
+        self.aside: list[tuple[Program, RunResult, int, float, Path | None, str]] = []
         self.known: set[tuple[str, str]] = set()
         self.searching = True  # False once a failure is seen, while Hypothesis shrinks it
         self.last: tuple[Program, list[int]] | None = None
@@ -381,8 +413,13 @@ class _Campaign:
                 test()
         except FoundViolation as found:
             self._record(found)
+        except _OutOfTime:
+            self._record_last()
         except _Stop:
             pass
+        finally:
+            self.shrinking = None
+        self._record_aside()
 
     def _example(self, program: Program, schedule: list[int] | None = None) -> None:
         self.report.examples += 1
@@ -470,11 +507,16 @@ class _Campaign:
             self.by_shape.setdefault(_shape(program), []).append(entry)
 
     def _out_of_budget(self) -> bool:
-        if self.report.runs >= self.max_runs:
+        if self.report.runs >= self.max_runs or len(self.report.found) + len(self.aside) >= self.max_failures:
             return True
+        return self._out_of_time()
+
+    def _out_of_time(self) -> bool:
         return self.deadline is not None and trio.current_time() >= self.deadline
 
     def _run(self, program: Program, source: Any) -> RunResult:
+        if not self.searching and self.last is not None and self._out_of_time():
+            raise _OutOfTime  # keep the smallest case so far (_record_last)
         t0 = time.perf_counter()
         measure = self.measure if self.searching else None
         try:
@@ -496,29 +538,65 @@ class _Campaign:
             self.report.runs += 1
             if measure is not None:
                 self._observe(program, result)
-            if self.progress is not None:
-                now = time.perf_counter()
-                if now >= self.next_progress:
-                    self.next_progress = now + 0.5
-                    self.report.seconds = now - self.started
-                    self.progress(self.report)
+        else:
+            self.report.phase_runs += 1
+        self._tick()
         v = result.violation
         if v is not None and v.signature not in self.known:
+            if v.signature == NO_YIELD or (not self.searching and v.signature != self.shrinking):
+                self._keep_aside(program, result)
+                return result
             if self.searching:
                 self.searching = False
+                self.shrinking = v.signature
+                self.report.phase, self.report.phase_runs = f"shrinking {'/'.join(v.signature)}", 0
                 self.first_seen = (self.report.runs, time.perf_counter() - self.started)
                 self._save_raw(program, result)
             self.last = (program, list(result.decisions))
             raise _found_class(v.signature)(program, result)
         return result
 
+    def _tick(self) -> None:
+        """A progress report, at most every half second."""
+        if self.progress is not None:
+            now = time.perf_counter()
+            if now >= self.next_progress:
+                self.next_progress = now + 0.5
+                self.report.seconds = now - self.started
+                self.progress(self.report)
+
     # -- what was found ---------------------------------------------------------------------
-    def _save_raw(self, program: Program, result: RunResult) -> None:
+    def _save_raw(self, program: Program, result: RunResult) -> Path | None:
+        """Save a failure as first seen, at once: nothing found waits for shrinking."""
         if self.failure_dir is None:
-            return
+            return None
         failure = Failure.from_run(self.target_cls, self.params, program, result, self.settings,
                                    found_by=self._found_by(), minimal=False)
         self.raw_path = self._save(failure)
+        return self.raw_path
+
+    def _keep_aside(self, program: Program, result: RunResult) -> None:
+        """A violation that is not the one being shrunk (or one never to shrink, ``NO_YIELD``):
+        saved now, minimised after this Hypothesis run (``_record_aside``), reported as found."""
+        assert result.violation is not None
+        self.known.add(result.violation.signature)
+        how = "search" if self.shrinking is None else f"while shrinking {'/'.join(self.shrinking)}"
+        raw_path = self.raw_path
+        path = self._save_raw(program, result)
+        self.raw_path = raw_path  # the one being shrunk keeps its own raw file
+        self.aside.append((program, result, self.report.runs, time.perf_counter() - self.started, path, how))
+
+    def _record_aside(self) -> None:
+        while self.aside:
+            program, result, runs, seconds, raw_path, how = self.aside.pop(0)
+            self._keep(program, result, runs, seconds, raw_path, how)
+
+    def _record_last(self) -> None:
+        """The time limit ended Hypothesis's shrinking: keep the smallest failing case so far."""
+        assert self.last is not None
+        program, decisions = self.last
+        result = Engine(self.target_cls, program, Schedule(decisions), self.settings, params=self.params).run()
+        self._record(FoundViolation(program, result))
 
     def _save(self, failure: Failure) -> Path | None:
         """Write ``failure``; if that fails now (the disk filled, the directory went away),
@@ -539,24 +617,42 @@ class _Campaign:
         return {"strategy": self.strategy.describe(), "seed": self.seed, "runs": self.report.runs}
 
     def _record(self, found: FoundViolation) -> None:
-        program, result = found.program, found.result
+        runs_to_find, seconds = self.first_seen or (self.report.runs, 0.0)
+        raw_path, self.raw_path = self.raw_path, None
+        self._keep(found.program, found.result, runs_to_find, seconds, raw_path, "search")
+
+    def _keep(self, program: Program, result: RunResult, runs_to_find: int, seconds: float,
+              raw_path: Path | None, how: str) -> None:
+        """Minimise a failure (within the time limit), save it, then drop its raw file."""
+        found_program = program
         signature = result.violation.signature  # type: ignore[union-attr]
         raw_schedule = list(result.decisions)
         schedule = raw_schedule
         minimal, program_minimal = False, None  # not minimised: the report says nothing is proven
-        if self.minimise:
+        if self.minimise and signature != NO_YIELD and result.violation is not None:
+            self.report.phase, self.report.phase_runs = f"minimising {'/'.join(signature)}", 0
             m = minimise_schedule(self.target_cls, program, raw_schedule, signature, params=self.params,
-                                  settings=self.settings)
+                                  settings=self.settings, deadline=self._deadline_monotonic(),
+                                  progress=self._minimise_progress)
             program, schedule, result = m.program, m.decisions, m.result
             minimal, program_minimal = m.proven_minimal, m.program_minimal
+        self.report.phase = ""
         failure = Failure.from_run(self.target_cls, self.params, program, result, self.settings, schedule=schedule,
                                    found_by=self._found_by(), minimal=minimal, program_minimal=program_minimal)
         path = None
         if self.failure_dir is not None:
             path = self._save(failure)
-            if path is not None and self.raw_path is not None and self.raw_path != path and self.raw_path.exists():
-                self.raw_path.unlink()  # superseded by the minimised file, now saved
-            self.raw_path = None
-        runs_to_find, seconds = self.first_seen or (self.report.runs, 0.0)
-        self.report.found.append(Found(failure, path, runs_to_find, seconds, found.program, raw_schedule))
+            if path is not None and raw_path is not None and raw_path != path and raw_path.exists():
+                raw_path.unlink()  # superseded by the minimised file, now saved
+        self.report.found.append(Found(failure, path, runs_to_find, seconds, found_program, raw_schedule, how))
         self.known.add(signature)
+
+    def _deadline_monotonic(self) -> float | None:
+        """The campaign's time limit on ``time.monotonic``'s clock (the minimiser's)."""
+        if self.deadline is None:
+            return None
+        return time.monotonic() + max(0.0, self.deadline - trio.current_time())
+
+    def _minimise_progress(self, runs: int) -> None:
+        self.report.phase_runs = runs
+        self._tick()

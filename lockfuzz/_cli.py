@@ -130,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="runs to spend searching, shrinking not counted (default 5000)")
     fuzz.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS",
                       help="stop searching after this much real time")
+    fuzz.add_argument("--step-timeout", type=_seconds, default=5.0, metavar="SECONDS",
+                      help="a step of the target that runs this long in real time without yielding is a "
+                      "finding, target-fault/no-yield (default 5)")
     fuzz.add_argument("--seed", type=_nonnegative_int, default=0, metavar="N", help="the campaign's seed (default 0)")
     fuzz.add_argument("--runs-per-program", type=_positive_int, default=None, metavar="N",
                       help="schedules tried per program (default: the campaign's, 50)")
@@ -157,6 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("file", metavar="FILE", type=Path, help="a failure file")
     replay.add_argument("--no-steps", action="store_true", help="the timeline without memory steps")
+    replay.add_argument("--step-timeout", type=_seconds, default=5.0, metavar="SECONDS",
+                        help="a step that runs this long in real time without yielding is target-fault/no-yield "
+                        "(default 5)")
 
     show = sub.add_parser(
         "show", help="show a failure file's recorded trace", epilog=_EPILOG,
@@ -349,7 +355,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         report = fuzz(
             target_cls, params=params, programs=programs, strategy=args.strategy, runs=args.runs, seed=args.seed,
             failure_dir=failure_dir, time_limit=args.time_limit, max_failures=args.max_failures,
-            progress=_progress, coverage=args.coverage, guided=args.guided, **extra,
+            progress=_progress, coverage=args.coverage, guided=args.guided, step_timeout=args.step_timeout, **extra,
         )
     except OSError as exc:
         raise UsageError(f"cannot save failure files in {failure_dir}: {exc.strerror or exc}") from None
@@ -379,10 +385,12 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from ._failure_file import load_failure, replay
     from ._report import timeline
+    from ._watchdog import step_timeout
 
     failure = load_failure(args.file)
     _resolve(failure.target)  # a target that no longer imports: one line, exit 2
-    outcome = replay(failure, where=str(args.file))
+    with step_timeout(args.step_timeout):
+        outcome = replay(failure, where=str(args.file))
     print(f"replaying {_display_path(args.file)}")
     print(f"  target {failure.target}, recorded {'/'.join(failure.signature)}")
     print("\n".join(textwrap.wrap(outcome.message, 120, subsequent_indent="  ", break_on_hyphens=False)))
