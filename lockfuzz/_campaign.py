@@ -60,6 +60,7 @@ import trio
 from hypothesis import HealthCheck, Phase, Verbosity, given
 from hypothesis import strategies as st
 from hypothesis.database import InMemoryExampleDatabase
+from hypothesis.errors import Unsatisfiable
 
 from . import _watchdog
 from ._coverage import TargetCoverage, TargetCoverageResult
@@ -328,6 +329,7 @@ class _Campaign:
         self.key = key or f"{target_path(target_cls)}|{json.dumps(params, sort_keys=True)}|{strategy.describe()}"
         self.report = CampaignReport(target=target_path(target_cls), strategy=strategy.describe(), max_runs=runs)
         self.shrinking: tuple[str, str] | None = None  # the signature Hypothesis is shrinking
+        self.last_rejection = ""  # why the last program was unfit to run (a ProgramError)
         #: Findings kept aside (module doc): (program, result, runs, seconds, raw path, how).
         self.aside: list[tuple[Program, RunResult, int, float, Path | None, str]] = []
         self.known: set[tuple[str, str]] = set()
@@ -415,6 +417,13 @@ class _Campaign:
             self._record(found)
         except _OutOfTime:
             self._record_last()
+        except Unsatisfiable:
+            # Every program drawn was unfit to run (a ProgramError each): say why, in the
+            # program's words, rather than Hypothesis's about filters and assumptions.
+            raise ProgramError(
+                f"every program the campaign drew was rejected ({self.report.rejected:,} in all); the last: "
+                f"{self.last_rejection}"
+            ) from None
         except _Stop:
             pass
         finally:
@@ -530,8 +539,9 @@ class _Campaign:
                     result = engine.run()
                 finally:
                     measure.stop()
-        except ProgramError:
+        except ProgramError as exc:
             self.report.rejected += 1
+            self.last_rejection = str(exc)
             hypothesis.reject()
         if self.searching:
             self.report.engine_seconds += time.perf_counter() - t0

@@ -279,7 +279,7 @@ def _run(item: pytest.Function, s: _Settings) -> None:
             time_limit=s.time_limit, max_failures=s.max_failures, database=None, key=item.nodeid,
             coverage=s.coverage, guided=s.guided, **extra,
         )
-    except (InvalidArgument, HypothesisInvalidArgument) as exc:
+    except (InvalidArgument, HypothesisInvalidArgument, ProgramError) as exc:
         _fail(f"@pytest.mark.lockfuzz: {exc}")
     summary = (f"fuzzed {s.target} ({report.strategy}, seed {s.seed}): {report.runs:,} runs in {report.seconds:.2f} s, "
                f"{_count(len(report.found), 'failure')}")

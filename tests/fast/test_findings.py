@@ -92,3 +92,14 @@ def test_the_minimiser_stops_at_its_deadline_with_the_case_unproven() -> None:
     assert m.runs == 1 and seen == [0]  # the run that confirms the case, then nothing
     assert not m.proven_minimal and not m.program_minimal
     assert m.result.violation is not None and m.result.violation.signature == f.signature
+
+
+def test_a_program_that_deadlocks_by_itself_is_a_program_error_not_unsatisfiable() -> None:
+    from hypothesis import strategies as st
+
+    from lockfuzz import CpuProgram, Lock, Program, ProgramError, Unlock
+
+    abba = Program(cpus=(CpuProgram(task=(Lock(0), Lock(1), Unlock(1), Unlock(0))),
+                         CpuProgram(task=(Lock(1), Lock(0), Unlock(0), Unlock(1)))), n_locks=2)
+    with pytest.raises(ProgramError, match=r"every program the campaign drew was rejected .*the program deadlocks"):
+        lockfuzz.fuzz("tas", programs=st.just(abba), runs=200)

@@ -207,6 +207,26 @@ def test_bad_marker_fails_the_test_with_a_clear_message(pytester: pytest.Pyteste
      (b"[" * 100_000 + b"]" * 100_000, "nested too deeply")],
     ids=["json", "not-utf8", "deeply-nested"],
 )
+def test_a_program_that_deadlocks_by_itself_fails_with_what_is_wrong(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_lock="""
+        import pytest
+        from hypothesis import strategies as st
+        from lockfuzz import CpuProgram, Lock, Program, Unlock
+
+        ABBA = Program(cpus=(CpuProgram(task=(Lock(0), Lock(1), Unlock(1), Unlock(0))),
+                             CpuProgram(task=(Lock(1), Lock(0), Unlock(0), Unlock(1)))), n_locks=2)
+
+        @pytest.mark.lockfuzz("tas", runs=100, programs=st.just(ABBA))
+        def test_lock():
+            pass
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.lockfuzz: every program the campaign drew was rejected*"])
+    assert "the program deadlocks" in result.stdout.str()
+    assert "Unsatisfiable" not in result.stdout.str() and "Traceback" not in result.stdout.str()
+
+
 def test_corrupt_saved_failure_fails_the_test(pytester: pytest.Pytester, content: bytes, needle: str) -> None:
     pytester.makepyfile(test_lock=CORRECT)
     folder = pytester.path / ".lockfuzz" / "test_lock.py_test_lock"
