@@ -201,12 +201,6 @@ def test_bad_marker_fails_the_test_with_a_clear_message(pytester: pytest.Pyteste
     assert not (pytester.path / ".lockfuzz").exists()  # nothing saved as a "regression case"
 
 
-@pytest.mark.parametrize(
-    ("content", "needle"),
-    [(b"{ nope", "not valid JSON"), (b"\xff\xfe{}", "not UTF-8"),
-     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply")],
-    ids=["json", "not-utf8", "deeply-nested"],
-)
 def test_a_program_that_deadlocks_by_itself_fails_with_what_is_wrong(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_lock="""
         import pytest
@@ -227,6 +221,12 @@ def test_a_program_that_deadlocks_by_itself_fails_with_what_is_wrong(pytester: p
     assert "Unsatisfiable" not in result.stdout.str() and "Traceback" not in result.stdout.str()
 
 
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(b"{ nope", "not valid JSON"), (b"\xff\xfe{}", "not UTF-8"),
+     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply")],
+    ids=["json", "not-utf8", "deeply-nested"],
+)
 def test_corrupt_saved_failure_fails_the_test(pytester: pytest.Pytester, content: bytes, needle: str) -> None:
     pytester.makepyfile(test_lock=CORRECT)
     folder = pytester.path / ".lockfuzz" / "test_lock.py_test_lock"
