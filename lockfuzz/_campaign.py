@@ -306,7 +306,11 @@ def fuzz(
         progress, key, coverage or guided, guided,
     )
     with _watchdog.step_timeout(step_timeout):
-        return trio.run(campaign.main)
+        try:
+            return trio.run(campaign.main)
+        except KeyboardInterrupt as exc:
+            campaign.interrupted(exc)
+            raise
 
 
 class _Campaign:
@@ -354,6 +358,19 @@ class _Campaign:
             # Hypothesis keeps the Pareto front of targeted examples in the database: from one
             # chunk to the next, the best programs are replayed and mutated first.
             self.database = InMemoryExampleDatabase()
+
+    def interrupted(self, exc: KeyboardInterrupt) -> None:
+        """Ctrl-C: attach what was found so far to the exception, for the caller to report:
+        ``lockfuzz_report`` (the report, its failures minimised and saved) and
+        ``lockfuzz_unfinished`` (signature and raw file of each failure found but not minimised)."""
+        self.report.seconds = time.perf_counter() - self.started
+        recorded = {f.failure.signature for f in self.report.found}
+        unfinished = [(sig, path) for _, result, _, _, path, _ in self.aside
+                      if result.violation is not None for sig in [result.violation.signature] if sig not in recorded]
+        if self.shrinking is not None and self.shrinking not in recorded:
+            unfinished.insert(0, (self.shrinking, self.raw_path))
+        exc.lockfuzz_report = self.report  # type: ignore[attr-defined]
+        exc.lockfuzz_unfinished = unfinished  # type: ignore[attr-defined]
 
     async def main(self) -> CampaignReport:
         deadline = trio.current_time() + self.time_limit if self.time_limit else None
@@ -426,8 +443,7 @@ class _Campaign:
             ) from None
         except _Stop:
             pass
-        finally:
-            self.shrinking = None
+        self.shrinking = None  # (kept when an interrupt ends the chunk: ``interrupted`` names it)
         self._record_aside()
 
     def _example(self, program: Program, schedule: list[int] | None = None) -> None:
@@ -598,8 +614,9 @@ class _Campaign:
 
     def _record_aside(self) -> None:
         while self.aside:
-            program, result, runs, seconds, raw_path, how = self.aside.pop(0)
+            program, result, runs, seconds, raw_path, how = self.aside[0]
             self._keep(program, result, runs, seconds, raw_path, how)
+            self.aside.pop(0)  # after: a Ctrl-C while it is minimised still names its raw file
 
     def _record_last(self) -> None:
         """The time limit ended Hypothesis's shrinking: keep the smallest failing case so far."""
@@ -628,8 +645,8 @@ class _Campaign:
 
     def _record(self, found: FoundViolation) -> None:
         runs_to_find, seconds = self.first_seen or (self.report.runs, 0.0)
-        raw_path, self.raw_path = self.raw_path, None
-        self._keep(found.program, found.result, runs_to_find, seconds, raw_path, "search")
+        self._keep(found.program, found.result, runs_to_find, seconds, self.raw_path, "search")
+        self.raw_path = None
 
     def _keep(self, program: Program, result: RunResult, runs_to_find: int, seconds: float,
               raw_path: Path | None, how: str) -> None:

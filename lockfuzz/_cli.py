@@ -151,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="steer the search toward runs that reach new branches of the target or new lock states "
                       "(measures coverage too)")
     fuzz.add_argument("--no-steps", action="store_true", help="timelines without memory steps")
+    fuzz.add_argument("--json", action="store_true",
+                      help="print a machine-readable summary on stdout instead of the reports (runs, runs/s, each "
+                      "failure's signature, file and runs to find); progress stays on stderr")
     fuzz.add_argument("--quiet", "-q", action="store_true",
                       help="no progress line, no timeline: one line per failure and the summary")
 
@@ -203,9 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _clear_progress()
         print(f"lockfuzz: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _clear_progress()
-        print("lockfuzz: interrupted", file=sys.stderr)
+        if not (args.command == "fuzz" and _interrupted(exc, args)):
+            print("lockfuzz: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``lockfuzz targets | head``): stop quietly, as a process killed by
@@ -228,9 +232,12 @@ def _resolve(spec: str) -> type:
     NameError at import time) is bad input, not a lockfuzz bug: one line and exit 2."""
     import importlib
 
-    from ._target import resolve_target
+    from ._target import _path_hint, resolve_target
 
     module_name = spec.partition(":")[0] if ":" in spec else ""
+    hint = _path_hint(module_name)
+    if hint:  # ``./mylock.py:MyLock``: a file, where a module belongs
+        raise UsageError(f"target {spec!r}: {module_name!r} is not a module name{hint}")
     if module_name:
         # As ``python -m`` would: a module in the current directory is found (a console script
         # has only its own folder on sys.path), after the installed ones, which it cannot shadow.
@@ -301,28 +308,57 @@ def _count(n: int, what: str) -> str:
     return f"{n:,} {what}{'' if n == 1 else 's'}"
 
 
-class _Progress:
-    """The \\r-updated progress line on a terminal; nothing when stderr is not one."""
+#: Seconds between progress lines when stderr is not a terminal (a CI log): often enough to show
+#: the job is alive, rarely enough not to flood the log.
+LOG_INTERVAL = 10.0
 
-    def __init__(self, stream: TextIO, enabled: bool) -> None:
+
+class _Progress:
+    """Progress on stderr: on a terminal, one \\r-updated line; elsewhere (a CI log), a line
+    every ``LOG_INTERVAL`` seconds. Each says the runs of the total, the rate, the failures, the
+    time and the time left; while a failure is shrunk or minimised, that, with its runs."""
+
+    def __init__(self, stream: TextIO, enabled: bool, terminal: bool = True) -> None:
         self.stream = stream
         self.enabled = enabled
+        self.terminal = terminal
         self.width = 0
+        self.next_line = LOG_INTERVAL
 
     def __call__(self, report: Any) -> None:
         if not self.enabled or (not self.width and report.seconds < 0.5):
             return  # a campaign over within half a second needs no progress line
-        line = (f"lockfuzz: {report.runs:,} runs, {report.runs_per_second:,.0f} runs/s, "
-                f"{_count(len(report.found), 'failure')}, {report.seconds:.1f} s")
+        if not self.terminal:
+            if report.seconds < self.next_line:
+                return
+            self.next_line = report.seconds + LOG_INTERVAL
+            self.stream.write(progress_text(report) + "\n")
+            self.stream.flush()
+            return
+        line = progress_text(report)
         self.width = max(self.width, len(line))
         self.stream.write("\r" + line.ljust(self.width))
         self.stream.flush()
 
     def clear(self) -> None:
-        if self.enabled and self.width:
+        if self.enabled and self.terminal and self.width:
             self.stream.write("\r" + " " * self.width + "\r")
             self.stream.flush()
             self.width = 0
+
+
+def progress_text(report: Any) -> str:
+    """One progress line: the search's runs of the total, with its rate and an estimate of the
+    time left (from the rate so far), or what is being done to a failure found."""
+    found = _count(len(report.found), "failure")
+    total = report.max_runs
+    runs = f"{report.runs:,} of {total:,} runs ({100 * report.runs // total}%)" if total else _count(report.runs, "run")
+    if report.phase:
+        return (f"lockfuzz: {report.phase}: {_count(report.phase_runs, 'run')}, {report.seconds:.1f} s "
+                f"(search: {runs}, {found})")
+    rate = report.runs_per_second
+    left = f", about {(total - report.runs) / rate:.0f} s left" if total and rate and report.runs < total else ""
+    return f"lockfuzz: {runs}, {rate:,.0f} runs/s, {found}, {report.seconds:.1f} s{left}"
 
 
 _progress: _Progress | None = None
@@ -348,8 +384,9 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     programs = programs_for(target_cls, max_cpus=args.cpus, max_locks=args.locks,
                             max_handlers=1 if interrupts else 0)
     failure_dir = args.failure_dir if args.failure_dir is not None else Path.cwd() / ".lockfuzz" / "failures"
+    args.interrupts_in_force = interrupts  # for the summary of an interrupted campaign
     _check_failure_dir(failure_dir)
-    _progress = _Progress(sys.stderr, enabled=not args.quiet and _isatty(sys.stderr))
+    _progress = _Progress(sys.stderr, enabled=not args.quiet, terminal=_isatty(sys.stderr))
     extra = {} if args.runs_per_program is None else {"runs_per_program": args.runs_per_program}
     try:
         report = fuzz(
@@ -363,10 +400,14 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         _progress.clear()
         _progress = None
     out = sys.stdout
+    if args.json:
+        print(json.dumps(_summary(report, args, interrupts), indent=1), file=out)
+        return EXIT_FOUND if report.found else EXIT_OK
     for n, found in enumerate(report.found, 1):
         f = found.failure
         oracle, kind = f.signature
-        heading = (f"FAILURE {n}: {oracle}/{kind} in {args.target}, found after "
+        how = "" if found.how == "search" else f" {found.how},"
+        heading = (f"FAILURE {n}: {oracle}/{kind} in {args.target}, found{how} after "
                    f"{_count(found.runs_to_find, 'run')} ({found.seconds_to_find:.2f} s)")
         if args.quiet:
             print(f"{heading}: {_display_path(found.path)}", file=out)
@@ -380,6 +421,47 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     print(f"lockfuzz: {args.target} ({report.strategy}, seed {args.seed}, {handlers}): {_count(report.runs, 'run')} "
           f"in {report.seconds:.2f} s ({rate}), {_count(len(report.found), 'failure')}", file=out)
     return EXIT_FOUND if report.found else EXIT_OK
+
+
+def _summary(report: Any, args: argparse.Namespace, interrupts: bool, interrupted: bool = False,
+             unfinished: Sequence[tuple[tuple[str, str], Path | None]] = ()) -> dict[str, Any]:
+    """``fuzz --json``: what a script needs, the same keys whether the campaign ended or was
+    interrupted (``unfinished``: failures found but not yet minimised, with their raw files)."""
+    failures = [
+        {"oracle": f.failure.signature[0], "kind": f.failure.signature[1], "signature": "/".join(f.failure.signature),
+         "file": None if f.path is None else str(f.path), "runs_to_find": f.runs_to_find,
+         "seconds_to_find": round(f.seconds_to_find, 3), "found": f.how, "minimal": f.failure.minimal}
+        for f in report.found
+    ]
+    failures += [
+        {"oracle": sig[0], "kind": sig[1], "signature": "/".join(sig), "file": None if path is None else str(path),
+         "runs_to_find": None, "seconds_to_find": None, "found": "search (not minimised: interrupted)",
+         "minimal": False}
+        for sig, path in unfinished
+    ]
+    return {"target": args.target, "strategy": report.strategy, "seed": args.seed, "interrupts": interrupts,
+            "runs": report.runs, "seconds": round(report.seconds, 3),
+            "runs_per_second": round(report.runs_per_second, 1), "interrupted": interrupted, "failures": failures}
+
+
+def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace) -> bool:
+    """Ctrl-C during ``fuzz``: what was found so far and where it is saved (the campaign saves
+    each failure the moment it is seen), on stderr; with --json, the summary on stdout too."""
+    report = getattr(exc, "lockfuzz_report", None)
+    if report is None:
+        return False  # before the campaign began
+    unfinished = getattr(exc, "lockfuzz_unfinished", [])
+    n = len(report.found) + len(unfinished)
+    print(f"lockfuzz: interrupted after {_count(report.runs, 'run')} ({report.seconds:.1f} s): "
+          f"{_count(n, 'failure')} found so far", file=sys.stderr)
+    for found in report.found:
+        print(f"  {'/'.join(found.failure.signature)}: {_display_path(found.path)}", file=sys.stderr)
+    for signature, path in unfinished:
+        print(f"  {'/'.join(signature)} (not minimised yet): {_display_path(path)}", file=sys.stderr)
+    if getattr(args, "json", False):
+        interrupts = bool(getattr(args, "interrupts_in_force", False))
+        print(json.dumps(_summary(report, args, interrupts, True, unfinished), indent=1))
+    return True
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -408,8 +490,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     found_by = failure.found_by or {}
     origin = ""
     if found_by:
+        runs = found_by.get("runs")
         origin = f", found by {found_by.get('strategy', '?')} (seed {found_by.get('seed', '?')}) " \
-                 f"after {found_by.get('runs', '?')} runs"
+                 f"after {_count(runs, 'run') if isinstance(runs, int) else '? runs'}"
     params = f" {json.dumps(failure.params, sort_keys=True)}" if failure.params else ""
     heading = (f"{_display_path(args.file)}\n  target {failure.target}{params}, "
                f"written by lockfuzz {failure.lockfuzz_version}{origin}")

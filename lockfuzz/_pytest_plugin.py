@@ -281,7 +281,8 @@ def _run(item: pytest.Function, s: _Settings) -> None:
         )
     except (InvalidArgument, HypothesisInvalidArgument, ProgramError) as exc:
         _fail(f"@pytest.mark.lockfuzz: {exc}")
-    summary = (f"fuzzed {s.target} ({report.strategy}, seed {s.seed}): {report.runs:,} runs in {report.seconds:.2f} s, "
+    summary = (f"fuzzed {s.target} ({report.strategy}, seed {s.seed}): {_count(report.runs, 'run')} in "
+               f"{report.seconds:.2f} s, "
                f"{_count(len(report.found), 'failure')}")
     log.append(summary)
     if report.coverage is not None:
@@ -293,7 +294,8 @@ def _run(item: pytest.Function, s: _Settings) -> None:
         parts = [f"lockfuzz found {_count(len(report.found), 'failure')} in {s.target}: {what}", *log, ""]
         for n, found in enumerate(report.found, 1):
             oracle, kind = found.failure.signature
-            heading = f"FAILURE {n}: {oracle}/{kind}, found after {found.runs_to_find:,} runs"
+            how = "" if found.how == "search" else f" {found.how},"
+            heading = f"FAILURE {n}: {oracle}/{kind}, found{how} after {_count(found.runs_to_find, 'run')}"
             parts += [failure_report(found.failure, found.path, heading=heading), ""]
             if found.path is not None:
                 parts.append(f"(the next run replays {display_path(found.path)} first; commit it as a regression case)")

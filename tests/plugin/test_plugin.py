@@ -139,6 +139,8 @@ def test_profile_deep_multiplies_the_runs_and_explicit_runs_win(pytester: pytest
     result.stdout.fnmatch_lines(["fuzzed tas (*): 10 runs*"])
     result = pytester.runpytest("-rP", "--lockfuzz-runs", "7")
     result.stdout.fnmatch_lines(["fuzzed tas (*): 7 runs*"])
+    result = pytester.runpytest("-rP", "--lockfuzz-runs", "1")
+    result.stdout.fnmatch_lines(["fuzzed tas (*): 1 run in *, 0 failures"])
     pytester.makeini("[pytest]\nlockfuzz_profile = huge\n")
     result = pytester.runpytest()
     result.stderr.fnmatch_lines(["*lockfuzz_profile = 'huge': expected one of ci, deep*"])
