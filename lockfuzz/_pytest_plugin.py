@@ -9,7 +9,8 @@ A test marked ``@pytest.mark.lockfuzz(target, ...)`` is a fuzz campaign against 
 The test body runs first (fixtures, ``pytest.skip()``), then the campaign. Failing cases are
 saved as failure files in ``<lockfuzz_dir>/<test id>/`` and *replayed first* on the next run: a
 saved case that still fails fails the test at once, without fuzzing; one that passes now is
-reported (a warning) and the campaign goes on. The files are the test's regression corpus, to
+reported (a ``LockfuzzWarning``, which ``-W error`` does not make a failure; ``--lockfuzz-strict``
+does) and the campaign goes on. The files are the test's regression corpus, to
 commit with the code: lockfuzz never deletes them, a person does once they are no longer wanted.
 
 Why replay the files rather than lean on Hypothesis's example database: a failure file holds
@@ -36,12 +37,14 @@ import dataclasses
 import hashlib
 import inspect
 import re
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
 from ._cli import _positive_int, _seconds
+from ._errors import LockfuzzWarning
 
 __all__ = ["LockfuzzWarning"]
 
@@ -62,8 +65,6 @@ _MARKER_KWARGS = ("target", "programs", "runs", "strategy", "params", "max_failu
 _COVERAGE = pytest.StashKey[list]()
 
 
-class LockfuzzWarning(UserWarning):
-    """A saved failure no longer fails: the lock was fixed (or the file outlived its cause)."""
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -89,12 +90,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lockfuzz-coverage", action="store_true", default=False,
                     help="measure each fuzz test's coverage of its target (coverage.py) and the lock states "
                     "reached, and report them at the end (runs are about 4x slower on Python 3.11)")
+    group.addoption("--lockfuzz-strict", action="store_true", default=False,
+                    help="a saved failure that passes now fails its test (default: a LockfuzzWarning, which "
+                    "-W error does not turn into a failure)")
     group.addoption("--lockfuzz-guided", action="store_true", default=False,
                     help="guide every fuzz test's search toward new branches and lock states (measures coverage)")
     parser.addini("lockfuzz_runs", f"runs per fuzz test (default {DEFAULT_RUNS})", default="")
     parser.addini("lockfuzz_strategy", "search strategy of fuzz tests (default swarm)", default="")
     parser.addini("lockfuzz_seed", "seed of fuzz tests (default 0)", default="")
     parser.addini("lockfuzz_profile", "fuzz depth of fuzz tests: ci or deep (default ci)", default="")
+    parser.addini("lockfuzz_strict", "a saved failure that passes now fails its test (default false)", type="bool",
+                  default=False)
     parser.addini("lockfuzz_dir",
                   f"where fuzz tests keep failure files, relative to the rootdir (default {DEFAULT_DIR})",
                   default="")
@@ -180,6 +186,7 @@ class _Settings:
         self.seed = _first(config.getoption("lockfuzz_seed"), kwargs.get("seed"),
                            int(ini("lockfuzz_seed")) if ini("lockfuzz_seed") else None, 0)
         self.time_limit = _first(config.getoption("lockfuzz_time_limit"), kwargs.get("time_limit"))
+        self.strict = bool(config.getoption("lockfuzz_strict") or config.getini("lockfuzz_strict"))
         # A command-line flag turns these on for every fuzz test; a marker for its own.
         self.guided = bool(config.getoption("lockfuzz_guided") or kwargs.get("guided", False))
         self.coverage = bool(config.getoption("lockfuzz_coverage") or kwargs.get("coverage", False) or self.guided)
@@ -261,9 +268,16 @@ def _run(item: pytest.Function, s: _Settings) -> None:
                       f"(no new fuzzing until it passes; the file stays as a regression case: {shown})"]
             _fail("\n".join(lines))
         log[-1] += ": passes now"
-        item.warn(LockfuzzWarning(
-            f"saved failure {shown} passes now; it stays as a regression case (delete the file to drop it)"
-        ))
+        if s.strict:
+            _fail(f"lockfuzz: saved failure {shown} passes now (--lockfuzz-strict): if the fix is meant, "
+                  "keep the file as a regression case without --lockfuzz-strict, or delete it")
+        with warnings.catch_warnings():
+            # Shown in the warnings summary, but never an error under -W error: a lock that was
+            # fixed is good news (module doc); --lockfuzz-strict is the way to fail on it.
+            warnings.simplefilter("default", LockfuzzWarning)
+            item.warn(LockfuzzWarning(
+                f"saved failure {shown} passes now; it stays as a regression case (delete the file to drop it)"
+            ))
 
     # 2. The campaign.
     extra: dict[str, Any] = {}

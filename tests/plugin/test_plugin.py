@@ -81,6 +81,28 @@ def test_saved_failure_that_passes_now_is_kept_and_fuzzing_goes_on(pytester: pyt
     assert _saved(pytester) == [path]  # a regression corpus: lockfuzz never deletes it
 
 
+def test_a_fixed_lock_does_not_fail_a_strict_suite_unless_asked(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_lock=BROKEN)
+    pytester.runpytest().assert_outcomes(failed=1)
+    pytester.makepyfile(test_lock=CORRECT)  # the lock was fixed
+    result = pytester.runpytest("-W", "error")
+    result.assert_outcomes(passed=1, warnings=1)
+    result = pytester.runpytest("-W", "error", "--lockfuzz-strict")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*saved failure .lockfuzz/test_lock.py_test_lock/*.json passes now "
+                                 "(--lockfuzz-strict)*"])
+    pytester.makeini("[pytest]\nlockfuzz_strict = true\n")
+    pytester.runpytest().assert_outcomes(failed=1)
+
+
+def test_the_warning_is_public() -> None:
+    import lockfuzz
+    from lockfuzz._pytest_plugin import LockfuzzWarning
+
+    assert lockfuzz.LockfuzzWarning is LockfuzzWarning and "LockfuzzWarning" in lockfuzz.__all__
+    assert issubclass(LockfuzzWarning, UserWarning)
+
+
 def test_correct_target_passes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_lock=CORRECT)
     result = pytester.runpytest("-rP")
