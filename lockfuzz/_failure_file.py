@@ -104,7 +104,7 @@ class Failure:
             "minimal": self.minimal,
             "program_minimal": self.program_minimal,
             "found_by": self.found_by,
-            "trace": {"hash": self.trace_hash, **(self.trace.to_json() if self.trace is not None else {})},
+            "trace": {"hash": self.trace_hash, **_stored_trace(self.trace)},
         }
 
     @classmethod
@@ -160,6 +160,44 @@ class Failure:
         except (KeyError, TypeError, ValueError, AttributeError, InvalidArgument) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ReplayError(f"{where}: broken failure file ({detail})") from None
+
+
+#: Traces longer than this are not stored, only their hash and length: a livelock's 500,000
+#: events made a 25 MB file that took seconds to write. Replay rebuilds the trace from the
+#: decisions (and checks it against the hash); ``show`` says so.
+MAX_STORED_EVENTS = 10_000
+
+
+def _stored_trace(trace: Trace | None) -> dict[str, Any]:
+    if trace is None:
+        return {}
+    if len(trace) > MAX_STORED_EVENTS:
+        return {"length": len(trace)}
+    return trace.to_json()
+
+
+def _dumps(doc: dict[str, Any]) -> str:
+    """The document as JSON a person can read and diff: one key per line, the trace's events one
+    per line, every other value compact (a schedule is one line, however long)."""
+
+    def compact(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+
+    def obj(d: dict[str, Any], indent: str, expand: dict[str, Any]) -> str:
+        lines = []
+        for key in sorted(d):
+            value = d[key]
+            if key in expand and isinstance(value, dict):
+                text = obj(value, indent + " ", expand[key])
+            elif key in expand and isinstance(value, list):
+                inner = indent + "  "
+                text = "[\n" + ",\n".join(inner + compact(v) for v in value) + f"\n{indent} ]" if value else "[]"
+            else:
+                text = compact(value)
+            lines.append(f"{indent} {json.dumps(key)}: {text}")
+        return "{\n" + ",\n".join(lines) + f"\n{indent}}}"
+
+    return obj(doc, "", {"trace": {"events": {}}}) + "\n"
 
 
 def _optional_bool(value: Any) -> bool | None:
@@ -285,7 +323,7 @@ def write_failure(failure: Failure, directory: str | os.PathLike[str], name: str
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(directory)
     path = directory / (name or failure.name)
-    text = json.dumps(failure.to_json(), indent=1, sort_keys=True) + "\n"
+    text = _dumps(failure.to_json())
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -100,3 +100,29 @@ def test_stale_temporary_files_are_removed_by_the_next_write(tmp_path: Path) -> 
     os.utime(other, (old, old))
     path = write_failure(found.failure, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, live.name, other.name])
+
+
+def test_a_long_trace_is_not_stored_and_replay_rebuilds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from lockfuzz import _failure_file
+
+    (found,) = lockfuzz.fuzz(MUTANT, runs=300).found
+    assert found.failure.trace is not None and len(found.failure.trace) > 5
+    monkeypatch.setattr(_failure_file, "MAX_STORED_EVENTS", 5)
+    path = write_failure(found.failure, tmp_path)
+    data = json.loads(path.read_text())
+    assert "events" not in data["trace"] and data["trace"]["length"] == len(found.failure.trace)
+    assert data["schedule"] == found.failure.schedule
+    assert lockfuzz.load_failure(path).trace is None
+    assert lockfuzz.replay(path).reproduced  # the same trace, by its hash
+    assert main(["show", str(path)]) == 0
+    assert "no trace recorded in the file: lockfuzz replay runs it" in capsys.readouterr().out
+
+
+def test_a_stored_trace_keeps_one_event_per_line(tmp_path: Path) -> None:
+    (found,) = lockfuzz.fuzz(MUTANT, runs=300).found
+    path = write_failure(found.failure, tmp_path)
+    lines = path.read_text().splitlines()
+    assert lines.count(" \"schedule\": " + json.dumps(found.failure.schedule) + ",") == 1
+    assert sum(1 for line in lines if line.startswith("   [")) == len(found.failure.trace or ())
+    assert lockfuzz.load_failure(path).trace_hash == found.failure.trace_hash
