@@ -404,6 +404,7 @@ class _Campaign:
         examples = max(1, min(200, -(-left // self.runs_per_program)))
         self.searching = True
         self.last = None
+        self.failed_on: dict[Program, list[int]] = {}  # each program that failed, and how (_example)
 
         if getattr(self.strategy, "draws_schedule", False):
             # Decisions drawn by Hypothesis with the program (one run per example).
@@ -449,6 +450,12 @@ class _Campaign:
     def _example(self, program: Program, schedule: list[int] | None = None) -> None:
         self.report.examples += 1
         budget = self.runs_per_program if self.searching else max(1, self.runs_per_program // 5)
+        own = self.failed_on.get(program)
+        if own is not None:
+            # A program that failed before fails again, the same way, whatever has happened
+            # since: Hypothesis replays examples, and a search cut short (a shrink's smaller
+            # budget) or a violation now known must not make it look flaky.
+            self._run(program, Schedule(own))
         if self.last is not None:  # replay the failing schedule first: shrinks succeed fast
             self._run(program, Schedule(self.last[1]))
         self.novel = 0
@@ -579,6 +586,7 @@ class _Campaign:
                 self.first_seen = (self.report.runs, time.perf_counter() - self.started)
                 self._save_raw(program, result)
             self.last = (program, list(result.decisions))
+            self.failed_on[program] = self.last[1]
             raise _found_class(v.signature)(program, result)
         return result
 
