@@ -13,6 +13,13 @@ moment it is first seen, before shrinking starts, and rewritten once minimised: 
 campaign loses nothing it found. After a failure the campaign goes on, ignoring that signature,
 until it has ``max_failures`` of them or its runs or time are spent.
 
+Findings kept aside: a *different* violation that a shrink runs into is not Hypothesis's to
+shrink (it would report it as the one found, after the runs of another): it is saved at once,
+minimised after that Hypothesis run, and reported "found while shrinking X". So is a
+``target-fault/no-yield`` (a step the watchdog ended, ``_watchdog``), found while searching or
+not, since each run of it costs the watchdog's bound: it is saved as found, never shrunk. The
+time limit bounds shrinking (``_OutOfTime``: the smallest case so far is kept) and minimising.
+
 Everything runs inside one ``trio.run``: trio's clock bounds the campaign's real time, and a
 checkpoint between Hypothesis chunks lets Ctrl-C end it cleanly.
 
