@@ -52,6 +52,15 @@ def test_an_unwritable_failure_dir_is_refused_before_the_campaign(tmp_path: Path
         lockfuzz.fuzz(MUTANT, runs=10, failure_dir=bad)
 
 
+def test_a_failure_dir_without_write_permission_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lockfuzz import _failure_file
+
+    monkeypatch.setattr(_failure_file.os, "access", lambda path, mode: False)  # as a non-root user would see it
+    with pytest.raises(InvalidArgument, match="is not writable"):
+        lockfuzz.fuzz(MUTANT, runs=10, failure_dir=tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_save_that_fails_later_prints_the_whole_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     from lockfuzz import _campaign
@@ -113,8 +122,11 @@ def test_a_long_trace_is_not_stored_and_replay_rebuilds_it(tmp_path: Path, monke
     data = json.loads(path.read_text())
     assert "events" not in data["trace"] and data["trace"]["length"] == len(found.failure.trace)
     assert data["schedule"] == found.failure.schedule
-    assert lockfuzz.load_failure(path).trace is None
+    loaded = lockfuzz.load_failure(path)
+    assert loaded.trace is None
     assert lockfuzz.replay(path).reproduced  # the same trace, by its hash
+    again = write_failure(loaded, tmp_path / "again")  # a failure without its trace writes as it loaded
+    assert json.loads(again.read_text())["trace"] == {"hash": found.failure.trace_hash}
     assert main(["show", str(path)]) == 0
     assert "no trace recorded in the file: lockfuzz replay runs it" in capsys.readouterr().out
 
