@@ -4,7 +4,7 @@ from ._campaign import CampaignReport, Found, fuzz
 from ._capabilities import Capabilities, Detection, Fairness, Timeouts
 from ._check import LockfuzzFailure, check
 from ._engine import Context, DecisionSource, Engine, RunResult, Schedule, Settings, run
-from ._errors import InvalidArgument, LockfuzzError, ProgramError, ReplayError, Violation
+from ._errors import InvalidArgument, LockfuzzError, LockfuzzWarning, ProgramError, ReplayError, Violation
 from ._events import Trace
 from ._failure_file import Failure, ReplayOutcome, load_failure, replay, write_failure
 from ._minimise import Minimised, minimise
@@ -20,8 +20,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Acquisition", "CampaignReport", "Capabilities", "Cell", "Context", "CpuProgram", "DecisionSource", "Detection",
     "Engine", "Failure", "Fairness", "Found", "Handler", "InvalidArgument", "Level", "Lock",
-    "LockfuzzError", "LockfuzzFailure", "Machine", "Mark", "Minimised", "OnError", "Program", "ProgramError",
-    "PropertyError", "ReplayError", "ReplayOutcome", "RunRecord", "RunResult", "Schedule", "Settings", "Status", "Target", "Timeouts", "Trace",
+    "LockfuzzError", "LockfuzzFailure", "LockfuzzWarning", "Machine", "Mark", "Minimised", "OnError", "Program",
+    "ProgramError", "PropertyError", "ReplayError", "ReplayOutcome", "RunRecord", "RunResult", "Schedule", "Settings",
+    "Status", "Target", "Timeouts", "Trace",
     "Unlock", "Violation", "Work", "__version__", "check", "fuzz", "load_failure", "minimise",
     "perfetto", "replay", "resolve_target", "run", "target_path", "timeline", "write_failure",
 ]  # fmt: skip

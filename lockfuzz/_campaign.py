@@ -14,6 +14,13 @@ moment it is first seen, before shrinking starts, and rewritten once minimised: 
 campaign loses nothing it found. After a failure the campaign goes on, ignoring that signature,
 until it has ``max_failures`` of them or its runs or time are spent.
 
+Findings kept aside: a *different* violation that a shrink runs into is not Hypothesis's to
+shrink (it would report it as the one found, after the runs of another): it is saved at once,
+minimised after that Hypothesis run, and reported "found while shrinking X". So is a
+``target-fault/no-yield`` (a step the watchdog ended, ``_watchdog``), found while searching or
+not, since each run of it costs the watchdog's bound: it is saved as found, never shrunk. The
+time limit bounds shrinking (``_OutOfTime``: the smallest case so far is kept) and minimising.
+
 Everything runs inside one ``trio.run``: trio's clock bounds the campaign's real time, and a
 checkpoint between Hypothesis chunks lets Ctrl-C end it cleanly.
 
@@ -49,6 +56,7 @@ import hashlib
 import json
 import random
 import re
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -60,11 +68,13 @@ import trio
 from hypothesis import HealthCheck, Phase, Verbosity, given
 from hypothesis import strategies as st
 from hypothesis.database import InMemoryExampleDatabase
+from hypothesis.errors import Unsatisfiable
 
+from . import _watchdog
 from ._coverage import TargetCoverage, TargetCoverageResult
 from ._engine import Engine, RunResult, Schedule, Settings
 from ._errors import InvalidArgument, ProgramError
-from ._failure_file import Failure, write_failure
+from ._failure_file import Failure, check_directory, property_paths, write_failure
 from ._features import FEATURES_KEY, Features, summarise, summary_lines
 from ._hypothesis_internals import stable_draws
 from ._minimise import minimise as minimise_schedule
@@ -87,6 +97,9 @@ class Found:
     seconds_to_find: float
     raw_program: Program
     raw_schedule: list[int]
+    #: How it was found: "search", or "while shrinking ORACLE/KIND" (a different violation that
+    #: a shrink of another one ran into: kept, never reported as the one searched for).
+    how: str = "search"
 
 
 @dataclass
@@ -133,6 +146,12 @@ class CampaignReport:
     engine_seconds: float = 0.0
     #: With ``coverage=True`` or ``guided=True``: what the campaign covered.
     coverage: CoverageReport | None = None
+    #: What the campaign is doing, for progress lines: "" while searching, else "shrinking X" or
+    #: "minimising X", with the runs spent on it so far.
+    phase: str = ""
+    phase_runs: int = 0
+    #: The runs the search may spend (``runs``), for a percentage and an estimate of time left.
+    max_runs: int = 0
 
     @property
     def ok(self) -> bool:
@@ -171,6 +190,17 @@ def _found_class(signature: tuple[str, str]) -> type[FoundViolation]:
 
 class _Stop(Exception):
     pass
+
+
+class _OutOfTime(BaseException):
+    """The time limit passed while Hypothesis shrank a failure: a ``BaseException`` ends
+    Hypothesis's run at once (an ``Exception`` would be one more failure to shrink); the
+    smallest failing case so far is kept (``_Campaign.last``)."""
+
+
+#: A step that never yielded (``_watchdog``): every run of it costs the watchdog's bound in real
+#: time, so it is saved as found, never shrunk or minimised.
+NO_YIELD = ("target-fault", "no-yield")
 
 
 #: Runs of an example from the strategy alone before guided search mutates kept schedules.
@@ -232,6 +262,7 @@ def fuzz(
     guided: bool = False,
     program: Program | None = None,
     properties: Sequence[Callable[[Any], Any]] = (),
+    step_timeout: float | None = _watchdog.DEFAULT_STEP_TIMEOUT,
 ) -> CampaignReport:
     """Fuzz ``target`` (a class, bundled name or import path); return what was found.
 
@@ -251,6 +282,9 @@ def fuzz(
     written without one (``lockfuzz.strategies.programs_like``). ``properties`` are functions of
     the run's public record (``lockfuzz.RunRecord``) checked after every run as the oracles are:
     a failure is ``property/NAME`` (``lockfuzz._properties``).
+
+    ``step_timeout`` (seconds of real time, None for none) bounds one step of the target: a
+    step that runs longer without yielding is a ``target-fault/no-yield`` finding (``_watchdog``).
     """
     try:
         trio.lowlevel.current_task()
@@ -266,11 +300,18 @@ def fuzz(
     for name, value in (("runs", runs), ("runs_per_program", runs_per_program), ("max_failures", max_failures)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidArgument(f"{name}={value!r}: expected an int >= 1")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise InvalidArgument(f"seed={seed!r}: expected an int >= 0")
     if time_limit is not None and (not isinstance(time_limit, (int, float)) or time_limit <= 0):
         raise InvalidArgument(f"time_limit={time_limit!r}: expected a number of seconds > 0")
+    if step_timeout is not None and (not isinstance(step_timeout, (int, float)) or isinstance(step_timeout, bool)
+                                     or not 0 < step_timeout < float("inf")):
+        raise InvalidArgument(f"step_timeout={step_timeout!r}: expected a number of seconds > 0, or None")
     for name, flag in (("coverage", coverage), ("guided", guided)):
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{name}={flag!r}: expected True or False")
+    if failure_dir is not None:
+        check_directory(failure_dir)  # before the campaign, not after its first finding
     strat = get_strategy(strategy)
     properties = check_properties(properties)
     if program is not None:
@@ -286,7 +327,12 @@ def fuzz(
     )
     campaign.fixed = program is not None
     campaign.properties = properties
-    return trio.run(campaign.main)
+    with _watchdog.step_timeout(step_timeout):
+        try:
+            return trio.run(campaign.main)
+        except KeyboardInterrupt as exc:
+            campaign.interrupted(exc)
+            raise
 
 
 def _fixed_programs(target_cls: Any, program: Any, programs: Any) -> st.SearchStrategy[Program]:
@@ -330,7 +376,11 @@ class _Campaign:
         #: One program fuzzed (``fuzz(program=...)``): each example draws a salt for its schedules.
         self.fixed = False
         self.properties: tuple[Callable[[Any], Any], ...] = ()
-        self.report = CampaignReport(target=target_path(target_cls), strategy=strategy.describe())
+        self.report = CampaignReport(target=target_path(target_cls), strategy=strategy.describe(), max_runs=runs)
+        self.shrinking: tuple[str, str] | None = None  # the signature Hypothesis is shrinking
+        self.last_rejection = ""  # why the last program was unfit to run (a ProgramError)
+        #: Findings kept aside (module doc): (program, result, runs, seconds, raw path, how).
+        self.aside: list[tuple[Program, RunResult, int, float, Path | None, str]] = []
         self.known: set[tuple[str, str]] = set()
         self.searching = True  # False once a failure is seen, while Hypothesis shrinks it
         self.last: tuple[Program, list[int]] | None = None
@@ -353,6 +403,19 @@ class _Campaign:
             # Hypothesis keeps the Pareto front of targeted examples in the database: from one
             # chunk to the next, the best programs are replayed and mutated first.
             self.database = InMemoryExampleDatabase()
+
+    def interrupted(self, exc: KeyboardInterrupt) -> None:
+        """Ctrl-C: attach what was found so far to the exception, for the caller to report:
+        ``lockfuzz_report`` (the report, its failures minimised and saved) and
+        ``lockfuzz_unfinished`` (signature and raw file of each failure found but not minimised)."""
+        self.report.seconds = time.perf_counter() - self.started
+        recorded = {f.failure.signature for f in self.report.found}
+        unfinished = [(sig, path) for _, result, _, _, path, _ in self.aside
+                      if result.violation is not None for sig in [result.violation.signature] if sig not in recorded]
+        if self.shrinking is not None and self.shrinking not in recorded:
+            unfinished.insert(0, (self.shrinking, self.raw_path))
+        exc.lockfuzz_report = self.report  # type: ignore[attr-defined]
+        exc.lockfuzz_unfinished = unfinished  # type: ignore[attr-defined]
 
     async def main(self) -> CampaignReport:
         deadline = trio.current_time() + self.time_limit if self.time_limit else None
@@ -386,6 +449,7 @@ class _Campaign:
         examples = max(1, min(200, -(-left // self.runs_per_program)))
         self.searching = True
         self.last = None
+        self.failed_on: dict[Program, list[int]] = {}  # each program that failed, and how (_example)
 
         if getattr(self.strategy, "draws_schedule", False):
             # Decisions drawn by Hypothesis with the program (one run per example).
@@ -420,12 +484,29 @@ class _Campaign:
                 test()
         except FoundViolation as found:
             self._record(found)
+        except _OutOfTime:
+            self._record_last()
+        except Unsatisfiable:
+            # Every program drawn was unfit to run (a ProgramError each): say why, in the
+            # program's words, rather than Hypothesis's about filters and assumptions.
+            raise ProgramError(
+                f"every program the campaign drew was rejected ({self.report.rejected:,} in all); the last: "
+                f"{self.last_rejection}"
+            ) from None
         except _Stop:
             pass
+        self.shrinking = None  # (kept when an interrupt ends the chunk: ``interrupted`` names it)
+        self._record_aside()
 
     def _example(self, program: Program, schedule: list[int] | None = None, salt: int | None = None) -> None:
         self.report.examples += 1
         budget = self.runs_per_program if self.searching else max(1, self.runs_per_program // 5)
+        own = self.failed_on.get(program)
+        if own is not None:
+            # A program that failed before fails again, the same way, whatever has happened
+            # since: Hypothesis replays examples, and a search cut short (a shrink's smaller
+            # budget) or a violation now known must not make it look flaky.
+            self._run(program, Schedule(own))
         if self.last is not None:  # replay the failing schedule first: shrinks succeed fast
             self._run(program, Schedule(self.last[1]))
         self.novel = 0
@@ -512,11 +593,16 @@ class _Campaign:
             self.by_shape.setdefault(_shape(program), []).append(entry)
 
     def _out_of_budget(self) -> bool:
-        if self.report.runs >= self.max_runs:
+        if self.report.runs >= self.max_runs or len(self.report.found) + len(self.aside) >= self.max_failures:
             return True
+        return self._out_of_time()
+
+    def _out_of_time(self) -> bool:
         return self.deadline is not None and trio.current_time() >= self.deadline
 
     def _run(self, program: Program, source: Any) -> RunResult:
+        if not self.searching and self.last is not None and self._out_of_time():
+            raise _OutOfTime  # keep the smallest case so far (_record_last)
         t0 = time.perf_counter()
         measure = self.measure if self.searching else None
         try:
@@ -531,60 +617,134 @@ class _Campaign:
                     result = engine.run()
                 finally:
                     measure.stop()
-        except ProgramError:
+        except ProgramError as exc:
             self.report.rejected += 1
+            self.last_rejection = str(exc)
             hypothesis.reject()
         if self.searching:
             self.report.engine_seconds += time.perf_counter() - t0
             self.report.runs += 1
             if measure is not None:
                 self._observe(program, result)
-            if self.progress is not None:
-                now = time.perf_counter()
-                if now >= self.next_progress:
-                    self.next_progress = now + 0.5
-                    self.report.seconds = now - self.started
-                    self.progress(self.report)
+        else:
+            self.report.phase_runs += 1
+        self._tick()
         v = result.violation
         if v is not None and v.signature not in self.known:
+            if v.signature == NO_YIELD or (not self.searching and v.signature != self.shrinking):
+                self._keep_aside(program, result)
+                return result
             if self.searching:
                 self.searching = False
+                self.shrinking = v.signature
+                self.report.phase, self.report.phase_runs = f"shrinking {'/'.join(v.signature)}", 0
                 self.first_seen = (self.report.runs, time.perf_counter() - self.started)
                 self._save_raw(program, result)
             self.last = (program, list(result.decisions))
+            self.failed_on[program] = self.last[1]
             raise _found_class(v.signature)(program, result)
         return result
 
+    def _tick(self) -> None:
+        """A progress report, at most every half second."""
+        if self.progress is not None:
+            now = time.perf_counter()
+            if now >= self.next_progress:
+                self.next_progress = now + 0.5
+                self.report.seconds = now - self.started
+                self.progress(self.report)
+
     # -- what was found ---------------------------------------------------------------------
-    def _save_raw(self, program: Program, result: RunResult) -> None:
+    def _save_raw(self, program: Program, result: RunResult) -> Path | None:
+        """Save a failure as first seen, at once: nothing found waits for shrinking."""
         if self.failure_dir is None:
-            return
+            return None
         failure = Failure.from_run(self.target_cls, self.params, program, result, self.settings,
-                                   found_by=self._found_by(), minimal=False)
-        self.raw_path = write_failure(failure, self.failure_dir)
+                                   found_by=self._found_by(), minimal=False,
+                                   properties=property_paths(self.properties))
+        self.raw_path = self._save(failure)
+        return self.raw_path
+
+    def _keep_aside(self, program: Program, result: RunResult) -> None:
+        """A violation that is not the one being shrunk (or one never to shrink, ``NO_YIELD``):
+        saved now, minimised after this Hypothesis run (``_record_aside``), reported as found."""
+        assert result.violation is not None
+        self.known.add(result.violation.signature)
+        how = "search" if self.shrinking is None else f"while shrinking {'/'.join(self.shrinking)}"
+        raw_path = self.raw_path
+        path = self._save_raw(program, result)
+        self.raw_path = raw_path  # the one being shrunk keeps its own raw file
+        self.aside.append((program, result, self.report.runs, time.perf_counter() - self.started, path, how))
+
+    def _record_aside(self) -> None:
+        while self.aside:
+            program, result, runs, seconds, raw_path, how = self.aside[0]
+            self._keep(program, result, runs, seconds, raw_path, how)
+            self.aside.pop(0)  # after: a Ctrl-C while it is minimised still names its raw file
+
+    def _record_last(self) -> None:
+        """The time limit ended Hypothesis's shrinking: keep the smallest failing case so far."""
+        assert self.last is not None
+        program, decisions = self.last
+        result = Engine(self.target_cls, program, Schedule(decisions), self.settings, params=self.params).run()
+        self._record(FoundViolation(program, result))
+
+    def _save(self, failure: Failure) -> Path | None:
+        """Write ``failure``; if that fails now (the disk filled, the directory went away),
+        the whole failure goes to stderr as JSON instead, so that nothing found is lost."""
+        assert self.failure_dir is not None
+        try:
+            return write_failure(failure, self.failure_dir)
+        except OSError as exc:
+            sys.stderr.write(
+                f"lockfuzz: cannot save {failure.name} in {self.failure_dir} ({exc.strerror or exc}); "
+                f"the failure follows as JSON (save it as a .json file to replay it):\n"
+                f"{json.dumps(failure.to_json(), sort_keys=True)}\n"
+            )
+            sys.stderr.flush()
+            return None
 
     def _found_by(self) -> dict[str, Any]:
         return {"strategy": self.strategy.describe(), "seed": self.seed, "runs": self.report.runs}
 
     def _record(self, found: FoundViolation) -> None:
-        program, result = found.program, found.result
+        runs_to_find, seconds = self.first_seen or (self.report.runs, 0.0)
+        self._keep(found.program, found.result, runs_to_find, seconds, self.raw_path, "search")
+        self.raw_path = None
+
+    def _keep(self, program: Program, result: RunResult, runs_to_find: int, seconds: float,
+              raw_path: Path | None, how: str) -> None:
+        """Minimise a failure (within the time limit), save it, then drop its raw file."""
+        found_program = program
         signature = result.violation.signature  # type: ignore[union-attr]
         raw_schedule = list(result.decisions)
         schedule = raw_schedule
         minimal, program_minimal = False, None  # not minimised: the report says nothing is proven
-        if self.minimise:
+        if self.minimise and signature != NO_YIELD and result.violation is not None:
+            self.report.phase, self.report.phase_runs = f"minimising {'/'.join(signature)}", 0
             m = minimise_schedule(self.target_cls, program, raw_schedule, signature, params=self.params,
-                                  settings=self.settings, properties=self.properties)
+                                  settings=self.settings, properties=self.properties,
+                                  deadline=self._deadline_monotonic(), progress=self._minimise_progress)
             program, schedule, result = m.program, m.decisions, m.result
             minimal, program_minimal = m.proven_minimal, m.program_minimal
+        self.report.phase = ""
         failure = Failure.from_run(self.target_cls, self.params, program, result, self.settings, schedule=schedule,
-                                   found_by=self._found_by(), minimal=minimal, program_minimal=program_minimal)
+                                   found_by=self._found_by(), minimal=minimal, program_minimal=program_minimal,
+                                   properties=property_paths(self.properties))
         path = None
         if self.failure_dir is not None:
-            path = write_failure(failure, self.failure_dir)
-            if self.raw_path is not None and self.raw_path != path and self.raw_path.exists():
-                self.raw_path.unlink()  # superseded by the minimised file
-            self.raw_path = None
-        runs_to_find, seconds = self.first_seen or (self.report.runs, 0.0)
-        self.report.found.append(Found(failure, path, runs_to_find, seconds, found.program, raw_schedule))
+            path = self._save(failure)
+            if path is not None and raw_path is not None and raw_path != path and raw_path.exists():
+                raw_path.unlink()  # superseded by the minimised file, now saved
+        self.report.found.append(Found(failure, path, runs_to_find, seconds, found_program, raw_schedule, how))
         self.known.add(signature)
+
+    def _deadline_monotonic(self) -> float | None:
+        """The campaign's time limit on ``time.monotonic``'s clock (the minimiser's)."""
+        if self.deadline is None:
+            return None
+        return time.monotonic() + max(0.0, self.deadline - trio.current_time())
+
+    def _minimise_progress(self, runs: int) -> None:
+        self.report.phase_runs = runs
+        self._tick()

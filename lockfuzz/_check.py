@@ -2,12 +2,17 @@
 
 For users who want the plain Hypothesis way rather than a campaign::
 
-    from hypothesis import given
+    from hypothesis import given, settings
     from lockfuzz.strategies import programs
 
+    @settings(deadline=None)  # one check runs many schedules: its time varies with the program
     @given(programs(max_cpus=2))
     def test_my_lock(program):
         lockfuzz.check(MyLock, program)
+
+Without ``deadline=None``, an example that happens to run past Hypothesis's default deadline
+fails as ``DeadlineExceeded``, passes when replayed, and the test reports a ``FlakyFailure``
+instead of the lock's bug.
 
 Hypothesis draws and shrinks the program; ``check`` tries ``runs`` schedules of the search
 strategy on it (seeded from the program, so the same program always gets the same schedules)

@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="runs to spend searching, shrinking not counted (default 5000)")
     fuzz.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS",
                       help="stop searching after this much real time")
+    fuzz.add_argument("--step-timeout", type=_seconds, default=5.0, metavar="SECONDS",
+                      help="a step of the target that runs this long in real time without yielding is a "
+                      "finding, target-fault/no-yield (default 5)")
     fuzz.add_argument("--seed", type=_nonnegative_int, default=0, metavar="N", help="the campaign's seed (default 0)")
     fuzz.add_argument("--runs-per-program", type=_positive_int, default=None, metavar="N",
                       help="schedules tried per program (default: the campaign's, 50)")
@@ -155,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="also check this function of each run's record (lockfuzz.RunRecord); a failure is "
                       "property/FUNCTION (repeatable)")
     fuzz.add_argument("--no-steps", action="store_true", help="timelines without memory steps")
+    fuzz.add_argument("--json", action="store_true",
+                      help="print a machine-readable summary on stdout instead of the reports (runs, runs/s, each "
+                      "failure's signature, file and runs to find); progress stays on stderr")
     fuzz.add_argument("--quiet", "-q", action="store_true",
                       help="no progress line, no timeline: one line per failure and the summary")
 
@@ -164,6 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("file", metavar="FILE", type=Path, help="a failure file")
     replay.add_argument("--no-steps", action="store_true", help="the timeline without memory steps")
+    replay.add_argument("--step-timeout", type=_seconds, default=5.0, metavar="SECONDS",
+                        help="a step that runs this long in real time without yielding is target-fault/no-yield "
+                        "(default 5)")
 
     show = sub.add_parser(
         "show", help="show a failure file's recorded trace", epilog=_EPILOG,
@@ -204,9 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _clear_progress()
         print(f"lockfuzz: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _clear_progress()
-        print("lockfuzz: interrupted", file=sys.stderr)
+        if not (args.command == "fuzz" and _interrupted(exc, args)):
+            print("lockfuzz: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``lockfuzz targets | head``): stop quietly, as a process killed by
@@ -229,9 +239,12 @@ def _resolve(spec: str) -> type:
     NameError at import time) is bad input, not a lockfuzz bug: one line and exit 2."""
     import importlib
 
-    from ._target import resolve_target
+    from ._target import _path_hint, resolve_target
 
     module_name = spec.partition(":")[0] if ":" in spec else ""
+    hint = _path_hint(module_name)
+    if hint:  # ``./mylock.py:MyLock``: a file, where a module belongs
+        raise UsageError(f"target {spec!r}: {module_name!r} is not a module name{hint}")
     if module_name:
         # As ``python -m`` would: a module in the current directory is found (a console script
         # has only its own folder on sys.path), after the installed ones, which it cannot shadow.
@@ -247,11 +260,12 @@ def _resolve(spec: str) -> type:
     return resolve_target(spec)
 
 
-def _check_params(target_cls: type, params: dict[str, Any], n_cpus: int, n_locks: int) -> None:
-    """Fail now, naming the parameters the target takes, rather than in every run as a target fault."""
+def _check_params(target_cls: type, params: dict[str, Any], n_cpus: int, n_locks: int, option: str = "--param") -> None:
+    """Fail now, naming the parameters the target takes, rather than in every run as a target
+    fault (``option`` names where they came from: the pytest marker checks its own the same way)."""
     if not params:
         return
-    _check_signature(target_cls, params)
+    _check_signature(target_cls, params, option)
     # The constructor's own validation (``InvalidArgument``: poll_interval=0) is about the
     # value the user typed, so it is a usage error too; a target built on a throwaway machine.
     from ._errors import InvalidArgument
@@ -260,10 +274,10 @@ def _check_params(target_cls: type, params: dict[str, Any], n_cpus: int, n_locks
     try:
         target_cls(Machine(n_cpus=n_cpus, n_locks=n_locks), **params)
     except InvalidArgument as exc:
-        raise UsageError(f"--param: {target_cls.__qualname__} rejects {_one_line(str(exc))}") from None
+        raise UsageError(f"{option}: {target_cls.__qualname__} rejects {_one_line(str(exc))}") from None
 
 
-def _check_signature(target_cls: type, params: dict[str, Any]) -> None:
+def _check_signature(target_cls: type, params: dict[str, Any], option: str = "--param") -> None:
     try:
         sig = inspect.signature(target_cls)
     except (TypeError, ValueError):  # no signature to check against: let the target judge
@@ -275,9 +289,20 @@ def _check_signature(target_cls: type, params: dict[str, Any]) -> None:
                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         bad = sorted(k for k in params if k not in takes)
         raise UsageError(
-            f"--param {', '.join(bad) or ', '.join(params)}: {target_cls.__qualname__} takes "
+            f"{option} {', '.join(bad) or ', '.join(params)}: {target_cls.__qualname__} takes "
             + (f"only {', '.join(takes)}" if takes else "no parameters")
         ) from None
+
+
+def _check_failure_dir(failure_dir: Path) -> None:
+    """Before the campaign: a finding must never be lost to a directory it cannot be saved in."""
+    from ._errors import InvalidArgument
+    from ._failure_file import check_directory
+
+    try:
+        check_directory(failure_dir)
+    except InvalidArgument as exc:
+        raise UsageError(f"--failure-dir {failure_dir}: {str(exc).partition(': ')[2]}") from None
 
 
 def _display_path(path: Path | None) -> str:
@@ -290,28 +315,57 @@ def _count(n: int, what: str) -> str:
     return f"{n:,} {what}{'' if n == 1 else 's'}"
 
 
-class _Progress:
-    """The \\r-updated progress line on a terminal; nothing when stderr is not one."""
+#: Seconds between progress lines when stderr is not a terminal (a CI log): often enough to show
+#: the job is alive, rarely enough not to flood the log.
+LOG_INTERVAL = 10.0
 
-    def __init__(self, stream: TextIO, enabled: bool) -> None:
+
+class _Progress:
+    """Progress on stderr: on a terminal, one \\r-updated line; elsewhere (a CI log), a line
+    every ``LOG_INTERVAL`` seconds. Each says the runs of the total, the rate, the failures, the
+    time and the time left; while a failure is shrunk or minimised, that, with its runs."""
+
+    def __init__(self, stream: TextIO, enabled: bool, terminal: bool = True) -> None:
         self.stream = stream
         self.enabled = enabled
+        self.terminal = terminal
         self.width = 0
+        self.next_line = LOG_INTERVAL
 
     def __call__(self, report: Any) -> None:
         if not self.enabled or (not self.width and report.seconds < 0.5):
             return  # a campaign over within half a second needs no progress line
-        line = (f"lockfuzz: {report.runs:,} runs, {report.runs_per_second:,.0f} runs/s, "
-                f"{_count(len(report.found), 'failure')}, {report.seconds:.1f} s")
+        if not self.terminal:
+            if report.seconds < self.next_line:
+                return
+            self.next_line = report.seconds + LOG_INTERVAL
+            self.stream.write(progress_text(report) + "\n")
+            self.stream.flush()
+            return
+        line = progress_text(report)
         self.width = max(self.width, len(line))
         self.stream.write("\r" + line.ljust(self.width))
         self.stream.flush()
 
     def clear(self) -> None:
-        if self.enabled and self.width:
+        if self.enabled and self.terminal and self.width:
             self.stream.write("\r" + " " * self.width + "\r")
             self.stream.flush()
             self.width = 0
+
+
+def progress_text(report: Any) -> str:
+    """One progress line: the search's runs of the total, with its rate and an estimate of the
+    time left (from the rate so far), or what is being done to a failure found."""
+    found = _count(len(report.found), "failure")
+    total = report.max_runs
+    runs = f"{report.runs:,} of {total:,} runs ({100 * report.runs // total}%)" if total else _count(report.runs, "run")
+    if report.phase:
+        return (f"lockfuzz: {report.phase}: {_count(report.phase_runs, 'run')}, {report.seconds:.1f} s "
+                f"(search: {runs}, {found})")
+    rate = report.runs_per_second
+    left = f", about {(total - report.runs) / rate:.0f} s left" if total and rate and report.runs < total else ""
+    return f"lockfuzz: {runs}, {rate:,.0f} runs/s, {found}, {report.seconds:.1f} s{left}"
 
 
 _progress: _Progress | None = None
@@ -389,14 +443,16 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     programs = programs_for(target_cls, max_cpus=args.cpus, max_locks=args.locks,
                             max_handlers=1 if interrupts else 0)
     failure_dir = args.failure_dir if args.failure_dir is not None else Path.cwd() / ".lockfuzz" / "failures"
-    _progress = _Progress(sys.stderr, enabled=not args.quiet and _isatty(sys.stderr))
+    args.interrupts_in_force = interrupts  # for the summary of an interrupted campaign
+    _check_failure_dir(failure_dir)
+    _progress = _Progress(sys.stderr, enabled=not args.quiet, terminal=_isatty(sys.stderr))
     extra = {} if args.runs_per_program is None else {"runs_per_program": args.runs_per_program}
     try:
         report = fuzz(
             target_cls, params=params, programs=None if program is not None else programs, strategy=args.strategy,
             runs=args.runs, seed=args.seed, failure_dir=failure_dir, time_limit=args.time_limit,
             max_failures=args.max_failures, progress=_progress, coverage=args.coverage, guided=args.guided,
-            program=program, properties=properties, **extra,
+            step_timeout=args.step_timeout, program=program, properties=properties, **extra,
         )
     except OSError as exc:
         raise UsageError(f"cannot save failure files in {failure_dir}: {exc.strerror or exc}") from None
@@ -404,10 +460,14 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         _progress.clear()
         _progress = None
     out = sys.stdout
+    if args.json:
+        print(json.dumps(_summary(report, args, interrupts), indent=1), file=out)
+        return EXIT_FOUND if report.found else EXIT_OK
     for n, found in enumerate(report.found, 1):
         f = found.failure
         oracle, kind = f.signature
-        heading = (f"FAILURE {n}: {oracle}/{kind} in {args.target}, found after "
+        how = "" if found.how == "search" else f" {found.how},"
+        heading = (f"FAILURE {n}: {oracle}/{kind} in {args.target}, found{how} after "
                    f"{_count(found.runs_to_find, 'run')} ({found.seconds_to_find:.2f} s)")
         if args.quiet:
             print(f"{heading}: {_display_path(found.path)}", file=out)
@@ -424,13 +484,56 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     return EXIT_FOUND if report.found else EXIT_OK
 
 
+def _summary(report: Any, args: argparse.Namespace, interrupts: bool, interrupted: bool = False,
+             unfinished: Sequence[tuple[tuple[str, str], Path | None]] = ()) -> dict[str, Any]:
+    """``fuzz --json``: what a script needs, the same keys whether the campaign ended or was
+    interrupted (``unfinished``: failures found but not yet minimised, with their raw files)."""
+    failures = [
+        {"oracle": f.failure.signature[0], "kind": f.failure.signature[1], "signature": "/".join(f.failure.signature),
+         "file": None if f.path is None else str(f.path), "runs_to_find": f.runs_to_find,
+         "seconds_to_find": round(f.seconds_to_find, 3), "found": f.how, "minimal": f.failure.minimal}
+        for f in report.found
+    ]
+    failures += [
+        {"oracle": sig[0], "kind": sig[1], "signature": "/".join(sig), "file": None if path is None else str(path),
+         "runs_to_find": None, "seconds_to_find": None, "found": "search (not minimised: interrupted)",
+         "minimal": False}
+        for sig, path in unfinished
+    ]
+    return {"target": args.target, "strategy": report.strategy, "seed": args.seed, "interrupts": interrupts,
+            "runs": report.runs, "seconds": round(report.seconds, 3),
+            "runs_per_second": round(report.runs_per_second, 1), "interrupted": interrupted, "failures": failures}
+
+
+def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace) -> bool:
+    """Ctrl-C during ``fuzz``: what was found so far and where it is saved (the campaign saves
+    each failure the moment it is seen), on stderr; with --json, the summary on stdout too."""
+    report = getattr(exc, "lockfuzz_report", None)
+    if report is None:
+        return False  # before the campaign began
+    unfinished = getattr(exc, "lockfuzz_unfinished", [])
+    n = len(report.found) + len(unfinished)
+    print(f"lockfuzz: interrupted after {_count(report.runs, 'run')} ({report.seconds:.1f} s): "
+          f"{_count(n, 'failure')} found so far", file=sys.stderr)
+    for found in report.found:
+        print(f"  {'/'.join(found.failure.signature)}: {_display_path(found.path)}", file=sys.stderr)
+    for signature, path in unfinished:
+        print(f"  {'/'.join(signature)} (not minimised yet): {_display_path(path)}", file=sys.stderr)
+    if getattr(args, "json", False):
+        interrupts = bool(getattr(args, "interrupts_in_force", False))
+        print(json.dumps(_summary(report, args, interrupts, True, unfinished), indent=1))
+    return True
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from ._failure_file import load_failure, replay
     from ._report import timeline
+    from ._watchdog import step_timeout
 
     failure = load_failure(args.file)
     _resolve(failure.target)  # a target that no longer imports: one line, exit 2
-    outcome = replay(failure)
+    with step_timeout(args.step_timeout):
+        outcome = replay(failure, where=str(args.file))
     print(f"replaying {_display_path(args.file)}")
     print(f"  target {failure.target}, recorded {'/'.join(failure.signature)}")
     print("\n".join(textwrap.wrap(outcome.message, 120, subsequent_indent="  ", break_on_hyphens=False)))
@@ -448,8 +551,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     found_by = failure.found_by or {}
     origin = ""
     if found_by:
+        runs = found_by.get("runs")
         origin = f", found by {found_by.get('strategy', '?')} (seed {found_by.get('seed', '?')}) " \
-                 f"after {found_by.get('runs', '?')} runs"
+                 f"after {_count(runs, 'run') if isinstance(runs, int) else '? runs'}"
     params = f" {json.dumps(failure.params, sort_keys=True)}" if failure.params else ""
     heading = (f"{_display_path(args.file)}\n  target {failure.target}{params}, "
                f"written by lockfuzz {failure.lockfuzz_version}{origin}")

@@ -48,7 +48,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 from ._errors import InvalidArgument, Violation
 from ._events import ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, MARK, Trace
-from ._interpreter import run_line
+from . import _watchdog
+from ._interpreter import PASS_THROUGH, run_line
 from ._oracles import default_oracles
 from ._oracles._truth import GroundTruth
 from ._machine import MEMORY_OPS, SLEEP, START, WAIT, WAIT_CELLS, Cell, Machine, Watch
@@ -328,11 +329,19 @@ class Engine:
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> RunResult:
+        with _watchdog.guard(self):  # a step that never yields is a finding (_watchdog)
+            return self._run()
+
+    def _run(self) -> RunResult:
         violation: Violation | None = None
         try:
             try:
                 self.target = self._make_target()
-            except Exception as exc:
+            except PASS_THROUGH:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - SystemExit included: the target's fault
+                if isinstance(exc, _watchdog.NoYield):
+                    raise _no_yield("the target's constructor", exc) from exc
                 raise Violation(
                     "target-fault", f"raised-{type(exc).__name__}",
                     f"the target's constructor raised {type(exc).__name__}: {exc}",
@@ -359,7 +368,8 @@ class Engine:
                 oracle.finish(self)
             if self.settings.final_check:
                 self._final_check()
-        except Violation as v:
+        except (Violation, _watchdog.NoYield) as exc:
+            v = exc if isinstance(exc, Violation) else _no_yield("the run", exc)
             if v.event_index < 0:
                 v.event_index = len(self.events) - 1
             if not v.time_ns:
@@ -803,7 +813,11 @@ class Engine:
         self._loop()
         try:
             problems = list(self.target.check() or ())
-        except Exception as exc:
+        except PASS_THROUGH:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit included: the target's fault
+            if isinstance(exc, _watchdog.NoYield):
+                raise _no_yield("check()", exc) from exc
             name = type(exc).__name__
             raise Violation("target-fault", f"raised-{name}", f"check() raised {name}: {exc}") from exc
         if problems:
@@ -814,8 +828,12 @@ class Engine:
             if ctx.coro is not None:
                 try:
                     ctx.coro.close()
-                except Exception:  # noqa: BLE001 - a target misbehaving on close changes nothing found
+                except (Exception, _watchdog.NoYield):  # noqa: BLE001 - misbehaving on close changes nothing found
                     pass
+
+
+def _no_yield(where: str, exc: BaseException) -> Violation:
+    return Violation("target-fault", "no-yield", f"{where}: {exc}")
 
 
 def run(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["InvalidArgument", "LockfuzzError", "ProgramError", "ReplayError", "Violation"]
+__all__ = ["InvalidArgument", "LockfuzzError", "LockfuzzWarning", "ProgramError", "ReplayError", "Violation"]
 
 
 class LockfuzzError(Exception):
@@ -29,6 +29,13 @@ class ProgramError(LockfuzzError):
 
 class ReplayError(LockfuzzError):
     """A failure file cannot be replayed: the message says why."""
+
+
+class LockfuzzWarning(UserWarning):
+    """A saved failure no longer fails: the lock was fixed (or the file outlived its cause).
+
+    The pytest plugin shows it without letting ``-W error`` turn it into a failure (a fix is
+    good news); ``--lockfuzz-strict`` (ini ``lockfuzz_strict = true``) fails the test instead."""
 
 
 class Violation(LockfuzzError):

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from ._errors import Violation
 from ._events import ACQUIRE, ACQUIRED, RELEASE, RELEASED
 from ._machine import checkpoint, sleep_until
 from ._program import Lock, OnError, Op, Unlock
 from ._status import Status
+from ._watchdog import NoYield
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from ._engine import Context, Engine
 
 _STATUSES = {int(s): s for s in (Status.OK, Status.EDEADLK, Status.ETIMEDOUT, Status.EALREADY)}
+#: What may pass out of a target untouched: Ctrl-C, a coroutine being closed, and trio's own
+#: cancellation (the trio driver's to deliver). Anything else a target raises, ``SystemExit``
+#: included, is a target fault: a finding, never the end of lockfuzz.
+PASS_THROUGH: tuple[type[BaseException], ...] = (KeyboardInterrupt, GeneratorExit, trio.Cancelled)
 
 
 async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: OnError) -> None:
@@ -34,7 +41,9 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
                 engine.log(ctx, ACQUIRE, lock, op.budget_ns)  # type: ignore[union-attr]
                 try:
                     status: Any = await target.acquire(ctx, lock, op.budget_ns)  # type: ignore[union-attr]
-                except Exception as exc:
+                except PASS_THROUGH:
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - SystemExit from a target is its fault
                     raise _fault(engine, ctx, lock, "acquire", exc) from exc
                 checked = _STATUSES.get(status) if isinstance(status, int) else None
                 if checked is None:
@@ -88,14 +97,19 @@ async def _release(engine: Engine, ctx: Context, lock: int) -> None:
     engine.log(ctx, RELEASE, lock, 0)
     try:
         await engine.target.release(ctx, lock)
-    except Exception as exc:
+    except PASS_THROUGH:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from a target is its fault
         raise _fault(engine, ctx, lock, "release", exc) from exc
     engine.log(ctx, RELEASED, lock, 0)
 
 
-def _fault(engine: Engine, ctx: Context, lock: int, call: str, exc: Exception) -> Violation:
+def _fault(engine: Engine, ctx: Context, lock: int, call: str, exc: BaseException) -> Violation:
     if isinstance(exc, Violation):  # a fault already reported deeper down
         return exc
+    if isinstance(exc, NoYield):
+        return Violation("target-fault", "no-yield", f"{call}(L{lock}): {exc}",
+                         contexts=(ctx.name,), locks=(lock,), time_ns=engine.machine.now)
     return Violation(
         "target-fault", f"raised-{type(exc).__name__}",
         f"{call}(L{lock}) raised {type(exc).__name__}: {exc}",

@@ -29,6 +29,7 @@ schedule in preemptions (proven when the yardstick ran to its end), and the prog
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Iterator, Sequence
@@ -86,14 +87,20 @@ def minimise(
     max_runs: int = 20_000,
     max_steps: int = 3_000_000,
     properties: Sequence[Callable[..., Any]] = (),
+    deadline: float | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Minimised:
     """Minimise ``program`` and ``decisions`` keeping ``signature`` (module doc).
 
     The search is bounded by ``max_runs`` runs and ``max_steps`` engine steps in all: steps, not
     seconds, so that the result is the same on every machine (a run that waits out long timeouts
     costs thousands of steps). When a bound stops a search, the result says it is not proven.
+    ``deadline`` (on ``time.monotonic``'s clock) is a campaign's time limit: past it no more
+    runs are made (the result is then the best so far, and not proven). ``progress`` is called
+    with the runs made so far, after each run.
     """
     runner = _Runner(target_cls, signature, params, settings or Settings(), max_runs, max_steps, properties)
+    runner.deadline, runner.progress = deadline, progress
     best = runner.attempt(program, list(decisions))
     if best is None:
         raise ValueError(f"the schedule does not reproduce {signature} on this program")
@@ -136,9 +143,17 @@ class _Runner:
         #: (program, schedule) runs that did not fail the same way: runs are deterministic, and
         #: the sweeps try the same removal under the same decisions more than once.
         self.passed: set[tuple[Program, tuple[int, ...]]] = set()
+        self.deadline: float | None = None
+        self.progress: Callable[[int], None] | None = None
 
     def run(self, prog: Program, source: Any) -> RunResult | None:
-        """One run; None when the program is unfit for the target (a ProgramError)."""
+        """One run; None when the program is unfit for the target (a ProgramError), or when
+        the deadline has passed: every bound is then spent, so every search stops at once."""
+        if self.runs and self.deadline is not None and time.monotonic() >= self.deadline:
+            self.max_runs = self.runs
+            return None
+        if self.progress is not None:
+            self.progress(self.runs)
         self.runs += 1
         try:
             r = Engine(self.target_cls, prog, source, self.settings, params=self.params,

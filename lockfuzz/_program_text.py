@@ -14,7 +14,8 @@ One line per context (``cpuN.task`` or ``cpuN.LEVEL#I``); operations ``lock Lk``
 (BUDGET)``, ``unlock Lk``, ``work DURATION`` separated by ``;`` (``(nothing)`` for an empty
 line); durations in ``ns``, ``us``, ``ms`` or ``s``. Without a header the lock count is one more
 than the highest lock named and errors unwind and stop. Blank lines and comments (from a ``#``
-that starts a line or follows a space) are skipped. Anything else is an ``InvalidArgument`` naming the line and what was expected.
+that starts a line or follows a space) are skipped. Anything else is an ``InvalidArgument``
+naming the line and what was expected.
 """
 
 from __future__ import annotations

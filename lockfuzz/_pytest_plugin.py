@@ -9,7 +9,8 @@ A test marked ``@pytest.mark.lockfuzz(target, ...)`` is a fuzz campaign against 
 The test body runs first (fixtures, ``pytest.skip()``), then the campaign. Failing cases are
 saved as failure files in ``<lockfuzz_dir>/<test id>/`` and *replayed first* on the next run: a
 saved case that still fails fails the test at once, without fuzzing; one that passes now is
-reported (a warning) and the campaign goes on. The files are the test's regression corpus, to
+reported (a ``LockfuzzWarning``, which ``-W error`` does not make a failure; ``--lockfuzz-strict``
+does) and the campaign goes on. The files are the test's regression corpus, to
 commit with the code: lockfuzz never deletes them, a person does once they are no longer wanted.
 
 Why replay the files rather than lean on Hypothesis's example database: a failure file holds
@@ -36,12 +37,14 @@ import dataclasses
 import hashlib
 import inspect
 import re
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
 from ._cli import _positive_int, _seconds
+from ._errors import LockfuzzWarning
 
 __all__ = ["LockfuzzWarning"]
 
@@ -62,8 +65,6 @@ _MARKER_KWARGS = ("target", "programs", "runs", "strategy", "params", "max_failu
 _COVERAGE = pytest.StashKey[list]()
 
 
-class LockfuzzWarning(UserWarning):
-    """A saved failure no longer fails: the lock was fixed (or the file outlived its cause)."""
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -89,12 +90,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lockfuzz-coverage", action="store_true", default=False,
                     help="measure each fuzz test's coverage of its target (coverage.py) and the lock states "
                     "reached, and report them at the end (runs are about 4x slower on Python 3.11)")
+    group.addoption("--lockfuzz-strict", action="store_true", default=False,
+                    help="a saved failure that passes now fails its test (default: a LockfuzzWarning, which "
+                    "-W error does not turn into a failure)")
     group.addoption("--lockfuzz-guided", action="store_true", default=False,
                     help="guide every fuzz test's search toward new branches and lock states (measures coverage)")
     parser.addini("lockfuzz_runs", f"runs per fuzz test (default {DEFAULT_RUNS})", default="")
     parser.addini("lockfuzz_strategy", "search strategy of fuzz tests (default swarm)", default="")
     parser.addini("lockfuzz_seed", "seed of fuzz tests (default 0)", default="")
     parser.addini("lockfuzz_profile", "fuzz depth of fuzz tests: ci or deep (default ci)", default="")
+    parser.addini("lockfuzz_strict", "a saved failure that passes now fails its test (default false)", type="bool",
+                  default=False)
     parser.addini("lockfuzz_dir",
                   f"where fuzz tests keep failure files, relative to the rootdir (default {DEFAULT_DIR})",
                   default="")
@@ -162,7 +168,10 @@ class _Settings:
             return str(config.getini(name) or "").strip()
 
         self.target = kwargs["target"]
-        self.params = dict(kwargs.get("params") or {})
+        params = kwargs.get("params")
+        if params is not None and not (isinstance(params, dict) and all(isinstance(k, str) for k in params)):
+            _fail(f"@pytest.mark.lockfuzz: params={params!r}: expected a dict of the target's keyword arguments")
+        self.params = dict(params or {})
         self.programs = kwargs.get("programs")
         self.max_failures = kwargs.get("max_failures", 1)
         self.runs_per_program = kwargs.get("runs_per_program")
@@ -177,6 +186,7 @@ class _Settings:
         self.seed = _first(config.getoption("lockfuzz_seed"), kwargs.get("seed"),
                            int(ini("lockfuzz_seed")) if ini("lockfuzz_seed") else None, 0)
         self.time_limit = _first(config.getoption("lockfuzz_time_limit"), kwargs.get("time_limit"))
+        self.strict = bool(config.getoption("lockfuzz_strict") or config.getini("lockfuzz_strict"))
         # A command-line flag turns these on for every fuzz test; a marker for its own.
         self.guided = bool(config.getoption("lockfuzz_guided") or kwargs.get("guided", False))
         self.coverage = bool(config.getoption("lockfuzz_coverage") or kwargs.get("coverage", False) or self.guided)
@@ -230,6 +240,7 @@ def _run(item: pytest.Function, s: _Settings) -> None:
             programs = programs_for(target_cls, **programs)
     except (InvalidArgument, HypothesisInvalidArgument) as exc:
         _fail(f"@pytest.mark.lockfuzz: {exc}")
+    _check_marker_params(target_cls, s.params)
     path = target_path(target_cls)
 
     # 1. The saved failures, before any new search: a regression shows at once.
@@ -257,9 +268,16 @@ def _run(item: pytest.Function, s: _Settings) -> None:
                       f"(no new fuzzing until it passes; the file stays as a regression case: {shown})"]
             _fail("\n".join(lines))
         log[-1] += ": passes now"
-        item.warn(LockfuzzWarning(
-            f"saved failure {shown} passes now; it stays as a regression case (delete the file to drop it)"
-        ))
+        if s.strict:
+            _fail(f"lockfuzz: saved failure {shown} passes now (--lockfuzz-strict): if the fix is meant, "
+                  "keep the file as a regression case without --lockfuzz-strict, or delete it")
+        with warnings.catch_warnings():
+            # Shown in the warnings summary, but never an error under -W error: a lock that was
+            # fixed is good news (module doc); --lockfuzz-strict is the way to fail on it.
+            warnings.simplefilter("default", LockfuzzWarning)
+            item.warn(LockfuzzWarning(
+                f"saved failure {shown} passes now; it stays as a regression case (delete the file to drop it)"
+            ))
 
     # 2. The campaign.
     extra: dict[str, Any] = {}
@@ -275,9 +293,10 @@ def _run(item: pytest.Function, s: _Settings) -> None:
             time_limit=s.time_limit, max_failures=s.max_failures, database=None, key=item.nodeid,
             coverage=s.coverage, guided=s.guided, **extra,
         )
-    except (InvalidArgument, HypothesisInvalidArgument) as exc:
+    except (InvalidArgument, HypothesisInvalidArgument, ProgramError) as exc:
         _fail(f"@pytest.mark.lockfuzz: {exc}")
-    summary = (f"fuzzed {s.target} ({report.strategy}, seed {s.seed}): {report.runs:,} runs in {report.seconds:.2f} s, "
+    summary = (f"fuzzed {s.target} ({report.strategy}, seed {s.seed}): {_count(report.runs, 'run')} in "
+               f"{report.seconds:.2f} s, "
                f"{_count(len(report.found), 'failure')}")
     log.append(summary)
     if report.coverage is not None:
@@ -289,12 +308,25 @@ def _run(item: pytest.Function, s: _Settings) -> None:
         parts = [f"lockfuzz found {_count(len(report.found), 'failure')} in {s.target}: {what}", *log, ""]
         for n, found in enumerate(report.found, 1):
             oracle, kind = found.failure.signature
-            heading = f"FAILURE {n}: {oracle}/{kind}, found after {found.runs_to_find:,} runs"
+            how = "" if found.how == "search" else f" {found.how},"
+            heading = f"FAILURE {n}: {oracle}/{kind}, found{how} after {_count(found.runs_to_find, 'run')}"
             parts += [failure_report(found.failure, found.path, heading=heading), ""]
             if found.path is not None:
                 parts.append(f"(the next run replays {display_path(found.path)} first; commit it as a regression case)")
         _fail("\n".join(parts).rstrip())
     item.add_report_section("call", "lockfuzz", "\n".join(log))
+
+
+def _check_marker_params(target_cls: type, params: dict[str, Any]) -> None:
+    """As ``lockfuzz fuzz --param`` checks them: a parameter the target does not take, or a
+    value its constructor rejects, is a usage error now, not a target fault in every run saved
+    as a "regression case"."""
+    from ._cli import UsageError, _check_params
+
+    try:
+        _check_params(target_cls, params, 1, 1, option="params")  # a throwaway machine, the smallest
+    except UsageError as exc:
+        _fail(f"@pytest.mark.lockfuzz: {exc}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -312,8 +344,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def _replay(failure: Any, target_cls: type) -> Any:
     """``lockfuzz.replay``, or, for a target class that cannot be imported by its path (one
     defined inside a function), the same run on the class itself."""
-    from ._engine import Engine, Schedule
-    from ._failure_file import ReplayOutcome, replay
+    from ._failure_file import ReplayOutcome, replay, run_failure
     from ._target import resolve_target
 
     try:
@@ -322,8 +353,7 @@ def _replay(failure: Any, target_cls: type) -> Any:
         importable = False
     if importable:
         return replay(failure)
-    result = Engine(target_cls, failure.program, Schedule(failure.schedule), failure.settings,
-                    params=failure.params).run()
+    result = run_failure(target_cls, failure)
     if result.violation is None:
         return ReplayOutcome("passes", failure, result, "passes now: no violation")
     same = result.violation.signature == failure.signature and result.trace.hash() == failure.trace_hash

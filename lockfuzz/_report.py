@@ -441,7 +441,8 @@ def failure_report(
         lines += [schedule + ", as a per-CPU timeline:", timeline(failure.trace, failure.violation, steps=steps,
                                                                    width=width)]
     else:
-        lines += [schedule + f": {failure.schedule}", "  (no trace recorded in the file: lockfuzz replay runs it)"]
+        shown = str(failure.schedule) if len(failure.schedule) <= 60 else f"{failure.schedule[:60]}"[:-1] + ", ...]"
+        lines += [schedule + f": {shown}", "  (no trace recorded in the file: lockfuzz replay runs it)"]
     if path is not None:
         lines += ["", f"saved: {display_path(path)}", f"replay: lockfuzz replay {display_path(path)}"]
     return "\n".join(lines)

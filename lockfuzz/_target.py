@@ -77,14 +77,16 @@ def resolve_target(spec: str | type) -> type:
         if spec not in bundled:
             raise InvalidArgument(
                 f"unknown target {spec!r}: expected one of {', '.join(sorted(bundled))} "
-                "or an import path 'package.module:Class'"
+                "or an import path 'package.module:Class'" + _path_hint(spec)
             )
         spec = bundled[spec]
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise InvalidArgument(f"target {spec!r}: cannot import module {module_name!r} ({exc})") from None
+        raise InvalidArgument(
+            f"target {spec!r}: cannot import module {module_name!r} ({exc})" + _path_hint(module_name)
+        ) from None
     except Exception as exc:  # the user's module itself is broken: say so, keep going
         raise InvalidArgument(
             f"target {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
@@ -96,6 +98,15 @@ def resolve_target(spec: str | type) -> type:
             raise InvalidArgument(f"target {spec!r}: module {module_name!r} has no attribute {attr!r}")
     _check_target_class(obj, spec)
     return obj  # type: ignore[no-any-return]
+
+
+def _path_hint(spec: str) -> str:
+    """For a file path given where an import path belongs (``./mylock.py``): the form to write."""
+    if not (spec.endswith(".py") or "/" in spec or "\\" in spec):
+        return ""
+    module = spec.replace("\\", "/").rpartition("/")[2].removesuffix(".py")
+    return (f"; {spec} looks like a file: name the class in it as module:Class, e.g. '{module}:MyLock', "
+            "from the file's directory")
 
 
 def _check_target_class(obj: object, spec: str) -> None:

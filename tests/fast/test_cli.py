@@ -104,6 +104,8 @@ def test_fuzz_param_is_passed_to_the_target(tmp_path: Path, capsys: pytest.Captu
     [
         (["fuzz", "no_such_lock"], ["unknown target 'no_such_lock'", "tas"]),
         (["fuzz", "no_such_module_xyz:Lock"], ["cannot import module 'no_such_module_xyz'"]),
+        (["fuzz", "./mylock.py"], ["unknown target './mylock.py'", "looks like a file", "'mylock:MyLock'"]),
+        (["fuzz", "locks/mylock.py:Lock"], ["'locks/mylock.py' is not a module name", "'mylock:MyLock'"]),
         (["fuzz", "tas", "--cpus", "0"], ["--cpus", "0 is not >= 1"]),
         (["fuzz", "tas", "--runs", "many"], ["--runs", "'many' is not an integer"]),
         (["fuzz", "tas", "--strategy", "best"], ["--strategy", "best"]),
@@ -204,6 +206,16 @@ def test_replay_of_a_target_that_no_longer_imports_exits_2(failure_file: Path, t
     path.write_text(json.dumps(data))
     assert main(["replay", str(path)]) == 2
     _assert_one_line_error(capsys.readouterr().err, "no_such_module_xyz")
+
+
+def test_show_says_1_run_not_1_runs(failure_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = json.loads(failure_file.read_text())
+    data["found_by"]["runs"] = 1
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(data))
+    assert main(["show", str(one)]) == 0
+    out = capsys.readouterr().out
+    assert "after 1 run\n" in out and "1 runs" not in out
 
 
 def test_show_prints_the_recorded_timeline(failure_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -322,6 +334,64 @@ def test_progress_line_is_carriage_return_updated_and_cleared() -> None:
     before = stream.text
     quiet(report)
     assert stream.text == before
+
+
+def test_progress_shows_the_total_the_percentage_and_the_time_left() -> None:
+    from lockfuzz._campaign import CampaignReport
+    from lockfuzz._cli import progress_text
+
+    report = CampaignReport(target="t", strategy="swarm", runs=1000, seconds=2.0, max_runs=5000)
+    assert progress_text(report) == (
+        "lockfuzz: 1,000 of 5,000 runs (20%), 500 runs/s, 0 failures, 2.0 s, about 8 s left"
+    )
+    report.phase, report.phase_runs = "minimising mutual-exclusion/two-holders", 1
+    assert progress_text(report) == ("lockfuzz: minimising mutual-exclusion/two-holders: 1 run, 2.0 s "
+                                     "(search: 1,000 of 5,000 runs (20%), 0 failures)")
+
+
+def test_progress_in_a_log_is_a_line_every_ten_seconds() -> None:
+    from lockfuzz._campaign import CampaignReport
+    from lockfuzz._cli import LOG_INTERVAL, _Progress
+
+    stream = _Tty()
+    progress = _Progress(stream, enabled=True, terminal=False)  # type: ignore[arg-type]
+    report = CampaignReport(target="t", strategy="swarm", max_runs=5000)
+    for seconds in (0.6, 5.0, LOG_INTERVAL + 0.5, LOG_INTERVAL + 3, 2 * LOG_INTERVAL + 1):
+        report.runs, report.seconds = int(seconds * 100), seconds
+        progress(report)
+    lines = stream.text.split("\n")
+    assert lines[-1] == "" and "\r" not in stream.text
+    assert [line.split(" of ")[0] for line in lines[:-1]] == ["lockfuzz: 1,050", "lockfuzz: 2,100"]
+    progress.clear()
+    assert stream.text.endswith("\n")  # nothing to clear in a log
+
+
+def test_fuzz_json_is_a_machine_readable_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fuzz", MUTANT, "--runs", "500", "--failure-dir", str(tmp_path), "--json"]) == 1
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert data["target"] == MUTANT and data["runs"] >= 1 and data["interrupted"] is False
+    (failure,) = data["failures"]
+    assert failure["signature"] == "mutual-exclusion/two-holders" and failure["found"] == "search"
+    assert Path(failure["file"]).exists() and failure["runs_to_find"] >= 1
+    assert load_failure(failure["file"]).signature == ("mutual-exclusion", "two-holders")
+
+
+def test_ctrl_c_prints_what_was_found_so_far_and_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from lockfuzz import _campaign
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # while the failure found is minimised
+
+    monkeypatch.setattr(_campaign._Campaign, "_keep", ctrl_c)
+    assert main(["fuzz", MUTANT, "--runs", "500", "--failure-dir", str(tmp_path), "--json"]) == 130
+    out, err = capsys.readouterr()
+    (raw,) = tmp_path.glob("*.json")  # saved the moment it was seen
+    assert "lockfuzz: interrupted after " in err and "1 failure found so far" in err
+    assert f"mutual-exclusion/two-holders (not minimised yet): {raw}" in err
+    data = json.loads(out)
+    assert data["interrupted"] is True and [f["file"] for f in data["failures"]] == [str(raw)]
 
 
 # -- the reports themselves ---------------------------------------------------------------------------

@@ -118,3 +118,26 @@ def test_the_cli_checks_a_property_given_by_path(tmp_path: Path, capsys: pytest.
     assert "property/every_acquisition_is_counted" in capsys.readouterr().out
 
 
+
+
+def test_a_property_failure_is_saved_with_its_property_and_replays(tmp_path: Path) -> None:
+    from test_properties import LosesCounts, every_acquisition_is_counted
+
+    report = lockfuzz.fuzz(LosesCounts, properties=[every_acquisition_is_counted], runs=1000, failure_dir=tmp_path)
+    (found,) = report.found
+    assert found.path is not None
+    saved = json.loads(found.path.read_text())
+    assert saved["properties"] == ["test_properties:every_acquisition_is_counted"]
+    outcome = lockfuzz.replay(found.path)
+    assert outcome.reproduced, outcome.message
+
+
+def test_a_property_that_cannot_be_imported_says_so_on_replay(tmp_path: Path) -> None:
+    from test_properties import LosesCounts
+
+    counted = lambda run: run.memory["stats.acquisitions"] == len(run.acquisitions)  # noqa: E731 - on purpose
+    report = lockfuzz.fuzz(LosesCounts, properties=[counted], runs=1000, failure_dir=tmp_path)
+    (found,) = report.found
+    assert found.failure.properties == ("<<lambda>>",)
+    with pytest.raises(lockfuzz.ReplayError, match="the failure is property/<lambda>, which cannot be loaded here"):
+        lockfuzz.replay(found.path)  # type: ignore[arg-type] # saved: the path is set

@@ -90,3 +90,23 @@ def test_check_rejects_bad_arguments(kwargs: dict, needle: str) -> None:  # type
     args = {"target": TasLock, "program": TWO_CPUS, **kwargs}
     with pytest.raises(InvalidArgument, match=needle.replace("(", r"\(")):
         check(args.pop("target"), args.pop("program"), **args)
+
+
+def test_the_readmes_given_example_has_no_deadline_and_finds_the_bug(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The README's own code: its lock (the first block) and its @given test (the one using check).
+    import re
+    from pathlib import Path
+
+    import lockfuzz
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    (tmp_path / "mylock.py").write_text(blocks[0])
+    (example,) = [b for b in blocks if "lockfuzz.check(" in b and "@given" in b]
+    monkeypatch.syspath_prepend(str(tmp_path))
+    namespace: dict = {}  # type: ignore[type-arg]
+    exec(compile(example, "README.md", "exec"), namespace)
+    test = namespace["test_my_lock"]
+    assert test._hypothesis_internal_use_settings.deadline is None  # no spurious DeadlineExceeded/Flaky
+    with pytest.raises(lockfuzz.LockfuzzFailure, match="mutual-exclusion/two-holders"):
+        test()

@@ -81,6 +81,28 @@ def test_saved_failure_that_passes_now_is_kept_and_fuzzing_goes_on(pytester: pyt
     assert _saved(pytester) == [path]  # a regression corpus: lockfuzz never deletes it
 
 
+def test_a_fixed_lock_does_not_fail_a_strict_suite_unless_asked(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_lock=BROKEN)
+    pytester.runpytest().assert_outcomes(failed=1)
+    pytester.makepyfile(test_lock=CORRECT)  # the lock was fixed
+    result = pytester.runpytest("-W", "error")
+    result.assert_outcomes(passed=1, warnings=1)
+    result = pytester.runpytest("-W", "error", "--lockfuzz-strict")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*saved failure .lockfuzz/test_lock.py_test_lock/*.json passes now "
+                                 "(--lockfuzz-strict)*"])
+    pytester.makeini("[pytest]\nlockfuzz_strict = true\n")
+    pytester.runpytest().assert_outcomes(failed=1)
+
+
+def test_the_warning_is_public() -> None:
+    import lockfuzz
+    from lockfuzz._pytest_plugin import LockfuzzWarning
+
+    assert lockfuzz.LockfuzzWarning is LockfuzzWarning and "LockfuzzWarning" in lockfuzz.__all__
+    assert issubclass(LockfuzzWarning, UserWarning)
+
+
 def test_correct_target_passes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_lock=CORRECT)
     result = pytester.runpytest("-rP")
@@ -139,6 +161,8 @@ def test_profile_deep_multiplies_the_runs_and_explicit_runs_win(pytester: pytest
     result.stdout.fnmatch_lines(["fuzzed tas (*): 10 runs*"])
     result = pytester.runpytest("-rP", "--lockfuzz-runs", "7")
     result.stdout.fnmatch_lines(["fuzzed tas (*): 7 runs*"])
+    result = pytester.runpytest("-rP", "--lockfuzz-runs", "1")
+    result.stdout.fnmatch_lines(["fuzzed tas (*): 1 run in *, 0 failures"])
     pytester.makeini("[pytest]\nlockfuzz_profile = huge\n")
     result = pytester.runpytest()
     result.stderr.fnmatch_lines(["*lockfuzz_profile = 'huge': expected one of ci, deep*"])
@@ -179,6 +203,11 @@ def test_each_test_keeps_its_own_corpus(pytester: pytest.Pytester) -> None:
         ("", "no target"),
         ('"tas", runs=0', "runs=0: expected an int >= 1"),
         ('"tas", programs={"max_cpus": 0}', "max_cpus=0"),
+        ('"tas", seed=-3', "seed=-3: expected an int >= 0"),
+        ('"tas", seed="x"', "seed='x': expected an int >= 0"),
+        ('"tas", params={"poll_interval": 3}', "params poll_interval: TasLock takes no parameters"),
+        ('"rqspinlock", params={"poll_interval": 0}', "params: RqSpinlock rejects poll_interval=0"),
+        ('"tas", params=[1]', "params=[1]: expected a dict"),
     ],
 )
 def test_bad_marker_fails_the_test_with_a_clear_message(pytester: pytest.Pytester, marker: str, needle: str) -> None:
@@ -193,18 +222,46 @@ def test_bad_marker_fails_the_test_with_a_clear_message(pytester: pytest.Pyteste
     result.assert_outcomes(failed=1)
     assert needle in result.stdout.str()
     assert "Traceback" not in result.stdout.str()
+    assert not (pytester.path / ".lockfuzz").exists()  # nothing saved as a "regression case"
 
 
-def test_corrupt_saved_failure_fails_the_test(pytester: pytest.Pytester) -> None:
+def test_a_program_that_deadlocks_by_itself_fails_with_what_is_wrong(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_lock="""
+        import pytest
+        from hypothesis import strategies as st
+        from lockfuzz import CpuProgram, Lock, Program, Unlock
+
+        ABBA = Program(cpus=(CpuProgram(task=(Lock(0), Lock(1), Unlock(1), Unlock(0))),
+                             CpuProgram(task=(Lock(1), Lock(0), Unlock(0), Unlock(1)))), n_locks=2)
+
+        @pytest.mark.lockfuzz("tas", runs=100, programs=st.just(ABBA))
+        def test_lock():
+            pass
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.lockfuzz: every program the campaign drew was rejected*"])
+    assert "the program deadlocks" in result.stdout.str()
+    assert "Unsatisfiable" not in result.stdout.str() and "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(b"{ nope", "not valid JSON"), (b"\xff\xfe{}", "not UTF-8"),
+     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply")],
+    ids=["json", "not-utf8", "deeply-nested"],
+)
+def test_corrupt_saved_failure_fails_the_test(pytester: pytest.Pytester, content: bytes, needle: str) -> None:
     pytester.makepyfile(test_lock=CORRECT)
     folder = pytester.path / ".lockfuzz" / "test_lock.py_test_lock"
     folder.mkdir(parents=True)
-    (folder / "broken.json").write_text("{ nope")
+    (folder / "broken.json").write_bytes(content)
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*cannot replay saved failure .lockfuzz/test_lock.py_test_lock/broken.json*not valid JSON*"]
+        [f"*cannot replay saved failure .lockfuzz/test_lock.py_test_lock/broken.json*{needle}*"]
     )
+    assert "Traceback" not in result.stdout.str()
 
 
 @pytest.mark.parametrize(
