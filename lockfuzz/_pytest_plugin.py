@@ -55,12 +55,14 @@ DEFAULT_DIR = ".lockfuzz"
 PROFILES = {"ci": 1, "deep": 20}
 MARKER_DOC = (
     "lockfuzz(target, programs=None, runs=None, strategy=None, params=None, max_failures=1, seed=None, "
-    "time_limit=None, runs_per_program=None, settings=None, coverage=False, guided=False): run a lockfuzz "
-    "campaign against target (a bundled name, 'package.module:Class' or the class) after the test body; saved "
-    "failures replay first; coverage=True reports the target's coverage at the end of the session."
+    "time_limit=None, runs_per_program=None, settings=None, coverage=False, guided=False, program=None, "
+    "properties=()): run a lockfuzz campaign against target (a bundled name, 'package.module:Class' or the class) "
+    "after the test body; saved failures replay first; coverage=True reports the target's coverage at the end of "
+    "the session; program= fuzzes one program (a lockfuzz.Program or its text form); properties= are functions "
+    "of a lockfuzz.RunRecord (or 'module:function' paths) checked after every run."
 )
 _MARKER_KWARGS = ("target", "programs", "runs", "strategy", "params", "max_failures", "seed", "time_limit",
-                  "runs_per_program", "settings", "coverage", "guided")
+                  "runs_per_program", "settings", "coverage", "guided", "program", "properties")
 #: Each fuzz test's coverage report, for the terminal summary: (test id, report lines).
 _COVERAGE = pytest.StashKey[list]()
 
@@ -173,6 +175,8 @@ class _Settings:
             _fail(f"@pytest.mark.lockfuzz: params={params!r}: expected a dict of the target's keyword arguments")
         self.params = dict(params or {})
         self.programs = kwargs.get("programs")
+        self.program = _program(kwargs.get("program"))
+        self.properties = _properties(kwargs.get("properties", ()))
         self.max_failures = kwargs.get("max_failures", 1)
         self.runs_per_program = kwargs.get("runs_per_program")
         self.settings = kwargs.get("settings")
@@ -192,6 +196,35 @@ class _Settings:
         self.coverage = bool(config.getoption("lockfuzz_coverage") or kwargs.get("coverage", False) or self.guided)
         root = Path(ini("lockfuzz_dir") or DEFAULT_DIR)
         self.directory = (root if root.is_absolute() else config.rootpath / root) / _sanitise(item.nodeid)
+
+
+def _program(value: Any) -> Any:
+    """The marker's ``program=``: a ``Program``, or its text form (``Program.from_text``)."""
+    from ._errors import InvalidArgument, ProgramError
+    from ._program import Program
+
+    if value is None or isinstance(value, Program):
+        return value
+    if not isinstance(value, str):
+        _fail(f"@pytest.mark.lockfuzz: program={value!r}: expected a lockfuzz.Program or its text form")
+    try:
+        return Program.from_text(value)
+    except (InvalidArgument, ProgramError) as exc:
+        _fail(f"@pytest.mark.lockfuzz: program: {exc}")
+
+
+def _properties(value: Any) -> list[Any]:
+    """The marker's ``properties=``: functions of a ``RunRecord``, or ``module:function`` paths."""
+    from ._errors import InvalidArgument
+    from ._properties import check_properties, resolve_property
+
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        _fail(f"@pytest.mark.lockfuzz: properties={value!r}: expected a list of functions or module:function paths")
+    try:
+        found = [resolve_property(p) if isinstance(p, str) else p for p in value]
+        return list(check_properties(found))
+    except InvalidArgument as exc:
+        _fail(f"@pytest.mark.lockfuzz: {exc}")
 
 
 def _first(*values: Any) -> Any:
@@ -287,6 +320,10 @@ def _run(item: pytest.Function, s: _Settings) -> None:
         extra["settings"] = s.settings
     if programs is not None:
         extra["programs"] = programs
+    if s.program is not None:
+        extra["program"] = s.program
+    if s.properties:
+        extra["properties"] = s.properties
     try:
         report = fuzz(
             target_cls, params=s.params, strategy=s.strategy, runs=s.runs, seed=s.seed, failure_dir=s.directory,

@@ -208,6 +208,10 @@ def test_each_test_keeps_its_own_corpus(pytester: pytest.Pytester) -> None:
         ('"tas", params={"poll_interval": 3}', "params poll_interval: TasLock takes no parameters"),
         ('"rqspinlock", params={"poll_interval": 0}', "params: RqSpinlock rejects poll_interval=0"),
         ('"tas", params=[1]', "params=[1]: expected a dict"),
+        ('"tas", program="cpu0.task: lok L0"', "program: program line 1 ('cpu0.task: lok L0'): operation 'lok L0'"),
+        ('"tas", program=3', "program=3: expected a lockfuzz.Program or its text form"),
+        ('"tas", properties="os:getcwd"', "properties='os:getcwd': expected a list"),
+        ('"tas", properties=["os:nope"]', "property 'os:nope': os has no 'nope'"),
     ],
 )
 def test_bad_marker_fails_the_test_with_a_clear_message(pytester: pytest.Pytester, marker: str, needle: str) -> None:
@@ -355,3 +359,39 @@ def test_marker_params_and_programs_reach_the_campaign(pytester: pytest.Pytester
             assert {n for _, n in SEEN} == {1}
     """)
     pytester.runpytest().assert_outcomes(passed=3)
+
+
+def test_the_marker_takes_a_program_and_properties(pytester: pytest.Pytester) -> None:
+    # One program written as its text form, and a property of the application's: a statistics
+    # counter bumped with a load and a store loses a count; the saved case replays first next time.
+    pytester.makepyfile(test_lock="""
+        import pytest
+        from lockfuzz import Status
+        from lockfuzz.targets.tas import TasLock
+
+        class LosesCounts(TasLock):
+            def __init__(self, machine):
+                super().__init__(machine)
+                self.count = machine.cell("stats.acquisitions")
+
+            async def acquire(self, ctx, lock, budget_ns):
+                seen = await self.count.load()
+                await self.count.store(seen + 1)
+                return await TasLock.acquire(self, ctx, lock, budget_ns)
+
+        def counted(run):
+            assert run.memory["stats.acquisitions"] == len(run.acquisitions), "a count was lost"
+
+        @pytest.mark.lockfuzz(LosesCounts, runs=500, properties=[counted],
+                              program="cpu0.task: lock L0; unlock L0\\ncpu1.task: lock L0; unlock L0")
+        def test_lock():
+            pass
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*property/counted*", "*a count was lost*"])
+    (saved,) = (pytester.path / ".lockfuzz").rglob("*.json")
+    assert '"properties"' in saved.read_text()
+    again = pytester.runpytest()
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines(["*saved failure fails again: property/counted*"])
