@@ -30,6 +30,7 @@ from ._errors import Violation
 from ._events import (
     ACQUIRE, ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, KIND_NAMES, MARK, RELEASE, RELEASED, Trace, event_text,
 )
+from ._events import CANCEL, cancel_text
 from ._machine import CHECKPOINT, LOAD, SLEEP, START, STORE, STORE_FIELD, WAIT
 from ._status import Status
 
@@ -238,6 +239,8 @@ def _event_text(ev: Any, cells: Sequence[str], kind: int, obj: int, value: Any) 
         return "done"
     if kind == MARK:
         return f"  ({event_text(ev, (), cells)})"  # the target's own word for the step above
+    if kind == CANCEL:
+        return cancel_text(obj, value) + " !"
     return KIND_NAMES.get(kind, f"kind {kind}")
 
 

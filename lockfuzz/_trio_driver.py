@@ -88,7 +88,8 @@ import trio
 from . import _trio_internals
 from ._engine import Context, DecisionSource, Engine, RunResult, Settings, run_on
 from ._errors import InvalidArgument, Violation
-from ._events import CLOCK
+from ._events import CANCEL, CLOCK
+from ._interpreter import CANCELLED
 from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, WAIT_CELLS
 from ._oracles.hang import hang_violation
 from ._oracles.livelock import livelock_violation
@@ -98,6 +99,8 @@ __all__ = ["DRIVERS", "TrioEngine", "VirtualClock", "driver_of", "make_engine", 
 
 #: The values a target class may give its ``driver`` attribute (absent means ``"direct"``).
 DRIVERS = ("direct", "trio")
+
+_NONE: list[Context] = []  # no context to cancel (shared; never appended to)
 
 # The pending "request" of a context stopped at one of trio's own checkpoints: its next step is
 # logged as a checkpoint and performs nothing.
@@ -321,6 +324,58 @@ class TrioEngine(Engine):
         #: Run on a host (a trio guest run) of its own, made and ended for this run: what a
         #: trio.run per run costs, for bench/trio_engine.py to compare with.
         self._t_fresh_host = False
+        # Cancellation decisions (``Settings.cancels``; ``call``, ``_cancel``).
+        self.cancels = self.settings.cancels
+        self._t_calls: dict[int, tuple[Any, int, int]] = {}  # ctx.index -> (scope, lock, 1 if release)
+        self._t_cut: set[int] = set()  # contexts whose line was cancelled
+
+    # -- cancellation: a decision at each of trio's checkpoints inside a call into the target -------
+    async def call(self, ctx: Context, lock: int, budget_ns: int | None) -> Any:
+        """The interpreter's call into the target (``acquire`` with a budget, ``release`` with
+        ``None``), in a cancel scope of its own that the schedule may cancel (``_cancel``) at any
+        of trio's checkpoints inside it; once a context's line is cancelled, every later call of
+        it (the releases that unwind it) runs already cancelled. Returns what ``acquire``
+        returned, or ``_interpreter.CANCELLED`` if it raised ``trio.Cancelled`` for this scope."""
+        scope = trio.CancelScope()
+        index = ctx.index
+        if index in self._t_cut:
+            scope.cancel()
+        else:
+            self._t_calls[index] = (scope, lock, 1 if budget_ns is None else 0)
+        try:
+            with scope:
+                if budget_ns is None:
+                    return await self.target.release(ctx, lock)
+                return await self.target.acquire(ctx, lock, budget_ns)
+        finally:
+            self._t_calls.pop(index, None)
+        return CANCELLED
+
+    def cut(self, ctx: Context) -> bool:
+        """Whether the schedule has cancelled ``ctx``'s line (the interpreter then unwinds it)."""
+        return ctx.index in self._t_cut
+
+    def _cancelable_now(self) -> list[Context]:
+        """The contexts the schedule may cancel now: inside a call into the target, stopped at
+        one of trio's checkpoints (runnable or waiting in trio), top of their CPU, not yet
+        cancelled; in context order."""
+        contexts = self.contexts
+        calls = self._t_calls
+        out = []
+        for index in sorted(calls):
+            c = contexts[index]
+            if c.pending is _TRIO_STEP and c.top and not c.done:
+                out.append(c)
+        return out
+
+    def _cancel(self, ctx: Context) -> None:
+        """The decision to cancel ``ctx``'s call: logged (``CANCEL``), then its scope cancelled,
+        as a nursery's cancellation reaches a task: at its next checkpoint, or at once if it
+        waits in trio."""
+        scope, lock, releasing = self._t_calls.pop(ctx.index)
+        self._t_cut.add(ctx.index)
+        self.log(ctx, CANCEL, lock, releasing)
+        scope.cancel()
 
     # -- the run: Engine.run, with each phase run by trio tasks --------------------------------------
     def _loop(self) -> None:
@@ -483,13 +538,15 @@ class TrioEngine(Engine):
                     level = stack[-1].level
                     handlers = cpus[cpu].handlers
                     fireable.extend((cpu, h) for h in self.unfired[cpu] if handlers[h].level > level)
+        cancelable = self._cancelable_now() if self._t_calls and self.phase == "run" else _NONE
         self._runnable = runnable  # for Engine.options() and Engine._fair_default()
         self._fireable = fireable
+        self._cancelable = cancelable
         self._dirty = False
         cur = self.cur
         nr = len(runnable)
         cur_ok = cur is not None and cur.top and not cur.blocked
-        n = (nr or 1) + len(fireable)
+        n = (nr or 1) + len(fireable) + len(cancelable)
         if n > 1:
             d = self.source.choose(n, self)
             if d is None:
@@ -500,6 +557,10 @@ class TrioEngine(Engine):
             self.branching.append(n)
         else:
             d = 0
+        if cancelable and d >= n - len(cancelable):
+            self.run_len = 0
+            self._cancel(cancelable[d - n + len(cancelable)])
+            return []
         if nr == 0 or d >= nr:
             self.run_len = 0
             if nr and d >= nr:
