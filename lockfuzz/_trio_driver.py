@@ -784,6 +784,52 @@ class TrioEngine(Engine):
         Engine._finish(self, ctx)
 
 
+# -- waits outside lockfuzz's virtual time ----------------------------------------------------------
+#: trio's modules whose waits (``wait_task_rescheduled`` with an abort function of theirs) only
+#: real time ends, and what they are.
+_FOREIGN: dict[Any, str] = {
+    "trio._threads": "trio.to_thread.run_sync (a real thread)",
+    "trio._core._io_epoll": "real I/O (trio.lowlevel.wait_readable/wait_writable: a socket, pipe or process)",
+    "trio._core._io_kqueue": "real I/O (trio.lowlevel.wait_readable/wait_writable: a socket, pipe or process)",
+    "trio._core._io_windows": "real I/O (an overlapped operation, socket or pipe)",
+}
+
+
+def _foreign_wait(engine: TrioEngine, ctx: Context, what: str) -> Violation:
+    """The ``target-fault/foreign-wait`` finding for ``ctx``, which has begun to wait in
+    ``what``: a wait outside the virtual clock and the schedule, so no run could be replayed."""
+    where = _caller(ctx.coro)
+    call = engine._t_calls.get(ctx.index)
+    attempt = engine.truth.attempts.get(ctx.index)
+    locks = (call[1],) if call is not None else (attempt.lock,) if attempt is not None else ()
+    return Violation(
+        "target-fault", "foreign-wait",
+        f"{ctx.name} waits in {what}{where}: a wait that real time ends, outside lockfuzz's virtual clock and "
+        "schedule, so no run of it could be replayed; the target must only wait on trio primitives, trio's "
+        "sleeps and deadlines, or lockfuzz cells",
+        contexts=(ctx.name,), locks=locks, time_ns=engine.machine.now,
+    )
+
+
+def _caller(coro: Any) -> str:
+    """", called from <function> (<file>:<line>)": the innermost frame of ``coro``'s await chain
+    that is neither trio's, anyio's nor lockfuzz's own (the target's code)."""
+    found = ""
+    seen = 0
+    while coro is not None and seen < 200:
+        seen += 1
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            module = str(frame.f_globals.get("__name__", ""))
+            top = module.partition(".")[0]
+            if top not in ("trio", "anyio", "outcome", "sniffio") and not module.startswith("lockfuzz._"):
+                code = frame.f_code
+                name = getattr(code, "co_qualname", code.co_name)
+                found = f", called from {name} ({os.path.basename(code.co_filename)}:{frame.f_lineno})"
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return found
+
+
 # -- the task of a context ------------------------------------------------------------------------
 async def _context_task(engine: TrioEngine, ctx: Context, scope: Any) -> None:
     try:
@@ -867,6 +913,11 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                 if _is_shielded(msg) and engine._decide_in_task(ctx):
                     value = _trio_internals.shielded_checkpoint_answer()  # trio's, without the pass
                     continue
+                foreign = _FOREIGN.get(getattr(getattr(msg, "abort_func", None), "__module__", None))
+                if foreign is not None and not engine._t_stopped:
+                    # A wait that only real time ends (a thread, the OS): refused where it begins,
+                    # so that the finding does not depend on how fast the thread or the OS is.
+                    engine._fail(_foreign_wait(engine, ctx, foreign))
                 try:
                     value = yield msg
                 except GeneratorExit:
