@@ -14,7 +14,9 @@ step in its hot loop, and tuples of ints are the cheapest thing Python can appen
   finished its line), ``FINAL`` (the final-state check begins), ``MARK`` (obj = lock, value = a
   ``Mark``: the target said its step took the lock, made it pending or queue head), ``CANCEL``
   (the trio driver's schedule cancelled the scope of the context's call into the target: obj =
-  lock, value = 0 inside ``acquire``, 1 inside ``release``; see ``Settings.cancels``).
+  lock, value = 0 inside ``acquire``, 1 inside ``release``; see ``Settings.cancels``; values 2
+  and 3: a trio deadline passed and woke the context, waiting in ``acquire`` or ``release``).
+  A trio checkpoint is a ``checkpoint`` step with value 1 (the interpreter's own has 0).
 
 A trace's hash is a SHA-256 of the canonical text of its events and names: stable across
 processes, ``PYTHONHASHSEED`` and machines (no ``hash()``, no ``id()``).
@@ -111,4 +113,5 @@ def event_text(ev: Event, contexts: Sequence[str], cells: Sequence[str]) -> str:
 
 def cancel_text(lock: int, value: int) -> str:
     """A ``CANCEL`` event as a person reads it."""
-    return f"cancelled (scope of its {'release' if value else 'acquire'} of L{lock})"
+    call = f"in {'release' if value & 1 else 'acquire'} L{lock}"
+    return f"deadline passed ({call})" if value >= 2 else f"cancelled ({call})"

@@ -194,7 +194,7 @@ def _rows(trace: Trace, steps: bool, keep: int | None) -> tuple[list[_Row], list
         if kind < 20:
             if kind == SLEEP:
                 key = (ctx, kind)  # its value is an absolute deadline: differs in every loop
-            hidden = kind in (START, CHECKPOINT) or not steps
+            hidden = kind == START or kind == CHECKPOINT and not value or not steps  # trio's shown
             if hidden and index != keep:
                 continue
             text = "  " + text  # indented under the lock operation the step belongs to
@@ -218,6 +218,8 @@ def _event_text(ev: Any, cells: Sequence[str], kind: int, obj: int, value: Any) 
         name = KIND_NAMES.get(kind, f"op{kind}")
         if kind == SLEEP:
             return f"sleep until {value:,}" if isinstance(value, int) else "sleep"
+        if kind == CHECKPOINT and value:
+            return "trio checkpoint"
         if kind > SLEEP:
             return name
         cell = cells[obj] if 0 <= obj < len(cells) else f"cell{obj}"

@@ -328,6 +328,7 @@ class TrioEngine(Engine):
         self.cancels = self.settings.cancels
         self._t_calls: dict[int, tuple[Any, int, int]] = {}  # ctx.index -> (scope, lock, 1 if release)
         self._t_cut: set[int] = set()  # contexts whose line was cancelled
+        self._t_trio_jump = False  # the last clock jump was to a trio deadline (_deadline_passed)
 
     # -- cancellation: a decision at each of trio's checkpoints inside a call into the target -------
     async def call(self, ctx: Context, lock: int, budget_ns: int | None) -> Any:
@@ -517,6 +518,8 @@ class TrioEngine(Engine):
         queued = {ctx_of[task].index for task in tasks}
         changes = self.changes
         moved = False
+        expired = self._t_trio_jump  # the clock just jumped to a trio deadline: it has expired
+        woken: list[Context] = []
         for stack in self.stacks:
             for c in stack:
                 was = c.blocked
@@ -526,7 +529,13 @@ class TrioEngine(Engine):
                 c.blocked = c.index not in queued or c.spinning
                 if waited and not c.blocked:
                     self.changes += 1  # woken by trio (an Event set, a lock handed over): progress
+                    if expired and c.pending is _TRIO_STEP:
+                        woken.append(c)
                 moved = moved or was != c.blocked
+        if expired:
+            self._t_trio_jump = False
+            for c in woken:
+                self._deadline_passed(c)
         if moved and self.truth.attempts:
             self.truth.retime()  # who sleeps changed: the free clocks of waiting depend on it
         runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
@@ -669,7 +678,7 @@ class TrioEngine(Engine):
             # (``while self.held: await trio.sleep(0)``) spins; what it reads is invisible, so
             # it is parked until anything changes (``_decide``), its time is up, or a round.
             res = None
-            append((now, cur.index, op, -1, 0))
+            append((now, cur.index, op, -1, 1))  # value 1: one of trio's checkpoints (the timeline shows it)
             if self._read(cur, (op, -1, self.changes)):
                 cur.spinning = True
                 cur.spin_at = self.changes
@@ -749,7 +758,23 @@ class TrioEngine(Engine):
         if target > self.machine.now:
             self.machine.now = target
             self.log(None, CLOCK, 0, target)
+        self._t_trio_jump = target == theirs
         self._expire()
+
+    def _deadline_passed(self, ctx: Context) -> None:
+        """``ctx``, waiting in trio inside a call into the target, was woken by the trio deadline
+        the clock just jumped to: its cancel scope's deadline passed (a budget, or the target's
+        own timeout). Shown on the timeline (a ``CANCEL`` event, value 2 or 3); the ground truth
+        takes no note (a target's inner timeout need not end the attempt)."""
+        call = self._t_calls.get(ctx.index)
+        if call is not None:
+            lock, releasing = call[1], call[2]
+        else:
+            attempt = self.truth.attempts.get(ctx.index)
+            if attempt is None:
+                return
+            lock, releasing = attempt.lock, 0
+        self.log(ctx, CANCEL, lock, 2 + releasing)
 
     def _trio_deadline(self) -> int | None:
         """The first time (ns) at which trio's earliest cancel-scope deadline has passed."""

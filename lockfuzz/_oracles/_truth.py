@@ -193,7 +193,7 @@ class GroundTruth:
     def _on_cancel(self, index: int, ctx: Context, obj: int, value: int) -> None:
         """The schedule cancelled ``ctx``'s call (``CANCEL``): an attempt it was making is leaving."""
         a = self.attempts.get(ctx.index)
-        if a is not None:
+        if a is not None and value < 2:  # 2, 3: a trio deadline passed, which the target may outlive
             a.cancelled = True
 
     def _on_acquire(self, index: int, ctx: Context, obj: int, value: int) -> None:

@@ -85,7 +85,7 @@ def test_a_cancellation_is_an_option_of_the_decision_point_and_is_shown_and_repl
     chosen = [d for d, n in zip(r.decisions, r.branching) if d == n - 1 and d]
     assert chosen, (r.decisions, r.branching)
     text = timeline(r.trace, None)
-    assert "cancelled (scope of its acquire of L0)" in text and "acquire L0 -> ECANCELED" in text
+    assert "cancelled (in acquire L0)" in text and "acquire L0 -> ECANCELED" in text
     again = run_trio(TrioLock, _two(work_ns=100), r.decisions)  # a plain schedule: the same run
     assert again.trace.hash() == r.trace.hash()
     # Without cancellation decisions, no such option and no such event.
@@ -296,3 +296,25 @@ def test_targets_over_cells_offer_no_cancellation(name):  # type: ignore[no-unty
         c = TrioEngine(cls, program, RandomWalk(seed), NO_CANCELS).run()
         assert a.trace.hash() == b.trace.hash() == c.trace.hash()
         assert a.branching == b.branching == c.branching and not cancels_of(b)
+
+
+def test_the_timeline_shows_trio_checkpoints_and_deadlines_as_they_pass():
+    # cpu1's 20 ns budget runs out while it waits in trio.Lock's queue: the clock jumps to the
+    # deadline, which wakes it; the timeline says so where it happens, and shows trio's
+    # checkpoints (the interpreter's own stay hidden). Cancellation decisions off: the default
+    # schedule would take none anyway, and this is about deadlines.
+    program = Program(
+        cpus=(CpuProgram(task=(Lock(0), Work(100), Unlock(0))), CpuProgram(task=(Lock(0, 20), Unlock(0)))), n_locks=1
+    )
+    r = run_trio(TrioLock, program, [], settings=NO_CANCELS)
+    assert cancels_of(r) == [("cpu1.task", 0, 2)]  # value 2: a deadline, in acquire
+    deadline = next(e for e in r.trace.events if e[2] == CANCEL)
+    assert deadline[0] == 4 + 20  # its acquire began at t=4 with a 20 ns budget
+    assert acquired(r, "cpu1.task") == [Status.ETIMEDOUT]
+    text = timeline(r.trace, None)
+    assert "deadline passed (in acquire L0)" in text and "trio checkpoint" in text
+    assert "trio checkpoint" not in timeline(r.trace, None, steps=False)
+    # A deadline is no cancellation decision: the waiter is not "leaving" for the oracles until
+    # it returns, and nothing changes when decisions are on but none is taken.
+    again = run_trio(TrioLock, program, [])
+    assert again.trace.hash() == r.trace.hash()

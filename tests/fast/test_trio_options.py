@@ -106,7 +106,7 @@ def _largest_budget(program: Program) -> int:
 
 
 def test_budget_max_bounds_the_drawn_budgets():
-    quick = settings(database=None, derandomize=True, max_examples=300, suppress_health_check=list(HealthCheck))
+    quick = settings(database=None, derandomize=True, max_examples=100, suppress_health_check=list(HealthCheck))
     default = programs_for(TrioLock)
     with pytest.raises(Exception, match="No examples"):
         find(default, lambda p: _largest_budget(p) > 20 * MS, settings=quick)
