@@ -217,7 +217,7 @@ def test_a_release_cancelled_inside_must_still_release():
     leak = run_trio(LeakingRelease, program, CancelWhen("cpu0.task", _releasing("cpu0.task")))
     assert cancels_of(leak) == [("cpu0.task", 0, 1)]  # inside release
     assert leak.violation is not None and leak.violation.oracle == "final-state", leak.violation
-    assert "L0" in str(leak.violation)
+    assert "cancelled on L0 before: cpu0.task's release at t=" in str(leak.violation)  # the leak, named
     safe = run_trio(SafeRelease, program, CancelWhen("cpu0.task", _releasing("cpu0.task")))
     assert cancels_of(safe) == [("cpu0.task", 0, 1)] and safe.violation is None
     # Never cancelled, the leaky one is fine: the bug is the cancellation's.
