@@ -233,3 +233,18 @@ def test_trio_target_with_an_async_release_is_held_to_cancellation():
     clean = [run_trio(ReleaseAsyncTarget, program, lockfuzz._search.random_walk.RandomWalk(s),
                       settings=lockfuzz.Settings(cancels=False)).violation for s in range(50)]
     assert clean == [None] * 50
+
+
+def test_the_readme_tour_trio_lock_is_caught_only_through_cancellation(tmp_path, monkeypatch, capsys):  # type: ignore[no-untyped-def]
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = re.search(r"```python\n# mytriolock.py\n(.*?)```", readme, re.S)
+    assert code is not None
+    (tmp_path / "mytriolock.py").write_text(code.group(1))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["fuzz", "mytriolock:MyTrioLockTarget", "--quiet", "--failure-dir", str(tmp_path / "f")]
+    assert main([*args, "--runs", "300"]) == 1  # as the README says: final-state, found at once
+    out = capsys.readouterr().out
+    assert "final-state" in out and "cancellations on" in out
+    assert main([*args, "--runs", "300", "--no-cancellations"]) == 0
