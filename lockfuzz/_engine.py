@@ -16,6 +16,9 @@ could fire. Decision ``d`` at a point with ``n`` options means:
 
 When no context can run, option 0 lets the clock jump to the earliest deadline (as
 ``trio.testing.MockClock(autojump_threshold=0)`` does) and options ``1 ..`` fire handlers.
+On the trio driver, with ``Settings.cancels``, the last options of a point cancel a call into
+the target (one per context stopped at a trio checkpoint inside ``acquire`` or ``release``, in
+context order): ``options()`` names them ``("cancel", name)``.
 
 A source that returns ``None`` has run out: the engine's fair default then keeps the current
 context for at most ``fair_slice`` consecutive steps, so that plain spinning ends too. Every

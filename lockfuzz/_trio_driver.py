@@ -12,11 +12,20 @@ How a decision is made. trio's run loop, at each pass, takes the runnable tasks 
 tasks that are not contexts (the driver's own, helpers a target spawns) one at a time, in the
 order trio queued them; otherwise exactly one context, chosen under the Engine's contract (module
 doc of ``_engine``): the runnable contexts are the tops of the CPU stacks whose tasks are in
-trio's run queue; option ``0`` keeps the current one, ``1 .. r-1`` switch in CPU order, the rest
-fire interrupt handlers; when no context can run, option ``0`` jumps the virtual clock to the
-earliest deadline (trio's cancel-scope deadlines and the contexts' own waits alike), and with
-none the run hangs. The chosen context's task then runs one *step*: from the checkpoint where it
-stopped to its next one.
+trio's run queue; option ``0`` keeps the current one, ``1 .. r-1`` switch in CPU order, the next
+fire interrupt handlers, and the last ones (``Settings.cancels``) cancel a call into the target
+(``call``, ``_cancel``: one per context inside ``acquire``/``release`` stopped at a trio
+checkpoint, runnable or waiting in trio); when no context can run, option ``0`` jumps the
+virtual clock to the earliest deadline (trio's cancel-scope deadlines and the contexts' own waits
+alike), and with none the run hangs. The chosen context's task then runs one *step*: from the
+checkpoint where it stopped to its next one. A cancellation runs no step: the next pass decides
+again, and the cancelled task learns of it as trio delivers it (at once if it waits in trio, at
+its next cancel point otherwise).
+
+Foreign waits. A task that begins a wait only real time ends (``trio.to_thread.run_sync``, real
+I/O: recognised by the module of the wait's abort function, ``_FOREIGN``) stops the run there
+with ``target-fault/foreign-wait``, before the thread or the OS could answer: the finding does not
+depend on their speed, so it replays.
 
 What a step is. A context's task runs its line through ``_pump``, which passes trio's own
 checkpoints to trio and keeps lockfuzz's requests (cell accesses, ``sleep_until``, the
