@@ -335,31 +335,34 @@ class TrioEngine(Engine):
         self._t_fresh_host = False
         # Cancellation decisions (``Settings.cancels``; ``call``, ``_cancel``).
         self.cancels = self.settings.cancels
-        self._t_calls: dict[int, tuple[Any, int, int]] = {}  # ctx.index -> (scope, lock, 1 if release)
+        self._t_calls: dict[int, tuple[int, int]] = {}  # ctx.index -> (lock, 1 if release), during a call
         self._t_cut: set[int] = set()  # contexts whose line was cancelled
         self._t_trio_jump = False  # the last clock jump was to a trio deadline (_deadline_passed)
 
     # -- cancellation: a decision at each of trio's checkpoints inside a call into the target -------
     async def call(self, ctx: Context, lock: int, budget_ns: int | None) -> Any:
         """The interpreter's call into the target (``acquire`` with a budget, ``release`` with
-        ``None``), in a cancel scope of its own that the schedule may cancel (``_cancel``) at any
-        of trio's checkpoints inside it; once a context's line is cancelled, every later call of
-        it (the releases that unwind it) runs already cancelled. Returns what ``acquire``
-        returned, or ``_interpreter.CANCELLED`` if it raised ``trio.Cancelled`` for this scope."""
-        scope = trio.CancelScope()
+        ``None``), which the schedule may cancel (``_cancel``) at any of trio's checkpoints inside
+        it. A cancellation cancels the scope the context's task runs in, as a nursery's would:
+        it stays cancelled, so every later call of the line (the releases that unwind it) runs
+        cancelled too. Returns what ``acquire`` returned, or ``_interpreter.CANCELLED`` if the call
+        raised the schedule's ``trio.Cancelled``. (No cancel scope per call: entering and leaving
+        one costs more than the rest of a call's bookkeeping.)"""
         index = ctx.index
-        if index in self._t_cut:
-            scope.cancel()
-        else:
-            self._t_calls[index] = (scope, lock, 1 if budget_ns is None else 0)
+        cut = index in self._t_cut
+        if not cut:
+            self._t_calls[index] = (lock, 1 if budget_ns is None else 0)
         try:
-            with scope:
-                if budget_ns is None:
-                    return await self.target.release(ctx, lock)
-                return await self.target.acquire(ctx, lock, budget_ns)
+            if budget_ns is None:
+                return await self.target.release(ctx, lock)
+            return await self.target.acquire(ctx, lock, budget_ns)
+        except trio.Cancelled:
+            if index not in self._t_cut or self._t_stopped:
+                raise  # the run is stopping
+            return CANCELLED
         finally:
-            self._t_calls.pop(index, None)
-        return CANCELLED
+            if not cut:
+                self._t_calls.pop(index, None)
 
     def cut(self, ctx: Context) -> bool:
         """Whether the schedule has cancelled ``ctx``'s line (the interpreter then unwinds it)."""
@@ -382,10 +385,10 @@ class TrioEngine(Engine):
         """The decision to cancel ``ctx``'s call: logged (``CANCEL``), then its scope cancelled,
         as a nursery's cancellation reaches a task: at its next checkpoint, or at once if it
         waits in trio."""
-        scope, lock, releasing = self._t_calls.pop(ctx.index)
+        lock, releasing = self._t_calls.pop(ctx.index)
         self._t_cut.add(ctx.index)
         self.log(ctx, CANCEL, lock, releasing)
-        scope.cancel()
+        self._t_scope[ctx.index].cancel()
 
     # -- the run: Engine.run, with each phase run by trio tasks --------------------------------------
     def _loop(self) -> None:
@@ -777,7 +780,7 @@ class TrioEngine(Engine):
         takes no note (a target's inner timeout need not end the attempt)."""
         call = self._t_calls.get(ctx.index)
         if call is not None:
-            lock, releasing = call[1], call[2]
+            lock, releasing = call
         else:
             attempt = self.truth.attempts.get(ctx.index)
             if attempt is None:
@@ -835,7 +838,7 @@ def _foreign_wait(engine: TrioEngine, ctx: Context, what: str) -> Violation:
     where = _caller(ctx.coro)
     call = engine._t_calls.get(ctx.index)
     attempt = engine.truth.attempts.get(ctx.index)
-    locks = (call[1],) if call is not None else (attempt.lock,) if attempt is not None else ()
+    locks = (call[0],) if call is not None else (attempt.lock,) if attempt is not None else ()
     return Violation(
         "target-fault", "foreign-wait",
         f"{ctx.name} waits in {what}{where}: a wait that real time ends, outside lockfuzz's virtual clock and "
