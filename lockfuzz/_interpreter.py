@@ -4,9 +4,9 @@ It is the only code that calls the target, so it is where a target's faults beco
 an exception from ``acquire``/``release`` or a return value that is not a Status is turned into a
 ``target-fault`` violation here, with the context and lock, and the campaign goes on.
 
-Cancellation (the trio driver, ``engine.cancels``): each call into the target runs in a cancel
-scope of its own, which the schedule may cancel at any of trio's checkpoints inside the call
-(``TrioEngine.call``). A cancelled line ends as a trio task whose nursery was cancelled does:
+Cancellation (the trio driver, ``engine.cancels``): each call into the target goes through
+``TrioEngine.call``, and the schedule may cancel the context's task at any of trio's checkpoints
+inside the call. A cancelled line ends as a trio task whose nursery was cancelled does:
 an ``acquire`` that raised ``trio.Cancelled`` is logged as returning ``ECANCELED`` and holds
 nothing; a call whose scope was cancelled but which returned anyway keeps what it returned (the
 cancellation would come at the task's next checkpoint); then the locks held are released,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from ._engine import Context, Engine
 
 _STATUSES = {int(s): s for s in (Status.OK, Status.EDEADLK, Status.ETIMEDOUT, Status.EALREADY)}
-#: What ``engine.call`` returns for an ``acquire`` that raised ``trio.Cancelled`` out of its scope.
+#: What ``engine.call`` returns for a call that raised the schedule's ``trio.Cancelled``.
 CANCELLED = object()
 
 
