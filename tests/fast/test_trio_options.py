@@ -216,6 +216,10 @@ def test_trio_target_makes_a_target_in_one_line():
     assert any(v is not None and v.oracle == "mutual-exclusion" for v in found)
     with pytest.raises(lockfuzz.InvalidArgument, match="factory"):
         trio_target(42)  # type: ignore[arg-type]
+    with pytest.raises(lockfuzz.InvalidArgument, match="fairness"):
+        trio_target(trio.Lock, fairness="fifo")  # type: ignore[arg-type]
+    with pytest.raises(lockfuzz.InvalidArgument, match="timeouts"):
+        trio_target(trio.Lock, timeouts=1)  # type: ignore[arg-type]
 
 
 def test_trio_target_with_an_async_release_is_held_to_cancellation():
