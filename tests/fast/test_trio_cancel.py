@@ -25,7 +25,7 @@ from support import RandomWalk
 import lockfuzz
 from lockfuzz import Capabilities, Context, CpuProgram, Engine, Lock, Machine, Program, Settings, Status, Target
 from lockfuzz import Unlock, Work
-from lockfuzz._events import ACQUIRED, CANCEL
+from lockfuzz._events import ACQUIRED, CANCEL, event_text
 from lockfuzz._failure_file import load_failure, replay
 from lockfuzz._report import timeline
 from lockfuzz._search.pct import Pct
@@ -86,6 +86,8 @@ def test_a_cancellation_is_an_option_of_the_decision_point_and_is_shown_and_repl
     assert chosen, (r.decisions, r.branching)
     text = timeline(r.trace, None)
     assert "cancelled (in acquire L0)" in text and "acquire L0 -> ECANCELED" in text
+    event = next(e for e in r.trace.events if e[2] == CANCEL)
+    assert event_text(event, r.trace.contexts, r.trace.cells) == "cancelled (in acquire L0)"
     again = run_trio(TrioLock, _two(work_ns=100), r.decisions)  # a plain schedule: the same run
     assert again.trace.hash() == r.trace.hash()
     # Without cancellation decisions, no such option and no such event.

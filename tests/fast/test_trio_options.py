@@ -147,7 +147,7 @@ def test_the_cli_takes_budget_max_and_cancellations(capsys, tmp_path):  # type: 
     assert "cancellations off" in capsys.readouterr().out
     assert main(["fuzz", "tas", "--runs", "10", "--quiet", "--budget-max", "500us"]) == 0
     assert "cancellations" not in capsys.readouterr().out  # a target over cells has none
-    for bad in ("5", "0ns", "fast", "-1ms"):
+    for bad in ("5", "0ns", "fast", "1.2.3ms", "-1ms"):
         assert main([*args, "--budget-max", bad]) == 2
         assert "--budget-max" in capsys.readouterr().err
     # Without cancellation decisions a cancel-only bug stays hidden; with them it is found.
