@@ -14,6 +14,7 @@ from ._properties import Acquisition, PropertyError, RunRecord
 from ._report import perfetto, timeline
 from ._status import Level, Mark, Status
 from ._target import Target, resolve_target, target_path
+from ._trio_adapter import trio_target
 
 __version__ = "0.1.0"
 
@@ -24,5 +25,5 @@ __all__ = [
     "ProgramError", "PropertyError", "ReplayError", "ReplayOutcome", "RunRecord", "RunResult", "Schedule", "Settings",
     "Status", "Target", "Timeouts", "Trace",
     "Unlock", "Violation", "Work", "__version__", "check", "fuzz", "load_failure", "minimise",
-    "perfetto", "replay", "resolve_target", "run", "target_path", "timeline", "write_failure",
+    "perfetto", "replay", "resolve_target", "run", "target_path", "timeline", "trio_target", "write_failure",
 ]  # fmt: skip

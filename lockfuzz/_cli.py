@@ -84,6 +84,27 @@ def _seconds(text: str) -> float:
     return value
 
 
+_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+def _duration_ns(text: str) -> int:
+    """A duration: a number with a unit (``ns``, ``us``, ``ms``, ``s``), e.g. ``20ms``, ``1.5s``."""
+    raw = text.strip().lower()
+    for unit in ("ns", "us", "ms", "s"):
+        if raw.endswith(unit):
+            number = raw[: -len(unit)].strip()
+            break
+    else:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: give a unit, e.g. 20ms, 500us, 2s")
+    try:
+        value = round(float(number) * _UNITS[unit])
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: e.g. 20ms, 500us, 2s") from None
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration of at least 1 ns")
+    return value
+
+
 def _param(text: str) -> tuple[str, Any]:
     """``KEY=VALUE``; the value is JSON if it parses (numbers, true, null, lists), else a string."""
     key, sep, raw = text.partition("=")
@@ -125,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--interrupts", action=argparse.BooleanOptionalAction, default=None,
                       help="let programs have an interrupt handler per CPU (default: the target's; on for "
                            "targets over cells, off for targets over trio unless they ask for handlers)")
+    fuzz.add_argument("--cancellations", action=argparse.BooleanOptionalAction, default=True,
+                      help="trio targets: let the schedule cancel a call into the target at any of trio's "
+                           "checkpoints inside it, as a nursery being cancelled would (default on)")
+    fuzz.add_argument("--budget-max", type=_duration_ns, default=None, metavar="DURATION",
+                      help="the largest per-call budget drawn, e.g. 20ms (the default, for targets with per-call "
+                           "budgets), 2s: for locks whose holders or releases take longer")
     fuzz.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULT_STRATEGY,
                       help=f"how schedules are searched (default {DEFAULT_STRATEGY})")
     fuzz.add_argument("--runs", type=_positive_int, default=5000, metavar="N",
@@ -440,8 +467,13 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     args.cpus = _cpus_for(target_cls, args.cpus)
     _check_params(target_cls, params, args.cpus, args.locks)
     interrupts = interrupts_for(target_cls) if args.interrupts is None else args.interrupts
+    budget = {} if args.budget_max is None else {"budget_max_ns": args.budget_max}
     programs = programs_for(target_cls, max_cpus=args.cpus, max_locks=args.locks,
-                            max_handlers=1 if interrupts else 0)
+                            max_handlers=1 if interrupts else 0, **budget)
+    from ._engine import Settings
+    from ._trio_driver import driver_of
+
+    trio_target = driver_of(target_cls) == "trio"
     failure_dir = args.failure_dir if args.failure_dir is not None else Path.cwd() / ".lockfuzz" / "failures"
     args.interrupts_in_force = interrupts  # for the summary of an interrupted campaign
     _check_failure_dir(failure_dir)
@@ -452,7 +484,8 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
             target_cls, params=params, programs=None if program is not None else programs, strategy=args.strategy,
             runs=args.runs, seed=args.seed, failure_dir=failure_dir, time_limit=args.time_limit,
             max_failures=args.max_failures, progress=_progress, coverage=args.coverage, guided=args.guided,
-            step_timeout=args.step_timeout, program=program, properties=properties, **extra,
+            step_timeout=args.step_timeout, program=program, properties=properties,
+            settings=Settings(cancels=args.cancellations), **extra,
         )
     except OSError as exc:
         raise UsageError(f"cannot save failure files in {failure_dir}: {exc.strerror or exc}") from None
@@ -479,6 +512,8 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     rate = f"{report.runs_per_second:,.0f} runs/s"
     handlers = (f"program {args.program}" if program is not None
                 else "interrupts on" if interrupts else "interrupts off")
+    if trio_target:
+        handlers += ", cancellations on" if args.cancellations else ", cancellations off"
     print(f"lockfuzz: {args.target} ({report.strategy}, seed {args.seed}, {handlers}): {_count(report.runs, 'run')} "
           f"in {report.seconds:.2f} s ({rate}), {_count(len(report.found), 'failure')}", file=out)
     return EXIT_FOUND if report.found else EXIT_OK

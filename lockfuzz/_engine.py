@@ -16,6 +16,9 @@ could fire. Decision ``d`` at a point with ``n`` options means:
 
 When no context can run, option 0 lets the clock jump to the earliest deadline (as
 ``trio.testing.MockClock(autojump_threshold=0)`` does) and options ``1 ..`` fire handlers.
+On the trio driver, with ``Settings.cancels``, the last options of a point cancel a call into
+the target (one per context stopped at a trio checkpoint inside ``acquire`` or ``release``, in
+context order): ``options()`` names them ``("cancel", name)``.
 
 A source that returns ``None`` has run out: the engine's fair default then keeps the current
 context for at most ``fair_slice`` consecutive steps, so that plain spinning ends too. Every
@@ -47,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 from ._errors import InvalidArgument, Violation
-from ._events import ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, MARK, Trace
+from ._events import ACQUIRED, CANCEL, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, MARK, Trace
 from . import _watchdog
 from ._interpreter import PASS_THROUGH, run_line
 from ._oracles import default_oracles
@@ -100,19 +103,27 @@ class Settings:
     fair_slice: int = 64
     final_check: bool = True
     final_budget_ns: int = 10_000_000_000
+    #: Cancellation decisions (the trio driver only): at each of trio's checkpoints inside a
+    #: target's ``acquire`` or ``release``, the schedule may cancel the call's scope, as a
+    #: nursery being cancelled would. Failure files written before these decisions existed
+    #: have no ``cancels`` key and replay with it off (``from_json``).
+    cancels: bool = True
 
     def __post_init__(self) -> None:
         for name in ("step_ns", "max_steps", "fair_slice", "final_budget_ns"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "step_ns" else 1):
                 raise InvalidArgument(f"{name}={v!r}: expected an int >= {0 if name == 'step_ns' else 1}")
+        if not isinstance(self.cancels, bool):
+            raise InvalidArgument(f"cancels={self.cancels!r}: expected True or False")
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("step_ns", "max_steps", "fair_slice", "final_check", "final_budget_ns")}
+        keys = ("step_ns", "max_steps", "fair_slice", "final_check", "final_budget_ns", "cancels")
+        return {k: getattr(self, k) for k in keys}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Settings:
-        return cls(**data)
+        return cls(**{"cancels": False, **data})  # older files: no cancellation decisions
 
 
 _DEFAULT_SETTINGS = Settings()
@@ -260,18 +271,23 @@ class Engine:
         self._dirty = True
         self._runnable: list[Context] = []
         self._fireable: list[tuple[int, int]] = []
+        #: The contexts the schedule may cancel at this decision (the trio driver's, after the
+        #: fireable handlers in decision order; ``Settings.cancels``): always empty here.
+        self._cancelable: list[Context] = []
+        #: Whether the interpreter runs target calls in cancel scopes (the trio driver).
+        self.cancels = False
         self.cur: Context | None = None
         self.run_len = 0
         if oracles is None:
             oracles = default_oracles()
         self.oracles = list(oracles)
         self.truth = GroundTruth(self)
-        self._truth: list[Any] = [None] * (MARK + 1)
+        self._truth: list[Any] = [None] * (CANCEL + 1)
         for kind, method in self.truth.handlers().items():
             self._truth[kind] = method
         # Observers per event kind (a shared empty tuple until an oracle asks for the kind), and
         # per status for ACQUIRED, the most frequent event.
-        self._dispatch: list[Any] = [()] * (MARK + 1)
+        self._dispatch: list[Any] = [()] * (CANCEL + 1)
         self._acquired: dict[int, list[Callable[..., None]]] = {s: [] for s in _STATUS_CODES}
         self.target: Any = None
         #: What the oracles hold the target to: the instance's, which may depend on its parameters.
@@ -311,6 +327,14 @@ class Engine:
             )
         self.log(ctx, MARK, lock, int(what))
 
+    async def call(self, ctx: Context, lock: int, budget_ns: int | None) -> Any:  # pragma: no cover - trio's
+        """A call into the target in a cancel scope (the trio driver's, when ``cancels``)."""
+        raise NotImplementedError
+
+    def cut(self, ctx: Context) -> bool:  # pragma: no cover - the trio driver's
+        """Whether the schedule cancelled ``ctx``'s line (never, here)."""
+        return False
+
     def options(self) -> list[tuple[Any, ...]]:
         """The options at the current decision point, in decision order (for sources)."""
         if self._dirty:
@@ -325,6 +349,8 @@ class Engine:
             ordered = [("run", c.name) for c in self._rotation(runnable)]
         for cpu, h in self._fireable:
             ordered.append(("fire", cpu, str(self.program.cpus[cpu].handlers[h].level), h))
+        for c in self._cancelable:
+            ordered.append(("cancel", c.name))
         return ordered
 
     # -- the run ----------------------------------------------------------------------------

@@ -12,7 +12,11 @@ step in its hot loop, and tuples of ints are the cheapest thing Python can appen
   ``IRQ_ENTER``/``IRQ_EXIT`` (ctx = the handler,
   obj = CPU, value = level), ``CLOCK`` (the clock jumped to ``time_ns``), ``DONE`` (a context
   finished its line), ``FINAL`` (the final-state check begins), ``MARK`` (obj = lock, value = a
-  ``Mark``: the target said its step took the lock, made it pending or queue head).
+  ``Mark``: the target said its step took the lock, made it pending or queue head), ``CANCEL``
+  (the trio driver's schedule cancelled the scope of the context's call into the target: obj =
+  lock, value = 0 inside ``acquire``, 1 inside ``release``; see ``Settings.cancels``; values 2
+  and 3: a trio deadline passed and woke the context, waiting in ``acquire`` or ``release``).
+  A trio checkpoint is a ``checkpoint`` step with value 1 (the interpreter's own has 0).
 
 A trace's hash is a SHA-256 of the canonical text of its events and names: stable across
 processes, ``PYTHONHASHSEED`` and machines (no ``hash()``, no ``id()``).
@@ -30,14 +34,15 @@ from ._status import Mark, Status
 _MARKS = {int(m): {"TAKEN": "taken", "PENDING": "pending waiter", "HEAD": "queue head"}[m.name] for m in Mark}
 
 __all__ = [
-    "ACQUIRE", "ACQUIRED", "CLOCK", "DONE", "FINAL", "IRQ_ENTER", "IRQ_EXIT", "MARK", "RELEASE", "RELEASED", "Trace",
-    "event_text",
+    "ACQUIRE", "ACQUIRED", "CANCEL", "CLOCK", "DONE", "FINAL", "IRQ_ENTER", "IRQ_EXIT", "MARK", "RELEASE", "RELEASED",
+    "Trace", "cancel_text", "event_text",
 ]  # fmt: skip
 
-ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, CLOCK, DONE, FINAL, RELEASED, MARK = range(20, 30)
+ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, CLOCK, DONE, FINAL, RELEASED, MARK, CANCEL = range(20, 31)
 KIND_NAMES = {
     ACQUIRE: "acquire", ACQUIRED: "acquired", RELEASE: "release", IRQ_ENTER: "irq-enter",
     IRQ_EXIT: "irq-exit", CLOCK: "clock", DONE: "done", FINAL: "final-check", RELEASED: "released", MARK: "mark",
+    CANCEL: "cancel",
 }  # fmt: skip
 for _code, _name in enumerate(OP_NAMES):
     KIND_NAMES[_code] = _name
@@ -101,4 +106,12 @@ def event_text(ev: Event, contexts: Sequence[str], cells: Sequence[str]) -> str:
         return f"clock jumps to {t} ns"
     if kind == MARK:
         return f"L{obj}: {_MARKS.get(value, value)}"
+    if kind == CANCEL:
+        return cancel_text(obj, value)
     return KIND_NAMES.get(kind, f"kind{kind}")
+
+
+def cancel_text(lock: int, value: int) -> str:
+    """A ``CANCEL`` event as a person reads it."""
+    call = f"in {'release' if value & 1 else 'acquire'} L{lock}"
+    return f"deadline passed ({call})" if value >= 2 else f"cancelled ({call})"

@@ -3,6 +3,17 @@
 It is the only code that calls the target, so it is where a target's faults become findings:
 an exception from ``acquire``/``release`` or a return value that is not a Status is turned into a
 ``target-fault`` violation here, with the context and lock, and the campaign goes on.
+
+Cancellation (the trio driver, ``engine.cancels``): each call into the target goes through
+``TrioEngine.call``, and the schedule may cancel the context's task at any of trio's checkpoints
+inside the call. A cancelled line ends as a trio task whose nursery was cancelled does:
+an ``acquire`` that raised ``trio.Cancelled`` is logged as returning ``ECANCELED`` and holds
+nothing; a call whose scope was cancelled but which returned anyway keeps what it returned (the
+cancellation would come at the task's next checkpoint); then the locks held are released,
+newest first, each release itself running cancelled (as ``async with`` blocks exit under a
+cancelled scope), and the line stops: no retry. A release that raised ``trio.Cancelled`` has
+still released the lock, as far as the ground truth goes: if the target kept it, the oracles say
+so (final-state, or a waiter timed out on a free lock).
 """
 
 from __future__ import annotations
@@ -26,10 +37,13 @@ _STATUSES = {int(s): s for s in (Status.OK, Status.EDEADLK, Status.ETIMEDOUT, St
 #: cancellation (the trio driver's to deliver). Anything else a target raises, ``SystemExit``
 #: included, is a target fault: a finding, never the end of lockfuzz.
 PASS_THROUGH: tuple[type[BaseException], ...] = (KeyboardInterrupt, GeneratorExit, trio.Cancelled)
+#: What ``engine.call`` returns for a call that raised the schedule's ``trio.Cancelled``.
+CANCELLED = object()
 
 
 async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: OnError) -> None:
     target = engine.target
+    cancels = engine.cancels
     retries = 0
     while True:
         held: list[int] = []
@@ -40,12 +54,18 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
                 lock = op.lock  # type: ignore[union-attr]
                 engine.log(ctx, ACQUIRE, lock, op.budget_ns)  # type: ignore[union-attr]
                 try:
-                    status: Any = await target.acquire(ctx, lock, op.budget_ns)  # type: ignore[union-attr]
+                    if cancels:
+                        status: Any = await engine.call(ctx, lock, op.budget_ns)  # type: ignore[union-attr]
+                    else:
+                        status = await target.acquire(ctx, lock, op.budget_ns)  # type: ignore[union-attr]
                 except PASS_THROUGH:
                     raise
                 except BaseException as exc:  # noqa: BLE001 - SystemExit from a target is its fault
                     raise _fault(engine, ctx, lock, "acquire", exc) from exc
                 checked = _STATUSES.get(status) if isinstance(status, int) else None
+                if status is CANCELLED:
+                    engine.log(ctx, ACQUIRED, lock, int(Status.ECANCELED))
+                    return await _unwind(engine, ctx, held)
                 if checked is None:
                     raise Violation(
                         "target-fault", "bad-status",
@@ -67,6 +87,9 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
                     held.append(~lock)
                 else:
                     failed = True
+                if cancels and engine.cut(ctx):  # cancelled, but it returned: it ends here
+                    return await _unwind(engine, ctx, held)
+                if failed:
                     break
             elif kind is Unlock:
                 # The critical section has at least one step: the holder may be preempted or
@@ -77,6 +100,8 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
                 else:
                     await _release(engine, ctx, op.lock)  # type: ignore[union-attr]
                     held.pop()
+                    if cancels and engine.cut(ctx):
+                        return await _unwind(engine, ctx, held)
             else:
                 await sleep_until(engine.machine.now + op.ns)  # type: ignore[union-attr]
         if not failed:
@@ -86,17 +111,28 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
             lock = held.pop()
             if lock >= 0:
                 await _release(engine, ctx, lock)
-        if retries >= on_error.retries:
+        if retries >= on_error.retries or cancels and engine.cut(ctx):
             return
         retries += 1
         if on_error.backoff_ns:
             await sleep_until(engine.machine.now + on_error.backoff_ns)
 
 
+async def _unwind(engine: Engine, ctx: Context, held: list[int]) -> None:
+    """A cancelled line: release what is held, newest first (each release cancelled too)."""
+    while held:
+        lock = held.pop()
+        if lock >= 0:
+            await _release(engine, ctx, lock)
+
+
 async def _release(engine: Engine, ctx: Context, lock: int) -> None:
     engine.log(ctx, RELEASE, lock, 0)
     try:
-        await engine.target.release(ctx, lock)
+        if engine.cancels:
+            await engine.call(ctx, lock, None)
+        else:
+            await engine.target.release(ctx, lock)
     except PASS_THROUGH:
         raise
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a target is its fault

@@ -30,6 +30,7 @@ from ._errors import Violation
 from ._events import (
     ACQUIRE, ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, KIND_NAMES, MARK, RELEASE, RELEASED, Trace, event_text,
 )
+from ._events import CANCEL, cancel_text
 from ._machine import CHECKPOINT, LOAD, SLEEP, START, STORE, STORE_FIELD, WAIT
 from ._status import Status
 
@@ -193,7 +194,7 @@ def _rows(trace: Trace, steps: bool, keep: int | None) -> tuple[list[_Row], list
         if kind < 20:
             if kind == SLEEP:
                 key = (ctx, kind)  # its value is an absolute deadline: differs in every loop
-            hidden = kind in (START, CHECKPOINT) or not steps
+            hidden = kind == START or kind == CHECKPOINT and not value or not steps  # trio's shown
             if hidden and index != keep:
                 continue
             text = "  " + text  # indented under the lock operation the step belongs to
@@ -217,6 +218,8 @@ def _event_text(ev: Any, cells: Sequence[str], kind: int, obj: int, value: Any) 
         name = KIND_NAMES.get(kind, f"op{kind}")
         if kind == SLEEP:
             return f"sleep until {value:,}" if isinstance(value, int) else "sleep"
+        if kind == CHECKPOINT and value:
+            return "trio checkpoint"
         if kind > SLEEP:
             return name
         cell = cells[obj] if 0 <= obj < len(cells) else f"cell{obj}"
@@ -238,6 +241,8 @@ def _event_text(ev: Any, cells: Sequence[str], kind: int, obj: int, value: Any) 
         return "done"
     if kind == MARK:
         return f"  ({event_text(ev, (), cells)})"  # the target's own word for the step above
+    if kind == CANCEL:
+        return cancel_text(obj, value) + " !"
     return KIND_NAMES.get(kind, f"kind {kind}")
 
 

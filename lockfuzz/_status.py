@@ -19,6 +19,9 @@ class Status(enum.IntEnum):
     EDEADLK = -35  # errno.EDEADLK on Linux
     ETIMEDOUT = -110  # errno.ETIMEDOUT on Linux
     EALREADY = -114  # errno.EALREADY: ww_mutex re-lock with the same acquire context
+    #: Not a target's to return: the trio driver logs it for an acquisition its schedule
+    #: cancelled (``trio.Cancelled`` raised out of ``acquire``; see ``Settings.cancels``).
+    ECANCELED = -125  # errno.ECANCELED on Linux
 
     def __str__(self) -> str:
         return self.name

@@ -12,11 +12,20 @@ How a decision is made. trio's run loop, at each pass, takes the runnable tasks 
 tasks that are not contexts (the driver's own, helpers a target spawns) one at a time, in the
 order trio queued them; otherwise exactly one context, chosen under the Engine's contract (module
 doc of ``_engine``): the runnable contexts are the tops of the CPU stacks whose tasks are in
-trio's run queue; option ``0`` keeps the current one, ``1 .. r-1`` switch in CPU order, the rest
-fire interrupt handlers; when no context can run, option ``0`` jumps the virtual clock to the
-earliest deadline (trio's cancel-scope deadlines and the contexts' own waits alike), and with
-none the run hangs. The chosen context's task then runs one *step*: from the checkpoint where it
-stopped to its next one.
+trio's run queue; option ``0`` keeps the current one, ``1 .. r-1`` switch in CPU order, the next
+fire interrupt handlers, and the last ones (``Settings.cancels``) cancel a call into the target
+(``call``, ``_cancel``: one per context inside ``acquire``/``release`` stopped at a trio
+checkpoint, runnable or waiting in trio); when no context can run, option ``0`` jumps the
+virtual clock to the earliest deadline (trio's cancel-scope deadlines and the contexts' own waits
+alike), and with none the run hangs. The chosen context's task then runs one *step*: from the
+checkpoint where it stopped to its next one. A cancellation runs no step: the next pass decides
+again, and the cancelled task learns of it as trio delivers it (at once if it waits in trio, at
+its next cancel point otherwise).
+
+Foreign waits. A task that begins a wait only real time ends (``trio.to_thread.run_sync``, real
+I/O: recognised by the module of the wait's abort function, ``_FOREIGN``) stops the run there
+with ``target-fault/foreign-wait``, before the thread or the OS could answer: the finding does not
+depend on their speed, so it replays.
 
 What a step is. A context's task runs its line through ``_pump``, which passes trio's own
 checkpoints to trio and keeps lockfuzz's requests (cell accesses, ``sleep_until``, the
@@ -88,7 +97,8 @@ import trio
 from . import _trio_internals
 from ._engine import Context, DecisionSource, Engine, RunResult, Settings, run_on
 from ._errors import InvalidArgument, Violation
-from ._events import CLOCK
+from ._events import CANCEL, CLOCK
+from ._interpreter import CANCELLED
 from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, WAIT_CELLS
 from ._oracles.hang import hang_violation
 from ._oracles.livelock import livelock_violation
@@ -98,6 +108,8 @@ __all__ = ["DRIVERS", "TrioEngine", "VirtualClock", "driver_of", "make_engine", 
 
 #: The values a target class may give its ``driver`` attribute (absent means ``"direct"``).
 DRIVERS = ("direct", "trio")
+
+_NONE: list[Context] = []  # no context to cancel (shared; never appended to)
 
 # The pending "request" of a context stopped at one of trio's own checkpoints: its next step is
 # logged as a checkpoint and performs nothing.
@@ -321,6 +333,62 @@ class TrioEngine(Engine):
         #: Run on a host (a trio guest run) of its own, made and ended for this run: what a
         #: trio.run per run costs, for bench/trio_engine.py to compare with.
         self._t_fresh_host = False
+        # Cancellation decisions (``Settings.cancels``; ``call``, ``_cancel``).
+        self.cancels = self.settings.cancels
+        self._t_calls: dict[int, tuple[int, int]] = {}  # ctx.index -> (lock, 1 if release), during a call
+        self._t_cut: set[int] = set()  # contexts whose line was cancelled
+        self._t_trio_jump = False  # the last clock jump was to a trio deadline (_deadline_passed)
+
+    # -- cancellation: a decision at each of trio's checkpoints inside a call into the target -------
+    async def call(self, ctx: Context, lock: int, budget_ns: int | None) -> Any:
+        """The interpreter's call into the target (``acquire`` with a budget, ``release`` with
+        ``None``), which the schedule may cancel (``_cancel``) at any of trio's checkpoints inside
+        it. A cancellation cancels the scope the context's task runs in, as a nursery's would:
+        it stays cancelled, so every later call of the line (the releases that unwind it) runs
+        cancelled too. Returns what ``acquire`` returned, or ``_interpreter.CANCELLED`` if the call
+        raised the schedule's ``trio.Cancelled``. (No cancel scope per call: entering and leaving
+        one costs more than the rest of a call's bookkeeping.)"""
+        index = ctx.index
+        cut = index in self._t_cut
+        if not cut:
+            self._t_calls[index] = (lock, 1 if budget_ns is None else 0)
+        try:
+            if budget_ns is None:
+                return await self.target.release(ctx, lock)
+            return await self.target.acquire(ctx, lock, budget_ns)
+        except trio.Cancelled:
+            if index not in self._t_cut or self._t_stopped:  # pragma: no cover - a stop closes tasks first
+                raise  # the run is stopping, or a cancellation of the target's own making
+            return CANCELLED
+        finally:
+            if not cut:
+                self._t_calls.pop(index, None)
+
+    def cut(self, ctx: Context) -> bool:
+        """Whether the schedule has cancelled ``ctx``'s line (the interpreter then unwinds it)."""
+        return ctx.index in self._t_cut
+
+    def _cancelable_now(self) -> list[Context]:
+        """The contexts the schedule may cancel now: inside a call into the target, stopped at
+        one of trio's checkpoints (runnable or waiting in trio), top of their CPU, not yet
+        cancelled; in context order."""
+        contexts = self.contexts
+        calls = self._t_calls
+        out = []
+        for index in sorted(calls):
+            c = contexts[index]
+            if c.pending is _TRIO_STEP and c.top and not c.done:
+                out.append(c)
+        return out
+
+    def _cancel(self, ctx: Context) -> None:
+        """The decision to cancel ``ctx``'s call: logged (``CANCEL``), then its scope cancelled,
+        as a nursery's cancellation reaches a task: at its next checkpoint, or at once if it
+        waits in trio."""
+        lock, releasing = self._t_calls.pop(ctx.index)
+        self._t_cut.add(ctx.index)
+        self.log(ctx, CANCEL, lock, releasing)
+        self._t_scope[ctx.index].cancel()
 
     # -- the run: Engine.run, with each phase run by trio tasks --------------------------------------
     def _loop(self) -> None:
@@ -462,6 +530,8 @@ class TrioEngine(Engine):
         queued = {ctx_of[task].index for task in tasks}
         changes = self.changes
         moved = False
+        expired = self._t_trio_jump  # the clock just jumped to a trio deadline: it has expired
+        woken: list[Context] = []
         for stack in self.stacks:
             for c in stack:
                 was = c.blocked
@@ -471,7 +541,13 @@ class TrioEngine(Engine):
                 c.blocked = c.index not in queued or c.spinning
                 if waited and not c.blocked:
                     self.changes += 1  # woken by trio (an Event set, a lock handed over): progress
+                    if expired and c.pending is _TRIO_STEP:
+                        woken.append(c)
                 moved = moved or was != c.blocked
+        if expired:
+            self._t_trio_jump = False
+            for c in woken:
+                self._deadline_passed(c)
         if moved and self.truth.attempts:
             self.truth.retime()  # who sleeps changed: the free clocks of waiting depend on it
         runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
@@ -483,13 +559,15 @@ class TrioEngine(Engine):
                     level = stack[-1].level
                     handlers = cpus[cpu].handlers
                     fireable.extend((cpu, h) for h in self.unfired[cpu] if handlers[h].level > level)
+        cancelable = self._cancelable_now() if self._t_calls and self.phase == "run" else _NONE
         self._runnable = runnable  # for Engine.options() and Engine._fair_default()
         self._fireable = fireable
+        self._cancelable = cancelable
         self._dirty = False
         cur = self.cur
         nr = len(runnable)
         cur_ok = cur is not None and cur.top and not cur.blocked
-        n = (nr or 1) + len(fireable)
+        n = (nr or 1) + len(fireable) + len(cancelable)
         if n > 1:
             d = self.source.choose(n, self)
             if d is None:
@@ -500,6 +578,10 @@ class TrioEngine(Engine):
             self.branching.append(n)
         else:
             d = 0
+        if cancelable and d >= n - len(cancelable):
+            self.run_len = 0
+            self._cancel(cancelable[d - n + len(cancelable)])
+            return []
         if nr == 0 or d >= nr:
             self.run_len = 0
             if nr and d >= nr:
@@ -608,7 +690,7 @@ class TrioEngine(Engine):
             # (``while self.held: await trio.sleep(0)``) spins; what it reads is invisible, so
             # it is parked until anything changes (``_decide``), its time is up, or a round.
             res = None
-            append((now, cur.index, op, -1, 0))
+            append((now, cur.index, op, -1, 1))  # value 1: one of trio's checkpoints (the timeline shows it)
             if self._read(cur, (op, -1, self.changes)):
                 cur.spinning = True
                 cur.spin_at = self.changes
@@ -688,7 +770,23 @@ class TrioEngine(Engine):
         if target > self.machine.now:
             self.machine.now = target
             self.log(None, CLOCK, 0, target)
+        self._t_trio_jump = target == theirs
         self._expire()
+
+    def _deadline_passed(self, ctx: Context) -> None:
+        """``ctx``, waiting in trio inside a call into the target, was woken by the trio deadline
+        the clock just jumped to: its cancel scope's deadline passed (a budget, or the target's
+        own timeout). Shown on the timeline (a ``CANCEL`` event, value 2 or 3); the ground truth
+        takes no note (a target's inner timeout need not end the attempt)."""
+        call = self._t_calls.get(ctx.index)
+        if call is not None:
+            lock, releasing = call
+        else:
+            attempt = self.truth.attempts.get(ctx.index)
+            if attempt is None:
+                return
+            lock, releasing = attempt.lock, 0
+        self.log(ctx, CANCEL, lock, 2 + releasing)
 
     def _trio_deadline(self) -> int | None:
         """The first time (ns) at which trio's earliest cancel-scope deadline has passed."""
@@ -721,6 +819,52 @@ class TrioEngine(Engine):
     def _finish(self, ctx: Context) -> None:
         self._t_ctx_of.pop(self._t_task[ctx.index], None)
         Engine._finish(self, ctx)
+
+
+# -- waits outside lockfuzz's virtual time ----------------------------------------------------------
+#: trio's modules whose waits (``wait_task_rescheduled`` with an abort function of theirs) only
+#: real time ends, and what they are.
+_FOREIGN: dict[Any, str] = {
+    "trio._threads": "trio.to_thread.run_sync (a real thread)",
+    "trio._core._io_epoll": "real I/O (trio.lowlevel.wait_readable/wait_writable: a socket, pipe or process)",
+    "trio._core._io_kqueue": "real I/O (trio.lowlevel.wait_readable/wait_writable: a socket, pipe or process)",
+    "trio._core._io_windows": "real I/O (an overlapped operation, socket or pipe)",
+}
+
+
+def _foreign_wait(engine: TrioEngine, ctx: Context, what: str) -> Violation:
+    """The ``target-fault/foreign-wait`` finding for ``ctx``, which has begun to wait in
+    ``what``: a wait outside the virtual clock and the schedule, so no run could be replayed."""
+    where = _caller(ctx.coro)
+    call = engine._t_calls.get(ctx.index)
+    attempt = engine.truth.attempts.get(ctx.index)
+    locks = (call[0],) if call is not None else (attempt.lock,) if attempt is not None else ()
+    return Violation(
+        "target-fault", "foreign-wait",
+        f"{ctx.name} waits in {what}{where}: a wait that real time ends, outside lockfuzz's virtual clock and "
+        "schedule, so no run of it could be replayed; the target must only wait on trio primitives, trio's "
+        "sleeps and deadlines, or lockfuzz cells",
+        contexts=(ctx.name,), locks=locks, time_ns=engine.machine.now,
+    )
+
+
+def _caller(coro: Any) -> str:
+    """", called from <function> (<file>:<line>)": the innermost frame of ``coro``'s await chain
+    that is neither trio's, anyio's nor lockfuzz's own (the target's code)."""
+    found = ""
+    seen = 0
+    while coro is not None and seen < 200:
+        seen += 1
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            module = str(frame.f_globals.get("__name__", ""))
+            top = module.partition(".")[0]
+            if top not in ("trio", "anyio", "outcome", "sniffio") and not module.startswith("lockfuzz._"):
+                code = frame.f_code
+                name = getattr(code, "co_qualname", code.co_name)
+                found = f", called from {name} ({os.path.basename(code.co_filename)}:{frame.f_lineno})"
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return found
 
 
 # -- the task of a context ------------------------------------------------------------------------
@@ -806,6 +950,11 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                 if _is_shielded(msg) and engine._decide_in_task(ctx):
                     value = _trio_internals.shielded_checkpoint_answer()  # trio's, without the pass
                     continue
+                foreign = _FOREIGN.get(getattr(getattr(msg, "abort_func", None), "__module__", None))
+                if foreign is not None and not engine._t_stopped:
+                    # A wait that only real time ends (a thread, the OS): refused where it begins,
+                    # so that the finding does not depend on how fast the thread or the OS is.
+                    engine._fail(_foreign_wait(engine, ctx, foreign))
                 try:
                     value = yield msg
                 except GeneratorExit:

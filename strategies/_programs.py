@@ -14,6 +14,8 @@ from lockfuzz._status import Level
 __all__ = ["budgets", "programs", "programs_for", "schedules"]
 
 _MS = 1_000_000
+#: The largest per-call budget ``programs_for`` draws by default (``budget_max_ns``).
+BUDGET_MAX_NS = 20 * _MS
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
@@ -246,7 +248,13 @@ def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
       (``Capabilities.interrupts``; see ``interrupts_for``).
     - A target written for at most N CPUs (``Capabilities.max_cpus``) gets programs of at most N;
       asking for more is an ``InvalidArgument``.
+    - ``budget_max_ns`` (default ``BUDGET_MAX_NS``, 20 ms, for targets with per-call budgets;
+      for any other target only when given) bounds the drawn budgets: raise it to test a lock
+      whose holders or releases take longer (``lockfuzz fuzz --budget-max``).
     """
+    budget_max_ns = kwargs.pop("budget_max_ns", None)
+    if budget_max_ns is not None:
+        _check_int("budget_max_ns", budget_max_ns, 1)
     caps = target.capabilities
     limit = caps.max_cpus
     if limit is not None:
@@ -264,8 +272,9 @@ def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
         if kwargs["ordered"] and kwargs.get("max_handlers", 1) and kwargs.get("max_locks", 2) < 2:
             kwargs["max_handlers"] = 0
     t = caps.timeouts
-    if "budgets" not in kwargs and t is not None and t.per_call:
-        kwargs["budgets"] = budgets(min_ns=0, max_ns=20 * _MS, near=(_MS,))
+    if "budgets" not in kwargs and (budget_max_ns is not None or t is not None and t.per_call):
+        hi = BUDGET_MAX_NS if budget_max_ns is None else budget_max_ns
+        kwargs["budgets"] = budgets(min_ns=0, max_ns=hi, near=(_MS,) if hi >= _MS else ())
     if "long_work_ns" not in kwargs and t is not None and not t.per_call:
         kwargs["long_work_ns"] = (t.min_ns + t.slack_ns, t.max_quiet_ns + t.slack_ns)
     return programs(**kwargs)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from .._events import ACQUIRE, ACQUIRED, DONE, IRQ_ENTER, IRQ_EXIT, MARK, RELEASE, RELEASED
+from .._events import ACQUIRE, ACQUIRED, CANCEL, DONE, IRQ_ENTER, IRQ_EXIT, MARK, RELEASE, RELEASED
 from .._status import Level, Mark, Status
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -47,6 +47,7 @@ class Attempt:
     free_since: int | None = None
     holding = False  # its context held another lock when the attempt began
     taken = False  # the target marked the step that took the lock (Mark.TAKEN)
+    cancelled = False  # the schedule cancelled its scope (the trio driver): it is leaving
     ahead: tuple[Attempt, ...] = ()  # FIFO locks: earlier arrivals it must wait for
 
     def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
@@ -186,8 +187,14 @@ class GroundTruth:
         return {
             ACQUIRE: self._on_acquire, ACQUIRED: self._on_acquired, RELEASE: self._on_release,
             RELEASED: self._on_released, IRQ_ENTER: self._on_irq, IRQ_EXIT: self._on_irq, DONE: self._on_irq,
-            MARK: self._on_mark,
+            MARK: self._on_mark, CANCEL: self._on_cancel,
         }  # fmt: skip
+
+    def _on_cancel(self, index: int, ctx: Context, obj: int, value: int) -> None:
+        """The schedule cancelled ``ctx``'s call (``CANCEL``): an attempt it was making is leaving."""
+        a = self.attempts.get(ctx.index)
+        if a is not None and value < 2:  # 2, 3: a trio deadline passed, which the target may outlive
+            a.cancelled = True
 
     def _on_acquire(self, index: int, ctx: Context, obj: int, value: int) -> None:
         now = self.engine.machine.now

@@ -5,7 +5,7 @@ its attempt on L, every attempt on L that has passed its doorway is *ahead* of X
 acquires L while one of those is still waiting, that waiter was overtaken once. A waiter whose
 per-call budget has run out is leaving, not waiting: a trio waiter leaves the lock's queue when
 its deadline passes and returns ETIMEDOUT only when it next runs, and a later arrival that takes
-the lock in between has not overtaken it.
+the lock in between has not overtaken it. So is a waiter whose scope the schedule cancelled.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class FairnessOracle(Oracle):
             now = engine.machine.now
             for b in ahead:
                 if id(b) in still:
+                    if b.cancelled:
+                        continue  # cancelled: it is leaving, not waiting
                     if timeouts is not None and timeouts.per_call and now - b.start >= b.budget:
                         continue  # its budget has run out: it is leaving (ETIMEDOUT), not waiting
                     n = self.overtaken.get(b, 0) + 1

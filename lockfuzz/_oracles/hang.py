@@ -37,6 +37,9 @@ def hang_violation(engine: Engine) -> Exception:
     names = tuple(sorted({c.name for s in engine.stacks for c in s}))
     text = "; ".join(graph) or "no context waits on a lock"
     if engine.phase == "final":
+        from .final_state import cancelled_calls
+
+        text += "".join(cancelled_calls(engine, lock) for lock in range(engine.machine.n_locks))
         return Violation("final-state", "hang", f"the final check hangs: {text}", contexts=names,
                          time_ns=engine.machine.now)
     if truth.cycles:

@@ -20,6 +20,18 @@ from .._program import Program
 
 Search = Generator[DecisionSource, RunResult, None]
 
+#: Cancellation decisions (the trio driver's ``Settings.cancels``) come last among a decision
+#: point's options, one per context that may be cancelled (``engine._cancelable``). A random
+#: source that lands on one keeps it with this probability, else chooses among the other
+#: options: every checkpoint can still be cancelled, but most runs are not cut short by a
+#: cancellation at their first checkpoint (a context whose call is cancelled ends its line).
+CANCEL_KEEP = 1 / 8
+
+
+def cancel_options(engine: Any) -> int:
+    """How many of the options at ``engine``'s decision point are cancellations (the last ones)."""
+    return len(getattr(engine, "_cancelable", ()))
+
 
 def derive_seed(*parts: Any) -> int:
     """A 64-bit seed from any reprs, the same in every process."""

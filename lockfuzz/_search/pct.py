@@ -27,6 +27,14 @@ class Pct:
         self.change_points = {self.rng.randint(1, max(1, k)): j for j in range(1, depth)}
         self.priority: dict[Any, float] = {}
         self.point = 0
+        # Cancellation decisions (trio targets): never by priority; in half the runs, one
+        # cancellation at the first decision point from a random one on that offers any. Its
+        # own generator, so that runs without cancellations draw what they drew before.
+        cancels = random.Random(f"pct-cancel-{seed}")
+        self.cancel_at = cancels.randint(1, max(1, k)) if cancels.random() < 0.5 else 0
+
+    def rng_cancel(self, k: int) -> int:
+        return (self.point * 2654435761) % k  # which one: a fixed function of the point
 
     def _prio(self, key: Any) -> float:
         p = self.priority.get(key)
@@ -37,6 +45,12 @@ class Pct:
     def choose(self, n: int, engine: Any) -> int:
         self.point += 1
         options = engine.options()
+        if options[-1][0] == "cancel":
+            k = sum(1 for opt in options if opt[0] == "cancel")
+            if self.cancel_at and self.point >= self.cancel_at:
+                self.cancel_at = 0
+                return len(options) - k + self.rng_cancel(k)
+            options = options[:-k]
         keys = [opt[1] if opt[0] == "run" else opt for opt in options]
         j = self.change_points.get(self.point)
         if j is not None and engine.cur is not None:

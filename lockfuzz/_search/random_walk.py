@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 from .._program import Program
-from ._base import Search, SearchStrategy, derive_seed
+from ._base import CANCEL_KEEP, Search, SearchStrategy, cancel_options, derive_seed
 
 
 class RandomWalk:
@@ -23,7 +23,11 @@ class RandomWalk:
     def choose(self, n: int, engine: object) -> int:
         # int(random() * n) rather than randrange(n): a third of the cost, and as deterministic
         # (Mersenne Twister doubles are the same on every platform).
-        return int(self._random() * n)
+        d = int(self._random() * n)
+        k = cancel_options(engine)
+        if k and d >= n - k and self._random() >= CANCEL_KEEP:
+            d = int(self._random() * (n - k))  # a cancellation, mostly declined (CANCEL_KEEP)
+        return d
 
 
 class RandomWalkSearch(SearchStrategy):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 
 from .._program import Program
-from ._base import Search, SearchStrategy, derive_seed
+from ._base import CANCEL_KEEP, Search, SearchStrategy, cancel_options, derive_seed
 from .random_walk import RandomWalk
 
 # None: uniform. Otherwise the probability of a nonzero decision at each point.
@@ -33,7 +33,11 @@ class SparseWalk:
 
     def choose(self, n: int, engine: object) -> int:
         if self._random() < self._p:
-            return 1 + self._randrange(n - 1)
+            d = 1 + self._randrange(n - 1)
+            k = cancel_options(engine)
+            if k and d >= n - k and self._random() >= CANCEL_KEEP:
+                return 0  # a cancellation, mostly declined (CANCEL_KEEP)
+            return d
         return 0
 
 

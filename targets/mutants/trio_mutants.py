@@ -6,6 +6,13 @@ has waited longest (a ``trio.Event`` per waiter in a queue), with per-call budge
 handed to it meanwhile, passes it on). It promises FIFO with an empty doorway, like ``trio.Lock``.
 Each mutant below changes one thing; its docstring says what and which oracle catches it.
 
+Two correct bases and their mutants fail only under cancellation: they claim no timeouts (so a
+budget never cancels anything), and only the schedule's cancellation decisions
+(``Settings.cancels``, as a nursery being cancelled) reach their clean-up code.
+``YieldingHandoffLock`` is ``HandoffLock`` whose woken waiter checkpoints once more before it
+returns (a cancellation can land after the hand-off); ``ParkingSemaphore`` is a one-permit
+semaphore over a ``trio.lowlevel.ParkingLot`` whose release hands the permit to a parked waiter.
+
 ``MUTANTS``/``EXPECTED``/``SCENARIOS``/``BASES`` follow ``targets/mutants/__init__.py`` and
 ``scenarios.py``: name -> import path, name -> oracle, name -> a small program in which a seeded
 random walk finds the bug, name -> the correct target that runs that program cleanly.
@@ -18,11 +25,14 @@ from typing import Any, ClassVar
 
 import trio
 
-from lockfuzz import Capabilities, CpuProgram, Fairness, Lock, Program, Status, Target, Timeouts, Unlock, Work
+from lockfuzz import (
+    Capabilities, Context, CpuProgram, Fairness, Lock, Machine, Program, Status, Target, Timeouts, Unlock, Work,
+)
 
 __all__ = [
-    "BASES", "CheckThenSetLock", "EXPECTED", "HandoffLock", "LateQueueLock", "LeakyPermitLock", "MUTANTS",
-    "SCENARIOS", "WrongWaiterLock",
+    "BASES", "CheckThenSetLock", "DoubleCountSemaphore", "EXPECTED", "ForgetfulHandoffLock", "HandoffLock",
+    "LateQueueLock", "LeakyPermitLock", "MUTANTS", "ParkingSemaphore", "SCENARIOS", "WrongWaiterLock",
+    "YieldingHandoffLock",
 ]  # fmt: skip
 
 
@@ -169,6 +179,101 @@ class WrongWaiterLock(HandoffLock):
         return queue.pop()  # BUG: LIFO
 
 
+class YieldingHandoffLock(HandoffLock):
+    """Correct: ``HandoffLock`` whose woken waiter checkpoints once more before it returns, and
+    which claims no timeouts (budgets are ignored; only a cancellation ends a wait). A waiter
+    cancelled after the hand-off passes the lock on (``leave``)."""
+
+    capabilities = Capabilities(fairness=Fairness(overtakes=0, doorway_steps=0))
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        if not self.held[lock]:
+            self.held[lock] = True
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return Status.OK
+        await self.wait_turn(lock)
+        return Status.OK
+
+    async def wait_turn(self, lock: int) -> None:
+        turn = trio.Event()
+        self.queue[lock].append(turn)
+        try:
+            await turn.wait()
+            await trio.lowlevel.checkpoint()  # "let the releaser run on": a cancel point after the hand-off
+        except trio.Cancelled:
+            self.leave(lock, turn)
+            raise
+
+
+class ForgetfulHandoffLock(YieldingHandoffLock):
+    """Mutant: forgets to hand the lock on when a woken waiter is cancelled.
+
+    Broken: a cancelled waiter leaves the queue if it is still in it, and does nothing else; the
+    case where the lock was already handed to it (its event set, a cancellation landing at its
+    checkpoint after the wake-up) is forgotten. The lock stays held by nobody: every later
+    acquisition waits for ever, the final check's included (a hang in the final check). Found
+    only with cancellation decisions (the lock claims no timeouts, so no budget ever cancels a
+    waiter). Caught by: **final-state**.
+    """
+
+    def leave(self, lock: int, turn: trio.Event) -> None:
+        if turn in self.queue[lock]:  # BUG: a waiter already handed the lock must pass it on
+            self.queue[lock].remove(turn)
+
+
+class ParkingSemaphore(Target):
+    """Correct: a one-permit semaphore over ``trio.lowlevel.ParkingLot``s; a release hands the
+    permit straight to the longest-parked waiter (``unpark``), else puts it back. A waiter
+    cancelled while parked never had a permit and gives none back. No timeouts and no fairness
+    claimed (a fairness claim would see the double count's newcomer overtake the holder whose
+    ``acquire`` has not returned yet, before mutual exclusion sees two holders)."""
+
+    driver: ClassVar[str] = "trio"
+    capabilities = Capabilities()
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.value = [1] * machine.n_locks
+        self.lots = [trio.lowlevel.ParkingLot() for _ in range(machine.n_locks)]
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        if self.value[lock] > 0:
+            self.value[lock] -= 1
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return Status.OK
+        try:
+            await self.lots[lock].park()  # returns holding the permit its releaser handed over
+        except trio.Cancelled:
+            self.cancelled(lock)
+            raise
+        return Status.OK
+
+    def cancelled(self, lock: int) -> None:
+        """A parked waiter was cancelled: it held no permit, so there is nothing to give back."""
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        if self.lots[lock]:
+            self.lots[lock].unpark()
+        else:
+            self.value[lock] += 1
+
+    def check(self) -> list[str]:
+        return [f"L{i} has {len(lot)} waiter(s) parked" for i, lot in enumerate(self.lots) if lot]
+
+
+class DoubleCountSemaphore(ParkingSemaphore):
+    """Mutant: double-counts a cancelled acquire.
+
+    Broken: a waiter cancelled while parked "gives back" the permit it was waiting for, which
+    it never had: the semaphore now counts one permit more than it has. The next release
+    finds nobody parked and adds its own: two permits, two holders. Found only with
+    cancellation decisions (no timeouts claimed). Caught by: **mutual-exclusion**.
+    """
+
+    def cancelled(self, lock: int) -> None:
+        self.value[lock] += 1  # BUG: it never took a permit
+
+
 _P = "lockfuzz.targets.mutants.trio_mutants"
 
 MUTANTS: dict[str, str] = {
@@ -176,6 +281,8 @@ MUTANTS: dict[str, str] = {
     "trio_leaky_permit": f"{_P}:LeakyPermitLock",
     "trio_wrong_waiter": f"{_P}:WrongWaiterLock",
     "trio_lost_wakeup": f"{_P}:LateQueueLock",
+    "trio_forgotten_handoff": f"{_P}:ForgetfulHandoffLock",
+    "trio_double_count": f"{_P}:DoubleCountSemaphore",
 }
 
 EXPECTED: dict[str, str] = {
@@ -183,6 +290,8 @@ EXPECTED: dict[str, str] = {
     "trio_leaky_permit": "final-state",
     "trio_wrong_waiter": "fairness",
     "trio_lost_wakeup": "etimedout",
+    "trio_forgotten_handoff": "final-state",
+    "trio_double_count": "mutual-exclusion",
 }
 
 
@@ -207,6 +316,12 @@ SCENARIOS: dict[str, Program] = {
     # A holder and a waiter that finds the lock held: the release, run in the waiter's checkpoint
     # before it queues, frees the lock behind its back; the waiter sleeps out its 5 ms budget.
     "trio_lost_wakeup": Program(cpus=_cpus(_cs(0, work_ns=100), _cs(0, budget_ns=5 * _MS)), n_locks=1),
+    # A holder and a waiter, cancelled after the release handed it the lock.
+    "trio_forgotten_handoff": Program(cpus=_cpus(_cs(0, work_ns=100), _cs(0)), n_locks=1),
+    # A holder and a waiter cancelled while parked; a third task takes the permit it gave back.
+    "trio_double_count": Program(cpus=_cpus(_cs(0, work_ns=100), _cs(0), _cs(0, work_ns=100)), n_locks=1),
 }
 
 BASES: dict[str, str] = {name: f"{_P}:HandoffLock" for name in MUTANTS}
+BASES["trio_forgotten_handoff"] = f"{_P}:YieldingHandoffLock"
+BASES["trio_double_count"] = f"{_P}:ParkingSemaphore"

@@ -518,9 +518,9 @@ def test_trio_targets_run_without_interrupt_handlers_unless_asked(capsys, tmp_pa
 
     assert not interrupts_for(TrioLock) and interrupts_for(lockfuzz.resolve_target("tas"))
     assert main(["fuzz", "trio_lock", "--runs", "60", "--quiet", "--failure-dir", str(tmp_path)]) == 0
-    assert "(swarm, seed 0, interrupts off)" in capsys.readouterr().out
+    assert "(swarm, seed 0, interrupts off, cancellations on)" in capsys.readouterr().out
     assert main(["fuzz", "trio_lock", "--runs", "60", "--quiet", "--interrupts", "--failure-dir", str(tmp_path)]) == 0
-    assert "(swarm, seed 0, interrupts on)" in capsys.readouterr().out
+    assert "(swarm, seed 0, interrupts on, cancellations on)" in capsys.readouterr().out
 
     class Opted(TrioLock):
         capabilities = lockfuzz.Capabilities(timeouts=TrioLock.capabilities.timeouts, interrupts=True)

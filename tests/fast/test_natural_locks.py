@@ -170,6 +170,14 @@ def statuses(result: RunResult) -> list[Status]:
     return out
 
 
+def ok_unless_cancelled(result: RunResult) -> int:
+    """How many of the program's acquisitions returned; each must be OK, unless the schedule
+    cancelled it (a trio lock's acquisition under ``Settings.cancels``: ECANCELED)."""
+    got = statuses(result)
+    assert all(s in (Status.OK, Status.ECANCELED) for s in got), got
+    return len(got)
+
+
 # -- the issue's exact cases -------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", SPINNERS, ids=ids)
 def test_a_plain_spinner_behind_a_600us_hold_is_clean_and_cheap(cls):  # type: ignore[no-untyped-def]
@@ -179,7 +187,7 @@ def test_a_plain_spinner_behind_a_600us_hold_is_clean_and_cheap(cls):  # type: i
     for name, make in schedules():
         result = run_clean(cls, program, make(), name)
         assert result.steps < MAX_STEPS, f"{cls.__name__}, {name}: {result.steps} steps"
-        assert statuses(result) == [Status.OK, Status.OK]
+        assert ok_unless_cancelled(result) == 2
 
 
 def test_a_trio_sleep0_spinner_behind_a_2ms_hold_is_clean_and_cheap():
@@ -189,7 +197,7 @@ def test_a_trio_sleep0_spinner_behind_a_2ms_hold_is_clean_and_cheap():
     for name, make in schedules():
         result = run_clean(TrioSleepZeroSpinLock, program, make(), name)
         assert result.steps < MAX_STEPS, f"{name}: {result.steps} steps"
-        assert statuses(result) == [Status.OK, Status.OK]
+        assert ok_unless_cancelled(result) == 2
 
 
 @pytest.mark.parametrize("program", [long_hold, two_waiters, nested_hold, handler_waits], ids=lambda f: f.__name__)
@@ -201,7 +209,7 @@ def test_every_natural_lock_is_clean_and_cheap_behind_long_holds(cls, hold_ns, p
     for name, make in schedules():
         result = run_clean(cls, prog, make(), name)
         assert result.steps < MAX_STEPS, f"{cls.__name__}, {name}: {result.steps} steps"
-        assert all(s == Status.OK for s in statuses(result)), statuses(result)
+        assert ok_unless_cancelled(result) == len(statuses(result))
 
 
 @pytest.mark.parametrize("irq_ns", [100 * US, 300 * US], ids=["irq100us", "irq300us"])

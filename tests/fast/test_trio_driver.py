@@ -38,6 +38,8 @@ from lockfuzz.targets.tas import TasLock
 from lockfuzz.targets.ticket import TicketLock
 from lockfuzz.targets.trio_locks import AnyioLock, TrioCapacityLimiter, TrioLock, TrioSemaphore, TrioStrictFIFOLock
 
+NO_CANCELS = Settings(cancels=False)
+
 _MS = 1_000_000
 
 
@@ -219,7 +221,8 @@ def test_every_trio_checkpoint_is_a_step_and_a_decision_point():
     # Two tasks, one trio.Lock. cpu0 starts and takes it (trio.Lock.acquire ends in a
     # cancel-shielded checkpoint); at that checkpoint cpu1 could run too: decision 1 runs it; it
     # queues behind cpu0 and parks; then only cpu0 can run (no decision) until it is done.
-    r = run_trio(TrioLock, Program(cpus=_cpus(_cs(), _cs()), n_locks=1), [0, 1])
+    # (Without cancellation decisions, which add options of their own: test_trio_cancel.py.)
+    r = run_trio(TrioLock, Program(cpus=_cpus(_cs(), _cs()), n_locks=1), [0, 1], settings=NO_CANCELS)
     names = r.trace.contexts
     steps = [(names[e[1]], e[2]) for e in r.trace.events if e[2] < 20 and e[1] >= 0]
     assert steps[:3] == [("cpu0.task", START), ("cpu1.task", START), ("cpu0.task", CHECKPOINT)]
@@ -537,9 +540,13 @@ def test_real_trio_locks_keep_their_promises(cls):  # type: ignore[no-untyped-de
 def test_trio_lock_fairness_is_checked():
     # Three tasks queue on one trio.Lock: FIFO holds under every schedule the walk tries, and the
     # same program on the LIFO mutant (same capabilities) is caught: the oracle is really on.
+    # (Without cancellation decisions, which a uniform walk takes often: they cut lines short.)
     program = trio_mutants.SCENARIOS["trio_wrong_waiter"]
-    assert all(run_trio(TrioLock, program, RandomWalk(s)).violation is None for s in range(40))
-    found = [run_trio(trio_mutants.WrongWaiterLock, program, RandomWalk(s)).violation for s in range(40)]
+    assert all(run_trio(TrioLock, program, RandomWalk(s), settings=NO_CANCELS).violation is None for s in range(40))
+    found = [
+        run_trio(trio_mutants.WrongWaiterLock, program, RandomWalk(s), settings=NO_CANCELS).violation
+        for s in range(40)
+    ]
     assert any(v is not None and v.signature == ("fairness", "overtaken") for v in found)
 
 

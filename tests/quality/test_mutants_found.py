@@ -18,6 +18,7 @@ from lockfuzz.targets.mutants.scenarios import BASES, SCENARIOS
 
 import lockfuzz
 from lockfuzz import Settings, resolve_target
+from lockfuzz._events import CANCEL
 from lockfuzz._oracles import ORACLE_NAMES
 
 MAX_RUNS = 500
@@ -28,6 +29,7 @@ SETTINGS = Settings()
 #: long critical section or a relock shows on its own.
 NEEDS_PREEMPTION = {
     "nonatomic_tas", "torn_ticket", "unfair_ticket", "lost_handoff", "bystander_edeadlk", "trio_lost_wakeup",
+    "trio_forgotten_handoff", "trio_double_count",  # a cancellation decision is a nonzero decision
 }
 
 ORACLES = set(ORACLE_NAMES) | {"hang", "livelock", "target-fault"}
@@ -105,3 +107,18 @@ def test_the_base_survives_more_schedules(name):
     for seed in range(MAX_RUNS, MAX_RUNS + 40):
         result = lockfuzz.run(BASES[name], SCENARIOS[name], RandomWalk(seed), settings=SETTINGS)
         assert result.violation is None, f"{BASES[name]} (seed {seed}): {result.violation}"
+
+
+#: Mutants whose bug only a cancellation decision reaches (``Settings.cancels``; they claim no
+#: timeouts, so no budget ever cancels a waiter).
+CANCEL_ONLY = {"trio_forgotten_handoff", "trio_double_count"}
+
+
+@pytest.mark.parametrize("name", sorted(CANCEL_ONLY))
+def test_without_cancellation_decisions_the_bug_stays_hidden(name):
+    program = SCENARIOS[name]
+    for seed in range(MAX_RUNS):
+        result = lockfuzz.run(MUTANTS[name], program, RandomWalk(seed), settings=Settings(cancels=False))
+        assert result.violation is None, f"{name} (seed {seed}): {result.violation}"
+    found = first_violation(MUTANTS[name], program)  # the same walks, cancellations on
+    assert found is not None and any(e[2] == CANCEL for e in found[1].trace.events)

@@ -1,0 +1,135 @@
+"""``trio_target``: any trio lock object as a target, in one line.
+
+The common shape of a trio user's lock is an object with ``await lock.acquire()`` and
+``lock.release()`` (sync or async), or one used as ``async with lock:``. ``trio_target(factory)``
+makes a target class (``driver = "trio"``) that calls ``factory()`` once per lock of the program
+and, for each acquisition, runs it under ``trio.move_on_after(budget)``: OK, or ETIMEDOUT when the
+budget ran out; a ``RuntimeError`` that says the caller already holds it (trio's and anyio's
+wording) is EDEADLK. A release calls ``release()`` (awaited if it returns an awaitable) or
+``__aexit__``. The bundled adapters (``lockfuzz.targets.trio_locks``) are subclasses of it.
+
+Failure files name a target by import path (``module:Class``), so give the class a module-level
+name equal to ``name`` (``MyLockTarget = lockfuzz.trio_target(MyLock)`` with the default name), or
+subclass it (``class MyLockTarget(lockfuzz.trio_target(MyLock)): ...``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import Any, Callable, ClassVar
+
+import trio
+
+from ._capabilities import Capabilities, Fairness, Timeouts
+from ._errors import InvalidArgument
+from ._status import Status
+from ._target import Target
+
+__all__ = ["trio_target"]
+
+#: Per-call budgets. The slack covers the steps between a deadline passing and the timed-out task
+#: being scheduled (one step per decision the other contexts win meanwhile).
+BUDGETS = Timeouts(per_call=True, slack_ns=100_000)
+
+
+def trio_target(
+    factory: Callable[[], Any],
+    *,
+    name: str | None = None,
+    fairness: Fairness | None = None,
+    timeouts: bool = True,
+    held: Callable[[Any], bool] | None = None,
+    interrupts: bool | None = None,
+) -> type[Target]:
+    """A target class over the lock objects ``factory()`` makes (see the module doc).
+
+    - ``fairness``: what the lock documents (``Fairness(overtakes=0, doorway_steps=0)`` for FIFO
+      like ``trio.Lock``); none by default, and the oracles hold it to exactly that;
+    - ``timeouts``: whether acquisitions honour their budget (``trio.move_on_after``); with
+      False, budgets are ignored and a waiter waits until the lock is its own (or a cancellation);
+    - ``held(obj)``: whether a lock object is still held, for the final check (default:
+      ``obj.locked()`` if it has one);
+    - ``interrupts``: ``Capabilities.interrupts`` (default: none, as for any trio target).
+    """
+    if not callable(factory):
+        raise InvalidArgument(f"trio_target: factory={factory!r}, expected a callable that makes one lock")
+    if fairness is not None and not isinstance(fairness, Fairness):
+        raise InvalidArgument(f"trio_target: fairness={fairness!r}, expected a lockfuzz.Fairness or None")
+    if not isinstance(timeouts, bool):
+        raise InvalidArgument(f"trio_target: timeouts={timeouts!r}, expected True or False")
+    label = name or f"{getattr(factory, '__name__', 'Lock').strip('<>')}Target"
+    caps = Capabilities(timeouts=BUDGETS if timeouts else None, fairness=fairness, interrupts=interrupts)
+    caller = sys._getframe(1).f_globals.get("__name__", __name__)
+    namespace = {
+        "__module__": caller, "__qualname__": label, "__doc__": f"``{label}``: {factory!r} as a trio target.",
+        "capabilities": caps, "factory": staticmethod(factory), "timeouts": timeouts,
+        "is_held": staticmethod(held) if held is not None else staticmethod(_locked),
+    }  # fmt: skip
+    return type(label, (_TrioTarget,), namespace)
+
+
+def _locked(obj: Any) -> bool:
+    locked = getattr(obj, "locked", None)
+    return bool(locked()) if callable(locked) else False
+
+
+class _TrioTarget(Target):
+    """What ``trio_target`` makes: one object per lock; see the module doc."""
+
+    driver: ClassVar[str] = "trio"
+    factory: ClassVar[Callable[[], Any]]
+    timeouts: ClassVar[bool] = True
+    is_held: ClassVar[Callable[[Any], bool]]
+
+    def __init__(self, machine: Any) -> None:
+        super().__init__(machine)
+        self.locks = [self.make() for _ in range(machine.n_locks)]
+
+    def make(self) -> Any:
+        """One lock object (``factory()``; a subclass may override it)."""
+        return type(self).factory()
+
+    async def acquire(self, ctx: Any, lock: int, budget_ns: int) -> Status:
+        obj = self.locks[lock]
+        if not self.timeouts:
+            return await self._take(obj)
+        with trio.move_on_after(budget_ns / 1e9):
+            return await self._take(obj)
+        return Status.ETIMEDOUT
+
+    async def _take(self, obj: Any) -> Status:
+        try:
+            take = getattr(obj, "acquire", None)
+            if take is not None:
+                await take()
+            else:
+                await obj.__aenter__()
+        except RuntimeError as exc:
+            return retaken(exc)
+        return Status.OK
+
+    async def release(self, ctx: Any, lock: int) -> None:
+        obj = self.locks[lock]
+        give = getattr(obj, "release", None)
+        if give is not None:
+            result = give()
+            if inspect.isawaitable(result):
+                await result
+        else:
+            await obj.__aexit__(None, None, None)
+
+    def check(self) -> list[str]:
+        held = type(self).is_held
+        return [f"L{i} is still held" for i, x in enumerate(self.locks) if held(x)]
+
+
+def retaken(exc: RuntimeError) -> Status:
+    """EDEADLK for the error a lock raises when its holder takes it again (trio.Lock: "attempt
+    to re-acquire an already held Lock", CapacityLimiter: "this borrower is already holding one
+    of this CapacityLimiter's tokens", anyio.Lock: "Attempted to acquire an already held Lock");
+    any other RuntimeError is the target's fault and goes on up."""
+    text = str(exc)
+    if "already held" in text or "already holding" in text:
+        return Status.EDEADLK
+    raise exc

@@ -1,0 +1,254 @@
+"""Issue 11, the rest: foreign waits refused clearly, ``--budget-max``, ``--cancellations``, and the
+generic adapter ``lockfuzz.trio_target``."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import trio
+from hypothesis import HealthCheck, find, settings
+from hypothesis.errors import InvalidArgument as HypothesisInvalidArgument
+
+import lockfuzz
+from lockfuzz import CpuProgram, Fairness, Lock, Program, Status, Unlock, Work, trio_target
+from lockfuzz._cli import main
+from lockfuzz._trio_adapter import _TrioTarget
+from lockfuzz._trio_driver import run_trio
+from lockfuzz.strategies import programs_for
+from lockfuzz.targets.trio_locks import AnyioLock, TrioCapacityLimiter, TrioLock, TrioSemaphore, TrioStrictFIFOLock
+
+MS = 1_000_000
+FOREIGN = textwrap.dedent('''
+    import socket
+    import time
+
+    import trio
+
+    from lockfuzz import Capabilities, Status, Target
+
+
+    class _Base(Target):
+        driver = "trio"
+        capabilities = Capabilities()
+
+        def __init__(self, machine):
+            super().__init__(machine)
+            self.locks = [trio.Lock() for _ in range(machine.n_locks)]
+
+        async def acquire(self, ctx, lock, budget_ns):
+            await self.locks[lock].acquire()
+            return Status.OK
+
+        async def release(self, ctx, lock):
+            self.locks[lock].release()
+
+
+    class ThreadRelease(_Base):
+        async def release(self, ctx, lock):
+            await trio.to_thread.run_sync(time.sleep, 0.001)  # an audit log written in a thread
+            self.locks[lock].release()
+
+
+    class SocketAcquire(_Base):
+        async def acquire(self, ctx, lock, budget_ns):
+            a, b = socket.socketpair()
+            try:
+                await trio.lowlevel.wait_readable(a)  # asks a lock server: real I/O
+            finally:
+                a.close()
+                b.close()
+            return Status.OK
+''')
+
+
+@pytest.fixture()
+def foreign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "foreign_locks.py").write_text(FOREIGN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+# -- foreign waits ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(("cls", "what", "where"), [
+    ("ThreadRelease", "trio.to_thread.run_sync", "ThreadRelease.release"),
+    ("SocketAcquire", "real I/O", "SocketAcquire.acquire"),
+])
+def test_a_foreign_wait_is_a_finding_that_names_the_call_and_replays(foreign, capsys, cls, what, where):  # type: ignore[no-untyped-def]
+    out_dir = foreign / "failures"
+    code = main(["fuzz", f"foreign_locks:{cls}", "--runs", "40", "--failure-dir", str(out_dir)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "target-fault/foreign-wait" in out and what in out and where in out, out
+    (path,) = out_dir.glob("*.json")
+    data = json.loads(path.read_text())
+    assert data["signature"] == {"oracle": "target-fault", "kind": "foreign-wait"}
+    for _ in range(2):  # the same finding on every replay: decided where the wait begins
+        assert main(["replay", str(path)]) == 1
+        replayed = capsys.readouterr().out
+        assert "reproduced" in replayed and "foreign-wait" in replayed
+
+
+def test_the_same_foreign_wait_gives_the_same_trace_every_time(foreign):  # type: ignore[no-untyped-def]
+    cls = lockfuzz.resolve_target("foreign_locks:ThreadRelease")
+    program = Program(cpus=(CpuProgram(task=(Lock(0), Unlock(0))),) * 2, n_locks=1)
+    runs = [run_trio(cls, program, []) for _ in range(3)]
+    assert {r.trace.hash() for r in runs} == {runs[0].trace.hash()}
+    assert runs[0].violation is not None and runs[0].violation.signature == ("target-fault", "foreign-wait")
+    assert run_trio(TrioLock, program, []).violation is None  # the host serves on
+
+
+# -- budgets ---------------------------------------------------------------------------------------
+def _largest_budget(program: Program) -> int:
+    return max((op.budget_ns for cp in program.cpus for op in cp.task if isinstance(op, Lock)), default=0)
+
+
+def test_budget_max_bounds_the_drawn_budgets():
+    quick = settings(database=None, derandomize=True, max_examples=100, suppress_health_check=list(HealthCheck))
+    default = programs_for(TrioLock)
+    with pytest.raises(Exception, match="No examples"):
+        find(default, lambda p: _largest_budget(p) > 20 * MS, settings=quick)
+    long = programs_for(TrioLock, budget_max_ns=2_000 * MS)
+    found = find(long, lambda p: _largest_budget(p) > 1_000 * MS, settings=quick)
+    assert _largest_budget(found) <= 2_000 * MS
+    with pytest.raises(HypothesisInvalidArgument, match="budget_max_ns"):
+        programs_for(TrioLock, budget_max_ns=0)
+
+
+class AuditSleepLock(trio_target(trio.Lock)):  # type: ignore[misc]
+    """trio.Lock whose release writes an audit record that takes 1 s (virtual time)."""
+
+    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+        await trio.sleep(1)
+        self.locks[lock].release()
+
+
+def test_a_waiter_behind_a_slow_release_needs_a_budget_longer_than_it():
+    def program(budget_ns: int) -> Program:
+        return Program(cpus=(CpuProgram(task=(Lock(0), Unlock(0))), CpuProgram(task=(Lock(0, budget_ns), Unlock(0)))),
+                       n_locks=1)
+
+    def waiter(budget_ns: int) -> list[int]:
+        r = run_trio(AuditSleepLock, program(budget_ns), [0, 1], settings=lockfuzz.Settings(cancels=False))
+        assert r.violation is None, r.violation
+        return [e[4] for e in r.trace.events if e[2] == 21 and e[1] == 1]  # ACQUIRED of cpu1
+
+    assert waiter(20 * MS) == [Status.ETIMEDOUT]  # the default range: it can only time out
+    assert waiter(2_000 * MS) == [Status.OK]  # what --budget-max 2s lets a campaign draw
+
+
+def test_the_cli_takes_budget_max_and_cancellations(capsys, tmp_path):  # type: ignore[no-untyped-def]
+    args = ["fuzz", "trio_lock", "--runs", "30", "--quiet", "--failure-dir", str(tmp_path)]
+    assert main([*args, "--budget-max", "2s"]) == 0
+    assert "interrupts off, cancellations on" in capsys.readouterr().out
+    assert main([*args, "--no-cancellations"]) == 0
+    assert "cancellations off" in capsys.readouterr().out
+    assert main(["fuzz", "tas", "--runs", "10", "--quiet", "--budget-max", "500us"]) == 0
+    assert "cancellations" not in capsys.readouterr().out  # a target over cells has none
+    for bad in ("5", "0ns", "fast", "1.2.3ms", "-1ms"):
+        assert main([*args, "--budget-max", bad]) == 2
+        assert "--budget-max" in capsys.readouterr().err
+    # Without cancellation decisions a cancel-only bug stays hidden; with them it is found.
+    mutant = ["fuzz", "trio_double_count", "--runs", "400", "--quiet", "--failure-dir", str(tmp_path)]
+    assert main([*mutant, "--no-cancellations"]) == 0
+    assert main(mutant) == 1
+    assert "mutual-exclusion" in capsys.readouterr().out
+
+
+# -- the generic adapter ---------------------------------------------------------------------------
+class ReleaseAsync:
+    """A user's lock: async acquire and async release, built on trio.Lock."""
+
+    def __init__(self) -> None:
+        self._lock = trio.Lock()
+
+    async def acquire(self) -> None:
+        await self._lock.acquire()
+
+    async def release(self) -> None:
+        await trio.lowlevel.checkpoint()  # flushes something first (a cancellation here is a leak)
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+
+class ContextOnly:
+    """A user's lock usable only as ``async with``."""
+
+    def __init__(self) -> None:
+        self._sem = trio.Semaphore(1)
+
+    async def __aenter__(self) -> None:
+        await self._sem.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._sem.release()
+
+
+class NoExclusion:
+    """Broken: lets everyone in."""
+
+    async def __aenter__(self) -> None:
+        await trio.sleep(0)
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+ReleaseAsyncTarget = trio_target(ReleaseAsync, fairness=Fairness(overtakes=0, doorway_steps=0))
+ContextOnlyTarget = trio_target(ContextOnly, timeouts=False)
+NoExclusionTarget = trio_target(NoExclusion)
+
+
+def test_trio_target_makes_a_target_in_one_line():
+    assert lockfuzz.resolve_target(lockfuzz.target_path(ContextOnlyTarget)) is ContextOnlyTarget
+    assert ContextOnlyTarget.driver == "trio" and ContextOnlyTarget.capabilities.timeouts is None
+    assert ReleaseAsyncTarget.capabilities.fairness == Fairness(overtakes=0, doorway_steps=0)
+    for cls in (TrioLock, TrioStrictFIFOLock, TrioSemaphore, TrioCapacityLimiter, AnyioLock):
+        assert issubclass(cls, _TrioTarget)  # the bundled adapters are made with it
+    report = lockfuzz.fuzz(ContextOnlyTarget, runs=300, seed=2)
+    assert not report.found, report.found[0].failure.violation
+    two = Program(cpus=(CpuProgram(task=(Lock(0), Work(5), Unlock(0))),) * 2, n_locks=1)
+    found = [run_trio(NoExclusionTarget, two, lockfuzz._search.random_walk.RandomWalk(s)).violation for s in range(30)]
+    assert any(v is not None and v.oracle == "mutual-exclusion" for v in found)
+    with pytest.raises(lockfuzz.InvalidArgument, match="factory"):
+        trio_target(42)  # type: ignore[arg-type]
+    with pytest.raises(lockfuzz.InvalidArgument, match="fairness"):
+        trio_target(trio.Lock, fairness="fifo")  # type: ignore[arg-type]
+    with pytest.raises(lockfuzz.InvalidArgument, match="timeouts"):
+        trio_target(trio.Lock, timeouts=1)  # type: ignore[arg-type]
+
+
+def test_trio_target_with_an_async_release_is_held_to_cancellation():
+    # The user's release awaits before it lets go: a line cancelled while it holds the lock
+    # releases under cancellation, which raises at that checkpoint and leaks the lock.
+    program = Program(cpus=(CpuProgram(task=(Lock(0, MS), Work(5), Unlock(0))),) * 2, n_locks=1)
+    found = None
+    for seed in range(200):
+        r = run_trio(ReleaseAsyncTarget, program, lockfuzz._search.random_walk.RandomWalk(seed))
+        if r.violation is not None:
+            found = r
+            break
+    assert found is not None and found.violation.oracle in ("final-state", "etimedout"), found and found.violation
+    assert any(e[2] == 30 for e in found.trace.events)  # a cancellation did it
+    clean = [run_trio(ReleaseAsyncTarget, program, lockfuzz._search.random_walk.RandomWalk(s),
+                      settings=lockfuzz.Settings(cancels=False)).violation for s in range(50)]
+    assert clean == [None] * 50
+
+
+def test_the_readme_tour_trio_lock_is_caught_only_through_cancellation(tmp_path, monkeypatch, capsys):  # type: ignore[no-untyped-def]
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = re.search(r"```python\n# mytriolock.py\n(.*?)```", readme, re.S)
+    assert code is not None
+    (tmp_path / "mytriolock.py").write_text(code.group(1))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["fuzz", "mytriolock:MyTrioLockTarget", "--quiet", "--failure-dir", str(tmp_path / "f")]
+    assert main([*args, "--runs", "300"]) == 1  # as the README says: final-state, found at once
+    out = capsys.readouterr().out
+    assert "final-state" in out and "cancellations on" in out
+    assert main([*args, "--runs", "300", "--no-cancellations"]) == 0
