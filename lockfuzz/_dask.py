@@ -77,7 +77,7 @@ def cluster_threads(client: Any) -> int:
     return sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()) or 1
 
 
-def _dask_shard(spec: ShardSpec, topic: str) -> ShardResult:
+def _dask_shard(spec: ShardSpec, topic: str) -> ShardResult:  # pragma: no cover - runs on a Dask worker
     """A shard on a Dask worker, its progress sent as Dask events."""
     from distributed import get_worker
 
@@ -115,5 +115,5 @@ def run_dask(campaign: ShardCampaign, client: Any) -> None:
         client.cancel(futures)
         try:
             client.unsubscribe_topic(topic)
-        except Exception:  # noqa: BLE001 - pragma: no cover - a client already closing
+        except Exception:  # noqa: BLE001 # pragma: no cover - a client already closing
             pass

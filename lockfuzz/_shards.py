@@ -30,7 +30,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -425,6 +425,3 @@ def _merge_coverage(docs: list[dict[str, Any]]) -> Any:
         ))
     return TargetCoverageResult(tuple(files), sum(d["runs"] for d in docs), docs[0]["core"])
 
-
-def with_failure_dir(specs: Iterable[ShardSpec], failure_dir: str | None) -> list[ShardSpec]:
-    return [replace(s, failure_dir=failure_dir) for s in specs]

@@ -95,6 +95,8 @@ class ShardCampaign:
             self.progress(self.snapshot())
 
     def report(self) -> Any:
+        if self.progress is not None:  # the last word, as a single campaign's
+            self.progress(self.snapshot())
         report = self.merger.report(seconds=time.perf_counter() - self.started)
         settle(report, self.merger.counted(), self.failure_dir)
         return report
@@ -115,13 +117,13 @@ def run_serial(campaign: ShardCampaign) -> None:
 _progress_queue: Any = None
 
 
-def _init_worker(progress_queue: Any) -> None:
+def _init_worker(progress_queue: Any) -> None:  # pragma: no cover - runs in a worker process
     global _progress_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _progress_queue = progress_queue
 
 
-def _pool_shard(spec: ShardSpec) -> ShardResult:
+def _pool_shard(spec: ShardSpec) -> ShardResult:  # pragma: no cover - runs in a worker process
     q = _progress_queue
 
     def progress(runs: int, signatures: list[tuple[str, str]]) -> None:
@@ -198,9 +200,9 @@ def fuzz_sharded(*, shards: int | None, workers: int, dask: str | None, failure_
             run_pool(campaign, workers)
         else:
             run_serial(campaign)
-        return campaign.report(), count
     finally:
         if client is not None:
             client.close()
         if cluster is not None:
-            cluster.close()
+            cluster.close()  # its workers stop: none of them writes in the folder any more
+    return campaign.report(), count
