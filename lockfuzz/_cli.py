@@ -194,9 +194,9 @@ def _parser() -> argparse.ArgumentParser:
         "every core and many machines",
         "A campaign of several shards: each a pure function of (seed, shard), merged by signature "
         "(the smallest case kept) whichever finishes first.")
-    scale.add_argument("--workers", type=_workers, default=1, metavar="N",
+    scale.add_argument("--workers", type=_workers, default=None, metavar="N",
                        help="run the shards on N processes of this machine ('auto': one per core; default 1), "
-                       "or N worker processes with --dask local")
+                       "or start N worker processes with --dask local (default: one per core)")
     scale.add_argument("--shards", type=_positive_int, default=None, metavar="M",
                        help="cut the campaign into M shards (default: one per worker; with --dask, four per "
                        "worker thread of the cluster); the same seed and M give the same result")
@@ -413,7 +413,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     extra = {} if args.runs_per_program is None else {"runs_per_program": args.runs_per_program}
     shards = ""
     try:
-        if args.workers > 1 or args.shards or args.dask or args.shard:  # a campaign of shards (_scale_cli)
+        if (args.workers or 1) > 1 or args.shards or args.dask or args.shard:  # a campaign of shards (_scale_cli)
             from ._scale_cli import fuzz_shards
 
             report, shards = fuzz_shards(args, target_cls, params, program_options, failure_dir, _progress)

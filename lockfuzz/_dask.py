@@ -79,8 +79,16 @@ def cluster_threads(client: Any) -> int:
 
 def _dask_shard(spec: ShardSpec, topic: str) -> ShardResult:  # pragma: no cover - runs on a Dask worker
     """A shard on a Dask worker, its progress sent as Dask events."""
-    from distributed import get_worker
+    import warnings
 
+    from distributed import get_worker
+    from hypothesis.errors import HypothesisDeprecationWarning
+
+    # Hypothesis warns when the global ``random`` changed while it drew an example; on a Dask
+    # worker, the worker's own threads use it. Campaigns draw from their own seeded generators
+    # only (the shard's result is the same as in any process: tests/fast/test_scale_cli.py).
+    warnings.filterwarnings("ignore", "Do not use the `random` module inside strategies",
+                            HypothesisDeprecationWarning)
     worker = get_worker()
 
     def progress(runs: int, signatures: list[tuple[str, str]]) -> None:

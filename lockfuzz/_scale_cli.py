@@ -15,7 +15,7 @@ from typing import Any
 from ._cli import UsageError, _count, _display_path
 from ._shards import Merger, ShardSpec, load_summaries, merge, run_shard, settle, write_summary
 from ._target import resolve_target, target_path
-from ._workers import Snapshot, fuzz_sharded
+from ._workers import Snapshot, available_cores, fuzz_sharded
 
 __all__ = ["fuzz_shards", "merge_dirs"]
 
@@ -35,11 +35,12 @@ def _importable(target_cls: type) -> str:
 def fuzz_shards(args: argparse.Namespace, target_cls: type, params: dict[str, Any], programs: dict[str, Any],
                 failure_dir: Path, progress: Any) -> tuple[Any, str]:
     """A sharded ``lockfuzz fuzz``: the merged report, and what to add to its summary line."""
-    if args.shard is not None and (args.workers > 1 or args.dask or args.shards):
+    if args.shard is not None and ((args.workers or 1) > 1 or args.dask or args.shards):
         raise UsageError("--shard K/M runs one shard alone: it takes no --workers, --shards or --dask")
-    if args.dask not in (None, "local") and args.workers > 1:
+    if args.dask not in (None, "local") and args.workers is not None:
         raise UsageError(f"--workers {args.workers}: a remote Dask cluster has its own workers "
                          "(--workers sets the processes of --dask local)")
+    workers = args.workers or (available_cores() if args.dask == "local" else 1)
     count = args.shard[1] if args.shard is not None else args.shards
     if count is not None and count > args.runs:
         raise UsageError(f"{'--shard' if args.shard else '--shards'} {count} shards: more than --runs {args.runs} "
@@ -61,7 +62,7 @@ def fuzz_shards(args: argparse.Namespace, target_cls: type, params: dict[str, An
         result = run_shard(shard, shard_progress)
         write_summary(result, failure_dir)
         return merge([result], max_failures=args.max_failures), f", shard {k}/{m}"
-    report, count = fuzz_sharded(shards=args.shards, workers=args.workers, dask=args.dask, failure_dir=failure_dir,
+    report, count = fuzz_sharded(shards=args.shards, workers=workers, dask=args.dask, failure_dir=failure_dir,
                                  max_failures=args.max_failures, progress=progress, **spec)
     return report, f", {_count(count, 'shard')}"
 
