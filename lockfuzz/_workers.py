@@ -125,34 +125,42 @@ def _init_worker(progress_queue: Any) -> None:  # pragma: no cover - runs in a w
 
 def _pool_shard(spec: ShardSpec) -> ShardResult:  # pragma: no cover - runs in a worker process
     q = _progress_queue
+    q.put(("start", spec.index, os.getpid()))
 
     def progress(runs: int, signatures: list[tuple[str, str]]) -> None:
-        if q is not None:
-            q.put((spec.index, runs, [list(s) for s in signatures]))
+        q.put(("progress", spec.index, runs, [list(s) for s in signatures]))
 
     return run_shard(spec, progress)
 
 
 def run_pool(campaign: ShardCampaign, workers: int) -> None:
-    """The shards on ``workers`` processes, results taken as they finish."""
+    """The shards on ``workers`` processes, results taken as they finish.
+
+    ``multiprocessing.Pool`` replaces a worker that dies (killed, out of memory, a target that
+    calls ``os._exit``) and never says so: each worker says which shard it starts, and a shard
+    whose worker is gone before its result came back fails the campaign instead of waiting for it.
+    """
     ctx = multiprocessing.get_context("spawn")
-    progress_queue = ctx.Queue()
+    progress_queue = ctx.SimpleQueue()  # put() writes at once: a worker that dies next has said it
     done: queue.SimpleQueue[Any] = queue.SimpleQueue()
     pool = ctx.Pool(min(workers, len(campaign.specs)), initializer=_init_worker, initargs=(progress_queue,))
+    running: dict[int, int] = {}  # shard -> pid of the worker running it
     try:
         for spec in campaign.specs:  # in shard order: the first shards finish first
             pool.apply_async(_pool_shard, (spec,), callback=done.put, error_callback=done.put)
         pending = len(campaign.specs)
         while pending:
-            _drain(progress_queue, campaign)
+            _drain(progress_queue, campaign, running)
             try:
                 item = done.get(timeout=0.1)
             except queue.Empty:
+                _check_alive(campaign, running, done)
                 campaign.tick()
                 continue
             pending -= 1
             if isinstance(item, BaseException):
                 raise item  # a bug in lockfuzz or the target, with the worker's traceback as its cause
+            running.pop(item.index, None)
             if campaign.on_result(item):
                 return
     finally:
@@ -161,13 +169,29 @@ def run_pool(campaign: ShardCampaign, workers: int) -> None:
         progress_queue.close()
 
 
-def _drain(progress_queue: Any, campaign: ShardCampaign) -> None:
-    while True:
+def _drain(progress_queue: Any, campaign: ShardCampaign, running: dict[int, int]) -> None:
+    while not progress_queue.empty():  # this process is its only reader
+        message = progress_queue.get()
+        if message[0] == "start":
+            if message[1] not in campaign.merger.results:  # (a start may arrive after the result)
+                running[message[1]] = message[2]
+        else:
+            campaign.on_progress(*message[1:])
+
+
+def _check_alive(campaign: ShardCampaign, running: dict[int, int], done: queue.SimpleQueue[Any]) -> None:
+    for index, pid in list(running.items()):
         try:
-            index, runs, signatures = progress_queue.get_nowait()
-        except queue.Empty:
-            return
-        campaign.on_progress(index, runs, signatures)
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            if not done.empty():  # its result may have come in meanwhile: take it first
+                return
+            spec = campaign.specs[index]
+            raise RuntimeError(
+                f"the worker process running shard {spec.label} (pid {pid}) died before the shard finished: "
+                f"killed, out of memory, or the target ended the process; 'lockfuzz fuzz --shard {spec.label}' "
+                "runs that shard alone"
+            ) from None
 
 
 def fuzz_sharded(*, shards: int | None, workers: int, dask: str | None, failure_dir: Path | None,

@@ -87,6 +87,33 @@ def test_workers_auto_is_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _workers("3") == 3
 
 
+@pytest.mark.parametrize(("argv", "workers", "dask"), [
+    (["--workers", "auto"], "cores", None),
+    (["--dask", "local"], "cores", "local"),  # a LocalCluster: a worker per core unless told
+    (["--dask", "local", "--workers", "3"], 3, "local"),
+    (["--dask", "tcp://scheduler.example:8786"], 1, "tcp://scheduler.example:8786"),
+])
+def test_where_the_shards_go(argv: list[str], workers: object, dask: object, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import lockfuzz._scale_cli
+    from lockfuzz._campaign import CampaignReport
+    from lockfuzz._workers import available_cores
+
+    asked: dict[str, object] = {}
+
+    def fake(**kwargs: object) -> tuple[CampaignReport, int]:
+        asked.update(kwargs)
+        return CampaignReport(target="t", strategy="swarm", runs=10), 2
+
+    monkeypatch.setattr(lockfuzz._scale_cli, "fuzz_sharded", fake)
+    if available_cores() == 1 and argv == ["--workers", "auto"]:
+        pytest.skip("one core: --workers auto is the plain campaign")
+    assert main(["fuzz", "tas", "--runs", "10", "--failure-dir", str(tmp_path), *argv]) == 0
+    assert asked["workers"] == (available_cores() if workers == "cores" else workers)
+    assert asked["dask"] == dask and asked["shards"] is None
+    assert "2 shards" in capsys.readouterr().out
+
+
 def test_shard_jobs_merged_equal_the_sharded_campaign(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # One campaign of 3 shards, in this process; it stops when shard 1 alone holds the one failure
     # asked for (--max-failures 1), so it reports shard 1's finding and runs.
@@ -195,6 +222,31 @@ def test_a_target_that_does_not_import_by_its_path_exits_2(capsys: pytest.Captur
 
     with pytest.raises(UsageError, match="import the target by path"):
         _importable(Local)
+
+
+class DyingLock(lockfuzz.Target):
+    """A target that ends its process: what a worker killed by the system looks like."""
+
+    capabilities = lockfuzz.Capabilities()
+
+    def __init__(self, machine: lockfuzz.Machine) -> None:
+        pass
+
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        os._exit(3)
+
+    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_a_worker_that_dies_fails_the_campaign_instead_of_waiting_for_it() -> None:
+    from lockfuzz._shards import plan
+    from lockfuzz._workers import ShardCampaign, run_pool
+
+    path = lockfuzz.target_path(DyingLock)  # test_scale_cli:DyingLock: tests/fast is on the workers' sys.path
+    campaign = ShardCampaign(plan(2, target=path, seed=0, runs=10), max_failures=1, failure_dir=None)
+    with pytest.raises(RuntimeError, match=r"worker process running shard [12]/2 \(pid \d+\) died"):
+        run_pool(campaign, 2)
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------------------
