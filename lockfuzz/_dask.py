@@ -61,7 +61,7 @@ def connect(address: str, workers: int, timeout: float | None = None) -> tuple[A
         import logging
 
         cluster = distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",  # any free port
             silence_logs=logging.CRITICAL,  # its workers say what goes wrong by raising in the shard
         )
         return distributed.Client(cluster), cluster
