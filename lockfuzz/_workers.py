@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -143,7 +144,7 @@ def run_pool(campaign: ShardCampaign, workers: int) -> None:
     ctx = multiprocessing.get_context("spawn")
     progress_queue = ctx.SimpleQueue()  # put() writes at once: a worker that dies next has said it
     done: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    pool = ctx.Pool(min(workers, len(campaign.specs)), initializer=_init_worker, initargs=(progress_queue,))
+    pool = _start_pool(ctx, min(workers, len(campaign.specs)), progress_queue)
     running: dict[int, int] = {}  # shard -> pid of the worker running it
     try:
         for spec in campaign.specs:  # in shard order: the first shards finish first
@@ -167,6 +168,20 @@ def run_pool(campaign: ShardCampaign, workers: int) -> None:
         pool.terminate()
         pool.join()
         progress_queue.close()
+
+
+def _start_pool(ctx: Any, processes: int, progress_queue: Any) -> Any:
+    """The pool, its workers started with SIGINT ignored from their first instruction (the
+    disposition survives exec, and Python keeps an ignored SIGINT ignored): a Ctrl-C while a
+    worker is still importing cannot kill it half-started. This process ignores SIGINT only
+    while it starts them, and only from the main thread (the only one that may set handlers)."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        return ctx.Pool(processes, initializer=_init_worker, initargs=(progress_queue,))
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _drain(progress_queue: Any, campaign: ShardCampaign, running: dict[int, int]) -> None:

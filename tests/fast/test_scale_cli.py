@@ -271,22 +271,26 @@ def test_ctrl_c_stops_every_worker_and_keeps_what_was_found(tmp_path: Path) -> N
         "from lockfuzz.targets.mutants.nonatomic_tas import NonatomicTasLock\n\n"
         "class MyLock(NonatomicTasLock):\n    \"A user's lock.\"\n"
     )
-    proc = subprocess.Popen(
-        [_script(), "fuzz", "my_locks:MyLock", "--workers", "2", "--runs", "100000000", "--max-failures", "50",
-         "--failure-dir", "found", "--quiet"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
+    # Output to files, not pipes: waiting for the process must not also wait for any process
+    # that inherited its pipes (the group check below says whether one outlived it).
+    with open(tmp_path / "out", "w") as out_file, open(tmp_path / "err", "w") as err_file:
+        proc = subprocess.Popen(
+            [_script(), "fuzz", "my_locks:MyLock", "--workers", "2", "--runs", "100000000", "--max-failures", "50",
+             "--failure-dir", "found", "--quiet"],
+            cwd=tmp_path, stdout=out_file, stderr=err_file, text=True, start_new_session=True,
+        )
     try:
-        for _ in range(1200):  # until a worker has found something (a minute at most)
+        for _ in range(2400):  # until a worker has found something (two minutes at most)
             if list((tmp_path / "found").glob("*.json")) or proc.poll() is not None:
                 break
             time.sleep(0.05)
-        assert proc.poll() is None, proc.communicate()
+        assert proc.poll() is None, (tmp_path / "err").read_text()
         os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:  # pragma: no cover - only when the test fails
             os.killpg(proc.pid, signal.SIGKILL)
+    err = (tmp_path / "err").read_text()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err, err
     saved = list((tmp_path / "found").glob("*.json"))
@@ -294,8 +298,9 @@ def test_ctrl_c_stops_every_worker_and_keeps_what_was_found(tmp_path: Path) -> N
     for path in saved:
         failure = lockfuzz.load_failure(path)
         assert failure.target == "my_locks:MyLock" and failure.signature == ("mutual-exclusion", "two-holders")
-    for _ in range(200):  # the workers are gone (the pool's helper threads may take a moment)
+    for _ in range(600):  # the workers are gone (the pool's helper threads may take a moment)
         if not _group_alive(proc.pid):
             break
         time.sleep(0.05)
-    assert not _group_alive(proc.pid)
+    survivors = subprocess.run(["ps", "-o", "pid,stat,args", "-s", str(proc.pid)], capture_output=True, text=True)
+    assert not _group_alive(proc.pid), survivors.stdout
