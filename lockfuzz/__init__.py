@@ -10,6 +10,7 @@ from ._failure_file import Failure, ReplayOutcome, load_failure, replay, write_f
 from ._minimise import Minimised, minimise
 from ._machine import Cell, Machine
 from ._program import CpuProgram, Handler, Lock, OnError, Program, Unlock, Work
+from ._properties import Acquisition, PropertyError, RunRecord
 from ._report import perfetto, timeline
 from ._status import Level, Mark, Status
 from ._target import Target, resolve_target, target_path
@@ -17,11 +18,11 @@ from ._target import Target, resolve_target, target_path
 __version__ = "0.1.0"
 
 __all__ = [
-    "CampaignReport", "Capabilities", "Cell", "Context", "CpuProgram", "DecisionSource", "Detection",
+    "Acquisition", "CampaignReport", "Capabilities", "Cell", "Context", "CpuProgram", "DecisionSource", "Detection",
     "Engine", "Failure", "Fairness", "Found", "Handler", "InvalidArgument", "Level", "Lock",
     "LockfuzzError", "LockfuzzFailure", "Machine", "Mark", "Minimised", "OnError", "Program", "ProgramError",
-    "ReplayError",
-    "ReplayOutcome", "RunResult", "Schedule", "Settings", "Status", "Target", "Timeouts", "Trace",
+    "PropertyError", "ReplayError", "ReplayOutcome", "RunRecord", "RunResult", "Schedule", "Settings", "Status",
+    "Target", "Timeouts", "Trace",
     "Unlock", "Violation", "Work", "__version__", "check", "fuzz", "load_failure", "minimise",
     "perfetto", "replay", "resolve_target", "run", "target_path", "timeline", "write_failure",
 ]  # fmt: skip

@@ -53,7 +53,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import hypothesis
 import trio
@@ -70,6 +70,7 @@ from ._hypothesis_internals import stable_draws
 from ._minimise import minimise as minimise_schedule
 from ._oracles import default_oracles
 from ._program import Program
+from ._properties import check_properties, oracles_for
 from ._search import DEFAULT_STRATEGY, derive_seed, get_strategy
 from ._search.random_walk import RandomWalk
 from ._search.swarm import DENSITIES, SparseWalk
@@ -229,6 +230,8 @@ def fuzz(
     key: str | None = None,
     coverage: bool = False,
     guided: bool = False,
+    program: Program | None = None,
+    properties: Sequence[Callable[[Any], Any]] = (),
 ) -> CampaignReport:
     """Fuzz ``target`` (a class, bundled name or import path); return what was found.
 
@@ -242,6 +245,12 @@ def fuzz(
     features, in ``report.coverage`` and ``report.features`` (runs are about 4x slower on
     Python 3.11). ``guided=True`` measures the same and steers the search toward runs that reach
     new branches or lock states (see the module doc).
+
+    ``program`` fuzzes one program instead of drawing them: its schedules, its interrupts'
+    moments and, for a target with per-call budgets, the budgets of its ``Lock`` operations
+    written without one (``lockfuzz.strategies.programs_like``). ``properties`` are functions of
+    the run's public record (``lockfuzz.RunRecord``) checked after every run as the oracles are:
+    a failure is ``property/NAME`` (``lockfuzz._properties``).
     """
     try:
         trio.lowlevel.current_task()
@@ -263,6 +272,9 @@ def fuzz(
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{name}={flag!r}: expected True or False")
     strat = get_strategy(strategy)
+    properties = check_properties(properties)
+    if program is not None:
+        programs = _fixed_programs(target_cls, program, programs)
     if programs is None:
         from lockfuzz.strategies import programs_for
 
@@ -272,7 +284,29 @@ def fuzz(
         Path(failure_dir) if failure_dir is not None else None, database, time_limit, minimise, max_failures,
         progress, key, coverage or guided, guided,
     )
+    campaign.fixed = program is not None
+    campaign.properties = properties
     return trio.run(campaign.main)
+
+
+def _fixed_programs(target_cls: Any, program: Any, programs: Any) -> st.SearchStrategy[Program]:
+    """The strategy for ``fuzz(program=...)``: that program, budgets drawn where none is written."""
+    from lockfuzz.strategies import budgets, programs_like
+
+    if programs is not None:
+        raise InvalidArgument("program= and programs= were both given: fuzz one program, or draw them, not both")
+    if not isinstance(program, Program):
+        raise InvalidArgument(
+            f"program={program!r}: expected a lockfuzz.Program (Program.from_text reads the text form)"
+        )
+    limit = target_cls.capabilities.max_cpus
+    if limit is not None and program.n_cpus > limit:
+        raise InvalidArgument(
+            f"program: {program.n_cpus} CPUs, but {target_cls.__name__} is written for at most {limit}"
+        )
+    t = target_cls.capabilities.timeouts
+    drawn = budgets(min_ns=0, max_ns=20 * 1_000_000, near=(1_000_000,)) if t is not None and t.per_call else None
+    return programs_like(program, budgets=drawn)
 
 
 class _Campaign:
@@ -293,6 +327,9 @@ class _Campaign:
         self.max_failures = max_failures
         self.progress = progress
         self.key = key or f"{target_path(target_cls)}|{json.dumps(params, sort_keys=True)}|{strategy.describe()}"
+        #: One program fuzzed (``fuzz(program=...)``): each example draws a salt for its schedules.
+        self.fixed = False
+        self.properties: tuple[Callable[[Any], Any], ...] = ()
         self.report = CampaignReport(target=target_path(target_cls), strategy=strategy.describe())
         self.known: set[tuple[str, str]] = set()
         self.searching = True  # False once a failure is seen, while Hypothesis shrinks it
@@ -356,6 +393,12 @@ class _Campaign:
                 self._example(program, schedule)
 
             strategies: tuple[Any, ...] = (self.programs, self.strategy.schedule_strategy())
+        elif self.fixed:
+            # One program: what varies from example to example is the search's seed (a salt).
+            def example(program: Program, salt: int) -> None:  # type: ignore[misc]
+                self._example(program, salt=salt)
+
+            strategies = (self.programs, st.integers(0, 2**32 - 1))
         else:
 
             def example(program: Program) -> None:  # type: ignore[misc]
@@ -380,7 +423,7 @@ class _Campaign:
         except _Stop:
             pass
 
-    def _example(self, program: Program, schedule: list[int] | None = None) -> None:
+    def _example(self, program: Program, schedule: list[int] | None = None, salt: int | None = None) -> None:
         self.report.examples += 1
         budget = self.runs_per_program if self.searching else max(1, self.runs_per_program // 5)
         if self.last is not None:  # replay the failing schedule first: shrinks succeed fast
@@ -388,16 +431,17 @@ class _Campaign:
         self.novel = 0
         self.shown = set()
         self.local = []
-        self._search(program, budget, schedule)
+        self._search(program, budget, schedule, salt)
         if self.guided and self.searching:
             # What this program did, for Hypothesis's optimiser: new coverage found (it mutates
             # the programs that found most), and the lock states its runs showed.
             hypothesis.target(float(self.novel), label="lockfuzz: new branches and lock states")
             hypothesis.target(float(len(self.shown)), label="lockfuzz: lock states")
 
-    def _search(self, program: Program, budget: int, schedule: list[int] | None = None) -> None:
+    def _search(self, program: Program, budget: int, schedule: list[int] | None = None,
+                salt: int | None = None) -> None:
         text = json.dumps(program.to_json(), sort_keys=True)
-        seed = derive_seed(self.seed, program.to_json())
+        seed = derive_seed(self.seed, program.to_json(), *(() if salt is None else (salt,)))
         gen = self.strategy.search(program, seed) if schedule is None else self.strategy.search(program, seed, schedule)
         guided = self.guided and self.searching
         rng = random.Random(derive_seed("guided", self.seed, text)) if guided else None
@@ -477,10 +521,11 @@ class _Campaign:
         measure = self.measure if self.searching else None
         try:
             if measure is None:
-                result = Engine(self.target_cls, program, source, self.settings, params=self.params).run()
+                result = Engine(self.target_cls, program, source, self.settings, params=self.params,
+                                oracles=oracles_for(self.properties)).run()
             else:
                 engine = Engine(self.target_cls, program, source, self.settings, params=self.params,
-                                oracles=[*default_oracles(), Features()])
+                                oracles=[*(oracles_for(self.properties) or default_oracles()), Features()])
                 measure.start()
                 try:
                     result = engine.run()
@@ -529,7 +574,7 @@ class _Campaign:
         minimal, program_minimal = False, None  # not minimised: the report says nothing is proven
         if self.minimise:
             m = minimise_schedule(self.target_cls, program, raw_schedule, signature, params=self.params,
-                                  settings=self.settings)
+                                  settings=self.settings, properties=self.properties)
             program, schedule, result = m.program, m.decisions, m.result
             minimal, program_minimal = m.proven_minimal, m.program_minimal
         failure = Failure.from_run(self.target_cls, self.params, program, result, self.settings, schedule=schedule,

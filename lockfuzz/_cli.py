@@ -187,6 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--guided", action="store_true",
                       help="steer the search toward runs that reach new branches of the target or new lock states "
                       "(measures coverage too)")
+    fuzz.add_argument("--program", type=Path, default=None, metavar="FILE",
+                      help="fuzz this one program (its text form, as reports print it, or its JSON form) instead "
+                      "of drawing programs: its schedules, interrupts and unwritten budgets are searched")
+    fuzz.add_argument("--property", action="append", default=[], metavar="MODULE:FUNCTION", dest="properties",
+                      help="also check this function of each run's record (lockfuzz.RunRecord); a failure is "
+                      "property/FUNCTION (repeatable)")
     fuzz.add_argument("--no-steps", action="store_true", help="timelines without memory steps")
     fuzz.add_argument("--quiet", "-q", action="store_true",
                       help="no progress line, no timeline: one line per failure and the summary")
@@ -383,6 +389,37 @@ def _clear_progress() -> None:
         _progress.clear()
 
 
+def _read_program(path: Path) -> Any:
+    """``--program FILE``: the text form (``Program.from_text``) or the JSON form (``to_json``)."""
+    from ._errors import InvalidArgument, ProgramError
+    from ._program import Program
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--program {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        if text.lstrip().startswith("{"):
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise UsageError(f"--program {path}: not valid JSON ({exc})") from None
+            return Program.from_json(data.get("program", data) if isinstance(data, dict) else data)
+        return Program.from_text(text)
+    except (InvalidArgument, ProgramError) as exc:
+        raise UsageError(f"--program {path}: {exc}") from None
+
+
+def _resolve_property(path: str) -> Any:
+    from ._errors import InvalidArgument
+    from ._properties import resolve_property
+
+    try:
+        return resolve_property(path)
+    except InvalidArgument as exc:
+        raise UsageError(f"--property: {exc}") from None
+
+
 def _cpus_for(target_cls: type, asked: int | None) -> int:
     """``--cpus``, within what the target is written for (``Capabilities.max_cpus``)."""
     limit = getattr(target_cls, "capabilities").max_cpus  # noqa: B009 - checked by resolve_target
@@ -403,6 +440,16 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
 
     target_cls = _resolve(args.target)
     params = dict(args.param)
+    program = _read_program(args.program) if args.program is not None else None
+    properties = [_resolve_property(path) for path in args.properties]
+    if program is not None:
+        limit = getattr(target_cls, "capabilities").max_cpus  # noqa: B009 - checked by resolve_target
+        if limit is not None and program.n_cpus > limit:
+            raise UsageError(
+                f"--program {args.program}: {program.n_cpus} CPUs, but {target_cls.__name__} is written for at "
+                f"most {limit}"
+            )
+        args.cpus, args.locks = program.n_cpus, program.n_locks  # what the parameter check builds
     args.cpus = _cpus_for(target_cls, args.cpus)
     _check_params(target_cls, params, args.cpus, args.locks)
     interrupts = interrupts_for(target_cls) if args.interrupts is None else args.interrupts
@@ -419,9 +466,10 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
             report, shards = fuzz_shards(args, target_cls, params, program_options, failure_dir, _progress)
         else:
             report = fuzz(
-                target_cls, params=params, programs=programs, strategy=args.strategy, runs=args.runs,
-                seed=args.seed, failure_dir=failure_dir, time_limit=args.time_limit, max_failures=args.max_failures,
-                progress=_progress, coverage=args.coverage, guided=args.guided, **extra,
+                target_cls, params=params, programs=None if program is not None else programs,
+                strategy=args.strategy, runs=args.runs, seed=args.seed, failure_dir=failure_dir,
+                time_limit=args.time_limit, max_failures=args.max_failures, progress=_progress,
+                coverage=args.coverage, guided=args.guided, program=program, properties=properties, **extra,
             )
     except OSError as exc:
         raise UsageError(f"cannot save failure files in {failure_dir}: {exc.strerror or exc}") from None
@@ -442,7 +490,8 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     if report.coverage is not None:
         print(report.coverage.text(), file=out)
     rate = f"{report.runs_per_second:,.0f} runs/s"
-    handlers = "interrupts on" if interrupts else "interrupts off"
+    handlers = (f"program {args.program}" if program is not None
+                else "interrupts on" if interrupts else "interrupts off")
     print(f"lockfuzz: {args.target} ({report.strategy}, seed {args.seed}, {handlers}{shards}): "
           f"{_count(report.runs, 'run')} "
           f"in {report.seconds:.2f} s ({rate}), {_count(len(report.found), 'failure')}", file=out)

@@ -31,11 +31,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from ._engine import Engine, RunResult, Schedule, Settings
 from ._errors import ProgramError
 from ._program import CpuProgram, Handler, Lock, Op, Program, Unlock, Work
+from ._properties import oracles_for
 from ._search.exhaustive import bounded_schedules
 
 __all__ = ["Minimised", "minimise", "preemptions"]
@@ -84,6 +85,7 @@ def minimise(
     settings: Settings | None = None,
     max_runs: int = 20_000,
     max_steps: int = 3_000_000,
+    properties: Sequence[Callable[..., Any]] = (),
 ) -> Minimised:
     """Minimise ``program`` and ``decisions`` keeping ``signature`` (module doc).
 
@@ -91,7 +93,7 @@ def minimise(
     seconds, so that the result is the same on every machine (a run that waits out long timeouts
     costs thousands of steps). When a bound stops a search, the result says it is not proven.
     """
-    runner = _Runner(target_cls, signature, params, settings or Settings(), max_runs, max_steps)
+    runner = _Runner(target_cls, signature, params, settings or Settings(), max_runs, max_steps, properties)
     best = runner.attempt(program, list(decisions))
     if best is None:
         raise ValueError(f"the schedule does not reproduce {signature} on this program")
@@ -116,8 +118,10 @@ class _Runner:
     """Runs the target, counting runs and steps against the minimiser's bounds."""
 
     def __init__(self, target_cls: Any, signature: tuple[str, str], params: dict[str, Any] | None,
-                 settings: Settings, max_runs: int, max_steps: int) -> None:
+                 settings: Settings, max_runs: int, max_steps: int,
+                 properties: Sequence[Callable[..., Any]] = ()) -> None:
         self.target_cls = target_cls
+        self.properties = tuple(properties)  # the user's, checked by every run (``_properties``)
         self.signature = signature
         self.params = params
         self.settings = settings
@@ -137,7 +141,8 @@ class _Runner:
         """One run; None when the program is unfit for the target (a ProgramError)."""
         self.runs += 1
         try:
-            r = Engine(self.target_cls, prog, source, self.settings, params=self.params).run()
+            r = Engine(self.target_cls, prog, source, self.settings, params=self.params,
+                       oracles=oracles_for(self.properties)).run()
         except ProgramError:
             return None
         self.steps += r.steps

@@ -13,8 +13,9 @@ fuzz TARGET --program FILE``. This module reads that form back, so the two never
 One line per context (``cpuN.task`` or ``cpuN.LEVEL#I``); operations ``lock Lk``, ``lock Lk
 (BUDGET)``, ``unlock Lk``, ``work DURATION`` separated by ``;`` (``(nothing)`` for an empty
 line); durations in ``ns``, ``us``, ``ms`` or ``s``. Without a header the lock count is one more
-than the highest lock named and errors unwind and stop. Blank lines and ``#`` comments are
-skipped. Anything else is an ``InvalidArgument`` naming the line and what was expected.
+than the highest lock named and errors unwind and stop. Blank lines and comments (from a ``#``
+that starts a line or follows a space) are skipped. Anything else is an ``InvalidArgument`` naming
+the line and what was expected.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def parse_program(text: str) -> Any:
     handlers: dict[int, dict[int, Any]] = {}
     highest = -1
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+        line = re.split(r"\s#", raw, maxsplit=1)[0].strip()  # a comment: "#" after a space ("cpu0.nmi#0" is a name)
         if not line or line.startswith("#"):
             continue
         where = f"program line {number} ({line!r})"

@@ -28,7 +28,10 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from ._engine import Engine
     from ._program import Program
 
-__all__ = ["Acquisition", "PropertyError", "PropertyOracle", "RunRecord", "property_name"]
+__all__ = [
+    "Acquisition", "PropertyError", "PropertyOracle", "RunRecord", "oracles_for", "property_name", "property_path",
+    "resolve_property",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -153,3 +156,46 @@ class PropertyOracle(Oracle):
                     "property", name, f"property {name} returned False",
                     event_index=len(engine.events) - 1, time_ns=record.time_ns,
                 )
+
+
+def oracles_for(properties: Sequence[Callable[[RunRecord], Any]]) -> list[Oracle] | None:
+    """The oracles of a run that also checks ``properties`` (None: the defaults, nothing more)."""
+    if not properties:
+        return None
+    from ._oracles import default_oracles
+
+    return [*default_oracles(), PropertyOracle(properties)]
+
+
+def property_path(prop: Any) -> str | None:
+    """``module:function`` for a property importable by that path (saved in failure files so that
+    replay checks it again), else None (a lambda, a function defined inside another)."""
+    module, qualname = getattr(prop, "__module__", None), getattr(prop, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        return None
+    try:
+        found = resolve_property(f"{module}:{qualname}")
+    except InvalidArgument:
+        return None
+    return f"{module}:{qualname}" if found is prop else None
+
+
+def resolve_property(path: str) -> Callable[[RunRecord], Any]:
+    """The property a ``module:function`` path names, or ``InvalidArgument`` saying what is wrong."""
+    import importlib
+
+    module_name, sep, qualname = str(path).partition(":")
+    if not sep or not module_name or not qualname:
+        raise InvalidArgument(f"property {path!r}: expected module:function (e.g. myapp.checks:counter_is_exact)")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InvalidArgument(f"property {path!r}: cannot import {module_name!r} ({exc})") from None
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise InvalidArgument(f"property {path!r}: {module_name} has no {qualname!r}") from None
+    if not callable(obj):
+        raise InvalidArgument(f"property {path!r}: {obj!r} is not callable; expected a function of a RunRecord")
+    return obj  # type: ignore[no-any-return] # checked callable above

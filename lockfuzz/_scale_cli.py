@@ -35,6 +35,9 @@ def _importable(target_cls: type) -> str:
 def fuzz_shards(args: argparse.Namespace, target_cls: type, params: dict[str, Any], programs: dict[str, Any],
                 failure_dir: Path, progress: Any) -> tuple[Any, str]:
     """A sharded ``lockfuzz fuzz``: the merged report, and what to add to its summary line."""
+    if args.program is not None or args.properties:
+        raise UsageError("--program and --property run in one process: not with --workers, --shards, --dask "
+                         "or --shard (shards draw their programs, and check the built-in oracles)")
     if args.shard is not None and ((args.workers or 1) > 1 or args.dask or args.shards):
         raise UsageError("--shard K/M runs one shard alone: it takes no --workers, --shards or --dask")
     if args.dask not in (None, "local") and args.workers is not None:

@@ -11,7 +11,7 @@ from lockfuzz.strategies import budgets, programs
 FIELD_REPORT = """
 # seen on a 2-CPU box: the softirq retakes L0 while the task holds it
 cpu0.task: lock L0; work 600us; unlock L0
-cpu0.softirq#0: lock L0 (5ms); unlock L0
+cpu0.softirq#0: lock L0 (5ms); unlock L0   # the handler, on cpu0
 cpu1.task: lock L1; work 3ns; unlock L1
 """
 
@@ -46,8 +46,7 @@ def test_the_header_sets_locks_and_retries():
         ("cpu0.task: lock L0 (5 parsecs); unlock L0", "duration '5 parsecs': expected an int with ns, us, ms or s"),
         ("cpu0.task: work 5", "duration '5'"),
         ("cpu0.nmi: lock L0; unlock L0", "expected 'cpuN.task: OPS' or 'cpuN.LEVEL#I: OPS'"),
-        ("cpu0.task: (nothing)\ncpu0.sofirq#0: (nothing)",
-         "handler level 'sofirq': expected one of softirq, hardirq, nmi"),
+        ("cpu0.task: (nothing)\ncpu0.sofirq#0: (nothing)", "level 'sofirq': expected one of softirq, hardirq, nmi"),
         ("cpu0.task: (nothing)\ncpu0.task: (nothing)", "cpu0.task is given twice"),
         ("cpu1.task: (nothing)", r"CPUs \[1\] given; expected cpu0 to cpu0"),
         ("cpu0.task: (nothing)\ncpu0.nmi#1: (nothing)", r"cpu0 handlers #\[1\]; expected #0 to #0"),

@@ -58,8 +58,8 @@ def _with(*props):  # type: ignore[no-untyped-def]
 def test_a_lost_update_fails_the_property_and_the_fixed_lock_passes():
     found = None
     for seed in range(50):
-        ok = lockfuzz.run(CountingTas, TWO, RandomWalk(seed), oracles=_with(every_acquisition_is_counted))
-        assert ok.violation is None
+        fixed = lockfuzz.run(CountingTas, TWO, RandomWalk(seed), oracles=_with(every_acquisition_is_counted))
+        assert fixed.violation is None
         r = lockfuzz.run(LosesCounts, TWO, RandomWalk(seed), oracles=_with(every_acquisition_is_counted))
         found = found or r.violation
     assert found is not None and found.signature == ("property", "every_acquisition_is_counted")
@@ -69,8 +69,9 @@ def test_a_lost_update_fails_the_property_and_the_fixed_lock_passes():
 
 
 def test_the_record_says_who_held_what_when():
-    program = Program(cpus=(CpuProgram(task=(Lock(0), Work(100), Unlock(0))),
-                            CpuProgram(task=(Lock(0, 10), Unlock(0)))), n_locks=1)
+    program = Program(
+        cpus=(CpuProgram(task=(Lock(0), Work(100), Unlock(0))), CpuProgram(task=(Lock(0, 10), Unlock(0)))), n_locks=1
+    )
     seen: list[RunRecord] = []
     r = lockfuzz.run("resilient_tas", program, [], oracles=_with(seen.append))
     assert r.violation is None

@@ -61,6 +61,7 @@ def _summary(out: str) -> str:
     (["--runs", "5", "--shard", "1/10"], ["--shard 10", "--runs 5"]),
     (["--shard", "1/2", "--workers", "2"], ["--shard K/M runs one shard alone"]),
     (["--dask", "tcp://127.0.0.1:1", "--workers", "2"], ["--workers 2", "remote Dask cluster"]),
+    (["--property", "os.path:isfile", "--workers", "2"], ["--program and --property run in one process"]),
 ])
 def test_bad_values_exit_2_with_one_line(argv: list[str], needles: list[str], tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
