@@ -105,6 +105,45 @@ def _duration_ns(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    """``--workers``: an integer >= 1, or ``auto`` (the cores this process may use)."""
+    if text == "auto":
+        from ._workers import available_cores
+
+        return available_cores()
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of processes >= 1 or 'auto'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: expected a number of processes >= 1 or 'auto'")
+    return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """``--shard K/M``: shard K (1..M) of M."""
+    k, sep, m = text.partition("/")
+    try:
+        kk, mm = int(k), int(m)
+    except ValueError:
+        kk = mm = 0
+    if not sep or not 1 <= kk <= mm:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K/M, shard K of M with 1 <= K <= M (e.g. 1/4)")
+    return kk, mm
+
+
+def _dask_address(text: str) -> str:
+    from ._dask import check_address
+    from ._errors import InvalidArgument
+
+    try:
+        return check_address(text)
+    except InvalidArgument:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected 'local' or a Dask scheduler address such as tcp://HOST:8786"
+        ) from None
+
+
 def _param(text: str) -> tuple[str, Any]:
     """``KEY=VALUE``; the value is JSON if it parses (numbers, true, null, lists), else a string."""
     key, sep, raw = text.partition("=")
@@ -190,6 +229,34 @@ def _parser() -> argparse.ArgumentParser:
                       "failure's signature, file and runs to find); progress stays on stderr")
     fuzz.add_argument("--quiet", "-q", action="store_true",
                       help="no progress line, no timeline: one line per failure and the summary")
+    scale = fuzz.add_argument_group(
+        "every core and many machines",
+        "A campaign of several shards: each a pure function of (seed, shard), merged by signature "
+        "(the smallest case kept) whichever finishes first.")
+    scale.add_argument("--workers", type=_workers, default=None, metavar="N",
+                       help="run the shards on N processes of this machine ('auto': one per core; default 1), "
+                       "or start N worker processes with --dask local (default: one per core)")
+    scale.add_argument("--shards", type=_positive_int, default=None, metavar="M",
+                       help="cut the campaign into M shards (default: one per worker; with --dask, four per "
+                       "worker thread of the cluster); the same seed and M give the same result")
+    scale.add_argument("--dask", type=_dask_address, default=None, metavar="ADDRESS",
+                       help="run the shards on the Dask cluster at ADDRESS (tcp://HOST:8786), or 'local' to "
+                       "start one here (needs pip install 'lockfuzz[dask]')")
+    scale.add_argument("--shard", type=_shard, default=None, metavar="K/M",
+                       help="run shard K of M alone (a CI matrix job, a SLURM array task): failures and a "
+                       "summary go to --failure-dir; 'lockfuzz merge' joins the folders")
+
+    merge = sub.add_parser(
+        "merge", help="merge the folders of --shard jobs into one report", epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Merge what 'lockfuzz fuzz --shard K/M' jobs wrote into one report: failures by signature "
+        "(the smallest case kept), runs added up, coverage joined.",
+    )
+    merge.add_argument("dirs", metavar="DIR", type=Path, nargs="+", help="a folder that a --shard job wrote")
+    merge.add_argument("--failure-dir", type=Path, default=None, metavar="DIR",
+                       help="where the merged failure files are saved (default .lockfuzz/failures)")
+    merge.add_argument("--max-failures", type=_positive_int, default=None, metavar="N",
+                       help="keep at most N distinct failures (default: the campaign's)")
 
     replay = sub.add_parser(
         "replay", help="replay a failure file", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -467,26 +534,34 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     args.cpus = _cpus_for(target_cls, args.cpus)
     _check_params(target_cls, params, args.cpus, args.locks)
     interrupts = interrupts_for(target_cls) if args.interrupts is None else args.interrupts
-    budget = {} if args.budget_max is None else {"budget_max_ns": args.budget_max}
-    programs = programs_for(target_cls, max_cpus=args.cpus, max_locks=args.locks,
-                            max_handlers=1 if interrupts else 0, **budget)
+    program_options = {"max_cpus": args.cpus, "max_locks": args.locks, "max_handlers": 1 if interrupts else 0}
+    if args.budget_max is not None:
+        program_options["budget_max_ns"] = args.budget_max
+    programs = programs_for(target_cls, **program_options)
     from ._engine import Settings
     from ._trio_driver import driver_of
 
     trio_target = driver_of(target_cls) == "trio"
+    args.settings_in_force = Settings(cancels=args.cancellations)  # shards run with it too (_scale_cli)
     failure_dir = args.failure_dir if args.failure_dir is not None else Path.cwd() / ".lockfuzz" / "failures"
     args.interrupts_in_force = interrupts  # for the summary of an interrupted campaign
     _check_failure_dir(failure_dir)
     _progress = _Progress(sys.stderr, enabled=not args.quiet, terminal=_isatty(sys.stderr))
     extra = {} if args.runs_per_program is None else {"runs_per_program": args.runs_per_program}
+    shards = ""
     try:
-        report = fuzz(
-            target_cls, params=params, programs=None if program is not None else programs, strategy=args.strategy,
-            runs=args.runs, seed=args.seed, failure_dir=failure_dir, time_limit=args.time_limit,
-            max_failures=args.max_failures, progress=_progress, coverage=args.coverage, guided=args.guided,
-            step_timeout=args.step_timeout, program=program, properties=properties,
-            settings=Settings(cancels=args.cancellations), **extra,
-        )
+        if (args.workers or 1) > 1 or args.shards or args.dask or args.shard:  # a campaign of shards (_scale_cli)
+            from ._scale_cli import fuzz_shards
+
+            report, shards = fuzz_shards(args, target_cls, params, program_options, failure_dir, _progress)
+        else:
+            report = fuzz(
+                target_cls, params=params, programs=None if program is not None else programs,
+                strategy=args.strategy, runs=args.runs, seed=args.seed, failure_dir=failure_dir,
+                time_limit=args.time_limit, max_failures=args.max_failures, progress=_progress,
+                coverage=args.coverage, guided=args.guided, step_timeout=args.step_timeout, program=program,
+                properties=properties, settings=args.settings_in_force, **extra,
+            )
     except OSError as exc:
         raise UsageError(f"cannot save failure files in {failure_dir}: {exc.strerror or exc}") from None
     finally:
@@ -514,7 +589,8 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
                 else "interrupts on" if interrupts else "interrupts off")
     if trio_target:
         handlers += ", cancellations on" if args.cancellations else ", cancellations off"
-    print(f"lockfuzz: {args.target} ({report.strategy}, seed {args.seed}, {handlers}): {_count(report.runs, 'run')} "
+    print(f"lockfuzz: {args.target} ({report.strategy}, seed {args.seed}, {handlers}{shards}): "
+          f"{_count(report.runs, 'run')} "
           f"in {report.seconds:.2f} s ({rate}), {_count(len(report.found), 'failure')}", file=out)
     return EXIT_FOUND if report.found else EXIT_OK
 
@@ -648,4 +724,11 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-_COMMANDS = {"fuzz": _cmd_fuzz, "replay": _cmd_replay, "show": _cmd_show, "targets": _cmd_targets}
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from ._scale_cli import merge_dirs
+
+    return merge_dirs(args)
+
+
+_COMMANDS = {"fuzz": _cmd_fuzz, "replay": _cmd_replay, "show": _cmd_show, "targets": _cmd_targets,
+             "merge": _cmd_merge}
