@@ -232,7 +232,14 @@ def test_trio_target_with_an_async_release_is_held_to_cancellation():
         if r.violation is not None:
             found = r
             break
-    assert found is not None and found.violation.oracle in ("final-state", "etimedout"), found and found.violation
+    assert found is not None, "no leak found"
+    v = found.violation
+    # The leak shows as the lock left held (final-state), a waiter timing out on it, or, on trio
+    # releases that track a lock's owner task (0.25 and later), the next acquire's
+    # BrokenResourceError: "Owner of this lock exited without releasing".
+    assert v.oracle in ("final-state", "etimedout") or (
+        v.oracle == "target-fault" and "exited without releasing" in v.message
+    ), v
     assert any(e[2] == 30 for e in found.trace.events)  # a cancellation did it
     clean = [run_trio(ReleaseAsyncTarget, program, lockfuzz._search.random_walk.RandomWalk(s),
                       settings=lockfuzz.Settings(cancels=False)).violation for s in range(50)]
