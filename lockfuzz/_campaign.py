@@ -337,7 +337,7 @@ def fuzz(
 
 def _fixed_programs(target_cls: Any, program: Any, programs: Any) -> st.SearchStrategy[Program]:
     """The strategy for ``fuzz(program=...)``: that program, budgets drawn where none is written."""
-    from lockfuzz.strategies import budgets, programs_like
+    from lockfuzz.strategies import budgets_for, programs_like
 
     if programs is not None:
         raise InvalidArgument("program= and programs= were both given: fuzz one program, or draw them, not both")
@@ -350,9 +350,7 @@ def _fixed_programs(target_cls: Any, program: Any, programs: Any) -> st.SearchSt
         raise InvalidArgument(
             f"program: {program.n_cpus} CPUs, but {target_cls.__name__} is written for at most {limit}"
         )
-    t = target_cls.capabilities.timeouts
-    drawn = budgets(min_ns=0, max_ns=20 * 1_000_000, near=(1_000_000,)) if t is not None and t.per_call else None
-    return programs_like(program, budgets=drawn)
+    return programs_like(program, budgets=budgets_for(target_cls))
 
 
 class _Campaign:

@@ -28,7 +28,7 @@ from ._engine import Engine, RunResult, Schedule, Settings
 from ._errors import InvalidArgument, ReplayError
 from ._events import Trace
 from ._program import Program
-from ._properties import oracles_for, property_path, resolve_property
+from ._properties import oracles_for, property_name, property_path, resolve_property
 from ._target import resolve_target, target_path
 
 __all__ = ["FORMAT", "SCHEMA", "Failure", "ReplayOutcome", "check_directory", "load_failure", "replay", "write_failure"]
@@ -415,8 +415,6 @@ def run_failure(target_cls: type, failure: Failure, where: str = "failure file")
 
 def property_paths(properties: Any) -> tuple[str, ...]:
     """What a failure file records of the properties a campaign checked (``Failure.properties``)."""
-    from ._properties import property_name
-
     return tuple(property_path(p) or f"<{property_name(p)}>" for p in properties)
 
 

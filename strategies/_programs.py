@@ -197,7 +197,7 @@ def programs_like(program: Program, *, budgets: st.SearchStrategy[int] | None = 
     """
     if not isinstance(program, Program):
         raise InvalidArgument(f"program={program!r}: expected a lockfuzz.Program")
-    default = Lock.__dataclass_fields__["budget_ns"].default
+    default = Lock.budget_ns  # what ``lock L0`` means when no budget is written
     open_slots = [
         (c, h, i)
         for c, cp in enumerate(program.cpus)
@@ -223,6 +223,17 @@ def programs_like(program: Program, *, budgets: st.SearchStrategy[int] | None = 
 
     n = len(open_slots)
     return st.lists(budgets, min_size=n, max_size=n).map(with_budgets)
+
+
+def budgets_for(target: Any, *, budget_max_ns: int | None = None) -> st.SearchStrategy[int] | None:
+    """The budgets campaigns draw for ``target``'s acquisitions: up to ``budget_max_ns``
+    (``BUDGET_MAX_NS``, 20 ms, if not given), often near 1 ms; None (the default budget) for a
+    target without per-call budgets unless ``budget_max_ns`` is given."""
+    t = target.capabilities.timeouts
+    if budget_max_ns is None and (t is None or not t.per_call):
+        return None
+    hi = BUDGET_MAX_NS if budget_max_ns is None else budget_max_ns
+    return budgets(min_ns=0, max_ns=hi, near=(_MS,) if hi >= _MS else ())
 
 
 def interrupts_for(target: Any) -> bool:
@@ -272,9 +283,10 @@ def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
         if kwargs["ordered"] and kwargs.get("max_handlers", 1) and kwargs.get("max_locks", 2) < 2:
             kwargs["max_handlers"] = 0
     t = caps.timeouts
-    if "budgets" not in kwargs and (budget_max_ns is not None or t is not None and t.per_call):
-        hi = BUDGET_MAX_NS if budget_max_ns is None else budget_max_ns
-        kwargs["budgets"] = budgets(min_ns=0, max_ns=hi, near=(_MS,) if hi >= _MS else ())
+    if "budgets" not in kwargs:
+        drawn = budgets_for(target, budget_max_ns=budget_max_ns)
+        if drawn is not None:
+            kwargs["budgets"] = drawn
     if "long_work_ns" not in kwargs and t is not None and not t.per_call:
         kwargs["long_work_ns"] = (t.min_ns + t.slack_ns, t.max_quiet_ns + t.slack_ns)
     return programs(**kwargs)
