@@ -241,7 +241,7 @@ def fuzz_sharded(*, shards: int | None, workers: int, dask: str | None, failure_
             run_serial(campaign)
     finally:
         if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()  # its workers stop: none of them writes in the folder any more
+            from ._dask import close
+
+            close(client, cluster)  # the cluster's workers stop: none of them writes in the folder any more
     return campaign.report(), count
