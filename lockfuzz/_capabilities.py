@@ -141,13 +141,13 @@ class Detection:
                 )
             _check_ns(f"class_latency_ns[{cls!r}]", ns)
         object.__setattr__(self, "class_latency_ns", normal)
+        if self.max_held is not None and (not isinstance(self.max_held, int) or self.max_held < 1):
+            raise InvalidArgument(f"max_held={self.max_held!r}: expected None or an int >= 1")
 
     def latency_for(self, matched: Iterable[str]) -> int:
         """The latency a cycle of the given declared classes is held to: the shortest declared."""
         per_class = dict(self.class_latency_ns)  # type: ignore[arg-type] # normalised to pairs
         return min((per_class.get(c, self.latency_ns) for c in matched), default=self.latency_ns)
-        if self.max_held is not None and (not isinstance(self.max_held, int) or self.max_held < 1):
-            raise InvalidArgument(f"max_held={self.max_held!r}: expected None or an int >= 1")
 
 
 @dataclass(frozen=True)

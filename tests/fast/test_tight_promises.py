@@ -273,3 +273,11 @@ def test_class_latency_is_checked_and_shown():
         Detection(classes={"AA"}, class_latency_ns={"AA": -1})
     with pytest.raises(InvalidArgument, match="expected a mapping"):
         Detection(classes={"AA"}, class_latency_ns=5)  # type: ignore[arg-type] # the bad input under test
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "31"])
+def test_max_held_is_checked(bad: object) -> None:
+    # (This check once sat after a return statement, unreachable: a Detection(max_held=0) was accepted.)
+    with pytest.raises(InvalidArgument, match=rf"max_held={bad!r}: expected None or an int >= 1"):
+        Detection(classes={"AA"}, max_held=bad)  # type: ignore[arg-type] # the bad input under test
+    assert Detection(classes={"AA"}, max_held=1).max_held == 1
