@@ -1,7 +1,7 @@
 """lockfuzz: property-based fuzzing of lock implementations."""
 
 from ._campaign import CampaignReport, Found, fuzz
-from ._capabilities import Capabilities, Detection, Fairness, Timeouts
+from ._capabilities import Capabilities, Detection, Fairness, Sharing, Timeouts
 from ._check import LockfuzzFailure, check
 from ._engine import Context, DecisionSource, Engine, RunResult, Schedule, Settings, run
 from ._errors import InvalidArgument, LockfuzzError, LockfuzzWarning, ProgramError, ReplayError, Violation
@@ -23,7 +23,7 @@ __all__ = [
     "Engine", "Failure", "Fairness", "Found", "Handler", "InvalidArgument", "Level", "Lock",
     "LockfuzzError", "LockfuzzFailure", "LockfuzzWarning", "Machine", "Mark", "Minimised", "OnError", "Program",
     "ProgramError", "PropertyError", "ReplayError", "ReplayOutcome", "RunRecord", "RunResult", "Schedule", "Settings",
-    "Status", "Target", "Timeouts", "Trace",
+    "Sharing", "Status", "Target", "Timeouts", "Trace",
     "Unlock", "Violation", "Work", "__version__", "check", "fuzz", "load_failure", "minimise",
     "perfetto", "replay", "resolve_target", "run", "target_path", "timeline", "trio_target", "write_failure",
 ]  # fmt: skip

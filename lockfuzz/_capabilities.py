@@ -168,6 +168,83 @@ class Fairness:
             raise InvalidArgument(f"doorway_steps={self.doorway_steps!r}: expected an int >= 0")
 
 
+#: Who goes first when shared and exclusive attempts wait for one lock (``Sharing.preference``).
+PREFERENCES = ("fifo", "writers", "readers")
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """A lock that admits more than one holder: a reader-writer lock or a counting semaphore.
+
+    ``exclusive``: acquisitions may ask for the lock alone (a writer); False for a semaphore,
+    whose every acquisition is shared. ``capacity``: the most holders at once (None: any number of
+    shared holders, a reader-writer lock's readers; n: a semaphore of n permits). The oracles hold
+    the lock to: no exclusive holder beside any other holder, at most ``capacity`` holders.
+
+    ``preference``, checked after the attempt's first ``doorway_steps`` steps (as ``Fairness``):
+    ``fifo``: no attempt, of either mode, gets the lock ahead of an earlier waiter; ``writers``:
+    a shared attempt that arrives while an exclusive one waits does not get the lock before it;
+    ``readers``: shared attempts may overtake waiting exclusive ones, at most
+    ``reader_overtakes`` of them per exclusive waiter where that bound is given (None: writers may
+    starve). ``handler_readers_overtake``: shared attempts from interrupt handlers are exempt from
+    the preference (the kernel's qrwlock lets a reader in interrupt context past a waiting
+    writer, ``kernel/locking/qrwlock.c``: a handler must not wait behind the task it interrupted).
+    """
+
+    exclusive: bool = True
+    capacity: int | None = None
+    preference: str | None = None
+    reader_overtakes: int | None = None
+    handler_readers_overtake: bool = False
+    doorway_steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.exclusive not in (True, False):
+            raise InvalidArgument(f"exclusive={self.exclusive!r}: expected True or False")
+        if self.capacity is not None and (
+            not isinstance(self.capacity, int) or isinstance(self.capacity, bool) or self.capacity < 1
+        ):
+            raise InvalidArgument(f"capacity={self.capacity!r}: expected None or an int >= 1")
+        if self.preference is not None and self.preference not in PREFERENCES:
+            raise InvalidArgument(f"preference={self.preference!r}: expected None or one of {PREFERENCES!r}")
+        if self.reader_overtakes is not None and (
+            not isinstance(self.reader_overtakes, int) or self.reader_overtakes < 0
+        ):
+            raise InvalidArgument(f"reader_overtakes={self.reader_overtakes!r}: expected None or an int >= 0")
+        if self.reader_overtakes is not None and self.preference != "readers":
+            raise InvalidArgument(
+                f"reader_overtakes={self.reader_overtakes!r} with preference={self.preference!r}: "
+                "a bound on overtaking readers belongs to preference='readers'"
+            )
+        if self.handler_readers_overtake not in (True, False):
+            raise InvalidArgument(
+                f"handler_readers_overtake={self.handler_readers_overtake!r}: expected True or False"
+            )
+        if not isinstance(self.doorway_steps, int) or self.doorway_steps < 0:
+            raise InvalidArgument(f"doorway_steps={self.doorway_steps!r}: expected an int >= 0")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes acquisitions may ask for: ``("exclusive", "shared")`` or ``("shared",)``."""
+        return ("exclusive", "shared") if self.exclusive else ("shared",)
+
+    def describe(self) -> str:
+        holders = "any number of shared holders" if self.capacity is None else f"at most {self.capacity} holders"
+        line = f"modes: {' and '.join(self.modes)}, {holders}"
+        if self.preference == "fifo":
+            line += f"; FIFO across modes after a doorway of {self.doorway_steps} step(s)"
+        elif self.preference == "writers":
+            line += "; writer preference (no later reader ahead of a waiting writer)"
+        elif self.preference == "readers":
+            line += "; reader preference" + (
+                f" (at most {self.reader_overtakes} readers ahead of a waiting writer)"
+                if self.reader_overtakes is not None else " (writers may starve)"
+            )
+        if self.handler_readers_overtake:
+            line += "; readers in interrupt handlers may pass a waiting writer"
+        return line
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """Everything a target promises. The defaults promise only mutual exclusion and progress."""
@@ -185,9 +262,13 @@ class Capabilities:
     #: The most CPUs the algorithm is written for (Peterson's lock: 2), or None for any number.
     #: Campaigns draw programs within it; a program with more CPUs is refused.
     max_cpus: int | None = None
+    #: Several holders at once (a reader-writer lock, a semaphore), or None: exclusive only.
+    sharing: Sharing | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exceptions", frozenset(self.exceptions))
+        if self.sharing is not None and not isinstance(self.sharing, Sharing):
+            raise InvalidArgument(f"sharing={self.sharing!r}: expected None or a lockfuzz.Sharing")
         if self.interrupts not in (None, True, False):
             raise InvalidArgument(f"interrupts={self.interrupts!r}: expected None, True or False")
         if self.max_cpus is not None and (
@@ -248,6 +329,8 @@ class Capabilities:
             lines.append(f"exception {name}: {KNOWN_EXCEPTIONS[name]}")
         if self.interrupts is not None:
             lines.append(f"interrupt handlers in campaigns: {'on' if self.interrupts else 'off'} by default")
+        if self.sharing is not None:
+            lines.append(self.sharing.describe())
         if self.max_cpus is not None:
             lines.append(f"CPUs: at most {self.max_cpus} (the algorithm's shape; campaigns draw within it)")
         return lines
