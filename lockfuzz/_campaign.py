@@ -263,6 +263,7 @@ def fuzz(
     program: Program | None = None,
     properties: Sequence[Callable[[Any], Any]] = (),
     step_timeout: float | None = _watchdog.DEFAULT_STEP_TIMEOUT,
+    budget_max_ns: int | None = None,
 ) -> CampaignReport:
     """Fuzz ``target`` (a class, bundled name or import path); return what was found.
 
@@ -285,6 +286,11 @@ def fuzz(
 
     ``step_timeout`` (seconds of real time, None for none) bounds one step of the target: a
     step that runs longer without yielding is a ``target-fault/no-yield`` finding (``_watchdog``).
+
+    ``budget_max_ns`` bounds the budgets drawn for acquisitions (default 20 ms for targets with
+    per-call budgets, ``lockfuzz.strategies.budgets_for``): for the default programs, and for the
+    acquisitions of ``program`` written without a budget. Programs given as ``programs`` carry
+    their own (``programs_for(..., budget_max_ns=...)``).
     """
     try:
         trio.lowlevel.current_task()
@@ -314,12 +320,20 @@ def fuzz(
         check_directory(failure_dir)  # before the campaign, not after its first finding
     strat = get_strategy(strategy)
     properties = check_properties(properties)
+    if budget_max_ns is not None:
+        if not isinstance(budget_max_ns, int) or isinstance(budget_max_ns, bool) or budget_max_ns < 1:
+            raise InvalidArgument(f"budget_max_ns={budget_max_ns!r}: expected an int number of nanoseconds >= 1")
+        if programs is not None:
+            raise InvalidArgument(
+                "budget_max_ns= with programs=: give the bound to the strategy instead "
+                "(lockfuzz.strategies.programs_for(target, budget_max_ns=...))"
+            )
     if program is not None:
-        programs = _fixed_programs(target_cls, program, programs)
+        programs = _fixed_programs(target_cls, program, programs, budget_max_ns)
     if programs is None:
         from lockfuzz.strategies import programs_for
 
-        programs = programs_for(target_cls)
+        programs = programs_for(target_cls, **({} if budget_max_ns is None else {"budget_max_ns": budget_max_ns}))
     campaign = _Campaign(
         target_cls, dict(params or {}), programs, strat, runs, runs_per_program, seed, settings or Settings(),
         Path(failure_dir) if failure_dir is not None else None, database, time_limit, minimise, max_failures,
@@ -335,7 +349,8 @@ def fuzz(
             raise
 
 
-def _fixed_programs(target_cls: Any, program: Any, programs: Any) -> st.SearchStrategy[Program]:
+def _fixed_programs(target_cls: Any, program: Any, programs: Any,
+                    budget_max_ns: int | None = None) -> st.SearchStrategy[Program]:
     """The strategy for ``fuzz(program=...)``: that program, budgets drawn where none is written."""
     from lockfuzz.strategies import budgets_for, programs_like
 
@@ -350,7 +365,7 @@ def _fixed_programs(target_cls: Any, program: Any, programs: Any) -> st.SearchSt
         raise InvalidArgument(
             f"program: {program.n_cpus} CPUs, but {target_cls.__name__} is written for at most {limit}"
         )
-    return programs_like(program, budgets=budgets_for(target_cls))
+    return programs_like(program, budgets=budgets_for(target_cls, budget_max_ns=budget_max_ns))
 
 
 class _Campaign:

@@ -560,7 +560,8 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
                 strategy=args.strategy, runs=args.runs, seed=args.seed, failure_dir=failure_dir,
                 time_limit=args.time_limit, max_failures=args.max_failures, progress=_progress,
                 coverage=args.coverage, guided=args.guided, step_timeout=args.step_timeout, program=program,
-                properties=properties, settings=args.settings_in_force, **extra,
+                properties=properties, settings=args.settings_in_force,
+                budget_max_ns=args.budget_max if program is not None else None, **extra,
             )
     except OSError as exc:
         raise UsageError(f"cannot save failure files in {failure_dir}: {exc.strerror or exc}") from None

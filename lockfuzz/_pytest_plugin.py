@@ -56,13 +56,14 @@ PROFILES = {"ci": 1, "deep": 20}
 MARKER_DOC = (
     "lockfuzz(target, programs=None, runs=None, strategy=None, params=None, max_failures=1, seed=None, "
     "time_limit=None, runs_per_program=None, settings=None, coverage=False, guided=False, program=None, "
-    "properties=()): run a lockfuzz campaign against target (a bundled name, 'package.module:Class' or the class) "
+    "properties=(), budget_max_ns=None): run a lockfuzz campaign against target (a bundled name, 'package.module:Class' or the class) "
     "after the test body; saved failures replay first; coverage=True reports the target's coverage at the end of "
     "the session; program= fuzzes one program (a lockfuzz.Program or its text form); properties= are functions "
-    "of a lockfuzz.RunRecord (or 'module:function' paths) checked after every run."
+    "of a lockfuzz.RunRecord (or 'module:function' paths) checked after every run; budget_max_ns= bounds the "
+    "budgets drawn for acquisitions (default 20 ms), as lockfuzz fuzz --budget-max does."
 )
 _MARKER_KWARGS = ("target", "programs", "runs", "strategy", "params", "max_failures", "seed", "time_limit",
-                  "runs_per_program", "settings", "coverage", "guided", "program", "properties")
+                  "runs_per_program", "settings", "coverage", "guided", "program", "properties", "budget_max_ns")
 #: Each fuzz test's coverage report, for the terminal summary: (test id, report lines).
 _COVERAGE = pytest.StashKey[list]()
 
@@ -179,6 +180,7 @@ class _Settings:
         self.properties = _properties(kwargs.get("properties", ()))
         self.max_failures = kwargs.get("max_failures", 1)
         self.runs_per_program = kwargs.get("runs_per_program")
+        self.budget_max_ns = kwargs.get("budget_max_ns")
         self.settings = kwargs.get("settings")
         self.runs = _first(config.getoption("lockfuzz_runs"), kwargs.get("runs"),
                            int(ini("lockfuzz_runs")) if ini("lockfuzz_runs") else None, DEFAULT_RUNS)
@@ -324,6 +326,8 @@ def _run(item: pytest.Function, s: _Settings) -> None:
         extra["program"] = s.program
     if s.properties:
         extra["properties"] = s.properties
+    if s.budget_max_ns is not None:
+        extra["budget_max_ns"] = s.budget_max_ns
     try:
         report = fuzz(
             target_cls, params=s.params, strategy=s.strategy, runs=s.runs, seed=s.seed, failure_dir=s.directory,

@@ -157,6 +157,31 @@ def test_the_cli_takes_budget_max_and_cancellations(capsys, tmp_path):  # type: 
     assert "mutual-exclusion" in capsys.readouterr().out
 
 
+
+def test_budget_max_reaches_the_budgets_drawn_for_a_fixed_program() -> None:
+    # A program written without budgets gets them drawn: within 20 ms by default, within
+    # budget_max_ns when given (lockfuzz fuzz --program F --budget-max 2s; the marker's budget_max_ns=).
+    program = Program.from_text("cpu0.task: lock L0; unlock L0\ncpu1.task: lock L0; work 1ms; unlock L0")
+    seen: list[int] = []
+
+    def budgets(record: lockfuzz.RunRecord) -> bool:
+        seen.extend(a.budget_ns for a in record.acquisitions)
+        return True
+
+    def largest(**options: int) -> int:
+        seen.clear()
+        report = lockfuzz.fuzz(TrioLock, program=program, properties=[budgets], runs=100, runs_per_program=1,
+                               **options)
+        assert not report.found
+        return max(seen)
+
+    assert largest() <= 20 * MS
+    assert 20 * MS < largest(budget_max_ns=2_000 * MS) <= 2_000 * MS
+    with pytest.raises(lockfuzz.InvalidArgument, match="budget_max_ns=0: expected"):
+        lockfuzz.fuzz(TrioLock, program=program, budget_max_ns=0)
+    with pytest.raises(lockfuzz.InvalidArgument, match="give the bound to the strategy"):
+        lockfuzz.fuzz(TrioLock, programs=programs_for(TrioLock), budget_max_ns=MS)
+
 # -- the generic adapter ---------------------------------------------------------------------------
 class ReleaseAsync:
     """A user's lock: async acquire and async release, built on trio.Lock."""

@@ -212,6 +212,7 @@ def test_each_test_keeps_its_own_corpus(pytester: pytest.Pytester) -> None:
         ('"tas", program=3', "program=3: expected a lockfuzz.Program or its text form"),
         ('"tas", properties="os:getcwd"', "properties='os:getcwd': expected a list"),
         ('"tas", properties=["os:nope"]', "property 'os:nope': os has no 'nope'"),
+        ('"tas", budget_max_ns=0', "budget_max_ns=0: expected an int number of nanoseconds >= 1"),
     ],
 )
 def test_bad_marker_fails_the_test_with_a_clear_message(pytester: pytest.Pytester, marker: str, needle: str) -> None:
