@@ -188,11 +188,11 @@ class RWLock:
 
 
 class TrioRWLock(Target):
-    """A reader-writer lock on ``trio.Condition`` (``RWLock``): shared acquisitions read, exclusive ones write, each under
-    ``trio.move_on_after(budget)`` (ETIMEDOUT when it runs out). Promises: any number of
-    readers or one writer; writer preference with an empty doorway (a writer is counted in
-    ``_writers_waiting`` before any reader that began after it can look: the condition's lock is
-    a FIFO ``trio.Lock``); per-call budgets. No order among writers is promised (a woken writer
+    """A reader-writer lock on ``trio.Condition`` (``RWLock``): shared acquisitions read,
+    exclusive ones write, each under ``trio.move_on_after(budget)`` (ETIMEDOUT when it runs
+    out). Promises: any number of readers or one writer; writer preference with an empty
+    doorway (a writer is counted in ``_writers_waiting`` before any reader that began after it
+    can look: the condition's lock is a FIFO ``trio.Lock``); per-call budgets. No order among writers is promised (a woken writer
     competes with the others), and readers may starve while writers keep coming."""
 
     driver: ClassVar[str] = "trio"
