@@ -327,7 +327,9 @@ class Engine:
             )
         self.log(ctx, MARK, lock, int(what))
 
-    async def call(self, ctx: Context, lock: int, budget_ns: int | None) -> Any:  # pragma: no cover - trio's
+    async def call(
+        self, ctx: Context, lock: int, budget_ns: int | None, shared: bool = False
+    ) -> Any:  # pragma: no cover - trio's
         """A call into the target in a cancel scope (the trio driver's, when ``cancels``)."""
         raise NotImplementedError
 
@@ -373,6 +375,7 @@ class Engine:
                     f"the target's constructor raised {type(exc).__name__}: {exc}",
                 ) from exc
             self.capabilities = getattr(self.target, "capabilities", None) or self.target_cls.capabilities
+            self._check_modes()
             self.truth.start()
             for oracle in self.oracles:
                 oracle.start(self)
@@ -415,6 +418,28 @@ class Engine:
 
     def _make_target(self) -> Any:
         return self.target_cls(self.machine, **self.params)
+
+    def _check_modes(self) -> None:
+        """Refuse, before any context runs, a program that asks for a mode the target does not
+        declare (``Capabilities.sharing``): its acquisitions would call ``acquire`` with a keyword
+        the target never promised to take, and every verdict would be about the wrong lock."""
+        sharing = getattr(self.capabilities, "sharing", None)
+        modes = sharing.modes if sharing is not None else ("exclusive",)
+        for mode, shared in (("shared", True), ("exclusive", False)):
+            if mode in modes:
+                continue
+            where = self.program.first_lock(shared)
+            if where is not None:
+                declared = (
+                    "declares no sharing (Capabilities.sharing is None): it takes exclusive acquisitions only"
+                    if sharing is None
+                    else f"declares Sharing(exclusive={sharing.exclusive}): it takes {' and '.join(modes)} "
+                    "acquisitions only"
+                )
+                raise InvalidArgument(
+                    f"the program asks for a {mode} acquisition at {where}, but {self.target_cls.__name__} "
+                    f"{declared}"
+                )
 
     def _new_context(
         self, cpu: int, level: Level, handler: int, ops: tuple[Any, ...], on_error: OnError | None = None
@@ -830,9 +855,16 @@ class Engine:
         self.phase = "final"
         self.log(None, FINAL, 0, 0)
         budget = self.settings.final_budget_ns
-        ops = tuple(Lock(i, budget) for i in range(self.program.n_locks)) + tuple(
-            Unlock(i) for i in reversed(range(self.program.n_locks))
-        )
+        sharing = getattr(self.capabilities, "sharing", None)
+        ops: tuple[Any, ...] = ()
+        # Every lock exclusively, then (a lock with shared holders) every lock shared: a reader
+        # left counted, a permit not given back, shows in the mode it breaks.
+        for shared in (False, True) if sharing is not None else (False,):
+            if sharing is not None and ("shared" if shared else "exclusive") not in sharing.modes:
+                continue
+            ops += tuple(Lock(i, budget, shared=shared) for i in range(self.program.n_locks)) + tuple(
+                Unlock(i) for i in reversed(range(self.program.n_locks))
+            )
         self._push(self._new_context(0, Level.TASK, -1, ops, OnError()))
         self.cur = None
         self.run_len = 0

@@ -6,9 +6,12 @@ step in its hot loop, and tuples of ints are the cheapest thing Python can appen
 - a step: ``kind`` is the access (``load`` ... ``checkpoint``, codes 0-12 from ``_machine``),
   ``obj`` the cell index, ``value`` what the access returned (loads, rmw) or the cell's new
   value (stores);
-- ``ACQUIRE`` (obj = lock, value = budget), ``ACQUIRED`` (obj = lock, value = status),
-  ``RELEASE`` (obj = lock; logged when the release begins, so the lock is free in the ground
-  truth before any other context can take it), ``RELEASED`` (the release call returned),
+- ``ACQUIRE`` (obj = lock, value = budget; a shared acquisition logs ``~budget``, a negative
+  value, so that an exclusive one logs exactly what it did before modes existed: read it with
+  ``acquire_budget`` and ``acquire_shared``), ``ACQUIRED`` (obj = lock, value = status; its mode
+  is its ACQUIRE's), ``RELEASE`` (obj = lock, value = 0, or 1 for a shared release; logged when
+  the release begins, so the lock is free in the ground truth before any other context can take
+  it), ``RELEASED`` (the release call returned; value as for ``RELEASE``),
   ``IRQ_ENTER``/``IRQ_EXIT`` (ctx = the handler,
   obj = CPU, value = level), ``CLOCK`` (the clock jumped to ``time_ns``), ``DONE`` (a context
   finished its line), ``FINAL`` (the final-state check begins), ``MARK`` (obj = lock, value = a
@@ -34,6 +37,7 @@ from ._status import Mark, Status
 _MARKS = {int(m): {"TAKEN": "taken", "PENDING": "pending waiter", "HEAD": "queue head"}[m.name] for m in Mark}
 
 __all__ = [
+    "SHARED_RELEASE", "acquire_budget", "acquire_shared", "acquire_value",
     "ACQUIRE", "ACQUIRED", "CANCEL", "CLOCK", "DONE", "FINAL", "IRQ_ENTER", "IRQ_EXIT", "MARK", "RELEASE", "RELEASED",
     "Trace", "cancel_text", "event_text",
 ]  # fmt: skip
@@ -48,6 +52,25 @@ for _code, _name in enumerate(OP_NAMES):
     KIND_NAMES[_code] = _name
 
 Event = tuple  # (time_ns, ctx, kind, obj, value)
+
+#: The value of a ``RELEASE``/``RELEASED`` event of a shared release (an exclusive one: 0).
+SHARED_RELEASE = 1
+
+
+def acquire_value(budget: int, shared: bool) -> int:
+    """The value an ``ACQUIRE`` event logs: the budget, or ``~budget`` for a shared acquisition."""
+    return ~budget if shared else budget
+
+
+def acquire_budget(value: int) -> int:
+    """The budget an ``ACQUIRE`` event's value says."""
+    return ~value if value < 0 else value
+
+
+def acquire_shared(value: int) -> bool:
+    """Whether an ``ACQUIRE`` event's value says shared mode."""
+    return value < 0
+
 
 
 @dataclass(frozen=True)
@@ -93,13 +116,13 @@ def event_text(ev: Event, contexts: Sequence[str], cells: Sequence[str]) -> str:
         cell = cells[obj] if 0 <= obj < len(cells) else f"cell{obj}"
         return f"{name} {cell} -> {value:#x}" if isinstance(value, int) else f"{name} {cell}"
     if kind == ACQUIRE:
-        return f"acquire L{obj}"
+        return f"acquire L{obj}" + (" shared" if value < 0 else "")
     if kind == ACQUIRED:
         return f"acquire L{obj} = {Status(value).name}"
     if kind == RELEASE:
-        return f"release L{obj}"
+        return f"release L{obj}" + (" shared" if value == SHARED_RELEASE else "")
     if kind == RELEASED:
-        return f"release L{obj} done"
+        return f"release L{obj}" + (" shared" if value == SHARED_RELEASE else "") + " done"
     if kind in (IRQ_ENTER, IRQ_EXIT):
         return f"{KIND_NAMES[kind]} {contexts[ctx]}"
     if kind == CLOCK:

@@ -34,7 +34,10 @@ from ._target import resolve_target, target_path
 __all__ = ["FORMAT", "SCHEMA", "Failure", "ReplayOutcome", "check_directory", "load_failure", "replay", "write_failure"]
 
 FORMAT = "lockfuzz-failure"
-SCHEMA = 1
+#: 1: every acquisition exclusive. 2: an acquisition may be shared (``["lock", L, budget,
+#: "shared"]``; shared ACQUIRE events log ``~budget``, shared releases the value 1). A schema-1
+#: file is a schema-2 file with no shared acquisition, so it loads and replays as it is.
+SCHEMA = 2
 
 
 def _version() -> str:
@@ -128,7 +131,7 @@ class Failure:
                 f"{where}: written by lockfuzz {version} (schema {schema}), newer than this lockfuzz "
                 f"{_version()} (schema {SCHEMA}): upgrade lockfuzz to replay it"
             )
-        _check_shape(data, where)
+        _check_shape(data, where, schema)
         try:
             trace_data = data["trace"]
             trace = None
@@ -225,7 +228,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _check_shape(data: dict[str, Any], where: str) -> None:
+def _check_shape(data: dict[str, Any], where: str, schema: int = SCHEMA) -> None:
     """The types and bounds of every field, before anything is built from them: a wrong file
     is a one-line ``ReplayError`` naming the field, the value and what was expected."""
 
@@ -292,8 +295,13 @@ def _check_shape(data: dict[str, Any], where: str) -> None:
                 bad(f"program.cpus[{i}]", ("<a line>",) if isinstance(line, list) else line,
                     f"lines of at most {MAX_OPS:,} operations")
             for op in line:
-                if not isinstance(op, list) or not op or not all(is_int(x) for x in op[1:]):
-                    bad(f"program.cpus[{i}] operation", op, "['lock', L, budget], ['unlock', L] or ['work', ns]")
+                # Schema 2 adds the shared acquisition, ['lock', L, budget, 'shared'].
+                shared = schema >= 2 and isinstance(op, list) and len(op) == 4 and op[0] == "lock" and op[3] == "shared"
+                args = op[1:3] if shared else op[1:] if isinstance(op, list) else ()
+                if not isinstance(op, list) or not op or not all(is_int(x) for x in args):
+                    bad(f"program.cpus[{i}] operation", op,
+                        "['lock', L, budget], ['unlock', L] or ['work', ns]" if schema < 2 else
+                        "['lock', L, budget], ['lock', L, budget, 'shared'], ['unlock', L] or ['work', ns]")
 
 
 #: A temporary file older than this was left by a write that was killed (a live write takes

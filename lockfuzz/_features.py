@@ -85,10 +85,12 @@ class Features(Oracle):
             add(("wait", status, len(str(max(0, attempt.end - attempt.start)))))
             add(("attempt", status, attempt.on_cycle, attempt.contended))
             if value == Status.OK:
-                add(("nesting", sum(1 for h in truth.holder if h is ctx)))
+                add(("nesting", truth.held_by(ctx)))
+            if attempt.shared:  # only for shared acquisitions: exclusive runs reach what they did
+                add(("shared", status, len(truth.sharers[obj]), truth.at_capacity(obj)))
         elif kind == IRQ_ENTER:
             below = engine.stacks[obj][-2]  # a handler fires over a context of its CPU
-            if any(h is below for h in truth.holder):
+            if truth.held_by(below):
                 state = "holding"
             elif below.index in truth.attempts:
                 state = "waiting"

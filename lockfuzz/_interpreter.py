@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._errors import Violation
-from ._events import ACQUIRE, ACQUIRED, RELEASE, RELEASED
+from ._events import ACQUIRE, ACQUIRED, RELEASE, RELEASED, SHARED_RELEASE
 from ._machine import checkpoint, sleep_until
 from ._program import Lock, OnError, Op, Unlock
 from ._status import Status
@@ -46,18 +46,25 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
     cancels = engine.cancels
     retries = 0
     while True:
+        # What the line holds, newest last: the lock, or ~lock for a Lock answered EALREADY
+        # (nothing to release); and, beside it, whether it was taken shared (released shared).
         held: list[int] = []
+        modes: list[bool] = []
         failed = False
         for op in ops:
             kind = type(op)
             if kind is Lock:
                 lock = op.lock  # type: ignore[union-attr]
-                engine.log(ctx, ACQUIRE, lock, op.budget_ns)  # type: ignore[union-attr]
+                shared = op.shared  # type: ignore[union-attr]
+                budget = op.budget_ns  # type: ignore[union-attr]
+                engine.log(ctx, ACQUIRE, lock, ~budget if shared else budget)  # _events.acquire_value
                 try:
                     if cancels:
-                        status: Any = await engine.call(ctx, lock, op.budget_ns)  # type: ignore[union-attr]
-                    else:
-                        status = await target.acquire(ctx, lock, op.budget_ns)  # type: ignore[union-attr]
+                        status: Any = await engine.call(ctx, lock, budget, shared)
+                    elif shared:
+                        status = await target.acquire(ctx, lock, budget, shared=True)
+                    else:  # exactly as before modes existed: every target takes this call
+                        status = await target.acquire(ctx, lock, budget)
                 except PASS_THROUGH:
                     raise
                 except BaseException as exc:  # noqa: BLE001 - SystemExit from a target is its fault
@@ -65,7 +72,7 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
                 checked = _STATUSES.get(status) if isinstance(status, int) else None
                 if status is CANCELLED:
                     engine.log(ctx, ACQUIRED, lock, int(Status.ECANCELED))
-                    return await _unwind(engine, ctx, held)
+                    return await _unwind(engine, ctx, held, modes)
                 if checked is None:
                     raise Violation(
                         "target-fault", "bad-status",
@@ -75,20 +82,22 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
                 engine.log(ctx, ACQUIRED, lock, int(checked))
                 if checked is Status.OK:
                     held.append(lock)
+                    modes.append(shared)
                 elif checked is Status.EALREADY:
                     # ww_mutex's answer to a re-lock in the same acquire context: nothing more is
                     # held, and the matching Unlock releases nothing (marked as ~lock).
-                    if engine.truth.holder[lock] is not ctx:
+                    if not engine.truth.holds(ctx, lock):
                         raise Violation(
                             "target-fault", "bad-ealready",
                             f"acquire(L{lock}) returned EALREADY, but {ctx.name} does not hold L{lock}",
                             contexts=(ctx.name,), locks=(lock,), time_ns=engine.machine.now,
                         )
                     held.append(~lock)
+                    modes.append(shared)
                 else:
                     failed = True
                 if cancels and engine.cut(ctx):  # cancelled, but it returned: it ends here
-                    return await _unwind(engine, ctx, held)
+                    return await _unwind(engine, ctx, held, modes)
                 if failed:
                     break
             elif kind is Unlock:
@@ -97,11 +106,15 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
                 await checkpoint()
                 if held and held[-1] < 0:  # its Lock was answered EALREADY: nothing to release
                     held.pop()
+                    modes.pop()
                 else:
-                    await _release(engine, ctx, op.lock)  # type: ignore[union-attr]
+                    # (An Unlock of a lock not held reaches the ownership oracle, which blames
+                    # the program, before anything is popped: a release in exclusive mode.)
+                    await _release(engine, ctx, op.lock, modes[-1] if modes else False)  # type: ignore[union-attr]
                     held.pop()
+                    modes.pop()
                     if cancels and engine.cut(ctx):
-                        return await _unwind(engine, ctx, held)
+                        return await _unwind(engine, ctx, held, modes)
             else:
                 await sleep_until(engine.machine.now + op.ns)  # type: ignore[union-attr]
         if not failed:
@@ -109,8 +122,9 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
         # The verifier's rule: release what is held, newest first; never the failed lock.
         while held:
             lock = held.pop()
+            shared = modes.pop()
             if lock >= 0:
-                await _release(engine, ctx, lock)
+                await _release(engine, ctx, lock, shared)
         if retries >= on_error.retries or cancels and engine.cut(ctx):
             return
         retries += 1
@@ -118,26 +132,30 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
             await sleep_until(engine.machine.now + on_error.backoff_ns)
 
 
-async def _unwind(engine: Engine, ctx: Context, held: list[int]) -> None:
+async def _unwind(engine: Engine, ctx: Context, held: list[int], modes: list[bool]) -> None:
     """A cancelled line: release what is held, newest first (each release cancelled too)."""
     while held:
         lock = held.pop()
+        shared = modes.pop()
         if lock >= 0:
-            await _release(engine, ctx, lock)
+            await _release(engine, ctx, lock, shared)
 
 
-async def _release(engine: Engine, ctx: Context, lock: int) -> None:
-    engine.log(ctx, RELEASE, lock, 0)
+async def _release(engine: Engine, ctx: Context, lock: int, shared: bool) -> None:
+    flag = SHARED_RELEASE if shared else 0
+    engine.log(ctx, RELEASE, lock, flag)
     try:
         if engine.cancels:
-            await engine.call(ctx, lock, None)
+            await engine.call(ctx, lock, None, shared)
+        elif shared:
+            await engine.target.release(ctx, lock, shared=True)
         else:
             await engine.target.release(ctx, lock)
     except PASS_THROUGH:
         raise
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a target is its fault
         raise _fault(engine, ctx, lock, "release", exc) from exc
-    engine.log(ctx, RELEASED, lock, 0)
+    engine.log(ctx, RELEASED, lock, flag)
 
 
 def _fault(engine: Engine, ctx: Context, lock: int, call: str, exc: BaseException) -> Violation:

@@ -1,7 +1,9 @@
 """Programs: what the contexts of each CPU do, as plain frozen data.
 
-A context runs a straight line of operations: ``Lock(lock, budget_ns)``, ``Unlock(lock)`` and
-``Work(ns)``. Every ``Lock`` result is checked, as the BPF verifier demands of rqspinlock users:
+A context runs a straight line of operations: ``Lock(lock, budget_ns, shared=False)``,
+``Unlock(lock)`` and ``Work(ns)``. A shared ``Lock`` asks for the lock beside other shared holders
+(a reader of a reader-writer lock, a permit of a semaphore: ``Sharing``); its ``Unlock`` releases
+it in the same mode. Every ``Lock`` result is checked, as the BPF verifier demands of rqspinlock users:
 on an error the context releases what it holds, newest first (never the lock whose acquisition
 failed), then either retries its whole line after ``backoff_ns`` (at most ``retries`` times) or
 ends. Unlocks are LIFO and every lock is released by the context that took it: ``Program``
@@ -25,10 +27,17 @@ __all__ = ["CpuProgram", "Handler", "Lock", "OnError", "Program", "Unlock", "Wor
 
 @dataclass(frozen=True)
 class Lock:
-    """Acquire ``lock`` with a budget (ignored by targets whose timeouts are fixed)."""
+    """Acquire ``lock`` with a budget (ignored by targets whose timeouts are fixed).
+
+    ``shared=True``: in shared mode (a reader, a semaphore's permit), for targets that declare
+    ``Capabilities(sharing=...)``; the target is called with ``shared=True`` for it and for its
+    release. Exclusive acquisitions are called without the keyword, so targets written before
+    shared modes existed keep working.
+    """
 
     lock: int
     budget_ns: int = 1_000_000_000
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,8 +118,10 @@ class Program:
         for i, op in enumerate(ops):
             if isinstance(op, Lock):
                 self._check_lock_id(where, i, op.lock)
-                if not isinstance(op.budget_ns, int) or op.budget_ns < 0:
+                if not isinstance(op.budget_ns, int) or isinstance(op.budget_ns, bool) or op.budget_ns < 0:
                     raise InvalidArgument(f"{where}[{i}]: budget_ns={op.budget_ns!r}, expected an int >= 0")
+                if op.shared is not True and op.shared is not False:
+                    raise InvalidArgument(f"{where}[{i}]: shared={op.shared!r}, expected True or False")
                 held.append(op.lock)
             elif isinstance(op, Unlock):
                 self._check_lock_id(where, i, op.lock)
@@ -144,6 +155,27 @@ class Program:
     @property
     def n_handlers(self) -> int:
         return sum(len(cp.handlers) for cp in self.cpus)
+
+    @property
+    def modes(self) -> frozenset[str]:
+        """The modes its acquisitions ask for: a subset of ``{"exclusive", "shared"}``."""
+        return frozenset(
+            "shared" if op.shared else "exclusive"
+            for cp in self.cpus
+            for ops in (cp.task, *(h.ops for h in cp.handlers))
+            for op in ops
+            if isinstance(op, Lock)
+        )
+
+    def first_lock(self, shared: bool) -> str | None:
+        """Where its first acquisition in the given mode is (``cpu0.task[2]``), or None."""
+        for c, cp in enumerate(self.cpus):
+            lines = [(f"cpu{c}.task", cp.task)] + [(f"cpu{c}.{h.level}#{i}", h.ops) for i, h in enumerate(cp.handlers)]
+            for where, ops in lines:
+                for i, op in enumerate(ops):
+                    if isinstance(op, Lock) and op.shared == shared:
+                        return f"{where}[{i}] ({_line((op,))})"
+        return None
 
     def describe(self) -> str:
         """The program as a person reads it, one line per context."""
@@ -215,7 +247,8 @@ def _level(value: object) -> Level:
 
 def _op_json(op: Op) -> list[Any]:
     if isinstance(op, Lock):
-        return ["lock", op.lock, op.budget_ns]
+        # Exclusive stays the 3-element form of schema 1, so exclusive programs read the same.
+        return ["lock", op.lock, op.budget_ns, "shared"] if op.shared else ["lock", op.lock, op.budget_ns]
     if isinstance(op, Unlock):
         return ["unlock", op.lock]
     return ["work", op.ns]
@@ -224,12 +257,17 @@ def _op_json(op: Op) -> list[Any]:
 def _op_from_json(data: Any) -> Op:
     kind, *args = data
     if kind == "lock":
+        if len(args) == 3 and args[2] == "shared":
+            return Lock(args[0], args[1], shared=True)
+        if len(args) > 2:
+            raise InvalidArgument(f"program op {data!r}: expected ['lock', L, budget] or ['lock', L, budget, 'shared']")
         return Lock(*args)
     if kind == "unlock":
         return Unlock(*args)
     if kind == "work":
         return Work(*args)
-    raise InvalidArgument(f"program op {data!r}: expected ['lock', L, budget], ['unlock', L] or ['work', ns]")
+    raise InvalidArgument(f"program op {data!r}: expected ['lock', L, budget], ['lock', L, budget, 'shared'], "
+                           "['unlock', L] or ['work', ns]")
 
 
 def _line(ops: tuple[Op, ...]) -> str:
@@ -238,7 +276,10 @@ def _line(ops: tuple[Op, ...]) -> str:
     out = []
     for op in ops:
         if isinstance(op, Lock):
-            out.append(f"lock L{op.lock}" + (f" ({_ns(op.budget_ns)})" if op.budget_ns != Lock.budget_ns else ""))
+            out.append(
+                f"lock L{op.lock}" + (" shared" if op.shared else "")
+                + (f" ({_ns(op.budget_ns)})" if op.budget_ns != Lock.budget_ns else "")
+            )
         elif isinstance(op, Unlock):
             out.append(f"unlock L{op.lock}")
         else:

@@ -8,12 +8,14 @@ fuzz TARGET --program FILE``. This module reads that form back, so the two never
     2 CPU(s), 1 lock(s), on error unwind and stop          <- optional header
       cpu0.task: lock L0; work 600us; unlock L0
       cpu0.hardirq#0: lock L1 (5ms); unlock L1             <- a handler, by level
-      cpu1.task: lock L0; unlock L0
+      cpu1.task: lock L0 shared; unlock L0                 <- a shared acquisition (a reader)
 
 One line per context (``cpuN.task`` or ``cpuN.LEVEL#I``); operations ``lock Lk``, ``lock Lk
-(BUDGET)``, ``unlock Lk``, ``work DURATION`` separated by ``;`` (``(nothing)`` for an empty
-line); durations in ``ns``, ``us``, ``ms`` or ``s``. Without a header the lock count is one more
-than the highest lock named and errors unwind and stop. Blank lines and comments (from a ``#``
+(BUDGET)``, ``lock Lk shared``, ``lock Lk shared (BUDGET)`` (a shared acquisition: a reader of a
+reader-writer lock, a semaphore's permit; its ``unlock Lk`` releases it in that mode), ``unlock
+Lk``, ``work DURATION`` separated by ``;`` (``(nothing)`` for an empty line); durations in ``ns``,
+``us``, ``ms`` or ``s``. Without a header the lock count is one more than the highest lock named
+and errors unwind and stop. Blank lines and comments (from a ``#``
 that starts a line or follows a space) are skipped. Anything else is an ``InvalidArgument``
 naming the line and what was expected.
 """
@@ -33,12 +35,14 @@ _HEADER = re.compile(
     r"(?:on error unwind and stop|on error retry (?P<retries>\d+)x after (?P<backoff>\d+) ns)$"
 )
 _LINE = re.compile(r"^cpu(?P<cpu>\d+)\.(?:(?P<task>task)|(?P<level>[a-z]+)#(?P<index>\d+)):\s*(?P<ops>.*)$")
-_LOCK = re.compile(r"^lock L(?P<lock>\d+)(?: \((?P<budget>[^)]*)\))?$")
+_LOCK = re.compile(r"^lock L(?P<lock>\d+)(?P<shared> shared)?(?: \((?P<budget>[^)]*)\))?$")
 _UNLOCK = re.compile(r"^unlock L(?P<lock>\d+)$")
 _WORK = re.compile(r"^work (?P<ns>\S+)$")
 _DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>ns|us|ms|s)$")
 _SCALE = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
-_OPS_EXPECTED = "'lock Lk', 'lock Lk (BUDGET)', 'unlock Lk' or 'work DURATION'"
+_OPS_EXPECTED = (
+    "'lock Lk', 'lock Lk (BUDGET)', 'lock Lk shared', 'lock Lk shared (BUDGET)', 'unlock Lk' or 'work DURATION'"
+)
 
 
 def parse_program(text: str) -> Any:
@@ -114,7 +118,9 @@ def _op(part: str, where: str, lock_cls: Any, unlock_cls: Any, work_cls: Any) ->
     if m is not None:
         budget = m["budget"]
         lock = int(m["lock"])
-        op = lock_cls(lock) if budget is None else lock_cls(lock, _duration(budget, where))
+        shared = m["shared"] is not None
+        ns = lock_cls.budget_ns if budget is None else _duration(budget, where)
+        op = lock_cls(lock, ns, shared=shared)
         return op, lock
     m = _UNLOCK.match(part)
     if m is not None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ._errors import InvalidArgument, LockfuzzError, Violation
-from ._events import ACQUIRE, ACQUIRED, RELEASED, Trace
+from ._events import ACQUIRE, ACQUIRED, RELEASED, Trace, acquire_budget
 from ._oracles._base import Oracle
 from ._status import Level, Status
 
@@ -49,6 +49,7 @@ class Acquisition:
     end_ns: int | None
     status: Status | None
     released_ns: int | None = None
+    shared: bool = False  # a shared acquisition (``Lock(shared=True)``)
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,8 @@ class RunRecord:
             if kind == ACQUIRE:
                 c = contexts[ci]
                 open_.setdefault((ci, obj), []).append(len(rows))
-                rows.append(dict(context=c.name, cpu=c.cpu, level=c.level, lock=obj, budget_ns=value, start_ns=t,
-                                 end_ns=None, status=None))
+                rows.append(dict(context=c.name, cpu=c.cpu, level=c.level, lock=obj, budget_ns=acquire_budget(value),
+                                 start_ns=t, end_ns=None, status=None, shared=value < 0))
             elif kind == ACQUIRED:
                 row = rows[open_[(ci, obj)][-1]]
                 row["end_ns"], row["status"] = t, Status(value)

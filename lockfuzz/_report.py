@@ -30,7 +30,7 @@ from ._errors import Violation
 from ._events import (
     ACQUIRE, ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, KIND_NAMES, MARK, RELEASE, RELEASED, Trace, event_text,
 )
-from ._events import CANCEL, cancel_text
+from ._events import CANCEL, SHARED_RELEASE, acquire_budget, acquire_shared, cancel_text
 from ._machine import CHECKPOINT, LOAD, SLEEP, START, STORE, STORE_FIELD, WAIT
 from ._status import Status
 
@@ -229,14 +229,15 @@ def _event_text(ev: Any, cells: Sequence[str], kind: int, obj: int, value: Any) 
             return f"{name} {cell} := {_value(value)}"
         return f"{name} {cell} (was {_value(value)})"
     if kind == ACQUIRE:
-        return f"acquire L{obj} ... (budget {_duration(value)})"
+        mode = " shared" if acquire_shared(value) else ""
+        return f"acquire L{obj}{mode} ... (budget {_duration(acquire_budget(value))})"
     if kind == ACQUIRED:
         status = _status_name(value)
         return f"acquire L{obj} -> {status}" + ("" if value == Status.OK else " !")
     if kind == RELEASE:
-        return f"release L{obj} ..."
+        return f"release L{obj}{' shared' if value == SHARED_RELEASE else ''} ..."
     if kind == RELEASED:
-        return f"release L{obj} -> returned"
+        return f"release L{obj}{' shared' if value == SHARED_RELEASE else ''} -> returned"
     if kind == DONE:
         return "done"
     if kind == MARK:
@@ -502,9 +503,12 @@ def perfetto(trace: Trace, violation: ViolationLike = None, *, steps: bool = Tru
         if kind == ACQUIRE:
             waits[(ctx, obj)] = (t, value)
         elif kind == ACQUIRED:
-            start, budget = waits.pop((ctx, obj), (t, 0))
+            start, logged = waits.pop((ctx, obj), (t, 0))
             status = _status_name(value)
-            slices.setdefault(ctx, []).append((start, t, f"wait L{obj}", {"status": status, "budget_ns": budget}))
+            mode = " shared" if acquire_shared(logged) else ""
+            slices.setdefault(ctx, []).append(
+                (start, t, f"wait L{obj}{mode}", {"status": status, "budget_ns": acquire_budget(logged)})
+            )
             if value == Status.OK:
                 holds[(ctx, obj)] = t
             else:
@@ -513,7 +517,7 @@ def perfetto(trace: Trace, violation: ViolationLike = None, *, steps: bool = Tru
         elif kind == RELEASE:
             start = holds.pop((ctx, obj), None)
             if start is not None:
-                slices.setdefault(ctx, []).append((start, t, f"hold L{obj}", {}))
+                slices.setdefault(ctx, []).append((start, t, f"hold L{obj}{' shared' if value else ''}", {}))
             releases[(ctx, obj)] = t
         elif kind == RELEASED:
             start = releases.pop((ctx, obj), None)
@@ -527,8 +531,10 @@ def perfetto(trace: Trace, violation: ViolationLike = None, *, steps: bool = Tru
             instants.append({"ph": "i", "s": "t", "name": _event_text(None, cells, kind, obj, value), "ts": _us(t),
                              "pid": ctx_pid[ctx], "tid": ctx, "cat": "step", "args": {"event": index}})
     # Whatever is still open at the end of the trace (the run stopped at a violation) ends there.
-    for (ctx, lock), (start, budget) in waits.items():
-        slices.setdefault(ctx, []).append((start, end, f"wait L{lock}", {"unfinished": True, "budget_ns": budget}))
+    for (ctx, lock), (start, logged) in waits.items():
+        slices.setdefault(ctx, []).append(
+            (start, end, f"wait L{lock}", {"unfinished": True, "budget_ns": acquire_budget(logged)})
+        )
     for (ctx, lock), start in holds.items():
         slices.setdefault(ctx, []).append((start, end, f"hold L{lock}", {"unfinished": True}))
     for (ctx, lock), start in releases.items():

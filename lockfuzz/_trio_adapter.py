@@ -6,7 +6,11 @@ makes a target class (``driver = "trio"``) that calls ``factory()`` once per loc
 and, for each acquisition, runs it under ``trio.move_on_after(budget)``: OK, or ETIMEDOUT when the
 budget ran out; a ``RuntimeError`` that says the caller already holds it (trio's and anyio's
 wording) is EDEADLK. A release calls ``release()`` (awaited if it returns an awaitable) or
-``__aexit__``. The bundled adapters (``lockfuzz.targets.trio_locks``) are subclasses of it.
+``__aexit__``. With ``sharing=`` (a ``lockfuzz.Sharing``) the lock admits shared acquisitions:
+for a semaphore or limiter (``Sharing(exclusive=False, capacity=n)``) every acquisition is
+shared and calls the same ``acquire``/``release``; for a reader-writer lock
+(``Sharing(exclusive=True)``) a shared one calls ``acquire_shared()``/``release_shared()``. The
+bundled adapters (``lockfuzz.targets.trio_locks``) are subclasses of it.
 
 Failure files name a target by import path (``module:Class``), so give the class a module-level
 name equal to ``name`` (``MyLockTarget = lockfuzz.trio_target(MyLock)`` with the default name), or
@@ -21,7 +25,7 @@ from typing import Any, Callable, ClassVar
 
 import trio
 
-from ._capabilities import Capabilities, Fairness, Timeouts
+from ._capabilities import Capabilities, Fairness, Sharing, Timeouts
 from ._errors import InvalidArgument
 from ._status import Status
 from ._target import Target
@@ -41,6 +45,7 @@ def trio_target(
     timeouts: bool = True,
     held: Callable[[Any], bool] | None = None,
     interrupts: bool | None = None,
+    sharing: Sharing | None = None,
 ) -> type[Target]:
     """A target class over the lock objects ``factory()`` makes (see the module doc).
 
@@ -50,7 +55,8 @@ def trio_target(
       False, budgets are ignored and a waiter waits until the lock is its own (or a cancellation);
     - ``held(obj)``: whether a lock object is still held, for the final check (default:
       ``obj.locked()`` if it has one);
-    - ``interrupts``: ``Capabilities.interrupts`` (default: none, as for any trio target).
+    - ``interrupts``: ``Capabilities.interrupts`` (default: none, as for any trio target);
+    - ``sharing``: ``Capabilities.sharing`` (see the module doc), None for an exclusive lock.
     """
     if not callable(factory):
         raise InvalidArgument(f"trio_target: factory={factory!r}, expected a callable that makes one lock")
@@ -58,8 +64,11 @@ def trio_target(
         raise InvalidArgument(f"trio_target: fairness={fairness!r}, expected a lockfuzz.Fairness or None")
     if not isinstance(timeouts, bool):
         raise InvalidArgument(f"trio_target: timeouts={timeouts!r}, expected True or False")
+    if sharing is not None and not isinstance(sharing, Sharing):
+        raise InvalidArgument(f"trio_target: sharing={sharing!r}, expected a lockfuzz.Sharing or None")
     label = name or f"{getattr(factory, '__name__', 'Lock').strip('<>')}Target"
-    caps = Capabilities(timeouts=BUDGETS if timeouts else None, fairness=fairness, interrupts=interrupts)
+    caps = Capabilities(timeouts=BUDGETS if timeouts else None, fairness=fairness, interrupts=interrupts,
+                        sharing=sharing)
     caller = sys._getframe(1).f_globals.get("__name__", __name__)
     namespace = {
         "__module__": caller, "__qualname__": label, "__doc__": f"``{label}``: {factory!r} as a trio target.",
@@ -90,17 +99,31 @@ class _TrioTarget(Target):
         """One lock object (``factory()``; a subclass may override it)."""
         return type(self).factory()
 
-    async def acquire(self, ctx: Any, lock: int, budget_ns: int) -> Status:
+    async def acquire(self, ctx: Any, lock: int, budget_ns: int, shared: bool = False) -> Status:
         obj = self.locks[lock]
         if not self.timeouts:
-            return await self._take(obj)
+            return await self._take(obj, shared)
         with trio.move_on_after(budget_ns / 1e9):
-            return await self._take(obj)
+            return await self._take(obj, shared)
         return Status.ETIMEDOUT
 
-    async def _take(self, obj: Any) -> Status:
+    def _shared_method(self, shared: bool, name: str) -> str:
+        """The method a call in this mode uses: ``acquire_shared`` for a reader of a lock that
+        also has writers; the plain one for an exclusive call and for a semaphore's permits."""
+        sharing = self.capabilities.sharing
+        return f"{name}_shared" if shared and sharing is not None and sharing.exclusive else name
+
+    def _method(self, obj: Any, shared: bool, name: str) -> Any:
+        method = self._shared_method(shared, name)
+        found = getattr(obj, method, None)
+        if found is None and method != name:  # never fall back to the exclusive call for a reader
+            raise TypeError(f"{type(obj).__name__} has no {method}(), which a shared acquisition of a lock "
+                            "with writers calls (trio_target(sharing=Sharing(exclusive=True)))")
+        return found
+
+    async def _take(self, obj: Any, shared: bool = False) -> Status:
         try:
-            take = getattr(obj, "acquire", None)
+            take = self._method(obj, shared, "acquire")
             if take is not None:
                 await take()
             else:
@@ -109,9 +132,9 @@ class _TrioTarget(Target):
             return retaken(exc)
         return Status.OK
 
-    async def release(self, ctx: Any, lock: int) -> None:
+    async def release(self, ctx: Any, lock: int, shared: bool = False) -> None:
         obj = self.locks[lock]
-        give = getattr(obj, "release", None)
+        give = self._method(obj, shared, "release")
         if give is not None:
             result = give()
             if inspect.isawaitable(result):

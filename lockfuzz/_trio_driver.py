@@ -340,7 +340,7 @@ class TrioEngine(Engine):
         self._t_trio_jump = False  # the last clock jump was to a trio deadline (_deadline_passed)
 
     # -- cancellation: a decision at each of trio's checkpoints inside a call into the target -------
-    async def call(self, ctx: Context, lock: int, budget_ns: int | None) -> Any:
+    async def call(self, ctx: Context, lock: int, budget_ns: int | None, shared: bool = False) -> Any:
         """The interpreter's call into the target (``acquire`` with a budget, ``release`` with
         ``None``), which the schedule may cancel (``_cancel``) at any of trio's checkpoints inside
         it. A cancellation cancels the scope the context's task runs in, as a nursery's would:
@@ -353,8 +353,13 @@ class TrioEngine(Engine):
         if not cut:
             self._t_calls[index] = (lock, 1 if budget_ns is None else 0)
         try:
+            # Exclusive calls are made exactly as before modes existed (no ``shared`` keyword).
             if budget_ns is None:
+                if shared:
+                    return await self.target.release(ctx, lock, shared=True)
                 return await self.target.release(ctx, lock)
+            if shared:
+                return await self.target.acquire(ctx, lock, budget_ns, shared=True)
             return await self.target.acquire(ctx, lock, budget_ns)
         except trio.Cancelled:
             if index not in self._t_cut or self._t_stopped:  # pragma: no cover - a stop closes tasks first

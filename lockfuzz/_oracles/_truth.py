@@ -7,6 +7,17 @@ The wait-for graph (DESIGN.md, "EDEADLK attribution"): an edge from each waiter 
 of the lock it awaits, and an edge from each interrupted context to the handler running
 directly above it on the same CPU (the interrupted context cannot run until that handler
 returns). A context is *on a cycle* if it can reach itself.
+
+Shared locks (``Capabilities.sharing``): a lock has one exclusive holder (``holder``) or any
+number of shared ones (``sharers``, a context once per shared hold). An exclusive waiter waits
+for every holder; a shared waiter for the exclusive holder, and for every shared holder when the
+lock is at its ``capacity``. A release under way holds the lock for its waiters, in its mode, until
+it returns. The declared preference adds edges to waiters that go first (``blockers``): under
+``fifo`` every earlier waiter (past its doorway), under ``writers`` a shared waiter waits for the
+exclusive waiters that arrived before it, under ``readers`` with a bound for those that readers
+have overtaken as often as the bound allows; a shared waiter in an interrupt handler is exempt
+where ``handler_readers_overtake`` says so. So a reader that takes its lock again while a writer
+queues behind it under writer preference is on a cycle with that writer, as the lock sees it.
 """
 
 from __future__ import annotations
@@ -49,10 +60,18 @@ class Attempt:
     taken = False  # the target marked the step that took the lock (Mark.TAKEN)
     cancelled = False  # the schedule cancelled its scope (the trio driver): it is leaving
     ahead: tuple[Attempt, ...] = ()  # FIFO locks: earlier arrivals it must wait for
+    shared = False  # a shared acquisition (``Lock(shared=True)``)
+    #: Reader preference with a bound: the exclusive waiters that arrived before this shared
+    #: attempt; it must wait for those that readers have already overtaken ``reader_overtakes`` times.
+    writers_ahead: tuple[Attempt, ...] = ()
+    overtakers = 0  # an exclusive attempt: shared attempts that arrived later and got the lock first
 
     def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
         self.ctx = ctx
         self.lock = lock
+        if budget < 0:  # a shared acquisition logs ~budget (``_events.acquire_value``)
+            self.shared = True
+            budget = ~budget
         self.budget = budget
         self.start = now
         self.event = event
@@ -137,7 +156,14 @@ class GroundTruth:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         n = engine.program.n_locks
-        self.holder: list[Context | None] = [None] * n
+        self.holder: list[Context | None] = [None] * n  # the exclusive holder of each lock
+        #: The shared holders of each lock, in the order they got it (a context once per hold).
+        self.sharers: list[list[Context]] = [[] for _ in range(n)]
+        #: Shared releases begun and not yet returned, per lock (their contexts).
+        self.shared_releasing: list[list[Context]] = [[] for _ in range(n)]
+        #: The target's ``Sharing`` (None: exclusive only, and the exclusive code paths, unchanged).
+        self.sharing: Any = None
+        self._capacity: int | None = None
         self.attempts: dict[int, Attempt] = {}  # ctx.index -> its attempt in progress
         self.on_lock: list[list[Attempt]] = [[] for _ in range(n)]
         self.table: list[list[int]] = [[] for _ in engine.program.cpus]
@@ -145,8 +171,8 @@ class GroundTruth:
         self.started: Attempt | None = None
         self.returned: Attempt | None = None
         self.released_holder: Context | None = None
-        self.releasing = [0] * n  # releases begun and not yet returned, per lock
-        self.releaser: list[Context | None] = [None] * n  # the context whose release is under way
+        self.releasing = [0] * n  # exclusive releases begun and not yet returned, per lock
+        self.releaser: list[Context | None] = [None] * n  # the context whose exclusive release is under way
         self._table_view = self._fallback = self._backoff = False
         self._fifo_doorway: int | None = None
         self._window = False  # free time counts only within the budget (per-call timeouts)
@@ -163,6 +189,52 @@ class GroundTruth:
         fair = caps.fairness
         self._fifo_doorway = fair.doorway_steps if fair is not None and fair.overtakes == 0 else None
         self._window = caps.timeouts is not None and caps.timeouts.per_call
+        self.sharing = getattr(caps, "sharing", None)
+        self._capacity = self.sharing.capacity if self.sharing is not None else None
+
+    # -- who holds ----------------------------------------------------------------------------
+    def holds(self, ctx: Context, lock: int) -> bool:
+        """Does ``ctx`` hold ``lock``, in either mode?"""
+        return self.holder[lock] is ctx or ctx in self.sharers[lock]
+
+    def holders(self, lock: int) -> list[Context]:
+        """Every holder of ``lock``: the exclusive one, or the shared ones."""
+        h = self.holder[lock]
+        return [h, *self.sharers[lock]] if h is not None else list(self.sharers[lock])
+
+    def held_by(self, ctx: Context) -> int:
+        """How many holds ``ctx`` has, over all locks and modes."""
+        n = sum(1 for h in self.holder if h is ctx)
+        if self.sharing is not None:
+            n += sum(s.count(ctx) for s in self.sharers)
+        return n
+
+    def at_capacity(self, lock: int) -> bool:
+        """Are the shared holds of ``lock`` (releases under way included) at its capacity?"""
+        cap = self._capacity
+        return cap is not None and len(self.sharers[lock]) + len(self.shared_releasing[lock]) >= cap
+
+    def blockers(self, a: Attempt) -> list[Context]:
+        """Whom ``a`` waits for because they hold (or are releasing) its lock, by mode (module doc)."""
+        lock = a.lock
+        h = self.holder[lock]
+        if h is None:
+            # Free for mutual exclusion from the moment its release began, the lock is not
+            # free for its waiters until the release returns: they wait for the releaser.
+            h = self.releaser[lock]
+        out = [h] if h is not None else []
+        if self.sharing is not None and (not a.shared or self.at_capacity(lock)):
+            out.extend(self.sharers[lock])
+            out.extend(self.shared_releasing[lock])
+        return out
+
+    def preferred(self, a: Attempt) -> list[Attempt]:
+        """The earlier waiters still waiting that the lock's declared order puts before ``a``."""
+        out = [b for b in a.ahead if b.end < 0]
+        if a.writers_ahead:
+            bound = self.sharing.reader_overtakes
+            out.extend(b for b in a.writers_ahead if b.end < 0 and b.overtakers >= bound)
+        return out
 
     def first_waiter(self, a: Attempt) -> bool:
         """Is ``a`` the first waiter of its lock (the one whose checks run, for
@@ -203,6 +275,8 @@ class GroundTruth:
         waiting = self.on_lock[obj]
         if h is not None or waiting or self.releasing[obj]:
             a.contended = True
+        elif self.sharing is not None and (self.sharers[obj] or self.shared_releasing[obj]):
+            a.contended = True
         if waiting:
             for b in waiting:
                 b.contended = True
@@ -213,8 +287,10 @@ class GroundTruth:
             if self._fifo_doorway is not None:
                 doorway = self._fifo_doorway
                 a.ahead = tuple(b for b in waiting if b.ctx.steps - b.start_steps >= doorway)
+            if self.sharing is not None:
+                self._prefer(a, waiting)
         if self._backoff:
-            a.holding = ctx in self.holder
+            a.holding = self.held_by(ctx) > 0
         if self._fallback:
             busy = sum(1 for b in self.attempts.values() if b.ctx.cpu == ctx.cpu)
             a.fallback = busy > 0 and (ctx.level == Level.NMI or busy >= 4)
@@ -225,6 +301,8 @@ class GroundTruth:
         if h is None:
             h = self.releaser[obj]
         if self.cycles or a.ahead or (h is not None and (h.index in self.attempts or not h.top)):
+            self._recompute()
+        elif self.sharing is not None and (a.writers_ahead or self.sharers[obj] or self.shared_releasing[obj]):
             self._recompute()
         if self._table_view:
             self._mark_table_view()
@@ -241,7 +319,12 @@ class GroundTruth:
         self.returned = a
         self._unqueue(a)
         if value == 0:
-            self.holder[obj] = ctx
+            if a.shared:
+                if not a.taken:  # marked taken: already counted
+                    self.sharers[obj].append(ctx)
+                self._count_overtaking(a, now)
+            else:
+                self.holder[obj] = ctx
             for b in waiting:
                 b.contended = True
         else:
@@ -253,18 +336,31 @@ class GroundTruth:
                     b.other_timed_out = True
         if waiting:
             self._progress(obj, now)
-        if self.cycles:
+        if self.cycles or (self.sharing is not None and self.attempts):
+            # With shared modes an acquisition can add edges between waiters: a reader that got
+            # the lock counts against the writers it overtook (``preferred``).
             self._recompute()
         if self._table_view:
             self._mark_table_view()
         self.retime()
 
     def _on_release(self, index: int, ctx: Context, obj: int, value: int) -> None:
-        self.released_holder = self.holder[obj]
-        if self.holder[obj] is ctx:
-            self.holder[obj] = None
-        self.releasing[obj] += 1
-        self.releaser[obj] = ctx
+        if value:  # a shared release (``SHARED_RELEASE``)
+            sharers = self.sharers[obj]
+            if ctx in sharers:
+                self.released_holder = ctx
+                _remove_last(sharers, ctx)
+            else:
+                self.released_holder = self.holder[obj] or (sharers[0] if sharers else None)
+            self.shared_releasing[obj].append(ctx)
+        else:
+            self.released_holder = self.holder[obj]
+            if self.holder[obj] is ctx:
+                self.holder[obj] = None
+            elif self.released_holder is None and self.sharers[obj]:
+                self.released_holder = self.sharers[obj][0]  # released exclusively what is held shared
+            self.releasing[obj] += 1
+            self.releaser[obj] = ctx
         waiting = self.on_lock[obj]
         if waiting:
             self._progress(obj, self.engine.machine.now)
@@ -278,9 +374,12 @@ class GroundTruth:
         # The lock leaves the CPU's table only now that the release returned: the kernel's
         # unlock frees the word before it clears the table slot, and a handler landing in
         # between sees the stale entry.
-        self.releasing[obj] -= 1
-        if self.releaser[obj] is ctx:
-            self.releaser[obj] = None
+        if value:
+            _remove_last(self.shared_releasing[obj], ctx)
+        else:
+            self.releasing[obj] -= 1
+            if self.releaser[obj] is ctx:
+                self.releaser[obj] = None
         _remove_last(self.table[ctx.cpu], obj)
         if self.cycles:
             self._recompute()
@@ -294,7 +393,10 @@ class GroundTruth:
         self.marked = True
         if value == Mark.TAKEN:
             a.taken = True
-            self.holder[obj] = ctx
+            if a.shared:
+                self.sharers[obj].append(ctx)
+            else:
+                self.holder[obj] = ctx
             self._unqueue(a)
             for b in self.on_lock[obj]:
                 b.contended = True
@@ -331,6 +433,8 @@ class GroundTruth:
         if not self.attempts:
             return
         now = self.engine.machine.now
+        if self.sharing is not None:
+            return self._retime_shared(now)
         for a in self.attempts.values():
             lock = a.lock
             others = self.on_lock[lock]
@@ -362,6 +466,68 @@ class GroundTruth:
             elif not free and a.free_since is not None:
                 self._close(a, now)
 
+    def _retime_shared(self, now: int) -> None:
+        """``retime`` for a lock with shared holders: as for an exclusive lock, with "held"
+        meaning held in a mode that keeps this waiter out (``blockers``) and "first" the
+        declared preference (``preferred``)."""
+        for a in self.attempts.values():
+            others = self.on_lock[a.lock]
+            blockers = self.blockers(a)
+            stalled = (
+                not a.ctx.top
+                or any(not h.top for h in blockers)
+                or any(not b.ctx.top for b in others if b is not a)
+            )
+            if stalled and a.stall_since is None:
+                a.stall_since = now
+            elif not stalled and a.stall_since is not None:
+                a.stall_total += now - a.stall_since
+                a.stall_since = None
+            free = (
+                not blockers
+                and a.ctx.blocked
+                and a.ctx.top
+                and all(b.ctx.blocked and b.ctx.top for b in others if b is not a)
+                and not self.preferred(a)
+                and not (self._window and now >= a.deadline())
+            )
+            if free and a.free_since is None:
+                a.free_since = now
+            elif not free and a.free_since is not None:
+                self._close(a, now)
+
+    # -- the declared order across modes -------------------------------------------------------
+    def _prefer(self, a: Attempt, waiting: list[Attempt]) -> None:
+        """Which earlier waiters the declared preference puts before the new attempt ``a``
+        (``Sharing.preference``, after ``doorway_steps``)."""
+        s = self.sharing
+        if s.preference is None:
+            return
+        if a.shared and s.handler_readers_overtake and a.ctx.level != Level.TASK:
+            return  # a reader in a handler may pass a waiting writer (qrwlock's in_interrupt())
+        door = s.doorway_steps
+        arrived = [b for b in waiting if b is not a and b.ctx.steps - b.start_steps >= door]
+        if s.preference == "fifo":
+            a.ahead = a.ahead + tuple(b for b in arrived if b not in a.ahead)
+        elif not a.shared:
+            return  # writer and reader preference order no writer behind anyone
+        elif s.preference == "writers":
+            a.ahead = a.ahead + tuple(b for b in arrived if not b.shared and b not in a.ahead)
+        elif s.reader_overtakes is not None:
+            a.writers_ahead = tuple(b for b in arrived if not b.shared)
+
+    def leaving(self, b: Attempt, now: int) -> bool:
+        """Is waiter ``b`` leaving rather than waiting: cancelled, or past its per-call budget (a
+        trio waiter leaves the queue when its deadline passes, before it returns ETIMEDOUT)?"""
+        return b.cancelled or (self._window and now - b.start >= b.budget)
+
+    def _count_overtaking(self, a: Attempt, now: int) -> None:
+        """Shared ``a`` got its lock: count it against each exclusive waiter it overtook (arrived
+        before it, past its doorway, still waiting and not leaving): reader preference's bound."""
+        for b in a.writers_ahead:
+            if b.end < 0 and not self.leaving(b, now):
+                b.overtakers += 1
+
     def _close(self, a: Attempt, now: int) -> None:
         """Stop its free clock (at its budget's end, for per-call budgets)."""
         if a.free_since is not None:
@@ -376,17 +542,25 @@ class GroundTruth:
     # -- the graph ------------------------------------------------------------------------------
     def edges(self) -> dict[Context, list[Context]]:
         out: dict[Context, list[Context]] = {}
+        sharing = self.sharing is not None
         for a in self.attempts.values():
             if a.taken:
                 continue  # it holds the lock it asked for; what it waits for next is not the lock
             lock = a.lock
-            h = self.holder[lock]
-            if h is None:
-                # Free for mutual exclusion from the moment its release began, the lock is not
-                # free for its waiters until the release returns: they wait for the releaser.
-                h = self.releaser[lock]
-            if h is not None:
-                out.setdefault(a.ctx, []).append(h)
+            if sharing:
+                for h in self.blockers(a):
+                    out.setdefault(a.ctx, []).append(h)
+                for b in self.preferred(a):
+                    if b not in a.ahead:  # those are added below
+                        out.setdefault(a.ctx, []).append(b.ctx)
+            else:
+                h = self.holder[lock]
+                if h is None:
+                    # Free for mutual exclusion from the moment its release began, the lock is not
+                    # free for its waiters until the release returns: they wait for the releaser.
+                    h = self.releaser[lock]
+                if h is not None:
+                    out.setdefault(a.ctx, []).append(h)
             # Marked queue positions: every other waiter waits behind the pending waiter, and
             # the waiters queued after the head behind the head.
             p, hd = self.pending[lock], self.head[lock]
@@ -444,15 +618,22 @@ class GroundTruth:
         for a in sorted(self.attempts.values(), key=lambda a: a.ctx.index):
             h = self.holder[a.lock]
             r = self.releaser[a.lock]
+            sharers = self.sharers[a.lock]
             if h is not None:
-                held = f"held by {h.name}"
+                held = f"held by {h.name}" + (" (exclusive)" if self.sharing is not None else "")
+            elif sharers:
+                full = " (at capacity)" if self.at_capacity(a.lock) else ""
+                held = f"held shared by {', '.join(c.name for c in sharers)}{full}"
             elif r is not None:
                 held = f"which {r.name} is still releasing"
+            elif self.shared_releasing[a.lock]:
+                held = f"which {', '.join(c.name for c in self.shared_releasing[a.lock])} are still releasing"
             else:
                 held = "which nobody holds"
-            behind = [b.ctx.name for b in a.ahead if b.end < 0]
+            behind = [b.ctx.name for b in (self.preferred(a) if self.sharing is not None else a.ahead) if b.end < 0]
             queued = f", queued behind {', '.join(behind)}" if behind else ""
-            lines.append(f"{a.ctx.name} waits for L{a.lock}, {held}{queued} (since t={a.start}ns)")
+            mode = " shared" if a.shared else (" exclusively" if self.sharing is not None else "")
+            lines.append(f"{a.ctx.name} waits for L{a.lock}{mode}, {held}{queued} (since t={a.start}ns)")
         for stack in self.engine.stacks:
             for lower, upper in zip(stack, stack[1:]):
                 lines.append(f"{lower.name} is interrupted by {upper.name}")
