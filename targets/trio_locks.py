@@ -32,11 +32,11 @@ the docs promise, no more:
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import Any
 
 import trio
 
-from lockfuzz import Capabilities, Context, Fairness, Machine, Sharing, Status, Target, Timeouts, trio_target
+from lockfuzz import Capabilities, Fairness, Machine, Sharing, Target, trio_target
 
 __all__ = [
     "AnyioLock", "RWLock", "TrioCapacityLimiter", "TrioLock", "TrioRWLock", "TrioSemaphore", "TrioStrictFIFOLock",
@@ -89,12 +89,6 @@ class TrioSemaphore(trio_target(lambda: trio.Semaphore(1, max_value=1), fairness
     def make(self) -> trio.Semaphore:
         return trio.Semaphore(self.capacity, max_value=self.capacity)
 
-    async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
-        return await super().acquire(ctx, lock, budget_ns)  # a permit is a permit, whatever the mode
-
-    async def release(self, ctx: Context, lock: int, shared: bool = False) -> None:
-        await super().release(ctx, lock)
-
 
 def _borrowed(x: Any) -> bool:
     return bool(x.borrowed_tokens)
@@ -114,12 +108,6 @@ class TrioCapacityLimiter(trio_target(lambda: trio.CapacityLimiter(1), fairness=
     def make(self) -> trio.CapacityLimiter:
         return trio.CapacityLimiter(self.capacity)
 
-    async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
-        return await super().acquire(ctx, lock, budget_ns)
-
-    async def release(self, ctx: Context, lock: int, shared: bool = False) -> None:
-        await super().release(ctx, lock)
-
 
 def _anyio_lock() -> Any:
     import anyio  # an optional dependency: imported when the target is used
@@ -135,7 +123,8 @@ class AnyioLock(trio_target(_anyio_lock)):  # type: ignore[misc]
 class RWLock:
     """A reader-writer lock on ``trio.Condition``, written the way trio code writes one: many
     readers or one writer; a writer that waits holds new readers back (writer preference), so
-    a stream of readers cannot starve it.
+    a stream of readers cannot starve it. ``acquire``/``release`` are the writer's,
+    ``acquire_shared``/``release_shared`` the reader's (the names ``trio_target`` calls).
 
     Each method holds the condition's lock (``async with self._cond``) while it reads or changes
     the counts, and waits in ``Condition.wait()`` inside a ``while`` loop that re-tests its
@@ -151,20 +140,20 @@ class RWLock:
         self._writer = False  # a writer holds the lock
         self._writers_waiting = 0  # writers waiting for it: new readers wait behind them
 
-    async def acquire_read(self) -> None:
+    async def acquire_shared(self) -> None:
         async with self._cond:
             while self._writer or self._writers_waiting:
                 await self._cond.wait()
             self._readers += 1
 
-    async def release_read(self) -> None:
+    async def release_shared(self) -> None:
         with trio.CancelScope(shield=True):
             async with self._cond:
                 self._readers -= 1
                 if self._readers == 0:
                     self._cond.notify_all()  # a writer may be waiting for the last reader
 
-    async def acquire_write(self) -> None:
+    async def acquire(self) -> None:
         async with self._cond:
             self._writers_waiting += 1
             try:
@@ -177,7 +166,7 @@ class RWLock:
             self._writers_waiting -= 1
             self._writer = True
 
-    async def release_write(self) -> None:
+    async def release(self) -> None:
         with trio.CancelScope(shield=True):
             async with self._cond:
                 self._writer = False
@@ -187,49 +176,22 @@ class RWLock:
         return self._writer or self._readers > 0
 
 
-class TrioRWLock(Target):
-    """A reader-writer lock on ``trio.Condition`` (``RWLock``): shared acquisitions read,
-    exclusive ones write, each under ``trio.move_on_after(budget)`` (ETIMEDOUT when it runs
-    out). Promises: any number of readers or one writer; writer preference with an empty
-    doorway (a writer is counted in ``_writers_waiting`` before any reader that began after it
-    can look: the condition's lock is a FIFO ``trio.Lock``); per-call budgets. No order among writers is promised (a woken writer
-    competes with the others), and readers may starve while writers keep coming."""
+#: Writer preference with an empty doorway: a writer is counted in ``_writers_waiting`` before
+#: any reader that began after it can look, because the condition's lock is a FIFO ``trio.Lock``
+#: (an attempt queues on it, or takes it, in the step it begins).
+WRITERS_FIRST = Sharing(exclusive=True, capacity=None, preference="writers", doorway_steps=0)
 
-    driver: ClassVar[str] = "trio"
-    capabilities = Capabilities(
-        timeouts=Timeouts(per_call=True),
-        sharing=Sharing(exclusive=True, capacity=None, preference="writers", doorway_steps=0),
-    )
 
-    def __init__(self, machine: Machine) -> None:
-        super().__init__(machine)
-        self.locks = [self.make() for _ in range(machine.n_locks)]
-
-    def make(self) -> RWLock:
-        return RWLock()
-
-    async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
-        rw = self.locks[lock]
-        with trio.move_on_after(budget_ns / 1e9):
-            if shared:
-                await rw.acquire_read()
-            else:
-                await rw.acquire_write()
-            return Status.OK
-        return Status.ETIMEDOUT
-
-    async def release(self, ctx: Context, lock: int, shared: bool = False) -> None:
-        rw = self.locks[lock]
-        if shared:
-            await rw.release_read()
-        else:
-            await rw.release_write()
+class TrioRWLock(trio_target(RWLock, sharing=WRITERS_FIRST)):  # type: ignore[misc]
+    """A reader-writer lock on ``trio.Condition`` (``RWLock``): any number of readers or one
+    writer, writer preference, per-call budgets (``trio.move_on_after``). No order among writers
+    is promised (a woken writer competes with the others), and readers may starve while writers
+    keep coming."""
 
     def check(self) -> list[str]:
-        problems = []
-        for i, rw in enumerate(self.locks):
-            if rw.locked():
-                problems.append(f"L{i} is still held ({rw._readers} readers, writer {rw._writer})")
-            if rw._writers_waiting:
-                problems.append(f"L{i} still counts {rw._writers_waiting} waiting writer(s)")
+        problems = super().check()
+        problems += [
+            f"L{i} still counts {rw._writers_waiting} waiting writer(s)"
+            for i, rw in enumerate(self.locks) if rw._writers_waiting
+        ]
         return problems

@@ -28,7 +28,7 @@ __all__ = [
 class ForgetfulWriterRWLock(RWLock):
     """``RWLock`` whose writer waits only for another writer (see ``WriterBesideReaderRWLock``)."""
 
-    async def acquire_write(self) -> None:
+    async def acquire(self) -> None:
         async with self._cond:
             self._writers_waiting += 1
             try:
@@ -71,7 +71,7 @@ class BoundedReaderRWLock(RWLock):
         self._limit = limit
         self._passed = 0  # readers admitted while a writer waited, in this stretch of waiting writers
 
-    async def acquire_read(self) -> None:
+    async def acquire_shared(self) -> None:
         async with self._cond:
             while self._writer or (self._writers_waiting and self._passed >= self._limit):
                 await self._cond.wait()
@@ -79,7 +79,7 @@ class BoundedReaderRWLock(RWLock):
                 self._passed += 1
             self._readers += 1
 
-    async def acquire_write(self) -> None:
+    async def acquire(self) -> None:
         async with self._cond:
             self._writers_waiting += 1
             try:
@@ -124,7 +124,7 @@ class TrioBoundedReaderRWLock(TrioRWLock):
 class ConcurrentPassersRWLock(BoundedReaderRWLock):
     """``BoundedReaderRWLock`` that bounds the passers holding at once (see ``StarvingRWLock``)."""
 
-    async def release_read(self) -> None:
+    async def release_shared(self) -> None:
         with trio.CancelScope(shield=True):
             async with self._cond:
                 self._readers -= 1
@@ -136,7 +136,7 @@ class ConcurrentPassersRWLock(BoundedReaderRWLock):
 class StarvingRWLock(TrioBoundedReaderRWLock):
     """Mutant of ``TrioBoundedReaderRWLock``: readers pass a waiting writer past the bound.
 
-    Broken: a reader that leaves gives its pass back (``_passed -= 1`` in ``release_read``), so
+    Broken: a reader that leaves gives its pass back (``_passed -= 1`` in ``release_shared``), so
     the lock bounds how many readers that passed a waiting writer *hold at once*, not how many
     passed it: readers that come and go keep passing the writer for as long as they keep coming,
     one more at each release, while the lock still declares ``reader_overtakes=1``. A reader that
@@ -153,6 +153,11 @@ _P = "lockfuzz.targets.mutants.trio_rwlocks"
 MUTANTS: dict[str, str] = {
     "trio_rwlock_writer_beside_reader": f"{_P}:WriterBesideReaderRWLock",
     "trio_rwlock_starves_writers": f"{_P}:StarvingRWLock",
+}
+
+EXPECTED: dict[str, str] = {
+    "trio_rwlock_writer_beside_reader": "mutual-exclusion",
+    "trio_rwlock_starves_writers": "fairness",
 }
 
 BASES: dict[str, str] = {
