@@ -36,7 +36,7 @@ from typing import Any
 
 import trio
 
-from lockfuzz import Capabilities, Fairness, Machine, Sharing, Target, trio_target
+from lockfuzz import Capabilities, Fairness, InvalidArgument, Machine, Sharing, Target, trio_target
 
 __all__ = [
     "AnyioLock", "RWLock", "TrioCapacityLimiter", "TrioLock", "TrioRWLock", "TrioSemaphore", "TrioStrictFIFOLock",
@@ -56,7 +56,7 @@ class TrioStrictFIFOLock(trio_target(trio.StrictFIFOLock, fairness=FIFO)):  # ty
 
 def _check_capacity(capacity: object) -> int:
     if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
-        raise ValueError(f"capacity={capacity!r}: expected an int >= 1 (the number of permits)")
+        raise InvalidArgument(f"capacity={capacity!r}: expected an int >= 1 (the number of permits)")
     return capacity
 
 

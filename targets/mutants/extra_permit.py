@@ -15,7 +15,7 @@ with every permit out one more acquisition still succeeds: ``capacity + 1`` hold
 
 from __future__ import annotations
 
-from lockfuzz import Capabilities, Context, Machine, Sharing, Status, Target
+from lockfuzz import Capabilities, Context, InvalidArgument, Machine, Sharing, Status, Target
 
 __all__ = ["CountingSemaphore", "ExtraPermitSemaphore"]
 
@@ -28,7 +28,7 @@ class CountingSemaphore(Target):
     def __init__(self, machine: Machine, capacity: int = 2) -> None:
         super().__init__(machine)
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
-            raise ValueError(f"capacity={capacity!r}: expected an int >= 1 (the number of permits)")
+            raise InvalidArgument(f"capacity={capacity!r}: expected an int >= 1 (the number of permits)")
         self.capacity = capacity
         self.capabilities = Capabilities(sharing=Sharing(exclusive=False, capacity=capacity))
         self.taken = [machine.cell(f"L{i}.taken") for i in range(machine.n_locks)]

@@ -17,7 +17,7 @@ import trio
 
 from lockfuzz.targets.trio_locks import RWLock, TrioRWLock
 
-from lockfuzz import Capabilities, Machine, Sharing, Timeouts
+from lockfuzz import Capabilities, InvalidArgument, Machine, Sharing, Timeouts
 
 __all__ = [
     "BASES", "BoundedReaderRWLock", "ConcurrentPassersRWLock", "EXPECTED", "ForgetfulWriterRWLock", "MUTANTS",
@@ -111,7 +111,7 @@ class TrioBoundedReaderRWLock(TrioRWLock):
 
     def __init__(self, machine: Machine, reader_overtakes: int = 1) -> None:
         if not isinstance(reader_overtakes, int) or isinstance(reader_overtakes, bool) or reader_overtakes < 0:
-            raise ValueError(f"reader_overtakes={reader_overtakes!r}: expected an int >= 0")
+            raise InvalidArgument(f"reader_overtakes={reader_overtakes!r}: expected an int >= 0")
         self.limit = reader_overtakes
         sharing = Sharing(exclusive=True, preference="readers", reader_overtakes=reader_overtakes, doorway_steps=0)
         self.capabilities = replace(type(self).capabilities, sharing=sharing)
