@@ -350,6 +350,9 @@ def _fixed_programs(target_cls: Any, program: Any, programs: Any) -> st.SearchSt
         raise InvalidArgument(
             f"program: {program.n_cpus} CPUs, but {target_cls.__name__} is written for at most {limit}"
         )
+    from ._engine import check_modes
+
+    check_modes(program, target_cls.capabilities, target_cls.__name__)  # the class's; each run checks the instance's
     return programs_like(program, budgets=budgets_for(target_cls))
 
 

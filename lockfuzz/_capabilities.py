@@ -182,7 +182,9 @@ class Sharing:
     the lock to: no exclusive holder beside any other holder, at most ``capacity`` holders.
 
     ``preference``, checked after the attempt's first ``doorway_steps`` steps (as ``Fairness``):
-    ``fifo``: no attempt, of either mode, gets the lock ahead of an earlier waiter; ``writers``:
+    ``fifo``: no attempt, of either mode, gets the lock ahead of an earlier waiter (a shared one
+    may return before an earlier shared waiter while the lock has room for both: they are admitted
+    together); ``writers``:
     a shared attempt that arrives while an exclusive one waits does not get the lock before it;
     ``readers``: shared attempts may overtake waiting exclusive ones, at most
     ``reader_overtakes`` of them per exclusive waiter where that bound is given (None: writers may

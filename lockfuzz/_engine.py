@@ -420,26 +420,7 @@ class Engine:
         return self.target_cls(self.machine, **self.params)
 
     def _check_modes(self) -> None:
-        """Refuse, before any context runs, a program that asks for a mode the target does not
-        declare (``Capabilities.sharing``): its acquisitions would call ``acquire`` with a keyword
-        the target never promised to take, and every verdict would be about the wrong lock."""
-        sharing = getattr(self.capabilities, "sharing", None)
-        modes = sharing.modes if sharing is not None else ("exclusive",)
-        for mode, shared in (("shared", True), ("exclusive", False)):
-            if mode in modes:
-                continue
-            where = self.program.first_lock(shared)
-            if where is not None:
-                declared = (
-                    "declares no sharing (Capabilities.sharing is None): it takes exclusive acquisitions only"
-                    if sharing is None
-                    else f"declares Sharing(exclusive={sharing.exclusive}): it takes {' and '.join(modes)} "
-                    "acquisitions only"
-                )
-                raise InvalidArgument(
-                    f"the program asks for a {mode} acquisition at {where}, but {self.target_cls.__name__} "
-                    f"{declared}"
-                )
+        check_modes(self.program, self.capabilities, self.target_cls.__name__)
 
     def _new_context(
         self, cpu: int, level: Level, handler: int, ops: tuple[Any, ...], on_error: OnError | None = None
@@ -888,6 +869,26 @@ class Engine:
                     ctx.coro.close()
                 except (Exception, _watchdog.NoYield):  # noqa: BLE001 - misbehaving on close changes nothing found
                     pass
+
+
+def check_modes(program: Program, capabilities: Any, name: str) -> None:
+    """Refuse, before any context runs, a program that asks for a mode the target does not
+    declare (``Capabilities.sharing``): its acquisitions would call ``acquire`` with a keyword
+    the target never promised to take, and every verdict would be about the wrong lock."""
+    sharing = getattr(capabilities, "sharing", None)
+    modes = sharing.modes if sharing is not None else ("exclusive",)
+    for mode, shared in (("shared", True), ("exclusive", False)):
+        if mode in modes:
+            continue
+        where = program.first_lock(shared)
+        if where is not None:
+            declared = (
+                "declares no sharing (Capabilities.sharing is None): it takes exclusive acquisitions only"
+                if sharing is None
+                else f"declares Sharing(exclusive={sharing.exclusive}): it takes {' and '.join(modes)} "
+                "acquisitions only"
+            )
+            raise InvalidArgument(f"the program asks for a {mode} acquisition at {where}, but {name} {declared}")
 
 
 def _no_yield(where: str, exc: BaseException) -> Violation:

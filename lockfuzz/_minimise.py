@@ -29,6 +29,7 @@ schedule in preemptions (proven when the yardstick ran to its end), and the prog
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -358,7 +359,7 @@ def _rounder(program: Program) -> list[Program]:
             if isinstance(op, Work) and _round_down(op.ns) != op.ns:
                 rounder = Work(_round_down(op.ns))
             elif isinstance(op, Lock) and _round_down(op.budget_ns) != op.budget_ns:
-                rounder = Lock(op.lock, _round_down(op.budget_ns))
+                rounder = dataclasses.replace(op, budget_ns=_round_down(op.budget_ns))  # its mode kept
             if rounder is not None:
                 out.append(_replace_line(program, c, h, ops[:i] + (rounder,) + ops[i + 1 :]))
     return out
@@ -426,7 +427,7 @@ def _relock(ops: tuple[Any, ...], renumber: dict[int, int]) -> tuple[Any, ...]:
     for op in ops:
         if isinstance(op, Lock):
             if op.lock in renumber:
-                out.append(Lock(renumber[op.lock], op.budget_ns))
+                out.append(dataclasses.replace(op, lock=renumber[op.lock]))  # its budget and mode kept
         elif isinstance(op, Unlock):
             if op.lock in renumber:
                 out.append(Unlock(renumber[op.lock]))

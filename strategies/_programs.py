@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from hypothesis import strategies as st
@@ -74,13 +74,18 @@ class _Shape:
     budget: st.SearchStrategy[int]
     max_retries: int
     ordered: bool
+    modes: tuple[str, ...] = ("exclusive",)
 
 
 @st.composite
 def _section(draw: Any, shape: _Shape, locks: Sequence[int], depth: int) -> list[Any]:
     """One critical section: lock, work and nested sections, unlock (flattened)."""
     lock = draw(st.sampled_from(locks))
-    ops: list[Any] = [Lock(lock, draw(shape.budget))]
+    budget = draw(shape.budget)
+    # Exclusive first, so that shrinking goes toward exclusive where the target allows it; with
+    # one mode nothing is drawn, so exclusive-only programs are drawn exactly as before modes.
+    shared = shape.modes == ("shared",) or (len(shape.modes) > 1 and draw(st.sampled_from(shape.modes)) == "shared")
+    ops: list[Any] = [Lock(lock, budget, shared=shared)]
     if shape.work is not None:
         ops.append(Work(draw(shape.work)))
     if depth > 1:
@@ -118,6 +123,7 @@ def programs(
     budgets: st.SearchStrategy[int] | None = None,
     max_retries: int = 0,
     ordered: bool = False,
+    modes: Sequence[str] = ("exclusive",),
 ) -> st.SearchStrategy[Program]:
     """Lock-nesting programs.
 
@@ -128,6 +134,17 @@ def programs(
     in increasing order, and interrupt handlers run at one level (the first of
     ``handler_levels``) and take only locks that no task takes (the kernel's irq-safe locks), so
     no cycle can form through an interrupt.
+
+    ``modes``: the modes acquisitions are drawn in, a target's ``Sharing.modes``: exclusive only
+    (the default), ``("exclusive", "shared")`` (a reader-writer lock: each acquisition either,
+    shrinking toward exclusive) or ``("shared",)`` (a semaphore). ``ordered=True`` keeps shared
+    programs deadlock-free too: a lock is never taken again inside its own section (so no reader
+    re-takes its lock while a writer may queue behind it, and no permit holder asks a full
+    semaphore for another), and whoever waits for a lock, in either mode and behind any queued
+    writer, waits only for contexts that hold it or wait for it, each holding only earlier locks.
+    Unordered programs (for targets that time out or detect deadlocks) may re-take a lock in
+    either mode, as they may re-take an exclusive one: the target's timeouts or detection are
+    what is tested there.
     """
     _check_int("min_cpus", min_cpus, 1)
     _check_int("max_cpus", max_cpus, 1)
@@ -142,6 +159,12 @@ def programs(
     _check_int("max_retries", max_retries, 0)
     for i, ns in enumerate(long_work_ns):
         _check_int(f"long_work_ns[{i}]", ns, 0)
+    known = ("exclusive", "shared")
+    if isinstance(modes, str) or not modes or not set(modes) <= set(known) or len(set(modes)) != len(modes):
+        raise InvalidArgument(
+            f"modes={modes!r}: expected ('exclusive',), ('shared',) or ('exclusive', 'shared') (Sharing.modes)"
+        )
+    modes = tuple(sorted(modes, key=known.index))
     try:
         levels = tuple(Level[x.upper()] if isinstance(x, str) else Level(x) for x in handler_levels)
     except (KeyError, ValueError):
@@ -161,7 +184,7 @@ def programs(
         work = longs if work is None else st.one_of(*[work] * 7, longs)
     shape = _Shape(
         min_cpus, max_cpus, min_locks, max_locks, max_depth, max_sections, max_handlers, levels, work,
-        budgets if budgets is not None else st.just(1_000 * _MS), max_retries, ordered,
+        budgets if budgets is not None else st.just(1_000 * _MS), max_retries, ordered, tuple(modes),
     )
     return _programs(shape)
 
@@ -214,7 +237,7 @@ def programs_like(program: Program, *, budgets: st.SearchStrategy[int] | None = 
         for c, cp in enumerate(program.cpus):
             lines = [cp.task, *(x.ops for x in cp.handlers)]
             new = [
-                tuple(Lock(op.lock, given[(c, h, i)]) if (c, h, i) in given else op for i, op in enumerate(ops))
+                tuple(replace(op, budget_ns=given[(c, h, i)]) if (c, h, i) in given else op for i, op in enumerate(ops))
                 for h, ops in enumerate(lines)
             ]
             handlers = tuple(Handler(x.level, ops) for x, ops in zip(cp.handlers, new[1:]))
@@ -259,6 +282,8 @@ def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
       (``Capabilities.interrupts``; see ``interrupts_for``).
     - A target written for at most N CPUs (``Capabilities.max_cpus``) gets programs of at most N;
       asking for more is an ``InvalidArgument``.
+    - A shared lock (``Capabilities.sharing``) gets acquisitions in its modes (``Sharing.modes``):
+      exclusive and shared for a reader-writer lock, shared only for a semaphore.
     - ``budget_max_ns`` (default ``BUDGET_MAX_NS``, 20 ms, for targets with per-call budgets;
       for any other target only when given) bounds the drawn budgets: raise it to test a lock
       whose holders or releases take longer (``lockfuzz fuzz --budget-max``).
@@ -287,6 +312,8 @@ def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
         drawn = budgets_for(target, budget_max_ns=budget_max_ns)
         if drawn is not None:
             kwargs["budgets"] = drawn
+    if "modes" not in kwargs and caps.sharing is not None:
+        kwargs["modes"] = caps.sharing.modes
     if "long_work_ns" not in kwargs and t is not None and not t.per_call:
         kwargs["long_work_ns"] = (t.min_ns + t.slack_ns, t.max_quiet_ns + t.slack_ns)
     return programs(**kwargs)

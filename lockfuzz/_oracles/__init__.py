@@ -17,10 +17,12 @@ from .fairness import FairnessOracle
 from .final_state import FinalState
 from .mutual_exclusion import MutualExclusion
 from .ownership import Ownership
+from .preference import PreferenceOracle
 
 __all__ = [
     "BoundedWaiting", "EdeadlkComplete", "EdeadlkSound", "EtimedoutAttribution", "FairnessOracle",
-    "FinalState", "InnocentBystander", "MutualExclusion", "Oracle", "Ownership", "default_oracles",
+    "FinalState", "InnocentBystander", "MutualExclusion", "Oracle", "Ownership", "PreferenceOracle",
+    "default_oracles",
 ]  # fmt: skip
 
 ORACLE_NAMES = (
@@ -32,5 +34,5 @@ ORACLE_NAMES = (
 def default_oracles() -> list[Oracle]:
     return [
         Ownership(), MutualExclusion(), FinalState(), EdeadlkSound(), InnocentBystander(),
-        EdeadlkComplete(), EtimedoutAttribution(), BoundedWaiting(), FairnessOracle(),
+        EdeadlkComplete(), EtimedoutAttribution(), BoundedWaiting(), FairnessOracle(), PreferenceOracle(),
     ]

@@ -229,11 +229,35 @@ class GroundTruth:
         return out
 
     def preferred(self, a: Attempt) -> list[Attempt]:
-        """The earlier waiters still waiting that the lock's declared order puts before ``a``."""
+        """The waiters still waiting that the lock's declared order lets go before ``a``, so that
+        ``a`` may have to wait for them: every one that started before it (``fifo``: it may have
+        passed its doorway first), every exclusive one past its doorway (``writers``, for a
+        shared ``a``: the lock may hold back even a reader that came first), the exclusive ones
+        readers have overtaken as often as the bound allows (``readers``). Wider than what
+        the fairness oracle holds the lock to (``Attempt.ahead``, arrivals before ``a``): a
+        waiter is not free, and may be on a cycle, wherever the lock may rightly keep it waiting."""
         out = [b for b in a.ahead if b.end < 0]
-        if a.writers_ahead:
-            bound = self.sharing.reader_overtakes
-            out.extend(b for b in a.writers_ahead if b.end < 0 and b.overtakers >= bound)
+        s = self.sharing
+        if s is None or s.preference is None:
+            return out
+        if a.shared and s.handler_readers_overtake and a.ctx.level != Level.TASK:
+            return out
+        if s.preference == "fifo":
+            for b in self.on_lock[a.lock]:  # in the order they started
+                if b is a:
+                    break
+                if b not in out:
+                    out.append(b)
+        elif s.preference == "writers":
+            if a.shared:
+                door = s.doorway_steps
+                out.extend(
+                    b for b in self.on_lock[a.lock]
+                    if not b.shared and b.ctx.steps - b.start_steps >= door and b not in out
+                )
+        elif a.writers_ahead:
+            bound = s.reader_overtakes
+            out.extend(b for b in a.writers_ahead if b.end < 0 and b.overtakers >= bound and b not in out)
         return out
 
     def first_waiter(self, a: Attempt) -> bool:

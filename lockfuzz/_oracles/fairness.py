@@ -52,6 +52,8 @@ class FairnessOracle(Oracle):
                         continue  # cancelled: it is leaving, not waiting
                     if timeouts is not None and timeouts.per_call and now - b.start >= b.budget:
                         continue  # its budget has run out: it is leaving (ETIMEDOUT), not waiting
+                    if a.shared and b.shared and not truth.at_capacity(obj):
+                        continue  # two readers with room for both are admitted together (preference.py)
                     n = self.overtaken.get(b, 0) + 1
                     self.overtaken[b] = n
                     if n > f.overtakes:
