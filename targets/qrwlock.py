@@ -26,14 +26,22 @@ it) and wait until ``cnts == _QW_WAITING`` (the readers have drained) to swap it
 writer byte (``smp_store_release(&lock->wlocked, 0)``), a reader with ``atomic_sub(_QR_BIAS)``.
 
 What it promises (``Sharing``): exclusive and shared modes, any number of readers; writer
-preference (``preference="writers"``): a process-context reader that arrives while a writer
-waits does not get the lock before it. Arrival for a writer is the ``Mark.PENDING`` step that
-sets ``_QW_WAITING`` (until then it is queued on ``wait_lock`` and readers arriving meanwhile
-may take the lock on the fast path; the kernel promises nothing for that window), and for a
-reader its first step, the ``fetch_add`` of its bias. Readers in interrupt handlers are exempt
-(``handler_readers_overtake``). No timeouts (budgets are ignored: the kernel's rwlocks spin
-until they get the lock), no deadlock detection, no FIFO among writers (``wait_lock`` is a
-qspinlock, whose fast path and pending bit are not FIFO).
+preference (``preference="writers"``) with readers in interrupt handlers exempt
+(``handler_readers_overtake``): a process-context reader that arrives while a writer waits with
+``_QW_WAITING`` set finds the bit on its fast path and queues on ``wait_lock`` behind the writer.
+Until a writer has set the bit it promises nothing across modes: it may still be queued on
+``wait_lock`` behind a reader (which came first in the queue) or behind another writer, and
+readers that arrive meanwhile take the lock on the fast path. The oracles measure arrival in steps
+of the attempt (``doorway_steps``), so the doorway is a bound on a writer's steps before the
+bit is set: the fast path's cmpxchg (1), the qspinlock's longest path up to taking the lock (24:
+cmpxchg, 2 pending-loop loads, fetch_or, undo, then the MCS queue's 19), the load and a failed
+cmpxchg of the word (2) and the fetch_or itself (1), 28 in all, plus at most one wasted wake-up
+per other context whose attempt flickers the pending bit or the word while the writer waits:
+``WRITER_DOORWAY`` is 64, which covers programs of up to 36 contexts (campaigns draw at most
+3 CPUs with one handler each). The step that sets the bit is marked ``Mark.PENDING``: every
+process-context waiter that comes after it waits behind it. No timeouts (budgets are ignored:
+the kernel's rwlocks spin until they get the lock), no deadlock detection, no FIFO among writers
+(``wait_lock`` is a qspinlock, whose fast path and pending bit are not FIFO).
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from lockfuzz.targets.qspinlock import QSpinlock
 
 from lockfuzz import Capabilities, Context, Level, Machine, Mark, Sharing, Status, Target
 
-__all__ = ["QW_LOCKED", "QW_WAITING", "QW_WMASK", "QR_BIAS", "QRWLock"]
+__all__ = ["QR_BIAS", "QRWLock", "QW_LOCKED", "QW_WAITING", "QW_WMASK", "WRITER_DOORWAY"]
 
 QW_WAITING = 0x100  # _QW_WAITING: a writer is waiting
 QW_LOCKED = 0x0FF  # _QW_LOCKED: a writer holds the lock (the whole writer byte)
@@ -50,6 +58,8 @@ QW_WMASK = 0x1FF  # _QW_WMASK: a writer holds or waits
 QR_SHIFT = 9  # _QR_SHIFT: the reader count's first bit
 QR_BIAS = 1 << QR_SHIFT  # _QR_BIAS: one reader
 _MASK32 = 0xFFFF_FFFF
+#: Steps of a writer's attempt by which it has set _QW_WAITING, or taken the lock (module doc).
+WRITER_DOORWAY = 64
 
 
 class QRWLock(Target):
@@ -57,7 +67,10 @@ class QRWLock(Target):
     wait queue; readers in interrupts pass a waiting writer. See the module doc."""
 
     capabilities = Capabilities(
-        sharing=Sharing(exclusive=True, capacity=None, preference="writers", handler_readers_overtake=True)
+        sharing=Sharing(
+            exclusive=True, capacity=None, preference="writers", handler_readers_overtake=True,
+            doorway_steps=WRITER_DOORWAY,
+        )
     )
 
     def __init__(self, machine: Machine) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 import trio
 
-from lockfuzz import Capabilities, Fairness, InvalidArgument, Machine, Sharing, Target, trio_target
+from lockfuzz import Capabilities, Context, Fairness, InvalidArgument, Machine, Sharing, Status, Target, trio_target
 
 __all__ = [
     "AnyioLock", "RWLock", "TrioCapacityLimiter", "TrioLock", "TrioRWLock", "TrioSemaphore", "TrioStrictFIFOLock",
@@ -97,16 +97,39 @@ def _borrowed(x: Any) -> bool:
 class TrioCapacityLimiter(trio_target(lambda: trio.CapacityLimiter(1), fairness=FIFO, held=_borrowed)):  # type: ignore[misc]
     """``trio.CapacityLimiter(capacity)``: fair (FIFO); ``capacity`` (``--param capacity=3``;
     default 1, an exclusive lock) tokens, every acquisition shared when there are more than one.
-    The borrower is the task, which may hold one token at a time: a second acquisition by the
-    same context raises ``RuntimeError``, reported as EDEADLK."""
+
+    With one token the borrower is the task, as ``async with limiter`` borrows, which may hold one
+    token at a time: a second acquisition by the same context raises ``RuntimeError``, reported as
+    EDEADLK (it would wait for itself). With more, each acquisition borrows on behalf of a
+    borrower of its own (``acquire_on_behalf_of``, as ``trio.to_thread.run_sync`` borrows for
+    each thread), so that a context may hold several tokens, as it may hold several permits of
+    a semaphore: per-task borrowing would refuse a nested acquisition with ``RuntimeError`` while
+    tokens are free, which is trio's rule for tasks, not a deadlock, and EDEADLK would misname it."""
 
     def __init__(self, machine: Machine, capacity: int = 1) -> None:
         self.capacity = _check_capacity(capacity)
         self.capabilities = _counted(type(self), self.capacity)
         super().__init__(machine)
+        #: The borrowers of the tokens each context holds, per lock, newest last (capacity > 1).
+        self.borrowers: dict[tuple[str, int], list[object]] = {}
 
     def make(self) -> trio.CapacityLimiter:
         return trio.CapacityLimiter(self.capacity)
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
+        if self.capacity == 1:
+            return await super().acquire(ctx, lock, budget_ns, shared)
+        borrower = object()  # one per acquisition (see the class doc)
+        with trio.move_on_after(budget_ns / 1e9):
+            await self.locks[lock].acquire_on_behalf_of(borrower)
+            self.borrowers.setdefault((ctx.name, lock), []).append(borrower)
+            return Status.OK
+        return Status.ETIMEDOUT
+
+    async def release(self, ctx: Context, lock: int, shared: bool = False) -> None:
+        if self.capacity == 1:
+            return await super().release(ctx, lock, shared)
+        self.locks[lock].release_on_behalf_of(self.borrowers[(ctx.name, lock)].pop())  # unlocks are LIFO
 
 
 def _anyio_lock() -> Any:

@@ -52,9 +52,6 @@ _WAKE_AFTER_DEADLINE = Program(
 # A holder that keeps the lock for longer than the resilient locks' 1 s timeout, and a waiter.
 _LONG_HOLD = Program(cpus=_cpus(_cs(0, 3 * _S // 2), _cs(0)), n_locks=1)
 
-# A reader that holds for a while, a writer, and a later reader.
-_READER_WRITER_READER = Program(cpus=_cpus(_cs(0, 100, shared=True), _cs(0), _cs(0, shared=True)), n_locks=1)
-
 SCENARIOS: dict[str, Program] = {
     "nonatomic_tas": _RACE,
     "torn_ticket": _RACE,
@@ -73,8 +70,6 @@ SCENARIOS: dict[str, Program] = {
     "lost_wakeup": _WAKE_AFTER_DEADLINE,
     # A semaphore of 2 permits and three CPUs that take one each, holding it a little while.
     "semaphore_extra_permit": Program(cpus=_cpus(*[_cs(0, 100, shared=True)] * 3), n_locks=1),
-    # A reader holding, a writer that queues behind it (and sets _QW_WAITING) and a second reader.
-    "qrwlock_barging_reader": _READER_WRITER_READER,
     # A reader holding and a writer arriving.
     "trio_rwlock_writer_beside_reader": Program(cpus=_cpus(_cs(0, 100, shared=True), _cs(0)), n_locks=1),
     # A reader holding, a writer waiting behind it, and a reader that takes the lock twice: twice
@@ -102,7 +97,6 @@ BASES: dict[str, str] = {
     "dirty_after_timeout": "lockfuzz.targets.mutants.dirty_after_timeout:PendingTasLock",
     "lost_wakeup": "lockfuzz.targets.mutants.lost_wakeup:WakeOneLock",
     "semaphore_extra_permit": "lockfuzz.targets.mutants.extra_permit:CountingSemaphore",
-    "qrwlock_barging_reader": "lockfuzz.targets.qrwlock:QRWLock",
 }
 
 # The trio mutants' own scenarios and bases.
