@@ -157,11 +157,15 @@ class RWLock:
     release must finish even in a cancelled scope (an ``async with`` block exiting because its
     task was cancelled), or the lock would stay held."""
 
+    _readers: int  # readers holding the lock
+    _writer: bool  # a writer holds the lock
+    _writers_waiting: int  # writers waiting for it: new readers wait behind them
+
     def __init__(self) -> None:
         self._cond = trio.Condition()
-        self._readers = 0  # readers holding the lock
-        self._writer = False  # a writer holds the lock
-        self._writers_waiting = 0  # writers waiting for it: new readers wait behind them
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
 
     async def acquire_shared(self) -> None:
         async with self._cond:

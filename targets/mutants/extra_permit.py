@@ -30,7 +30,9 @@ class CountingSemaphore(Target):
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise InvalidArgument(f"capacity={capacity!r}: expected an int >= 1 (the number of permits)")
         self.capacity = capacity
-        self.capabilities = Capabilities(sharing=Sharing(exclusive=False, capacity=capacity))
+        # The promise of this instance, which the engine reads for each run (the class attribute
+        # describes the default, 2 permits).
+        self.capabilities = Capabilities(sharing=Sharing(exclusive=False, capacity=capacity))  # type: ignore[misc]
         self.taken = [machine.cell(f"L{i}.taken") for i in range(machine.n_locks)]
 
     def has_permit(self, taken: int) -> bool:

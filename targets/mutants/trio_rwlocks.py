@@ -28,6 +28,8 @@ __all__ = [
 class ForgetfulWriterRWLock(RWLock):
     """``RWLock`` whose writer waits only for another writer (see ``WriterBesideReaderRWLock``)."""
 
+    _writer: bool  # RWLock's (declared again: a type checker run over targets/ sees that base as Any)
+
     async def acquire(self) -> None:
         async with self._cond:
             self._writers_waiting += 1
@@ -65,6 +67,8 @@ class BoundedReaderRWLock(RWLock):
     waits any more: every writer's wait lies inside one such stretch, so no writer is passed by
     more than ``limit`` readers that arrived after it (readers that arrived before it count too,
     which only makes the bound tighter)."""
+
+    _writer: bool  # RWLock's (declared again: a type checker run over targets/ sees that base as Any)
 
     def __init__(self, limit: int) -> None:
         super().__init__()
