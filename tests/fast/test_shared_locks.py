@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import trio
 from hypothesis import given
 
 import lockfuzz
@@ -16,6 +17,7 @@ from lockfuzz._events import ACQUIRE, ACQUIRED, FINAL
 from lockfuzz._failure_file import SCHEMA, Failure, load_failure, replay, write_failure
 from lockfuzz._program import CpuProgram, Lock, Unlock
 from lockfuzz._report import timeline
+from lockfuzz._trio_adapter import trio_target
 from lockfuzz.strategies import budgets, programs, programs_for
 
 W = 1 << 31  # a writer holds the lock
@@ -36,6 +38,7 @@ class RwLock(Target):
     withdraws_on_timeout = True
     detects_aa = False  # EDEADLK for an attempt that waits for its own CPU (a re-take, an upgrade, a handler)
     blames_readers = False  # EDEADLK for an exclusive attempt while anyone reads
+    handler_readers_pass = False  # readers in interrupt handlers ignore announced writers
     timed = False
 
     def __init__(self, machine):  # type: ignore[no-untyped-def]
@@ -50,6 +53,10 @@ class RwLock(Target):
             return False
         return not (self.readers_exclude_readers and v & READERS)
 
+    @staticmethod
+    def handler_may_enter(v: int) -> bool:
+        return not v & W
+
     def writer_may_enter(self, v: int) -> bool:
         return not v & W and (not self.writer_checks_readers or not v & READERS)
 
@@ -59,16 +66,19 @@ class RwLock(Target):
         if shared:
             if self.detects_aa and self.writing[lock] == ctx.cpu:
                 return Status.EDEADLK  # the writer is this CPU's, below us or ourselves
+            may_enter = self.reader_may_enter
+            if self.handler_readers_pass and ctx.level != lockfuzz.Level.TASK:
+                may_enter = self.handler_may_enter
             while True:
                 v = await word.load()
-                if self.reader_may_enter(v):
+                if may_enter(v):
                     if await word.cmpxchg(v, v + 1) == v:
                         self.reading[lock].append(ctx.cpu)
                         return Status.OK
                     continue
                 if deadline is not None and ctx.now >= deadline:
                     return Status.ETIMEDOUT
-                await word.wait_until(self.reader_may_enter, deadline)
+                await word.wait_until(may_enter, deadline)
         if self.detects_aa and ctx.cpu in (self.writing[lock], *self.reading[lock]):
             return Status.EDEADLK
         if self.blames_readers and self.reading[lock]:
@@ -224,6 +234,15 @@ class GenerousSemaphore(Semaphore):
     extra = 1
 
 
+# Over trio (the trio driver): trio's own semaphore, declared right and declared one permit short.
+TrioSemaphore2 = trio_target(
+    lambda: trio.Semaphore(2), name="TrioSemaphore2", sharing=Sharing(exclusive=False, capacity=2)
+)
+TrioSemaphore3As2 = trio_target(
+    lambda: trio.Semaphore(3), name="TrioSemaphore3As2", sharing=Sharing(exclusive=False, capacity=2)
+)
+
+
 def run(target, text, schedule=(), **kw):  # type: ignore[no-untyped-def]
     return lockfuzz.run(target, Program.from_text(text), list(schedule), **kw)
 
@@ -351,6 +370,16 @@ def test_the_same_broken_semaphore_is_clean_when_its_capacity_allows_it():
     assert run(Semaphore, four, params={"capacity": 4}).ok
 
 
+def test_shared_acquisitions_over_trio():
+    three = "\n".join(f"cpu{c}.task: lock L0 shared; work 10us; unlock L0" for c in range(3))
+    assert run(TrioSemaphore2, three).ok
+    result = run(TrioSemaphore3As2, three)
+    assert signature(result) == ("mutual-exclusion", "over-capacity")
+    # Cancelled lines (the trio driver's decisions) release their permits in shared mode.
+    report = lockfuzz.fuzz(TrioSemaphore2, runs=300, runs_per_program=10, seed=1)
+    assert report.ok, [f.failure.violation for f in report.found]
+
+
 # -- fairness across modes ----------------------------------------------------------------------
 # A reader holds for 100 us; a writer arrives at 10 us; a second context reads twice from 20 us.
 READERS_PASS_A_WRITER = """
@@ -374,6 +403,38 @@ def test_a_reader_overtakes_a_writer_under_writer_preference():
     result = run(ClaimsWriterPreference, READERS_PASS_A_WRITER)
     assert signature(result) == ("fairness", "reader-overtook-writer")
     assert result.violation.contexts == ("cpu1.task", "cpu2.task")
+
+
+class HandlerReadersPass(RwLock):
+    """Correct: writer preference, except for readers in interrupt handlers (the qrwlock's rule)."""
+
+    capabilities = Capabilities(sharing=Sharing(preference="writers", handler_readers_overtake=True))
+    handler_readers_pass = True
+
+
+def test_readers_in_handlers_may_pass_a_waiting_writer_where_declared():
+    from support import Scripted
+
+    def writer_announced(engine):  # type: ignore[no-untyped-def]
+        attempts = engine.truth.attempts.values()
+        return any(a.ctx.name == "cpu1.task" and a.ctx.steps - a.start_steps >= 1 for a in attempts)
+
+    text = """
+    cpu0.task: lock L0 shared; work 100us; unlock L0
+    cpu1.task: work 10us; lock L0; unlock L0
+    cpu2.task: work 200us
+    cpu2.softirq#0: lock L0 shared; unlock L0
+    """
+    program = Program.from_text(text)
+    result = lockfuzz.run(HandlerReadersPass, program, Scripted((writer_announced, "cpu2.softirq")))
+    assert result.ok
+    assert "irq-enter cpu2.softirq#0" in [result.trace.text(i) for i in range(len(result.trace))]
+    result = lockfuzz.run(ClaimsWriterPreference, program, Scripted((writer_announced, "cpu2.softirq")))
+    assert signature(result) == ("fairness", "reader-overtook-writer")
+    assert result.violation.contexts == ("cpu1.task", "cpu2.softirq#0")
+    # Without the exemption, writer preference keeps the handler's reader out too.
+    result = lockfuzz.run(RwLock, program, Scripted((writer_announced, "cpu2.softirq")))
+    assert result.ok and "irq-enter cpu2.softirq#0" in [result.trace.text(i) for i in range(len(result.trace))]
 
 
 def test_a_writer_overtakes_a_reader_under_fifo_across_modes():
@@ -505,9 +566,10 @@ def test_schema_1_has_no_shared_acquisition(tmp_path):
 # -- campaigns ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "target, params",
-    [(RwLock, {}), (ReaderRwLock, {}), (TimedRwLock, {}), (UpgradeDetector, {}), (Semaphore, {}),
-     (Semaphore, {"capacity": 3})],
-    ids=["rwlock", "reader-rwlock", "timed-rwlock", "detecting-rwlock", "semaphore-2", "semaphore-3"],
+    [(RwLock, {}), (ReaderRwLock, {}), (TimedRwLock, {}), (UpgradeDetector, {}), (HandlerReadersPass, {}),
+     (Semaphore, {}), (Semaphore, {"capacity": 3})],
+    ids=["rwlock", "reader-rwlock", "timed-rwlock", "detecting-rwlock", "handler-readers", "semaphore-2",
+         "semaphore-3"],
 )
 def test_correct_shared_locks_are_clean_under_a_small_campaign(target, params):
     report = lockfuzz.fuzz(target, params=params, runs=1000, runs_per_program=10, seed=1)
