@@ -23,6 +23,8 @@ BUNDLED = {
     "ttas": "lockfuzz.targets.ttas:TtasLock",
     "mcs": "lockfuzz.targets.mcs:McsLock",
     "qspinlock": "lockfuzz.targets.qspinlock:QSpinlock",
+    # Shared and counted locks (#12): readers and writers, and semaphores of n permits.
+    "qrwlock": "lockfuzz.targets.qrwlock:QRWLock",
     # Textbook algorithms over cells, written as their papers write them (plain loops).
     "peterson": "lockfuzz.targets.peterson:PetersonLock",
     "bakery": "lockfuzz.targets.bakery:BakeryLock",
@@ -36,6 +38,7 @@ BUNDLED = {
     "trio_strict_fifo_lock": "lockfuzz.targets.trio_locks:TrioStrictFIFOLock",
     "trio_semaphore": "lockfuzz.targets.trio_locks:TrioSemaphore",
     "trio_capacity_limiter": "lockfuzz.targets.trio_locks:TrioCapacityLimiter",
+    "trio_rwlock": "lockfuzz.targets.trio_locks:TrioRWLock",
     "anyio_lock": "lockfuzz.targets.trio_locks:AnyioLock",
 }
 

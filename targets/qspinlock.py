@@ -46,8 +46,9 @@ class QueueNodes(Target):
     and ``next`` on each of 4) that qspinlock and the locks copied from it (the BPF arena lock)
     share, with ``decode_tail``, the release (clear the locked byte) and the final check."""
 
-    def _init_nodes(self, machine: Machine, node: str) -> None:
-        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+    def _init_nodes(self, machine: Machine, node: str, word: str = "L{}") -> None:
+        """The lock words (named ``word.format(i)``) and the per-CPU nodes (``cpu<n>.<node>[i]``)."""
+        self.words = [machine.cell(word.format(i)) for i in range(machine.n_locks)]
         self.count = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.{node}[0].count"))
         self.locked = machine.per_cpu(
             lambda cpu: [machine.cell(f"cpu{cpu}.{node}[{i}].locked") for i in range(MAX_NODES)]
@@ -64,7 +65,7 @@ class QueueNodes(Target):
         await self.words[lock].store_field(0, 8, 0)  # queued_spin_unlock: clear the locked byte
 
     def check(self) -> list[str]:
-        problems = [f"L{i} word is {w.value:#x}, expected 0" for i, w in enumerate(self.words) if w.value]
+        problems = [f"{w.name} word is {w.value:#x}, expected 0" for w in self.words if w.value]
         problems += [f"cpu{cpu} node count is {c.value}, expected 0" for cpu, c in enumerate(self.count) if c.value]
         return problems
 
@@ -84,7 +85,25 @@ class QSpinlock(QueueNodes):
         if not isinstance(max_nodes, int) or not 1 <= max_nodes <= MAX_NODES:
             raise ValueError(f"max_nodes={max_nodes!r}: expected an int from 1 to {MAX_NODES}")
         self.max_nodes = max_nodes
+        self.marks = True
         self._init_nodes(machine, "node")
+
+    @classmethod
+    def inner(cls, machine: Machine, word: str) -> QSpinlock:
+        """One qspinlock per lock of the program, used as a part of another lock (the queued
+        rwlock's ``wait_lock``, ``targets/qrwlock.py``): its words are named ``word.format(i)``,
+        it shares the per-CPU ``qnodes`` as every kernel qspinlock does, and it marks nothing,
+        because holding it is not holding the program's lock."""
+        self = cls.__new__(cls)
+        Target.__init__(self, machine)
+        self.max_nodes = MAX_NODES
+        self.marks = False
+        self._init_nodes(machine, "node", word)
+        return self
+
+    def _mark(self, ctx: Context, what: Mark, lock: int) -> None:
+        if self.marks:
+            ctx.mark(what, lock)
 
     async def _trylock(self, word: Cell) -> bool:
         if await word.load():
@@ -95,7 +114,7 @@ class QSpinlock(QueueNodes):
         word = self.words[lock]
         val = await word.cmpxchg(0, LOCKED)
         if val == 0:
-            ctx.mark(Mark.TAKEN, lock)
+            self._mark(ctx, Mark.TAKEN, lock)
             return Status.OK
         # -- slow path ------------------------------------------------------------------
         if val == PENDING:  # a pending->locked hand-over is in flight: re-read a bounded number of times
@@ -107,11 +126,11 @@ class QSpinlock(QueueNodes):
             val = await word.fetch_or(PENDING)
             if not val & ~LOCKED_MASK:
                 # We are the pending waiter: wait for the owner, then take it (0,1,0 -> 0,0,1).
-                ctx.mark(Mark.PENDING, lock)
+                self._mark(ctx, Mark.PENDING, lock)
                 if val & LOCKED_MASK:
                     await word.wait_until(_unlocked)
                 await word.store_field(0, 16, LOCKED)
-                ctx.mark(Mark.TAKEN, lock)
+                self._mark(ctx, Mark.TAKEN, lock)
                 return Status.OK
             if not val & PENDING:  # undo the pending bit we set
                 await word.store_field(8, 8, 0)
@@ -127,7 +146,7 @@ class QSpinlock(QueueNodes):
             while True:
                 await word.wait_until(_is_zero)
                 if await word.cmpxchg(0, LOCKED) == 0:
-                    ctx.mark(Mark.TAKEN, lock)
+                    self._mark(ctx, Mark.TAKEN, lock)
                     break
             await count.fetch_add(-1)
             return
@@ -136,7 +155,7 @@ class QSpinlock(QueueNodes):
         await my_locked.store(0)
         await my_next.store(0)
         if await self._trylock(word):
-            ctx.mark(Mark.TAKEN, lock)
+            self._mark(ctx, Mark.TAKEN, lock)
             await count.fetch_add(-1)
             return
         old = await word.xchg_field(16, 16, tail >> 16)  # xchg_tail: p,*,* -> n,*,*
@@ -147,14 +166,14 @@ class QSpinlock(QueueNodes):
             await my_locked.wait_until(_nonzero)  # arch_mcs_spin_lock_contended
             nxt = await my_next.load()
         # Queue head: wait for the owner and the pending waiter to go away.
-        ctx.mark(Mark.HEAD, lock)
+        self._mark(ctx, Mark.HEAD, lock)
         val = await word.wait_until(_no_locked_pending)
         if val & TAIL_MASK == tail and await word.cmpxchg(val, LOCKED) == val:  # last: n,0,0 -> 0,0,1
-            ctx.mark(Mark.TAKEN, lock)
+            self._mark(ctx, Mark.TAKEN, lock)
             await count.fetch_add(-1)
             return
         await word.store_field(0, 8, LOCKED)  # set_locked: *,*,0 -> *,0,1
-        ctx.mark(Mark.TAKEN, lock)  # held from here, while it hands the queue on
+        self._mark(ctx, Mark.TAKEN, lock)  # held from here, while it hands the queue on
         if not nxt:
             nxt = await my_next.wait_until(_nonzero)
         next_locked, _ = self._decode(nxt)

@@ -1,5 +1,6 @@
-"""Real trio locks as targets: ``trio.Lock``, ``trio.StrictFIFOLock``, ``trio.Semaphore(1)``,
-``trio.CapacityLimiter(1)`` and ``anyio.Lock`` (on trio), run by the trio driver.
+"""Real trio locks as targets: ``trio.Lock``, ``trio.StrictFIFOLock``, ``trio.Semaphore(n)``,
+``trio.CapacityLimiter(n)`` (``--param capacity=n``, default 1), ``anyio.Lock`` (on trio), and a
+reader-writer lock written on ``trio.Condition`` (``RWLock``), run by the trio driver.
 
 Each adapter is ``lockfuzz.trio_target(factory, ...)``, what a user writes for a lock of their
 own: acquire with a per-call budget as a trio cancel scope in virtual time
@@ -21,18 +22,25 @@ the docs promise, no more:
   ``anyio.Lock`` raise ``RuntimeError`` when their holder acquires them again; the adapters
   report that as EDEADLK, which the EDEADLK-soundness oracle checks like any other (a context
   waiting for itself is a cycle). An interrupt handler's acquisition above the holder is another
-  task to them: it waits until its budget runs out.
+  task to them: it waits until its budget runs out;
+- sharing: ``Semaphore`` and ``CapacityLimiter`` with a capacity above 1 are counted locks
+  (``Sharing(exclusive=False, capacity=n)``: every acquisition shared, at most n holders), FIFO
+  across all acquisitions by the same "Fairness" section; ``RWLock`` promises writer preference
+  (its own docstring says why that holds from the first step).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import trio
 
-from lockfuzz import Fairness, trio_target
+from lockfuzz import Capabilities, Context, Fairness, InvalidArgument, Machine, Sharing, Status, Target, trio_target
 
-__all__ = ["AnyioLock", "TrioCapacityLimiter", "TrioLock", "TrioSemaphore", "TrioStrictFIFOLock"]
+__all__ = [
+    "AnyioLock", "RWLock", "TrioCapacityLimiter", "TrioLock", "TrioRWLock", "TrioSemaphore", "TrioStrictFIFOLock",
+]
 
 #: Documented FIFO fairness with an empty doorway (see the module doc).
 FIFO = Fairness(overtakes=0, doorway_steps=0)
@@ -46,17 +54,40 @@ class TrioStrictFIFOLock(trio_target(trio.StrictFIFOLock, fairness=FIFO)):  # ty
     """``trio.StrictFIFOLock``: documented strict first-come-first-served."""
 
 
-def _one_permit() -> trio.Semaphore:
-    return trio.Semaphore(1, max_value=1)
+def _check_capacity(capacity: object) -> int:
+    if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+        raise InvalidArgument(f"capacity={capacity!r}: expected an int >= 1 (the number of permits)")
+    return capacity
 
 
-def _no_permit_left(x: Any) -> bool:
-    return bool(x.value == 0)
+def _counted(cls: type[Target], capacity: int) -> Capabilities:
+    """The class's promises, and for ``capacity`` > 1 a counted lock of that many holders, every
+    acquisition shared, FIFO across them as trio documents it (with the empty doorway above)."""
+    caps = cls.capabilities
+    if capacity == 1:
+        return caps  # today's exclusive lock, as the class attribute says
+    return replace(caps, sharing=Sharing(exclusive=False, capacity=capacity, preference="fifo", doorway_steps=0))
 
 
-class TrioSemaphore(trio_target(_one_permit, fairness=FIFO, held=_no_permit_left)):  # type: ignore[misc]
-    """``trio.Semaphore(1, max_value=1)``: fair (FIFO) like every trio primitive; no owner, so
-    a context taking it twice waits for itself until its budget runs out."""
+def _permits_out(x: Any) -> bool:
+    return bool(x.value < x.max_value)
+
+
+class TrioSemaphore(trio_target(lambda: trio.Semaphore(1, max_value=1), fairness=FIFO, held=_permits_out)):  # type: ignore[misc]
+    """``trio.Semaphore(capacity, max_value=capacity)``: fair (FIFO) like every trio primitive.
+
+    ``capacity`` (``--param capacity=3``; default 1, an exclusive lock) permits: with more than
+    one, every acquisition is shared and at most ``capacity`` contexts hold it at once. No owner,
+    so a context taking it again takes another permit, or waits (for itself, when it holds the
+    last one) until its budget runs out."""
+
+    def __init__(self, machine: Machine, capacity: int = 1) -> None:
+        self.capacity = _check_capacity(capacity)
+        self.capabilities = _counted(type(self), self.capacity)
+        super().__init__(machine)
+
+    def make(self) -> trio.Semaphore:
+        return trio.Semaphore(self.capacity, max_value=self.capacity)
 
 
 def _borrowed(x: Any) -> bool:
@@ -64,8 +95,41 @@ def _borrowed(x: Any) -> bool:
 
 
 class TrioCapacityLimiter(trio_target(lambda: trio.CapacityLimiter(1), fairness=FIFO, held=_borrowed)):  # type: ignore[misc]
-    """``trio.CapacityLimiter(1)``: fair (FIFO); the borrower is the task, which may hold one
-    token at a time (a second acquisition raises ``RuntimeError``: EDEADLK)."""
+    """``trio.CapacityLimiter(capacity)``: fair (FIFO); ``capacity`` (``--param capacity=3``;
+    default 1, an exclusive lock) tokens, every acquisition shared when there are more than one.
+
+    With one token the borrower is the task, as ``async with limiter`` borrows, which may hold one
+    token at a time: a second acquisition by the same context raises ``RuntimeError``, reported as
+    EDEADLK (it would wait for itself). With more, each acquisition borrows on behalf of a
+    borrower of its own (``acquire_on_behalf_of``, as ``trio.to_thread.run_sync`` borrows for
+    each thread), so that a context may hold several tokens, as it may hold several permits of
+    a semaphore: per-task borrowing would refuse a nested acquisition with ``RuntimeError`` while
+    tokens are free, which is trio's rule for tasks, not a deadlock, and EDEADLK would misname it."""
+
+    def __init__(self, machine: Machine, capacity: int = 1) -> None:
+        self.capacity = _check_capacity(capacity)
+        self.capabilities = _counted(type(self), self.capacity)
+        super().__init__(machine)
+        #: The borrowers of the tokens each context holds, per lock, newest last (capacity > 1).
+        self.borrowers: dict[tuple[str, int], list[object]] = {}
+
+    def make(self) -> trio.CapacityLimiter:
+        return trio.CapacityLimiter(self.capacity)
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
+        if self.capacity == 1:
+            return await super().acquire(ctx, lock, budget_ns, shared)
+        borrower = object()  # one per acquisition (see the class doc)
+        with trio.move_on_after(budget_ns / 1e9):
+            await self.locks[lock].acquire_on_behalf_of(borrower)
+            self.borrowers.setdefault((ctx.name, lock), []).append(borrower)
+            return Status.OK
+        return Status.ETIMEDOUT
+
+    async def release(self, ctx: Context, lock: int, shared: bool = False) -> None:
+        if self.capacity == 1:
+            return await super().release(ctx, lock, shared)
+        self.locks[lock].release_on_behalf_of(self.borrowers[(ctx.name, lock)].pop())  # unlocks are LIFO
 
 
 def _anyio_lock() -> Any:
@@ -77,3 +141,84 @@ def _anyio_lock() -> Any:
 class AnyioLock(trio_target(_anyio_lock)):  # type: ignore[misc]
     """``anyio.Lock`` on the trio backend (needs anyio); anyio documents no fairness, so none
     is claimed."""
+
+
+class RWLock:
+    """A reader-writer lock on ``trio.Condition``, written the way trio code writes one: many
+    readers or one writer; a writer that waits holds new readers back (writer preference), so
+    a stream of readers cannot starve it. ``acquire``/``release`` are the writer's,
+    ``acquire_shared``/``release_shared`` the reader's (the names ``trio_target`` calls).
+
+    Each method holds the condition's lock (``async with self._cond``) while it reads or changes
+    the counts, and waits in ``Condition.wait()`` inside a ``while`` loop that re-tests its
+    predicate: a wake-up says only that something changed. A writer that gives up (its scope was
+    cancelled, or its deadline passed) takes itself off ``_writers_waiting`` and wakes the readers
+    it was holding back. The releases wait for the condition's lock, so they are shielded: a
+    release must finish even in a cancelled scope (an ``async with`` block exiting because its
+    task was cancelled), or the lock would stay held."""
+
+    _readers: int  # readers holding the lock
+    _writer: bool  # a writer holds the lock
+    _writers_waiting: int  # writers waiting for it: new readers wait behind them
+
+    def __init__(self) -> None:
+        self._cond = trio.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    async def acquire_shared(self) -> None:
+        async with self._cond:
+            while self._writer or self._writers_waiting:
+                await self._cond.wait()
+            self._readers += 1
+
+    async def release_shared(self) -> None:
+        with trio.CancelScope(shield=True):
+            async with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()  # a writer may be waiting for the last reader
+
+    async def acquire(self) -> None:
+        async with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    await self._cond.wait()
+            except BaseException:  # cancelled, or timed out: leave, and let the readers go
+                self._writers_waiting -= 1
+                self._cond.notify_all()
+                raise
+            self._writers_waiting -= 1
+            self._writer = True
+
+    async def release(self) -> None:
+        with trio.CancelScope(shield=True):
+            async with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+    def locked(self) -> bool:
+        return self._writer or self._readers > 0
+
+
+#: Writer preference with an empty doorway: a writer is counted in ``_writers_waiting`` before
+#: any reader that began after it can look, because the condition's lock is a FIFO ``trio.Lock``
+#: (an attempt queues on it, or takes it, in the step it begins).
+WRITERS_FIRST = Sharing(exclusive=True, capacity=None, preference="writers", doorway_steps=0)
+
+
+class TrioRWLock(trio_target(RWLock, sharing=WRITERS_FIRST)):  # type: ignore[misc]
+    """A reader-writer lock on ``trio.Condition`` (``RWLock``): any number of readers or one
+    writer, writer preference, per-call budgets (``trio.move_on_after``). No order among writers
+    is promised (a woken writer competes with the others), and readers may starve while writers
+    keep coming."""
+
+    def check(self) -> list[str]:
+        problems = super().check()
+        problems += [
+            f"L{i} still counts {rw._writers_waiting} waiting writer(s)"
+            for i, rw in enumerate(self.locks) if rw._writers_waiting
+        ]
+        return problems

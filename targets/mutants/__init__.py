@@ -19,6 +19,8 @@ MUTANTS: dict[str, str] = {
     "dirty_after_timeout": f"{_P}.dirty_after_timeout:DirtyAfterTimeoutLock",
     "early_timeout": f"{_P}.early_timeout:EarlyTimeoutLock",
     "lost_wakeup": f"{_P}.lost_wakeup:LostWakeupLock",
+    # Shared and counted locks (#12).
+    "semaphore_extra_permit": f"{_P}.extra_permit:ExtraPermitSemaphore",
 }
 
 EXPECTED: dict[str, str] = {
@@ -33,6 +35,7 @@ EXPECTED: dict[str, str] = {
     "dirty_after_timeout": "final-state",
     "early_timeout": "etimedout",
     "lost_wakeup": "etimedout",
+    "semaphore_extra_permit": "mutual-exclusion",
 }
 
 # Known-broken locks over real trio primitives, run on the trio driver.
@@ -40,3 +43,9 @@ from lockfuzz.targets.mutants import trio_mutants as _trio  # noqa: E402 - after
 
 MUTANTS.update(_trio.MUTANTS)
 EXPECTED.update(_trio.EXPECTED)
+
+# Reader-writer locks on trio.Condition (#12).
+from lockfuzz.targets.mutants import trio_rwlocks as _rw  # noqa: E402 - after the dicts it extends
+
+MUTANTS.update(_rw.MUTANTS)
+EXPECTED.update(_rw.EXPECTED)

@@ -26,9 +26,9 @@ _MS = 1_000_000
 _S = 1_000_000_000
 
 
-def _cs(lock: int, work_ns: int = 0) -> tuple[Lock | Unlock | Work, ...]:
-    """Lock, optionally work, unlock."""
-    return (Lock(lock),) + ((Work(work_ns),) if work_ns else ()) + (Unlock(lock),)
+def _cs(lock: int, work_ns: int = 0, *, shared: bool = False) -> tuple[Lock | Unlock | Work, ...]:
+    """Lock (shared: as a reader, or for a permit), optionally work, unlock."""
+    return (Lock(lock, shared=shared),) + ((Work(work_ns),) if work_ns else ()) + (Unlock(lock),)
 
 
 def _cpus(*tasks: tuple[Lock | Unlock | Work, ...]) -> tuple[CpuProgram, ...]:
@@ -68,6 +68,15 @@ SCENARIOS: dict[str, Program] = {
     "bystander_edeadlk": _RELOCK,
     "dirty_after_timeout": _LONG_HOLD,
     "lost_wakeup": _WAKE_AFTER_DEADLINE,
+    # A semaphore of 2 permits and three CPUs that take one each, holding it a little while.
+    "semaphore_extra_permit": Program(cpus=_cpus(*[_cs(0, 100, shared=True)] * 3), n_locks=1),
+    # A reader holding and a writer arriving.
+    "trio_rwlock_writer_beside_reader": Program(cpus=_cpus(_cs(0, 100, shared=True), _cs(0)), n_locks=1),
+    # A reader holding, a writer waiting behind it, and a reader that takes the lock twice: twice
+    # past the writer, against a declared bound of one.
+    "trio_rwlock_starves_writers": Program(
+        cpus=_cpus(_cs(0, 1000, shared=True), _cs(0), _cs(0, 10, shared=True) * 2), n_locks=1
+    ),
 }
 
 _TAS = "lockfuzz.targets.tas:TasLock"
@@ -87,6 +96,7 @@ BASES: dict[str, str] = {
     "bystander_edeadlk": _RTAS,
     "dirty_after_timeout": "lockfuzz.targets.mutants.dirty_after_timeout:PendingTasLock",
     "lost_wakeup": "lockfuzz.targets.mutants.lost_wakeup:WakeOneLock",
+    "semaphore_extra_permit": "lockfuzz.targets.mutants.extra_permit:CountingSemaphore",
 }
 
 # The trio mutants' own scenarios and bases.
@@ -94,3 +104,7 @@ from lockfuzz.targets.mutants import trio_mutants as _trio  # noqa: E402 - after
 
 SCENARIOS.update(_trio.SCENARIOS)
 BASES.update(_trio.BASES)
+
+from lockfuzz.targets.mutants import trio_rwlocks as _rw  # noqa: E402 - after the dicts it extends
+
+BASES.update(_rw.BASES)

@@ -8,6 +8,8 @@ one lock (with its critical sections) makes the same failure disappear within th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 import lockfuzz
@@ -54,7 +56,7 @@ def smaller_programs(program: Program) -> list[tuple[str, Program]]:
         for lock in range(program.n_locks):
             def drop(ops):  # type: ignore[no-untyped-def]
                 kept = [op for op in ops if not (isinstance(op, (Lock, Unlock)) and op.lock == lock)]
-                return tuple(type(op)(op.lock - 1, *([op.budget_ns] if isinstance(op, Lock) else []))
+                return tuple(replace(op, lock=op.lock - 1)
                              if isinstance(op, (Lock, Unlock)) and op.lock > lock else op for op in kept)
             fewer = tuple(CpuProgram(drop(cp.task), tuple(Handler(h.level, drop(h.ops)) for h in cp.handlers))
                           for cp in cpus)
