@@ -329,11 +329,12 @@ def fuzz(
                 "(lockfuzz.strategies.programs_for(target, budget_max_ns=...))"
             )
     if program is not None:
-        programs = _fixed_programs(target_cls, program, programs, budget_max_ns)
+        programs = _fixed_programs(target_cls, program, programs, budget_max_ns, dict(params or {}))
     if programs is None:
         from lockfuzz.strategies import programs_for
 
-        programs = programs_for(target_cls, **({} if budget_max_ns is None else {"budget_max_ns": budget_max_ns}))
+        programs = programs_for(target_cls, params=dict(params or {}),
+                                **({} if budget_max_ns is None else {"budget_max_ns": budget_max_ns}))
     campaign = _Campaign(
         target_cls, dict(params or {}), programs, strat, runs, runs_per_program, seed, settings or Settings(),
         Path(failure_dir) if failure_dir is not None else None, database, time_limit, minimise, max_failures,
@@ -349,10 +350,11 @@ def fuzz(
             raise
 
 
-def _fixed_programs(target_cls: Any, program: Any, programs: Any,
-                    budget_max_ns: int | None = None) -> st.SearchStrategy[Program]:
+def _fixed_programs(target_cls: Any, program: Any, programs: Any, budget_max_ns: int | None = None,
+                    params: dict[str, Any] | None = None) -> st.SearchStrategy[Program]:
     """The strategy for ``fuzz(program=...)``: that program, budgets drawn where none is written."""
     from lockfuzz.strategies import budgets_for, programs_like
+    from lockfuzz.strategies._programs import capabilities_for
 
     if programs is not None:
         raise InvalidArgument("program= and programs= were both given: fuzz one program, or draw them, not both")
@@ -367,7 +369,7 @@ def _fixed_programs(target_cls: Any, program: Any, programs: Any,
         )
     from ._engine import check_modes
 
-    check_modes(program, target_cls.capabilities, target_cls.__name__)  # the class's; each run checks the instance's
+    check_modes(program, capabilities_for(target_cls, params), target_cls.__name__)  # what it promises with params
     return programs_like(program, budgets=budgets_for(target_cls, budget_max_ns=budget_max_ns))
 
 

@@ -537,7 +537,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     program_options = {"max_cpus": args.cpus, "max_locks": args.locks, "max_handlers": 1 if interrupts else 0}
     if args.budget_max is not None:
         program_options["budget_max_ns"] = args.budget_max
-    programs = programs_for(target_cls, **program_options)
+    programs = programs_for(target_cls, params=params, **program_options)
     from ._engine import Settings
     from ._trio_driver import driver_of
 

@@ -272,7 +272,7 @@ def _run(item: pytest.Function, s: _Settings) -> None:
         if isinstance(programs, dict):  # keyword arguments of programs_for()
             from lockfuzz.strategies import programs_for
 
-            programs = programs_for(target_cls, **programs)
+            programs = programs_for(target_cls, params=dict(s.params or {}), **programs)
     except (InvalidArgument, HypothesisInvalidArgument) as exc:
         _fail(f"@pytest.mark.lockfuzz: {exc}")
     _check_marker_params(target_cls, s.params)

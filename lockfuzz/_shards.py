@@ -150,7 +150,7 @@ def run_shard(spec: ShardSpec, progress: Callable[[int, list[tuple[str, str]]], 
     from ._target import resolve_target
 
     target_cls = resolve_target(spec.target)
-    programs = programs_for(target_cls, **(spec.programs or {}))
+    programs = programs_for(target_cls, params=dict(spec.params), **(spec.programs or {}))
     settings = Settings.from_json(spec.settings) if spec.settings is not None else Settings()
     time_limit = None
     if spec.deadline is not None:

@@ -7,6 +7,8 @@ shrinker reaches smaller programs by deleting list elements: fewer CPUs, fewer s
 shallower nesting, no interrupts, shorter work and budgets.
 """
 
-from ._programs import budgets, budgets_for, interrupts_for, programs, programs_for, programs_like, schedules
+from ._programs import (
+    budgets, budgets_for, capabilities_for, interrupts_for, programs, programs_for, programs_like, schedules,
+)
 
-__all__ = ["budgets", "budgets_for", "interrupts_for", "programs", "programs_for", "programs_like", "schedules"]
+__all__ = ["budgets", "budgets_for", "capabilities_for", "interrupts_for", "programs", "programs_for", "programs_like", "schedules"]

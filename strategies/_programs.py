@@ -270,8 +270,36 @@ def interrupts_for(target: Any) -> bool:
     return driver_of(target) != "trio"
 
 
-def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
+def capabilities_for(target: Any, params: dict[str, Any] | None = None) -> Any:
+    """What ``target`` promises when built with ``params``: the class's ``capabilities``, or,
+    given parameters, those of an instance built with them on a one-CPU machine. A target whose
+    promises depend on its parameters says so on its instance (``trio_semaphore``'s capacity:
+    ``--param capacity=3``), as every run of the engine reads them."""
+    if not params:
+        return target.capabilities
+    from lockfuzz._machine import Machine
+
+    instance = target(Machine(n_cpus=1, n_locks=1), **params)
+    return getattr(instance, "capabilities", None) or target.capabilities
+
+
+class _Promising:
+    """``target`` as the strategies see it, with the promises of an instance (``capabilities_for``)."""
+
+    def __init__(self, target: Any, capabilities: Any) -> None:
+        self._target = target
+        self.capabilities = capabilities
+        self.__name__ = target.__name__
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+def programs_for(target: Any, *, params: dict[str, Any] | None = None, **kwargs: Any) -> st.SearchStrategy[Program]:
     """``programs()`` suited to a target's capabilities. Keyword arguments override.
+
+    ``params`` are the target's constructor parameters, where its promises depend on them (a
+    semaphore's capacity): the programs are drawn for what an instance built with them declares.
 
     - A target that neither detects deadlocks nor times out gets ordered programs (otherwise
       every deadlock would be the program's, not the target's).
@@ -291,6 +319,8 @@ def programs_for(target: Any, **kwargs: Any) -> st.SearchStrategy[Program]:
     budget_max_ns = kwargs.pop("budget_max_ns", None)
     if budget_max_ns is not None:
         _check_int("budget_max_ns", budget_max_ns, 1)
+    if params:
+        target = _Promising(target, capabilities_for(target, params))
     caps = target.capabilities
     limit = caps.max_cpus
     if limit is not None:

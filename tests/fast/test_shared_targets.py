@@ -10,6 +10,7 @@ import pytest
 from support import Scripted, waits
 
 import lockfuzz
+import lockfuzz.strategies
 from lockfuzz import CpuProgram, Handler, Level, Lock, Machine, Program, Sharing, Unlock, Work
 from lockfuzz._engine import Engine
 from lockfuzz._events import ACQUIRED
@@ -31,23 +32,30 @@ CLEAN = [
 RUNS = 200
 
 
-def programs_as_built(name: str, params: dict[str, object]):  # type: ignore[no-untyped-def]
-    """``programs_for`` the target as its parameters build it: a capacity above 1 makes a counted
-    lock of shared acquisitions, which the class attribute (the default, capacity 1) does not
-    say. (Campaigns still draw from the class's capabilities: ``lockfuzz fuzz trio_semaphore
-    --param capacity=3`` draws exclusive acquisitions, which the engine refuses.)"""
-    from lockfuzz.strategies import programs_for
-
-    return programs_for(lockfuzz.resolve_target(name)(Machine(n_cpus=1, n_locks=1), **params))
-
-
 @pytest.mark.parametrize("name, params", CLEAN, ids=[n.rpartition(":")[2] + str(p or "") for n, p in CLEAN])
 def test_correct_shared_targets_run_clean(name, params):  # type: ignore[no-untyped-def]
-    report = lockfuzz.fuzz(
-        name, params=params, programs=programs_as_built(name, params), runs=RUNS, seed=3, max_failures=3
-    )
+    # The campaign draws for what the target promises as its parameters build it: a capacity
+    # above 1 makes a counted lock of shared acquisitions (the class attribute says capacity 1).
+    seen: set[bool] = set()
+
+    def modes(record: lockfuzz.RunRecord) -> bool:
+        seen.update(a.shared for a in record.acquisitions)
+        return True
+
+    report = lockfuzz.fuzz(name, params=params, runs=RUNS, seed=3, max_failures=3, properties=[modes])
     assert report.ok, [f.failure.violation for f in report.found]
     assert report.runs == RUNS
+    sharing = lockfuzz.strategies.capabilities_for(lockfuzz.resolve_target(name), params).sharing
+    assert seen == {True} if not sharing.exclusive else seen == {True, False}
+
+
+def test_the_cli_draws_for_the_capacity_it_is_given(capsys, tmp_path):  # type: ignore[no-untyped-def]
+    from lockfuzz._cli import main
+
+    for target in ("trio_semaphore", "trio_capacity_limiter"):
+        args = ["fuzz", target, "--param", "capacity=3", "--runs", "100", "--quiet", "--failure-dir", str(tmp_path)]
+        assert main(args) == 0, capsys.readouterr()
+        assert main([*args, "--workers", "2"]) == 0, capsys.readouterr()  # the shards build it as well
 
 
 # -- capacities: a parameter, declared on the instance -------------------------------------------
