@@ -181,7 +181,11 @@ class Sharing:
     shared holders, a reader-writer lock's readers; n: a semaphore of n permits). The oracles hold
     the lock to: no exclusive holder beside any other holder, at most ``capacity`` holders.
 
-    ``preference``, checked after the attempt's first ``doorway_steps`` steps (as ``Fairness``):
+    ``preference``, checked after the attempt's first ``doorway_steps`` steps (as ``Fairness``), or,
+    with ``doorway_steps=None``, from the step at which the target marks the attempt its lock's
+    pending waiter (``ctx.mark(Mark.PENDING, lock)``): for a lock whose waiter announces itself
+    after a varying number of steps (qrwlock's writer setting ``_QW_WAITING`` once it holds the
+    wait queue), where any fixed count would be either a false alarm or blind:
     ``fifo``: no attempt, of either mode, gets the lock ahead of an earlier waiter (a shared one
     may return before an earlier shared waiter while the lock has room for both: they are admitted
     together); ``writers``:
@@ -198,7 +202,7 @@ class Sharing:
     preference: str | None = None
     reader_overtakes: int | None = None
     handler_readers_overtake: bool = False
-    doorway_steps: int = 1
+    doorway_steps: int | None = 1
 
     def __post_init__(self) -> None:
         if self.exclusive not in (True, False):
@@ -222,8 +226,8 @@ class Sharing:
             raise InvalidArgument(
                 f"handler_readers_overtake={self.handler_readers_overtake!r}: expected True or False"
             )
-        if not isinstance(self.doorway_steps, int) or self.doorway_steps < 0:
-            raise InvalidArgument(f"doorway_steps={self.doorway_steps!r}: expected an int >= 0")
+        if self.doorway_steps is not None and (not isinstance(self.doorway_steps, int) or self.doorway_steps < 0):
+            raise InvalidArgument(f"doorway_steps={self.doorway_steps!r}: expected None or an int >= 0")
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -233,10 +237,12 @@ class Sharing:
     def describe(self) -> str:
         holders = "any number of shared holders" if self.capacity is None else f"at most {self.capacity} holders"
         line = f"modes: {' and '.join(self.modes)}, {holders}"
+        arrival = ("once the target marks a waiter pending" if self.doorway_steps is None
+                   else f"after a doorway of {self.doorway_steps} step(s)")
         if self.preference == "fifo":
-            line += f"; FIFO across modes after a doorway of {self.doorway_steps} step(s)"
+            line += f"; FIFO across modes {arrival}"
         elif self.preference == "writers":
-            line += "; writer preference (no later reader ahead of a waiting writer)"
+            line += f"; writer preference (no later reader ahead of a waiting writer, {arrival})"
         elif self.preference == "readers":
             line += "; reader preference" + (
                 f" (at most {self.reader_overtakes} readers ahead of a waiting writer)"

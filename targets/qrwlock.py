@@ -31,14 +31,14 @@ preference (``preference="writers"``) with readers in interrupt handlers exempt
 ``_QW_WAITING`` set finds the bit on its fast path and queues on ``wait_lock`` behind the writer.
 Until a writer has set the bit it promises nothing across modes: it may still be queued on
 ``wait_lock`` behind a reader (which came first in the queue) or behind another writer, and
-readers that arrive meanwhile take the lock on the fast path. The oracles measure arrival in steps
-of the attempt (``doorway_steps``), so the doorway is a bound on a writer's steps before the
-bit is set: the fast path's cmpxchg (1), the qspinlock's longest path up to taking the lock (24:
-cmpxchg, 2 pending-loop loads, fetch_or, undo, then the MCS queue's 19), the load and a failed
-cmpxchg of the word (2) and the fetch_or itself (1), 28 in all, plus at most one wasted wake-up
-per other context whose attempt flickers the pending bit or the word while the writer waits:
-``WRITER_DOORWAY`` is 64, which covers programs of up to 36 contexts (campaigns draw at most
-3 CPUs with one handler each). The step that sets the bit is marked ``Mark.PENDING``: every
+readers that arrive meanwhile take the lock on the fast path. So a writer arrives, for the
+declared order, at the step that sets the bit, which it marks ``Mark.PENDING``
+(``doorway_steps=None``), not after a fixed number of steps: that step comes after queueing on
+``wait_lock``, a varying number of steps (28 on the longest path with nothing in the way, more
+while others flicker the word). Any fixed doorway is either a false alarm on this correct lock
+(with 1 step, a reader that queued on ``wait_lock`` before the writer is reported as overtaking
+it) or blind to a reader that barges past a writer that has set the bit
+(``mutants/barging_reader.py``). From the marked step on, every
 process-context waiter that comes after it waits behind it. No timeouts (budgets are ignored:
 the kernel's rwlocks spin until they get the lock), no deadlock detection, no FIFO among writers
 (``wait_lock`` is a qspinlock, whose fast path and pending bit are not FIFO).
@@ -50,7 +50,7 @@ from lockfuzz.targets.qspinlock import QSpinlock
 
 from lockfuzz import Capabilities, Context, Level, Machine, Mark, Sharing, Status, Target
 
-__all__ = ["QR_BIAS", "QRWLock", "QW_LOCKED", "QW_WAITING", "QW_WMASK", "WRITER_DOORWAY"]
+__all__ = ["QR_BIAS", "QRWLock", "QW_LOCKED", "QW_WAITING", "QW_WMASK"]
 
 QW_WAITING = 0x100  # _QW_WAITING: a writer is waiting
 QW_LOCKED = 0x0FF  # _QW_LOCKED: a writer holds the lock (the whole writer byte)
@@ -58,8 +58,6 @@ QW_WMASK = 0x1FF  # _QW_WMASK: a writer holds or waits
 QR_SHIFT = 9  # _QR_SHIFT: the reader count's first bit
 QR_BIAS = 1 << QR_SHIFT  # _QR_BIAS: one reader
 _MASK32 = 0xFFFF_FFFF
-#: Steps of a writer's attempt by which it has set _QW_WAITING, or taken the lock (module doc).
-WRITER_DOORWAY = 64
 
 
 class QRWLock(Target):
@@ -69,7 +67,7 @@ class QRWLock(Target):
     capabilities = Capabilities(
         sharing=Sharing(
             exclusive=True, capacity=None, preference="writers", handler_readers_overtake=True,
-            doorway_steps=WRITER_DOORWAY,
+            doorway_steps=None,  # a writer arrives when it sets _QW_WAITING (Mark.PENDING)
         )
     )
 

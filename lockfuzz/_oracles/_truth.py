@@ -250,11 +250,7 @@ class GroundTruth:
                     out.append(b)
         elif s.preference == "writers":
             if a.shared:
-                door = s.doorway_steps
-                out.extend(
-                    b for b in self.on_lock[a.lock]
-                    if not b.shared and b.ctx.steps - b.start_steps >= door and b not in out
-                )
+                out.extend(b for b in self.on_lock[a.lock] if not b.shared and self._arrived(b) and b not in out)
         elif a.writers_ahead:
             bound = s.reader_overtakes
             out.extend(b for b in a.writers_ahead if b.end < 0 and b.overtakers >= bound and b not in out)
@@ -529,8 +525,7 @@ class GroundTruth:
             return
         if a.shared and s.handler_readers_overtake and a.ctx.level != Level.TASK:
             return  # a reader in a handler may pass a waiting writer (qrwlock's in_interrupt())
-        door = s.doorway_steps
-        arrived = [b for b in waiting if b is not a and b.ctx.steps - b.start_steps >= door]
+        arrived = [b for b in waiting if b is not a and self._arrived(b)]
         if s.preference == "fifo":
             a.ahead = a.ahead + tuple(b for b in arrived if b not in a.ahead)
         elif not a.shared:
@@ -539,6 +534,16 @@ class GroundTruth:
             a.ahead = a.ahead + tuple(b for b in arrived if not b.shared and b not in a.ahead)
         elif s.reader_overtakes is not None:
             a.writers_ahead = tuple(b for b in arrived if not b.shared)
+
+    def _arrived(self, b: Attempt) -> bool:
+        """Has waiter ``b`` arrived, for the declared order across modes: past the first
+        ``Sharing.doorway_steps`` steps of its attempt, or, where the lock declares no fixed
+        doorway (None), once the target marked it its lock's pending waiter (``Mark.PENDING``:
+        qrwlock's writer setting ``_QW_WAITING``)."""
+        door = self.sharing.doorway_steps
+        if door is None:
+            return self.pending[b.lock] is b
+        return b.ctx.steps - b.start_steps >= door
 
     def leaving(self, b: Attempt, now: int) -> bool:
         """Is waiter ``b`` leaving rather than waiting: cancelled, or past its per-call budget (a

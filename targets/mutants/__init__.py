@@ -21,6 +21,7 @@ MUTANTS: dict[str, str] = {
     "lost_wakeup": f"{_P}.lost_wakeup:LostWakeupLock",
     # Shared and counted locks (#12).
     "semaphore_extra_permit": f"{_P}.extra_permit:ExtraPermitSemaphore",
+    "qrwlock_barging_reader": f"{_P}.barging_reader:BargingReaderQRWLock",
 }
 
 EXPECTED: dict[str, str] = {
@@ -36,6 +37,7 @@ EXPECTED: dict[str, str] = {
     "early_timeout": "etimedout",
     "lost_wakeup": "etimedout",
     "semaphore_extra_permit": "mutual-exclusion",
+    "qrwlock_barging_reader": "fairness",
 }
 
 # Known-broken locks over real trio primitives, run on the trio driver.

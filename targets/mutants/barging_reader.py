@@ -7,14 +7,10 @@ every reader that arrives meanwhile, from task context as from interrupts: the w
 the lock declares (``preference="writers"``) is gone, and a stream of readers starves the
 writer. Mutual exclusion still holds (the writer waits for ``cnts == _QW_WAITING``, so it never
 enters beside a reader). It takes a reader holding, a writer queued behind it (``_QW_WAITING``
-set), and a second task reader arriving then. Caught by: **fairness** (the declared writer
-preference broken), once the oracles can tell when a qrwlock writer has arrived: they measure
-arrival in steps (``Sharing.doorway_steps``), and a qrwlock writer sets ``_QW_WAITING`` only after
-queueing on ``wait_lock``, a variable number of steps (up to 28 and more, ``WRITER_DOORWAY``), so
-the step doorway that keeps the correct lock clean (64) lets this mutant's short waits through.
-Arrival at the writer's ``Mark.PENDING`` step (which ``QRWLock`` marks) would catch it at once;
-until the oracles read that mark it is not in ``MUTANTS`` (``tests/fast/test_shared_targets.py``
-pins its behaviour with an exact schedule instead).
+set), and a second task reader arriving then. Caught by: **fairness**
+(``fairness/reader-overtook-writer``): the writer has arrived at its ``Mark.PENDING`` step (the
+one that sets ``_QW_WAITING``; ``QRWLock`` declares ``doorway_steps=None``), and the reader that
+arrives after it takes the lock first.
 """
 
 from __future__ import annotations

@@ -70,6 +70,9 @@ SCENARIOS: dict[str, Program] = {
     "lost_wakeup": _WAKE_AFTER_DEADLINE,
     # A semaphore of 2 permits and three CPUs that take one each, holding it a little while.
     "semaphore_extra_permit": Program(cpus=_cpus(*[_cs(0, 100, shared=True)] * 3), n_locks=1),
+    # A reader holding (long), a writer that queues behind it and sets _QW_WAITING, and a
+    # reader arriving after that: the mutant lets it in past the waiting writer.
+    "qrwlock_barging_reader": Program(cpus=_cpus(_cs(0, 1000, shared=True), _cs(0), _cs(0, 10, shared=True)), n_locks=1),
     # A reader holding and a writer arriving.
     "trio_rwlock_writer_beside_reader": Program(cpus=_cpus(_cs(0, 100, shared=True), _cs(0)), n_locks=1),
     # A reader holding, a writer waiting behind it, and a reader that takes the lock twice: twice
@@ -97,6 +100,7 @@ BASES: dict[str, str] = {
     "dirty_after_timeout": "lockfuzz.targets.mutants.dirty_after_timeout:PendingTasLock",
     "lost_wakeup": "lockfuzz.targets.mutants.lost_wakeup:WakeOneLock",
     "semaphore_extra_permit": "lockfuzz.targets.mutants.extra_permit:CountingSemaphore",
+    "qrwlock_barging_reader": "lockfuzz.targets.qrwlock:QRWLock",
 }
 
 # The trio mutants' own scenarios and bases.

@@ -147,10 +147,10 @@ def test_qrwlock_task_reader_queues_behind_a_waiting_writer():
     assert result.violation is None
     assert _order(result) == ["cpu0.task", "cpu1.task", "cpu2.task"]
     # The same schedule on the mutant whose fast path tests _QW_LOCKED: the late reader barges in
-    # past the writer that set _QW_WAITING (targets/mutants/barging_reader.py says why no oracle
-    # reports it yet: arrival is measured in steps, and this writer has taken 5 of its 64).
+    # past the writer that set _QW_WAITING, which arrived at that marked step (doorway_steps=None).
     mutant = lockfuzz.run(BargingReaderQRWLock, program, result.decisions)
-    assert _order(mutant) == ["cpu0.task", "cpu2.task", "cpu1.task"]
+    assert _order(mutant) == ["cpu0.task", "cpu2.task"]  # and the run stops there:
+    assert mutant.violation is not None and mutant.violation.signature == ("fairness", "reader-overtook-writer")
 
 
 def test_qrwlock_word_after_readers_and_a_waiting_writer():
