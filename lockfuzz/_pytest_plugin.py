@@ -56,8 +56,9 @@ PROFILES = {"ci": 1, "deep": 20}
 MARKER_DOC = (
     "lockfuzz(target, programs=None, runs=None, strategy=None, params=None, max_failures=1, seed=None, "
     "time_limit=None, runs_per_program=None, settings=None, coverage=False, guided=False, program=None, "
-    "properties=(), budget_max_ns=None): run a lockfuzz campaign against target (a bundled name, 'package.module:Class' or the class) "
-    "after the test body; saved failures replay first; coverage=True reports the target's coverage at the end of "
+    "properties=(), budget_max_ns=None): run a lockfuzz campaign against target (a bundled name, "
+    "'package.module:Class' or the class) after the test body; saved failures replay first; coverage=True "
+    "reports the target's coverage at the end of "
     "the session; program= fuzzes one program (a lockfuzz.Program or its text form); properties= are functions "
     "of a lockfuzz.RunRecord (or 'module:function' paths) checked after every run; budget_max_ns= bounds the "
     "budgets drawn for acquisitions (default 20 ms), as lockfuzz fuzz --budget-max does."

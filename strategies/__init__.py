@@ -11,4 +11,7 @@ from ._programs import (
     budgets, budgets_for, capabilities_for, interrupts_for, programs, programs_for, programs_like, schedules,
 )
 
-__all__ = ["budgets", "budgets_for", "capabilities_for", "interrupts_for", "programs", "programs_for", "programs_like", "schedules"]
+__all__ = [
+    "budgets", "budgets_for", "capabilities_for", "interrupts_for", "programs", "programs_for", "programs_like",
+    "schedules",
+]

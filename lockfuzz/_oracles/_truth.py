@@ -577,8 +577,8 @@ class GroundTruth:
                 continue  # it holds the lock it asked for; what it waits for next is not the lock
             lock = a.lock
             if sharing:
-                for h in self.blockers(a):
-                    out.setdefault(a.ctx, []).append(h)
+                for blocker in self.blockers(a):
+                    out.setdefault(a.ctx, []).append(blocker)
                 for b in self.preferred(a):
                     if b not in a.ahead:  # those are added below
                         out.setdefault(a.ctx, []).append(b.ctx)

@@ -72,7 +72,9 @@ SCENARIOS: dict[str, Program] = {
     "semaphore_extra_permit": Program(cpus=_cpus(*[_cs(0, 100, shared=True)] * 3), n_locks=1),
     # A reader holding (long), a writer that queues behind it and sets _QW_WAITING, and a
     # reader arriving after that: the mutant lets it in past the waiting writer.
-    "qrwlock_barging_reader": Program(cpus=_cpus(_cs(0, 1000, shared=True), _cs(0), _cs(0, 10, shared=True)), n_locks=1),
+    "qrwlock_barging_reader": Program(
+        cpus=_cpus(_cs(0, 1000, shared=True), _cs(0), _cs(0, 10, shared=True)), n_locks=1
+    ),
     # A reader holding and a writer arriving.
     "trio_rwlock_writer_beside_reader": Program(cpus=_cpus(_cs(0, 100, shared=True), _cs(0)), n_locks=1),
     # A reader holding, a writer waiting behind it, and a reader that takes the lock twice: twice
