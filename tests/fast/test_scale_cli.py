@@ -150,6 +150,7 @@ def test_shard_jobs_merged_equal_the_sharded_campaign(tmp_path: Path, capsys: py
     _one_line_error(capsys.readouterr().err, "another campaign")
 
 
+@pytest.mark.own_coverage
 def test_merge_joins_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for k in (1, 2):
         assert main(["fuzz", "tas", "--runs", "60", "--coverage", "--shard", f"{k}/2", "--failure-dir",
