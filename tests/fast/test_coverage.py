@@ -30,8 +30,8 @@ from lockfuzz.targets.rqspinlock import RqSpinlock
 pytest_plugins = ["pytester"]
 
 # These start coverage.py measurements of their own in this process: CI runs them outside
-# pytest-xdist's workers (pyproject.toml, the own_coverage marker; .ci/run).
-pytestmark = pytest.mark.own_coverage
+# pytest-xdist's workers (pyproject.toml, the serial marker; .ci/run).
+pytestmark = pytest.mark.serial
 
 MS = 1_000_000
 

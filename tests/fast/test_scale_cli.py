@@ -150,7 +150,7 @@ def test_shard_jobs_merged_equal_the_sharded_campaign(tmp_path: Path, capsys: py
     _one_line_error(capsys.readouterr().err, "another campaign")
 
 
-@pytest.mark.own_coverage
+@pytest.mark.serial
 def test_merge_joins_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for k in (1, 2):
         assert main(["fuzz", "tas", "--runs", "60", "--coverage", "--shard", f"{k}/2", "--failure-dir",
@@ -173,6 +173,7 @@ def test_workers_give_the_same_result_as_one_process(tmp_path: Path, capsys: pyt
     assert " 300 runs" in two  # every shard ran: no third failure to stop at
 
 
+@pytest.mark.serial  # a Dask cluster or client: outside xdist's workers (pyproject.toml)
 def test_dask_local_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("distributed", reason="the dask extra is not installed (pip install 'lockfuzz[dask]')")
     args = ["fuzz", MUTANT, "--runs", "600", "--quiet"]
@@ -199,6 +200,7 @@ def test_a_shard_that_fails_in_a_worker_fails_the_campaign(tmp_path: Path) -> No
         run_pool(campaign, 2)
 
 
+@pytest.mark.serial  # a Dask cluster or client: outside xdist's workers (pyproject.toml)
 def test_dask_scheduler_that_cannot_be_reached_exits_2(monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("distributed", reason="the dask extra is not installed (pip install 'lockfuzz[dask]')")
@@ -312,6 +314,7 @@ def test_ctrl_c_stops_every_worker_and_keeps_what_was_found(tmp_path: Path) -> N
     assert not _group_alive(proc.pid), survivors.stdout
 
 
+@pytest.mark.serial  # a Dask cluster or client: outside xdist's workers (pyproject.toml)
 def test_a_dask_close_that_never_finishes_costs_its_timeout_not_the_campaign() -> None:
     # Dask's synchronous close can wait forever on Python 3.11 (dask/distributed#8394; seen on
     # --dask local under coverage.py): lockfuzz bounds it, and marks the cluster closed so that

@@ -233,7 +233,7 @@ def test_merged_coverage_is_what_any_shard_reached() -> None:
     assert f.missed["f"].lines == (3,) and f.missed["f"].branches == ((1, 2),)
 
 
-@pytest.mark.own_coverage
+@pytest.mark.serial
 def test_coverage_and_lock_states_of_real_shards_add_up() -> None:
     specs = plan(2, target="lockfuzz.targets.qspinlock:QSpinlock", seed=0, runs=120, coverage=True,
                  runs_per_program=4)
