@@ -464,11 +464,7 @@ class GroundTruth:
                 or (holder is not None and not holder.top)
                 or any(not b.ctx.top for b in others if b is not a)
             )
-            if stalled and a.stall_since is None:
-                a.stall_since = now
-            elif not stalled and a.stall_since is not None:
-                a.stall_total += now - a.stall_since
-                a.stall_since = None
+            self._stall(a, stalled, now)
             # Free for it: nobody holds or releases the lock, it sleeps (not merely preempted,
             # not under its own CPU's handler), nobody else is on the way to the lock (running
             # or interrupted), and nobody the lock's declared order puts first still waits.
@@ -486,6 +482,15 @@ class GroundTruth:
             elif not free and a.free_since is not None:
                 self._close(a, now)
 
+    @staticmethod
+    def _stall(a: Attempt, stalled: bool, now: int) -> None:
+        """Start or stop ``a``'s stall clock (held up by a handler on its own CPU or another's)."""
+        if stalled and a.stall_since is None:
+            a.stall_since = now
+        elif not stalled and a.stall_since is not None:
+            a.stall_total += now - a.stall_since
+            a.stall_since = None
+
     def _retime_shared(self, now: int) -> None:
         """``retime`` for a lock with shared holders: as for an exclusive lock, with "held"
         meaning held in a mode that keeps this waiter out (``blockers``) and "first" the
@@ -498,11 +503,7 @@ class GroundTruth:
                 or any(not h.top for h in blockers)
                 or any(not b.ctx.top for b in others if b is not a)
             )
-            if stalled and a.stall_since is None:
-                a.stall_since = now
-            elif not stalled and a.stall_since is not None:
-                a.stall_total += now - a.stall_since
-                a.stall_since = None
+            self._stall(a, stalled, now)
             free = (
                 not blockers
                 and a.ctx.blocked
