@@ -67,6 +67,8 @@ _MARKER_KWARGS = ("target", "programs", "runs", "strategy", "params", "max_failu
                   "runs_per_program", "settings", "coverage", "guided", "program", "properties", "budget_max_ns")
 #: Each fuzz test's coverage report, for the terminal summary: (test id, report lines).
 _COVERAGE = pytest.StashKey[list]()
+#: The name of a fuzz test's coverage lines among its report's ``user_properties``.
+_COVERAGE_PROPERTY = "lockfuzz_coverage"
 
 
 
@@ -113,6 +115,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
     config.stash[_COVERAGE] = []
+    config.pluginmanager.register(_CoverageSummary(config), "lockfuzz-coverage-summary")
     # Bad ini values are reported once, before any test runs, as pytest reports its own.
     for name, check in (("lockfuzz_runs", _positive_int), ("lockfuzz_seed", _int)):
         raw = str(config.getini(name) or "").strip()
@@ -344,7 +347,9 @@ def _run(item: pytest.Function, s: _Settings) -> None:
     if report.coverage is not None:
         lines = report.coverage.lines()
         log += lines
-        item.config.stash[_COVERAGE].append((item.nodeid, lines))
+        # In the test's report, not this process's memory: under pytest-xdist the report is what
+        # reaches the controller, which prints the summary (``_CoverageSummary``).
+        item.user_properties.append((_COVERAGE_PROPERTY, lines))
     if report.found:
         what = ", ".join("/".join(found.failure.signature) for found in report.found)
         parts = [f"lockfuzz found {_count(len(report.found), 'failure')} in {s.target}: {what}", *log, ""]
@@ -369,6 +374,21 @@ def _check_marker_params(target_cls: type, params: dict[str, Any]) -> None:
         _check_params(target_cls, params, 1, 1, option="params")  # a throwaway machine, the smallest
     except UsageError as exc:
         _fail(f"@pytest.mark.lockfuzz: {exc}")
+
+
+class _CoverageSummary:
+    """Collects each fuzz test's coverage lines from its report as it is logged: in this process,
+    or, under pytest-xdist, in the controller, from the reports its workers send."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == _COVERAGE_PROPERTY:
+                self.config.stash[_COVERAGE].append((report.nodeid, list(value)))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

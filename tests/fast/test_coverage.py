@@ -359,3 +359,26 @@ def test_pytest_plugin_reports_coverage_at_the_end(pytester: pytest.Pytester) ->
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*= lockfuzz coverage =*", "test_lock.py::test_lock", "  target coverage (100 runs*",
                                  "*guided search: *"])
+
+
+def test_the_coverage_summary_reaches_the_end_under_xdist(pytester: pytest.Pytester) -> None:
+    # Each worker runs its campaigns; the controller prints the summary, from the test reports.
+    pytest.importorskip("xdist", reason="pytest-xdist is not installed (pip install -e '.[test]')")
+    pytester.makepyfile(test_lock="""
+        import pytest
+
+        @pytest.mark.lockfuzz("tas", runs=50, coverage=True)
+        def test_one():
+            pass
+
+        @pytest.mark.lockfuzz("ticket", runs=40, coverage=True)
+        def test_two():
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert out.count("= lockfuzz coverage =") == 1
+    result.stdout.fnmatch_lines(["test_lock.py::test_*", "  target coverage (* runs measured*"])
+    assert "test_lock.py::test_one" in out and "test_lock.py::test_two" in out
+    assert "target coverage (50 runs measured" in out and "target coverage (40 runs measured" in out
