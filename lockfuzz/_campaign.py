@@ -335,13 +335,13 @@ def fuzz(
 
         programs = programs_for(target_cls, params=dict(params or {}),
                                 **({} if budget_max_ns is None else {"budget_max_ns": budget_max_ns}))
-    campaign = _Campaign(
-        target_cls, dict(params or {}), programs, strat, runs, runs_per_program, seed, settings or Settings(),
-        Path(failure_dir) if failure_dir is not None else None, database, time_limit, minimise, max_failures,
-        progress, key, coverage or guided, guided,
-    )
-    campaign.fixed = program is not None
-    campaign.properties = properties
+    campaign = _Campaign(CampaignConfig(
+        target_cls=target_cls, params=dict(params or {}), programs=programs, strategy=strat, runs=runs,
+        runs_per_program=runs_per_program, seed=seed, settings=settings or Settings(),
+        failure_dir=Path(failure_dir) if failure_dir is not None else None, database=database,
+        time_limit=time_limit, minimise=minimise, max_failures=max_failures, progress=progress, key=key,
+        measure=coverage or guided, guided=guided, fixed=program is not None, properties=tuple(properties),
+    ))
     with _watchdog.step_timeout(step_timeout):
         try:
             return trio.run(campaign.main)
@@ -373,27 +373,57 @@ def _fixed_programs(target_cls: Any, program: Any, programs: Any, budget_max_ns:
     return programs_like(program, budgets=budgets_for(target_cls, budget_max_ns=budget_max_ns))
 
 
+@dataclass(frozen=True)
+class CampaignConfig:
+    """Everything a campaign runs with, checked and defaulted by ``fuzz`` (one value, where the
+    campaign once took seventeen positional arguments)."""
+
+    target_cls: type
+    params: dict[str, Any]
+    programs: Any  # a Hypothesis strategy of Programs
+    strategy: Any  # a search strategy (``_search``)
+    runs: int
+    runs_per_program: int
+    seed: int
+    settings: Settings
+    failure_dir: Path | None
+    database: Any
+    time_limit: float | None
+    minimise: bool
+    max_failures: int
+    progress: Callable[[CampaignReport], None] | None
+    key: str | None
+    #: Measure the target's coverage and lock states (``coverage=True`` or ``guided=True``).
+    measure: bool = False
+    guided: bool = False
+    #: One program fuzzed (``fuzz(program=...)``): each example draws a salt for its schedules.
+    fixed: bool = False
+    properties: tuple[Callable[[Any], Any], ...] = ()
+
+
 class _Campaign:
-    def __init__(self, target_cls, params, programs, strategy, runs, runs_per_program, seed, settings,  # type: ignore[no-untyped-def]
-                 failure_dir, database, time_limit, minimise, max_failures, progress, key, measure=False, guided=False):
+    def __init__(self, config: CampaignConfig) -> None:
+        self.config = config
+        target_cls, params, strategy = config.target_cls, config.params, config.strategy
+        # The campaign's code reads these as attributes of its own (``self.seed``): the config's values.
         self.target_cls = target_cls
         self.params = params
-        self.programs = programs
+        self.programs = config.programs
         self.strategy = strategy
-        self.max_runs = runs
-        self.runs_per_program = runs_per_program
-        self.seed = seed
-        self.settings = settings
-        self.failure_dir = failure_dir
-        self.database = database
-        self.time_limit = time_limit
-        self.minimise = minimise
-        self.max_failures = max_failures
-        self.progress = progress
-        self.key = key or f"{target_path(target_cls)}|{json.dumps(params, sort_keys=True)}|{strategy.describe()}"
-        #: One program fuzzed (``fuzz(program=...)``): each example draws a salt for its schedules.
-        self.fixed = False
-        self.properties: tuple[Callable[[Any], Any], ...] = ()
+        self.max_runs = runs = config.runs
+        self.runs_per_program = config.runs_per_program
+        self.seed = config.seed
+        self.settings = config.settings
+        self.failure_dir = config.failure_dir
+        self.database = config.database
+        self.time_limit = config.time_limit
+        self.minimise = config.minimise
+        self.max_failures = config.max_failures
+        self.progress = config.progress
+        self.key = config.key or f"{target_path(target_cls)}|{json.dumps(params, sort_keys=True)}|{strategy.describe()}"
+        self.fixed = config.fixed
+        self.properties = config.properties
+        measure, guided = config.measure, config.guided
         self.report = CampaignReport(target=target_path(target_cls), strategy=strategy.describe(), max_runs=runs)
         self.shrinking: tuple[str, str] | None = None  # the signature Hypothesis is shrinking
         self.last_rejection = ""  # why the last program was unfit to run (a ProgramError)
