@@ -837,11 +837,12 @@ class Engine:
         self.log(None, FINAL, 0, 0)
         budget = self.settings.final_budget_ns
         sharing = getattr(self.capabilities, "sharing", None)
+        modes = sharing.modes if sharing is not None else ("exclusive",)
         ops: tuple[Any, ...] = ()
         # Every lock exclusively, then (a lock with shared holders) every lock shared: a reader
         # left counted, a permit not given back, shows in the mode it breaks.
-        for shared in (False, True) if sharing is not None else (False,):
-            if sharing is not None and ("shared" if shared else "exclusive") not in sharing.modes:
+        for shared in (False, True):
+            if ("shared" if shared else "exclusive") not in modes:
                 continue
             ops += tuple(Lock(i, budget, shared=shared) for i in range(self.program.n_locks)) + tuple(
                 Unlock(i) for i in reversed(range(self.program.n_locks))
@@ -877,6 +878,8 @@ def check_modes(program: Program, capabilities: Any, name: str) -> None:
     the target never promised to take, and every verdict would be about the wrong lock."""
     sharing = getattr(capabilities, "sharing", None)
     modes = sharing.modes if sharing is not None else ("exclusive",)
+    if program.modes.issubset(modes):
+        return  # every run checks this: a cached set, not a walk over the program's operations
     for mode, shared in (("shared", True), ("exclusive", False)):
         if mode in modes:
             continue

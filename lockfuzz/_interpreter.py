@@ -120,11 +120,7 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
         if not failed:
             return
         # The verifier's rule: release what is held, newest first; never the failed lock.
-        while held:
-            lock = held.pop()
-            shared = modes.pop()
-            if lock >= 0:
-                await _release(engine, ctx, lock, shared)
+        await _unwind(engine, ctx, held, modes)
         if retries >= on_error.retries or cancels and engine.cut(ctx):
             return
         retries += 1
@@ -133,7 +129,8 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
 
 
 async def _unwind(engine: Engine, ctx: Context, held: list[int], modes: list[bool]) -> None:
-    """A cancelled line: release what is held, newest first (each release cancelled too)."""
+    """Release what the line holds, newest first, in the mode each was taken (after an error
+    status, or when the line was cancelled: then each release is cancelled too)."""
     while held:
         lock = held.pop()
         shared = modes.pop()

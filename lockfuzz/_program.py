@@ -17,6 +17,7 @@ steps of a lower-level context of its CPU, when a decision says so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Union
 
 from ._errors import InvalidArgument, ProgramError
@@ -156,9 +157,10 @@ class Program:
     def n_handlers(self) -> int:
         return sum(len(cp.handlers) for cp in self.cpus)
 
-    @property
+    @cached_property
     def modes(self) -> frozenset[str]:
-        """The modes its acquisitions ask for: a subset of ``{"exclusive", "shared"}``."""
+        """The modes its acquisitions ask for: a subset of ``{"exclusive", "shared"}``. Computed
+        once per program (it is frozen): every run of it checks them against the target's."""
         return frozenset(
             "shared" if op.shared else "exclusive"
             for cp in self.cpus
