@@ -403,9 +403,9 @@ class CampaignConfig:
 
 class _Campaign:
     def __init__(self, config: CampaignConfig) -> None:
-        self.config = config
         target_cls, params, strategy = config.target_cls, config.params, config.strategy
-        # The campaign's code reads these as attributes of its own (``self.seed``): the config's values.
+        # The campaign's code reads these as attributes of its own (``self.seed``): the config's
+        # values (``max_runs`` and ``key`` renamed or defaulted), nothing else kept of it.
         self.target_cls = target_cls
         self.params = params
         self.programs = config.programs
