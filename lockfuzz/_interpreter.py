@@ -61,10 +61,8 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
                 try:
                     if cancels:
                         status: Any = await engine.call(ctx, lock, budget, shared)
-                    elif shared:
-                        status = await target.acquire(ctx, lock, budget, shared=True)
-                    else:  # exactly as before modes existed: every target takes this call
-                        status = await target.acquire(ctx, lock, budget)
+                    else:
+                        status = await acquire_call(target, ctx, lock, budget, shared)
                 except PASS_THROUGH:
                     raise
                 except BaseException as exc:  # noqa: BLE001 - SystemExit from a target is its fault
@@ -128,6 +126,21 @@ async def run_line(engine: Engine, ctx: Context, ops: tuple[Op, ...], on_error: 
             await sleep_until(engine.machine.now + on_error.backoff_ns)
 
 
+def acquire_call(target: Any, ctx: Context, lock: int, budget_ns: int, shared: bool) -> Any:
+    """The target's ``acquire`` for one ``Lock``: with ``shared=True`` for a shared one, and for
+    an exclusive one exactly as before modes existed (no keyword: every target takes that call)."""
+    if shared:
+        return target.acquire(ctx, lock, budget_ns, shared=True)
+    return target.acquire(ctx, lock, budget_ns)
+
+
+def release_call(target: Any, ctx: Context, lock: int, shared: bool) -> Any:
+    """The target's ``release`` for one ``Unlock``, in the mode its lock was taken (as ``acquire_call``)."""
+    if shared:
+        return target.release(ctx, lock, shared=True)
+    return target.release(ctx, lock)
+
+
 async def _unwind(engine: Engine, ctx: Context, held: list[int], modes: list[bool]) -> None:
     """Release what the line holds, newest first, in the mode each was taken (after an error
     status, or when the line was cancelled: then each release is cancelled too)."""
@@ -144,10 +157,8 @@ async def _release(engine: Engine, ctx: Context, lock: int, shared: bool) -> Non
     try:
         if engine.cancels:
             await engine.call(ctx, lock, None, shared)
-        elif shared:
-            await engine.target.release(ctx, lock, shared=True)
         else:
-            await engine.target.release(ctx, lock)
+            await release_call(engine.target, ctx, lock, shared)
     except PASS_THROUGH:
         raise
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a target is its fault

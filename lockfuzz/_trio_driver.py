@@ -98,7 +98,7 @@ from . import _trio_internals
 from ._engine import Context, DecisionSource, Engine, RunResult, Settings, run_on
 from ._errors import InvalidArgument, Violation
 from ._events import CANCEL, CLOCK
-from ._interpreter import CANCELLED
+from ._interpreter import CANCELLED, acquire_call, release_call
 from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, WAIT_CELLS
 from ._oracles.hang import hang_violation
 from ._oracles.livelock import livelock_violation
@@ -353,14 +353,9 @@ class TrioEngine(Engine):
         if not cut:
             self._t_calls[index] = (lock, 1 if budget_ns is None else 0)
         try:
-            # Exclusive calls are made exactly as before modes existed (no ``shared`` keyword).
             if budget_ns is None:
-                if shared:
-                    return await self.target.release(ctx, lock, shared=True)
-                return await self.target.release(ctx, lock)
-            if shared:
-                return await self.target.acquire(ctx, lock, budget_ns, shared=True)
-            return await self.target.acquire(ctx, lock, budget_ns)
+                return await release_call(self.target, ctx, lock, shared)
+            return await acquire_call(self.target, ctx, lock, budget_ns, shared)
         except trio.Cancelled:
             if index not in self._t_cut or self._t_stopped:  # pragma: no cover - a stop closes tasks first
                 raise  # the run is stopping, or a cancellation of the target's own making
