@@ -477,10 +477,7 @@ class GroundTruth:
                 and not any(b.end < 0 for b in a.ahead)
                 and not (self._window and now >= a.deadline())
             )
-            if free and a.free_since is None:
-                a.free_since = now
-            elif not free and a.free_since is not None:
-                self._close(a, now)
+            self._free(a, free, now)
 
     @staticmethod
     def _stall(a: Attempt, stalled: bool, now: int) -> None:
@@ -490,6 +487,13 @@ class GroundTruth:
         elif not stalled and a.stall_since is not None:
             a.stall_total += now - a.stall_since
             a.stall_since = None
+
+    def _free(self, a: Attempt, free: bool, now: int) -> None:
+        """Start or stop ``a``'s free clock (the lock available to it while it sleeps)."""
+        if free and a.free_since is None:
+            a.free_since = now
+        elif not free and a.free_since is not None:
+            self._close(a, now)
 
     def _retime_shared(self, now: int) -> None:
         """``retime`` for a lock with shared holders: as for an exclusive lock, with "held"
@@ -512,10 +516,7 @@ class GroundTruth:
                 and not self.preferred(a)
                 and not (self._window and now >= a.deadline())
             )
-            if free and a.free_since is None:
-                a.free_since = now
-            elif not free and a.free_since is not None:
-                self._close(a, now)
+            self._free(a, free, now)
 
     # -- the declared order across modes -------------------------------------------------------
     def _prefer(self, a: Attempt, waiting: list[Attempt]) -> None:
