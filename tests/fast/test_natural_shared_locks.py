@@ -1,0 +1,33 @@
+"""Shared locks nobody here wrote for lockfuzz (``tests/natural_shared_locks.py``): the correct
+ones clean under every strategy, the broken ones found by a default campaign, with the bug their
+authors would not see. The deep version: ``lockfuzz fuzz natural_shared_locks:SpinRW --runs
+20000`` from ``tests/`` (and the same for ``CancelSafe``), clean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from natural_shared_locks import BROKEN, CORRECT
+
+import lockfuzz
+from lockfuzz.strategies import programs_for
+
+RUNS = 300
+
+
+@pytest.mark.parametrize("strategy", ["swarm", "random", "pct"])
+@pytest.mark.parametrize("name", sorted(CORRECT))
+def test_a_correct_shared_lock_written_naturally_is_clean(name: str, strategy: str) -> None:
+    programs = programs_for(CORRECT[name], max_cpus=3)
+    report = lockfuzz.fuzz(CORRECT[name], programs=programs, runs=RUNS, strategy=strategy, seed=1, max_failures=3)
+    assert report.ok, [f.failure.violation for f in report.found]
+    assert report.runs == RUNS
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_a_broken_shared_lock_written_naturally_is_caught(name: str) -> None:
+    cls: Any
+    cls, expected = BROKEN[name]
+    report = lockfuzz.fuzz(cls, runs=2000)
+    assert [f.failure.signature for f in report.found][:1] == [expected], [f.failure.violation for f in report.found]

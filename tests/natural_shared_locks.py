@@ -1,0 +1,129 @@
+"""Shared locks written the way their authors write them, not for lockfuzz (issue 12's judgement).
+
+Two correct reader-writer locks and two broken ones, each broken in a way its author would not
+see in review:
+
+- ``SpinRW``: one 32-bit word over cells, the writer as all ones (``-1`` in C), else the reader
+  count; plain ``load``/``cmpxchg`` spin loops, no waiting primitive, no promise beyond mutual
+  exclusion across modes. ``TornSpinRW`` counts a reader in with a load and a store instead of
+  one atomic step: two readers that race lose a count, and a writer later enters beside the one
+  still reading.
+- ``ReadersFirst``: the textbook readers-preference lock (Courtois, Heymans and Parnas, CACM
+  1971: the first reader in takes the resource, the last one out gives it back) on trio, with a
+  ``trio.Lock`` guarding the count and a ``trio.Semaphore(1)`` as the resource, its releases
+  shielded as trio asks. Broken under cancellation, which the textbook never met: the first
+  reader counts itself before it has the resource, so a reader cancelled (or timed out) while
+  waiting for it leaves the count raised, and the next reader walks in beside the writer that
+  holds it. ``CancelSafeReadersFirst`` counts a reader only once the resource is its own.
+
+Import with ``tests/`` on ``sys.path`` (``tests/conftest.py`` puts it there): a campaign names a
+lock ``natural_shared_locks:SpinRW``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+import lockfuzz
+from lockfuzz import Capabilities, Context, Machine, Sharing, Status, Target
+
+__all__ = ["BROKEN", "CORRECT", "CancelSafe", "SpinRW", "TextbookReadersFirst", "TornSpinRW"]
+
+WRITER = 0xFFFF_FFFF  # -1 in the 32-bit word (cells are unsigned words, as a C u32 is)
+
+
+class SpinRW(Target):
+    capabilities = Capabilities(sharing=Sharing(exclusive=True))
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
+        word = self.words[lock]
+        while True:
+            v = await word.load()
+            if shared and v != WRITER:
+                if await word.cmpxchg(v, v + 1) == v:
+                    return Status.OK
+            elif not shared and v == 0:
+                if await word.cmpxchg(0, WRITER) == 0:
+                    return Status.OK
+
+    async def release(self, ctx: Context, lock: int, shared: bool = False) -> None:
+        word = self.words[lock]
+        if shared:
+            await word.fetch_add(-1)
+        else:
+            await word.store(0)
+
+
+class TornSpinRW(SpinRW):
+    """``SpinRW`` whose reader counts itself in with a load and a store (not atomic)."""
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
+        if not shared:
+            return await super().acquire(ctx, lock, budget_ns)
+        word = self.words[lock]
+        while True:
+            v = await word.load()
+            if v != WRITER:
+                await word.store(v + 1)
+                return Status.OK
+
+
+class ReadersFirst:
+    """The textbook readers-preference lock on trio (module doc)."""
+
+    def __init__(self) -> None:
+        self.readers = 0
+        self.guard = trio.Lock()
+        self.resource = trio.Semaphore(1)
+
+    async def acquire_shared(self) -> None:
+        async with self.guard:
+            self.readers += 1
+            if self.readers == 1:
+                await self.resource.acquire()
+
+    async def release_shared(self) -> None:
+        with trio.CancelScope(shield=True):
+            async with self.guard:
+                self.readers -= 1
+                if self.readers == 0:
+                    self.resource.release()
+
+    async def acquire(self) -> None:
+        await self.resource.acquire()
+
+    def release(self) -> None:
+        self.resource.release()
+
+
+class CancelSafeReadersFirst(ReadersFirst):
+    """The same, counting a reader only once the resource is its own."""
+
+    async def acquire_shared(self) -> None:
+        async with self.guard:
+            if self.readers == 0:
+                await self.resource.acquire()
+            self.readers += 1
+
+
+def _held(rw: Any) -> bool:
+    return bool(rw.resource.value == 0)
+
+
+_READERS = Sharing(exclusive=True, preference="readers")  # writers may starve: nothing more promised
+TextbookReadersFirst = lockfuzz.trio_target(ReadersFirst, name="TextbookReadersFirst", held=_held, sharing=_READERS)
+CancelSafe = lockfuzz.trio_target(CancelSafeReadersFirst, name="CancelSafe", held=_held, sharing=_READERS)
+
+#: The correct ones, by short name: a campaign finds nothing.
+CORRECT: dict[str, Any] = {"spin_rw": SpinRW, "cancel_safe_readers_first": CancelSafe}
+#: The broken ones: (class, the violation a default campaign reports).
+BROKEN: dict[str, tuple[Any, tuple[str, str]]] = {
+    "torn_spin_rw": (TornSpinRW, ("mutual-exclusion", "writer-beside-reader")),
+    "textbook_readers_first": (TextbookReadersFirst, ("mutual-exclusion", "writer-beside-reader")),
+}
