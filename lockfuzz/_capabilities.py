@@ -181,6 +181,14 @@ class Sharing:
     shared holders, a reader-writer lock's readers; n: a semaphore of n permits). The oracles hold
     the lock to: no exclusive holder beside any other holder, at most ``capacity`` holders.
 
+    ``capacity_range=(low, high)``: the lock is built with a capacity of its own for each lock of
+    a program, anywhere from ``low`` to ``high`` (a semaphore's initial count): programs give
+    them (``Program(capacities=...)``, ``capacities L0 3, L1 1`` in the text form), the
+    strategies draw them, the target reads each with ``machine.capacity(lock, default)``, and the
+    oracles hold each lock to its own. A lock the program gives no capacity has ``capacity``.
+    None (the default): every lock has ``capacity``, and a program that gives capacities is
+    refused.
+
     ``preference``, checked after the attempt's first ``doorway_steps`` steps (as ``Fairness``), or,
     with ``doorway_steps=None``, from the step at which the target marks the attempt its lock's
     pending waiter (``ctx.mark(Mark.PENDING, lock)``): for a lock whose waiter announces itself
@@ -203,8 +211,11 @@ class Sharing:
     reader_overtakes: int | None = None
     handler_readers_overtake: bool = False
     doorway_steps: int | None = 1
+    capacity_range: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.capacity_range is not None:
+            object.__setattr__(self, "capacity_range", _capacity_range(self.capacity_range, self.capacity))
         if self.exclusive not in (True, False):
             raise InvalidArgument(f"exclusive={self.exclusive!r}: expected True or False")
         if self.capacity is not None and (
@@ -229,6 +240,13 @@ class Sharing:
         if self.doorway_steps is not None and (not isinstance(self.doorway_steps, int) or self.doorway_steps < 0):
             raise InvalidArgument(f"doorway_steps={self.doorway_steps!r}: expected None or an int >= 0")
 
+    def capacity_of(self, lock: int, capacities: tuple[int, ...] = ()) -> int | None:
+        """The capacity of ``lock`` in a program that gives ``capacities`` (``Program.capacities``:
+        empty, or one per lock): its own where the lock takes one from programs, else ``capacity``."""
+        if capacities and self.capacity_range is not None:
+            return capacities[lock]
+        return self.capacity
+
     @property
     def modes(self) -> tuple[str, ...]:
         """The modes acquisitions may ask for: ``("exclusive", "shared")`` or ``("shared",)``."""
@@ -236,6 +254,9 @@ class Sharing:
 
     def describe(self) -> str:
         holders = "any number of shared holders" if self.capacity is None else f"at most {self.capacity} holders"
+        if self.capacity_range is not None:
+            low, high = self.capacity_range
+            holders = f"a capacity of {low} to {high} per lock, given by the program (default {self.capacity})"
         line = f"modes: {' and '.join(self.modes)}, {holders}"
         arrival = ("once the target marks a waiter pending" if self.doorway_steps is None
                    else f"after a doorway of {self.doorway_steps} step(s)")
@@ -251,6 +272,21 @@ class Sharing:
         if self.handler_readers_overtake:
             line += "; readers in interrupt handlers may pass a waiting writer"
         return line
+
+
+def _capacity_range(value: object, capacity: int | None) -> tuple[int, int]:
+    """``Sharing.capacity_range`` checked: two ints, 1 <= low <= high, around the default."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else ()
+    ints = [x for x in pair if isinstance(x, int) and not isinstance(x, bool)]
+    if len(pair) != 2 or len(ints) != 2 or not 1 <= ints[0] <= ints[1]:
+        raise InvalidArgument(f"capacity_range={value!r}: expected None or (low, high), ints with 1 <= low <= high")
+    low, high = ints
+    if capacity is None or not low <= capacity <= high:
+        raise InvalidArgument(
+            f"capacity={capacity!r} with capacity_range={value!r}: the capacity of a lock the program gives none "
+            "must be an int in the range"
+        )
+    return (low, high)
 
 
 @dataclass(frozen=True)

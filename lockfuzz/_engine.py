@@ -250,7 +250,9 @@ class Engine:
         self.program = program
         self.settings = settings or _DEFAULT_SETTINGS
         self.source: DecisionSource = source if source is not None else Schedule()
-        self.machine = Machine(n_cpus=program.n_cpus, n_locks=program.n_locks, step_ns=self.settings.step_ns)
+        self.machine = Machine(
+            n_cpus=program.n_cpus, n_locks=program.n_locks, step_ns=self.settings.step_ns, capacities=program.capacities
+        )
         self.target_cls = target_cls
         self.params = dict(params or {})
         self.events: list[tuple[Any, ...]] = []
@@ -877,6 +879,8 @@ def check_modes(program: Program, capabilities: Any, name: str) -> None:
     declare (``Capabilities.sharing``): its acquisitions would call ``acquire`` with a keyword
     the target never promised to take, and every verdict would be about the wrong lock."""
     sharing = getattr(capabilities, "sharing", None)
+    if program.capacities:
+        _check_capacities(program.capacities, sharing, name)
     modes = sharing.modes if sharing is not None else ("exclusive",)
     if program.modes.issubset(modes):
         return  # every run checks this: a cached set, not a walk over the program's operations
@@ -891,7 +895,29 @@ def check_modes(program: Program, capabilities: Any, name: str) -> None:
                 else f"declares Sharing(exclusive={sharing.exclusive}): it takes {' and '.join(modes)} "
                 "acquisitions only"
             )
-            raise InvalidArgument(f"the program asks for a {mode} acquisition at {where}, but {name} {declared}")
+            article = "an" if mode == "exclusive" else "a"
+            raise InvalidArgument(
+                f"the program asks for {article} {mode} acquisition at {where}, but {name} {declared}"
+            )
+
+
+def _check_capacities(capacities: tuple[int, ...], sharing: Any, name: str) -> None:
+    """Refuse capacities the target is not built with: it would make each lock with its own, and
+    the oracles would hold it to capacities it never had."""
+    given = ", ".join(f"L{k} {c}" for k, c in enumerate(capacities))
+    span = getattr(sharing, "capacity_range", None)
+    if span is None:
+        raise InvalidArgument(
+            f"the program gives its locks capacities ({given}), but {name} takes none from programs "
+            "(its Sharing.capacity_range is None): drop them from the program"
+        )
+    low, high = span
+    for k, c in enumerate(capacities):
+        if not low <= c <= high:
+            raise InvalidArgument(
+                f"the program gives L{k} capacity {c}, but {name} is built with capacities from {low} to {high} "
+                "(Sharing.capacity_range)"
+            )
 
 
 def _no_yield(where: str, exc: BaseException) -> Violation:

@@ -37,7 +37,9 @@ FORMAT = "lockfuzz-failure"
 #: 1: every acquisition exclusive. 2: an acquisition may be shared (``["lock", L, budget,
 #: "shared"]``; shared ACQUIRE events log ``~budget``, shared releases the value 1). A schema-1
 #: file is a schema-2 file with no shared acquisition, so it loads and replays as it is.
-SCHEMA = 2
+#: 3: a program may give each lock a capacity (``"capacities": [3, 1]``, for a target built with
+#: one per lock); a schema-2 file is a schema-3 file without them.
+SCHEMA = 3
 
 
 def _version() -> str:
@@ -282,6 +284,11 @@ def _check_shape(data: dict[str, Any], where: str, schema: int = SCHEMA) -> None
     n_locks: Any = program.get("n_locks")
     if not is_int(n_locks) or not 1 <= n_locks <= MAX_LOCKS:
         bad("program.n_locks", n_locks, f"an int in [1, {MAX_LOCKS}]")
+    capacities = program.get("capacities") if schema >= 3 else None
+    if capacities is not None and not (
+        isinstance(capacities, list) and len(capacities) == n_locks and all(is_int(c) and c >= 1 for c in capacities)
+    ):
+        bad("program.capacities", capacities, f"a list of {n_locks} ints >= 1, one per lock")
     cpus = program.get("cpus")
     if not isinstance(cpus, list) or not 1 <= len(cpus) <= MAX_CPUS:
         bad("program.cpus", cpus if not isinstance(cpus, list) else (f"<{len(cpus)} CPUs>",),

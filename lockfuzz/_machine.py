@@ -211,9 +211,9 @@ class Machine:
     Reading it is free and is not a step, like ``ktime_get_mono_fast_ns()``.
     """
 
-    __slots__ = ("cells", "n_cpus", "n_locks", "now", "step_ns")
+    __slots__ = ("capacities", "cells", "n_cpus", "n_locks", "now", "step_ns")
 
-    def __init__(self, *, n_cpus: int, n_locks: int, step_ns: int = 1) -> None:
+    def __init__(self, *, n_cpus: int, n_locks: int, step_ns: int = 1, capacities: tuple[int, ...] = ()) -> None:
         if not isinstance(n_cpus, int) or n_cpus < 1:
             raise InvalidArgument(f"n_cpus={n_cpus!r}: expected an int >= 1")
         if not isinstance(n_locks, int) or n_locks < 1:
@@ -225,6 +225,14 @@ class Machine:
         self.step_ns = step_ns
         self.now = 0
         self.cells: list[Cell] = []
+        #: The program's capacity for each lock (``Program.capacities``), or empty.
+        self.capacities = tuple(capacities)
+
+    def capacity(self, lock: int, default: int) -> int:
+        """How many holders ``lock`` admits in this run's program (``Program.capacities``), or
+        ``default`` when the program gives none: what a target built with a capacity per lock
+        (``Sharing.capacity_range``) makes each lock with, e.g. ``trio.Semaphore(machine.capacity(i, 2))``."""
+        return self.capacities[lock] if self.capacities else default
 
     def cell(self, name: str, value: int = 0, *, width: int = 32) -> Cell:
         """Allocate a cell of ``width`` bits holding ``value``."""

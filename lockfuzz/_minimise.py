@@ -316,7 +316,7 @@ def _without_cpus_and_handlers(program: Program) -> Iterator[Program]:
     cpus = list(program.cpus)
     if len(cpus) > 1:
         for c in range(len(cpus)):
-            yield Program(cpus=tuple(cpus[:c] + cpus[c + 1 :]), n_locks=program.n_locks, on_error=program.on_error)
+            yield dataclasses.replace(program, cpus=tuple(cpus[:c] + cpus[c + 1 :]))
     for c, cp in enumerate(cpus):
         for h in range(len(cp.handlers)):
             yield _replace_cpu(program, c, CpuProgram(cp.task, cp.handlers[:h] + cp.handlers[h + 1 :]))
@@ -334,7 +334,8 @@ def _without_locks(program: Program) -> Iterator[Program]:
                                                           for h in cp.handlers))
             for cp in program.cpus
         )
-        yield Program(cpus=cpus, n_locks=program.n_locks - 1, on_error=program.on_error)
+        capacities = program.capacities[:gone] + program.capacities[gone + 1 :]
+        yield dataclasses.replace(program, cpus=cpus, n_locks=program.n_locks - 1, capacities=capacities)
 
 
 def _shorter_lines(program: Program) -> Iterator[Program]:
@@ -418,7 +419,7 @@ def _replace_line(program: Program, c: int, h: int, ops: tuple[Op, ...]) -> Prog
 def _replace_cpu(program: Program, c: int, cp: CpuProgram) -> Program:
     cpus = list(program.cpus)
     cpus[c] = cp
-    return Program(cpus=tuple(cpus), n_locks=program.n_locks, on_error=program.on_error)
+    return dataclasses.replace(program, cpus=tuple(cpus))
 
 
 def _relock(ops: tuple[Any, ...], renumber: dict[int, int]) -> tuple[Any, ...]:

@@ -12,6 +12,10 @@ target.
 
 Each CPU has a task line and interrupt handlers; a handler fires at most once, between any two
 steps of a lower-level context of its CPU, when a decision says so.
+
+A program may give each lock a capacity (``capacities``: how many holders it admits, a
+semaphore's initial count), for a target built with a capacity per lock
+(``Sharing.capacity_range``); empty, every lock has the capacity the target declares.
 """
 
 from __future__ import annotations
@@ -91,9 +95,13 @@ class Program:
     cpus: tuple[CpuProgram, ...]
     n_locks: int
     on_error: OnError = field(default_factory=OnError)
+    #: One capacity per lock (``capacities[k]`` for ``Lk``), or empty: the target's for every lock.
+    capacities: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cpus", tuple(self.cpus))
+        if isinstance(self.capacities, (list, tuple)):
+            object.__setattr__(self, "capacities", tuple(self.capacities))
         self.validate()
 
     # -- checks ---------------------------------------------------------------------------
@@ -105,6 +113,13 @@ class Program:
         for name, v in (("retries", self.on_error.retries), ("backoff_ns", self.on_error.backoff_ns)):
             if not isinstance(v, int) or v < 0:
                 raise InvalidArgument(f"on_error.{name}={v!r}: expected an int >= 0")
+        caps = self.capacities
+        if not isinstance(caps, tuple) or (caps and len(caps) != self.n_locks) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in caps
+        ):
+            raise InvalidArgument(
+                f"capacities={caps!r}: expected () or one int >= 1 per lock ({self.n_locks} of them)"
+            )
         for cpu, cp in enumerate(self.cpus):
             if not isinstance(cp, CpuProgram):
                 raise InvalidArgument(f"cpus[{cpu}]={cp!r}: expected a CpuProgram")
@@ -181,7 +196,9 @@ class Program:
 
     def describe(self) -> str:
         """The program as a person reads it, one line per context."""
+        capacities = ", ".join(f"L{k} {c}" for k, c in enumerate(self.capacities))
         lines = [f"{self.n_cpus} CPU(s), {self.n_locks} lock(s)"
+                 + (f" (capacities {capacities})" if capacities else "")
                  + (f", on error retry {self.on_error.retries}x after {self.on_error.backoff_ns} ns"
                     if self.on_error.retries else ", on error unwind and stop")]
         for cpu, cp in enumerate(self.cpus):
@@ -200,8 +217,10 @@ class Program:
 
     # -- JSON -----------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
+        # Capacities only when given, so that a program without them reads as before they existed.
         return {
             "n_locks": self.n_locks,
+            **({"capacities": list(self.capacities)} if self.capacities else {}),
             "on_error": {"retries": self.on_error.retries, "backoff_ns": self.on_error.backoff_ns},
             "cpus": [
                 {
@@ -229,6 +248,7 @@ class Program:
                 ),
                 n_locks=data["n_locks"],
                 on_error=OnError(**data.get("on_error", {})),
+                capacities=data.get("capacities", ()),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise InvalidArgument(f"program: malformed JSON ({type(exc).__name__}: {exc})") from None

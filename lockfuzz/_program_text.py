@@ -15,7 +15,9 @@ One line per context (``cpuN.task`` or ``cpuN.LEVEL#I``); operations ``lock Lk``
 reader-writer lock, a semaphore's permit; its ``unlock Lk`` releases it in that mode), ``unlock
 Lk``, ``work DURATION`` separated by ``;`` (``(nothing)`` for an empty line); durations in ``ns``,
 ``us``, ``ms`` or ``s``. Without a header the lock count is one more than the highest lock named
-and errors unwind and stop. Blank lines and comments (from a ``#``
+and errors unwind and stop. A header may give each lock a capacity, for a target built with one
+per lock (``Sharing.capacity_range``): ``2 CPU(s), 2 lock(s) (capacities L0 3, L1 1), on error
+unwind and stop``. Blank lines and comments (from a ``#``
 that starts a line or follows a space) are skipped. Anything else is an ``InvalidArgument``
 naming the line and what was expected.
 """
@@ -31,11 +33,12 @@ from ._status import Level
 __all__ = ["parse_program"]
 
 _HEADER = re.compile(
-    r"^(?P<cpus>\d+) CPU\(s\), (?P<locks>\d+) lock\(s\), "
+    r"^(?P<cpus>\d+) CPU\(s\), (?P<locks>\d+) lock\(s\)(?: \(capacities (?P<capacities>[^)]*)\))?, "
     r"(?:on error unwind and stop|on error retry (?P<retries>\d+)x after (?P<backoff>\d+) ns)$"
 )
 _LINE = re.compile(r"^cpu(?P<cpu>\d+)\.(?:(?P<task>task)|(?P<level>[a-z]+)#(?P<index>\d+)):\s*(?P<ops>.*)$")
 _LOCK = re.compile(r"^lock L(?P<lock>\d+)(?P<shared> shared)?(?: \((?P<budget>[^)]*)\))?$")
+_CAPACITY = re.compile(r"^L(?P<lock>\d+) (?P<capacity>\d+)$")
 _UNLOCK = re.compile(r"^unlock L(?P<lock>\d+)$")
 _WORK = re.compile(r"^work (?P<ns>\S+)$")
 _DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>ns|us|ms|s)$")
@@ -96,12 +99,15 @@ def parse_program(text: str) -> Any:
             )
     on_error = OnError()
     n_locks = highest + 1 if highest >= 0 else 1
+    capacities: tuple[int, ...] = ()
     if header is not None:
         if int(header["cpus"]) != len(cpus):
             raise InvalidArgument(f"program text: the header says {header['cpus']} CPU(s); {len(cpus)} are given")
         n_locks = int(header["locks"])
         if header["retries"] is not None:
             on_error = OnError(retries=int(header["retries"]), backoff_ns=int(header["backoff"]))
+        if header["capacities"] is not None:
+            capacities = _capacities(header["capacities"], n_locks)
     return Program(
         cpus=tuple(
             CpuProgram(task=tasks.get(c, ()), handlers=tuple(h for _, h in sorted(handlers.get(c, {}).items())))
@@ -109,7 +115,17 @@ def parse_program(text: str) -> Any:
         ),
         n_locks=n_locks,
         on_error=on_error,
+        capacities=capacities,
     )
+
+
+def _capacities(text: str, n_locks: int) -> tuple[int, ...]:
+    """``L0 3, L1 1``: one capacity per lock, in lock order."""
+    given = [_CAPACITY.match(part.strip()) for part in text.split(",")]
+    expected = ", ".join(f"L{k} N" for k in range(n_locks))
+    if any(m is None for m in given) or [int(m["lock"]) for m in given if m] != list(range(n_locks)):
+        raise InvalidArgument(f"program header: capacities {text!r}: expected one per lock, in order: {expected!r}")
+    return tuple(int(m["capacity"]) for m in given if m)
 
 
 def _op(part: str, where: str, lock_cls: Any, unlock_cls: Any, work_cls: Any) -> tuple[Any, int]:

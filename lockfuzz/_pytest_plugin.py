@@ -387,7 +387,7 @@ class _CoverageSummary:
         if report.when != "call":
             return
         for name, value in report.user_properties:
-            if name == _COVERAGE_PROPERTY:
+            if name == _COVERAGE_PROPERTY and isinstance(value, (list, tuple)):  # ours: a list of lines
                 self.config.stash[_COVERAGE].append((report.nodeid, list(value)))
 
 

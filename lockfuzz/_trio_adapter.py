@@ -93,11 +93,17 @@ class _TrioTarget(Target):
 
     def __init__(self, machine: Any) -> None:
         super().__init__(machine)
-        self.locks = [self.make() for _ in range(machine.n_locks)]
+        self.locks = [self.make_lock(i) for i in range(machine.n_locks)]
 
     def make(self) -> Any:
         """One lock object (``factory()``; a subclass may override it)."""
         return type(self).factory()
+
+    def make_lock(self, lock: int) -> Any:
+        """The object for lock number ``lock``: ``make()``. A subclass whose locks differ
+        overrides this one, e.g. a semaphore built with the capacity the program gives each lock
+        (``self.machine.capacity(lock, default)``, ``Sharing.capacity_range``)."""
+        return self.make()
 
     async def acquire(self, ctx: Any, lock: int, budget_ns: int, shared: bool = False) -> Status:
         obj = self.locks[lock]

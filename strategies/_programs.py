@@ -75,6 +75,7 @@ class _Shape:
     max_retries: int
     ordered: bool
     modes: tuple[str, ...] = ("exclusive",)
+    capacity_range: tuple[int, int] | None = None
 
 
 @st.composite
@@ -124,6 +125,7 @@ def programs(
     max_retries: int = 0,
     ordered: bool = False,
     modes: Sequence[str] = ("exclusive",),
+    capacity_range: tuple[int, int] | None = None,
 ) -> st.SearchStrategy[Program]:
     """Lock-nesting programs.
 
@@ -145,6 +147,10 @@ def programs(
     Unordered programs (for targets that time out or detect deadlocks) may re-take a lock in
     either mode, as they may re-take an exclusive one: the target's timeouts or detection are
     what is tested there.
+
+    ``capacity_range=(low, high)``: each lock gets a capacity drawn from it (``Program.capacities``,
+    shrinking toward ``low``), for a target built with one per lock (``Sharing.capacity_range``);
+    None (the default) draws none.
     """
     _check_int("min_cpus", min_cpus, 1)
     _check_int("max_cpus", max_cpus, 1)
@@ -165,6 +171,14 @@ def programs(
             f"modes={modes!r}: expected ('exclusive',), ('shared',) or ('exclusive', 'shared') (Sharing.modes)"
         )
     modes = tuple(sorted(modes, key=known.index))
+    if capacity_range is not None:
+        pair = tuple(capacity_range) if isinstance(capacity_range, (tuple, list)) else ()
+        if len(pair) != 2:
+            raise InvalidArgument(f"capacity_range={capacity_range!r}: expected None or (low, high)")
+        _check_int("capacity_range[0]", pair[0], 1)
+        _check_int("capacity_range[1]", pair[1], 1)
+        _check_range("capacity_range[0]", pair[0], "capacity_range[1]", pair[1])
+        capacity_range = (pair[0], pair[1])
     try:
         levels = tuple(Level[x.upper()] if isinstance(x, str) else Level(x) for x in handler_levels)
     except (KeyError, ValueError):
@@ -184,7 +198,7 @@ def programs(
         work = longs if work is None else st.one_of(*[work] * 7, longs)
     shape = _Shape(
         min_cpus, max_cpus, min_locks, max_locks, max_depth, max_sections, max_handlers, levels, work,
-        budgets if budgets is not None else st.just(1_000 * _MS), max_retries, ordered, tuple(modes),
+        budgets if budgets is not None else st.just(1_000 * _MS), max_retries, ordered, tuple(modes), capacity_range,
     )
     return _programs(shape)
 
@@ -194,6 +208,10 @@ def _programs(draw: Any, shape: _Shape) -> Program:
     ordered_irqs = shape.ordered and shape.max_handlers
     n_locks = draw(st.integers(max(shape.min_locks, 2 if ordered_irqs else 1), shape.max_locks))
     all_locks = list(range(n_locks))
+    capacities: tuple[int, ...] = ()
+    if shape.capacity_range is not None:
+        low, high = shape.capacity_range
+        capacities = tuple(draw(st.lists(st.integers(low, high), min_size=n_locks, max_size=n_locks)))
     if ordered_irqs:
         task_locks, irq_locks, irq_levels = all_locks[:-1], all_locks[-1:], shape.levels[:1]
     else:
@@ -208,7 +226,9 @@ def _programs(draw: Any, shape: _Shape) -> Program:
         cpus.append(CpuProgram(task=task, handlers=tuple(handlers)))
     retries = draw(st.integers(0, shape.max_retries)) if shape.max_retries else 0
     backoff = draw(shape.work) if retries and shape.work is not None else 0
-    return Program(cpus=tuple(cpus), n_locks=n_locks, on_error=OnError(retries=retries, backoff_ns=backoff))
+    return Program(
+        cpus=tuple(cpus), n_locks=n_locks, on_error=OnError(retries=retries, backoff_ns=backoff), capacities=capacities
+    )
 
 
 def programs_like(program: Program, *, budgets: st.SearchStrategy[int] | None = None) -> st.SearchStrategy[Program]:
@@ -237,12 +257,13 @@ def programs_like(program: Program, *, budgets: st.SearchStrategy[int] | None = 
         for c, cp in enumerate(program.cpus):
             lines = [cp.task, *(x.ops for x in cp.handlers)]
             new = [
-                tuple(replace(op, budget_ns=given[(c, h, i)]) if (c, h, i) in given else op for i, op in enumerate(ops))
+                tuple(Lock(op.lock, given[(c, h, i)], shared=op.shared) if isinstance(op, Lock) and (c, h, i) in given
+                      else op for i, op in enumerate(ops))
                 for h, ops in enumerate(lines)
             ]
             handlers = tuple(Handler(x.level, ops) for x, ops in zip(cp.handlers, new[1:]))
             cpus.append(CpuProgram(task=new[0], handlers=handlers))
-        return Program(cpus=tuple(cpus), n_locks=program.n_locks, on_error=program.on_error)
+        return replace(program, cpus=tuple(cpus))
 
     n = len(open_slots)
     return st.lists(budgets, min_size=n, max_size=n).map(with_budgets)
@@ -311,7 +332,8 @@ def programs_for(target: Any, *, params: dict[str, Any] | None = None, **kwargs:
     - A target written for at most N CPUs (``Capabilities.max_cpus``) gets programs of at most N;
       asking for more is an ``InvalidArgument``.
     - A shared lock (``Capabilities.sharing``) gets acquisitions in its modes (``Sharing.modes``):
-      exclusive and shared for a reader-writer lock, shared only for a semaphore.
+      exclusive and shared for a reader-writer lock, shared only for a semaphore; one built with a
+      capacity per lock (``Sharing.capacity_range``) gets each lock's capacity drawn from it.
     - ``budget_max_ns`` (default ``BUDGET_MAX_NS``, 20 ms, for targets with per-call budgets;
       for any other target only when given) bounds the drawn budgets: raise it to test a lock
       whose holders or releases take longer (``lockfuzz fuzz --budget-max``).
@@ -344,6 +366,8 @@ def programs_for(target: Any, *, params: dict[str, Any] | None = None, **kwargs:
             kwargs["budgets"] = drawn
     if "modes" not in kwargs and caps.sharing is not None:
         kwargs["modes"] = caps.sharing.modes
+    if "capacity_range" not in kwargs and caps.sharing is not None:
+        kwargs["capacity_range"] = caps.sharing.capacity_range
     if "long_work_ns" not in kwargs and t is not None and not t.per_call:
         kwargs["long_work_ns"] = (t.min_ns + t.slack_ns, t.max_quiet_ns + t.slack_ns)
     return programs(**kwargs)

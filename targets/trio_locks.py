@@ -1,5 +1,6 @@
 """Real trio locks as targets: ``trio.Lock``, ``trio.StrictFIFOLock``, ``trio.Semaphore(n)``,
-``trio.CapacityLimiter(n)`` (``--param capacity=n``, default 1), ``anyio.Lock`` (on trio), and a
+``trio.CapacityLimiter(n)`` (each lock's ``n`` from the program, or ``--param capacity=n`` for all),
+``anyio.Lock`` (on trio), and a
 reader-writer lock written on ``trio.Condition`` (``RWLock``), run by the trio driver.
 
 Each adapter is ``lockfuzz.trio_target(factory, ...)``, what a user writes for a lock of their
@@ -23,9 +24,10 @@ the docs promise, no more:
   report that as EDEADLK, which the EDEADLK-soundness oracle checks like any other (a context
   waiting for itself is a cycle). An interrupt handler's acquisition above the holder is another
   task to them: it waits until its budget runs out;
-- sharing: ``Semaphore`` and ``CapacityLimiter`` with a capacity above 1 are counted locks
-  (``Sharing(exclusive=False, capacity=n)``: every acquisition shared, at most n holders), FIFO
-  across all acquisitions by the same "Fairness" section; ``RWLock`` promises writer preference
+- sharing: ``Semaphore`` and ``CapacityLimiter`` are counted locks (every acquisition shared, at
+  most n holders), each lock with the capacity its program gives it (``Sharing(capacity_range=(1,
+  4))``) or, with ``--param capacity=n``, n for all (1: an exclusive lock); FIFO across all
+  acquisitions by the same "Fairness" section; ``RWLock`` promises writer preference
   (its own docstring says why that holds from the first step).
 """
 
@@ -54,70 +56,92 @@ class TrioStrictFIFOLock(trio_target(trio.StrictFIFOLock, fairness=FIFO)):  # ty
     """``trio.StrictFIFOLock``: documented strict first-come-first-served."""
 
 
-def _check_capacity(capacity: object) -> int:
-    if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
-        raise InvalidArgument(f"capacity={capacity!r}: expected an int >= 1 (the number of permits)")
+#: A semaphore or limiter built with the capacity the program gives each lock (``--param
+#: capacity`` not given): from 1 (a lock) to 4, drawn by the strategies; 2 for a lock the program
+#: gives none. Every acquisition is shared, FIFO across them as trio documents it (with the
+#: empty doorway above).
+PER_LOCK = Sharing(exclusive=False, capacity=2, capacity_range=(1, 4), preference="fifo", doorway_steps=0)
+
+
+def _check_capacity(capacity: object) -> int | None:
+    if capacity is not None and (not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1):
+        raise InvalidArgument(
+            f"capacity={capacity!r}: expected an int >= 1 (the number of permits of every lock), or none given "
+            "(each lock's from the program)"
+        )
     return capacity
 
 
-def _counted(cls: type[Target], capacity: int) -> Capabilities:
-    """The class's promises, and for ``capacity`` > 1 a counted lock of that many holders, every
-    acquisition shared, FIFO across them as trio documents it (with the empty doorway above)."""
+def _counted(cls: type[Target], capacity: int | None) -> Capabilities:
+    """The class's promises (a capacity per lock, ``PER_LOCK``) for ``capacity`` None; for an
+    int, every lock that many holders: an exclusive lock for 1 (FIFO, as trio documents it),
+    else a counted lock, every acquisition shared."""
     caps = cls.capabilities
+    if capacity is None:
+        return caps
     if capacity == 1:
-        return caps  # today's exclusive lock, as the class attribute says
-    return replace(caps, sharing=Sharing(exclusive=False, capacity=capacity, preference="fifo", doorway_steps=0))
+        return replace(caps, sharing=None)
+    return replace(caps, sharing=replace(PER_LOCK, capacity=capacity, capacity_range=None))
 
 
 def _permits_out(x: Any) -> bool:
     return bool(x.value < x.max_value)
 
 
-class TrioSemaphore(trio_target(lambda: trio.Semaphore(1, max_value=1), fairness=FIFO, held=_permits_out)):  # type: ignore[misc]
-    """``trio.Semaphore(capacity, max_value=capacity)``: fair (FIFO) like every trio primitive.
+class TrioSemaphore(
+    trio_target(lambda: trio.Semaphore(2, max_value=2), fairness=FIFO, held=_permits_out, sharing=PER_LOCK)  # type: ignore[misc] # a base trio_target makes
+):
+    """``trio.Semaphore(n, max_value=n)``: fair (FIFO) like every trio primitive.
 
-    ``capacity`` (``--param capacity=3``; default 1, an exclusive lock) permits: with more than
-    one, every acquisition is shared and at most ``capacity`` contexts hold it at once. No owner,
-    so a context taking it again takes another permit, or waits (for itself, when it holds the
-    last one) until its budget runs out."""
+    By default each lock of a program is built with its own ``n``, the program's (``capacities
+    L0 3, L1 1``, drawn from 1 to 4): every acquisition is shared, and at most ``n`` contexts hold
+    it at once. ``capacity`` (``--param capacity=3``) gives every lock the same ``n`` instead; 1
+    makes it an exclusive lock. No owner, so a context taking it again takes another permit, or
+    waits (for itself, when it holds the last one) until its budget runs out."""
 
-    def __init__(self, machine: Machine, capacity: int = 1) -> None:
+    def __init__(self, machine: Machine, capacity: int | None = None) -> None:
         self.capacity = _check_capacity(capacity)
         self.capabilities = _counted(type(self), self.capacity)
         super().__init__(machine)
 
-    def make(self) -> trio.Semaphore:
-        return trio.Semaphore(self.capacity, max_value=self.capacity)
+    def make_lock(self, lock: int) -> trio.Semaphore:
+        n = self.machine.capacity(lock, PER_LOCK.capacity) if self.capacity is None else self.capacity
+        return trio.Semaphore(n, max_value=n)
 
 
 def _borrowed(x: Any) -> bool:
     return bool(x.borrowed_tokens)
 
 
-class TrioCapacityLimiter(trio_target(lambda: trio.CapacityLimiter(1), fairness=FIFO, held=_borrowed)):  # type: ignore[misc]
-    """``trio.CapacityLimiter(capacity)``: fair (FIFO); ``capacity`` (``--param capacity=3``;
-    default 1, an exclusive lock) tokens, every acquisition shared when there are more than one.
+class TrioCapacityLimiter(
+    trio_target(lambda: trio.CapacityLimiter(2), fairness=FIFO, held=_borrowed, sharing=PER_LOCK)  # type: ignore[misc] # a base trio_target makes
+):
+    """``trio.CapacityLimiter(n)``: fair (FIFO); by default each lock with the program's ``n``
+    (drawn from 1 to 4), ``capacity`` (``--param capacity=3``) the same ``n`` for every lock, every
+    acquisition shared, except that with ``capacity=1`` it is an exclusive lock.
 
-    With one token the borrower is the task, as ``async with limiter`` borrows, which may hold one
-    token at a time: a second acquisition by the same context raises ``RuntimeError``, reported as
-    EDEADLK (it would wait for itself). With more, each acquisition borrows on behalf of a
-    borrower of its own (``acquire_on_behalf_of``, as ``trio.to_thread.run_sync`` borrows for
-    each thread), so that a context may hold several tokens, as it may hold several permits of
-    a semaphore: per-task borrowing would refuse a nested acquisition with ``RuntimeError`` while
-    tokens are free, which is trio's rule for tasks, not a deadlock, and EDEADLK would misname it."""
+    Exclusive (``capacity=1``), the borrower is the task, as ``async with limiter`` borrows, which
+    may hold one token at a time: a second acquisition by the same context raises
+    ``RuntimeError``, reported as EDEADLK (it would wait for itself). Shared, each acquisition
+    borrows on behalf of a borrower of its own (``acquire_on_behalf_of``, as
+    ``trio.to_thread.run_sync`` borrows for each thread), so that a context may hold several
+    tokens, as it may hold several permits of a semaphore: per-task borrowing would refuse a
+    nested acquisition with ``RuntimeError`` while tokens are free, which is trio's rule for
+    tasks, not a deadlock, and EDEADLK would misname it."""
 
-    def __init__(self, machine: Machine, capacity: int = 1) -> None:
+    def __init__(self, machine: Machine, capacity: int | None = None) -> None:
         self.capacity = _check_capacity(capacity)
         self.capabilities = _counted(type(self), self.capacity)
         super().__init__(machine)
-        #: The borrowers of the tokens each context holds, per lock, newest last (capacity > 1).
+        #: The borrowers of the tokens each context holds, per lock, newest last (shared).
         self.borrowers: dict[tuple[str, int], list[object]] = {}
 
-    def make(self) -> trio.CapacityLimiter:
-        return trio.CapacityLimiter(self.capacity)
+    def make_lock(self, lock: int) -> trio.CapacityLimiter:
+        n = self.machine.capacity(lock, PER_LOCK.capacity) if self.capacity is None else self.capacity
+        return trio.CapacityLimiter(n)
 
     async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
-        if self.capacity == 1:
+        if not shared:
             return await super().acquire(ctx, lock, budget_ns, shared)
         borrower = object()  # one per acquisition (see the class doc)
         with trio.move_on_after(budget_ns / 1e9):
@@ -127,7 +151,7 @@ class TrioCapacityLimiter(trio_target(lambda: trio.CapacityLimiter(1), fairness=
         return Status.ETIMEDOUT
 
     async def release(self, ctx: Context, lock: int, shared: bool = False) -> None:
-        if self.capacity == 1:
+        if not shared:
             return await super().release(ctx, lock, shared)
         self.locks[lock].release_on_behalf_of(self.borrowers[(ctx.name, lock)].pop())  # unlocks are LIFO
 

@@ -163,7 +163,8 @@ class GroundTruth:
         self.shared_releasing: list[list[Context]] = [[] for _ in range(n)]
         #: The target's ``Sharing`` (None: exclusive only, and the exclusive code paths, unchanged).
         self.sharing: Any = None
-        self._capacity: int | None = None
+        #: Each lock's capacity (None: any number of shared holders), the program's where it gives them.
+        self._capacity: list[int | None] = [None] * n
         self.attempts: dict[int, Attempt] = {}  # ctx.index -> its attempt in progress
         self.on_lock: list[list[Attempt]] = [[] for _ in range(n)]
         self.table: list[list[int]] = [[] for _ in engine.program.cpus]
@@ -190,7 +191,9 @@ class GroundTruth:
         self._fifo_doorway = fair.doorway_steps if fair is not None and fair.overtakes == 0 else None
         self._window = caps.timeouts is not None and caps.timeouts.per_call
         self.sharing = getattr(caps, "sharing", None)
-        self._capacity = self.sharing.capacity if self.sharing is not None else None
+        if self.sharing is not None:
+            given = self.engine.program.capacities
+            self._capacity = [self.sharing.capacity_of(k, given) for k in range(len(self.holder))]
 
     # -- who holds ----------------------------------------------------------------------------
     def holds(self, ctx: Context, lock: int) -> bool:
@@ -211,7 +214,7 @@ class GroundTruth:
 
     def at_capacity(self, lock: int) -> bool:
         """Are the shared holds of ``lock`` (releases under way included) at its capacity?"""
-        cap = self._capacity
+        cap = self._capacity[lock]
         return cap is not None and len(self.sharers[lock]) + len(self.shared_releasing[lock]) >= cap
 
     def blockers(self, a: Attempt) -> list[Context]:

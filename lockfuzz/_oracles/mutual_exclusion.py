@@ -37,7 +37,9 @@ class MutualExclusion(Oracle):
         self.sharers: list[list[Context]] = [[] for _ in range(n)]
         self.took: set[int] = set()  # contexts whose attempt in progress marked the lock taken
         sharing = getattr(engine.capabilities, "sharing", None)
-        self.capacity = sharing.capacity if sharing is not None else None
+        given = engine.program.capacities
+        #: Each lock's capacity (None: no bound on shared holders), the program's where it gives them.
+        self.capacity = [sharing.capacity_of(k, given) if sharing is not None else None for k in range(n)]
 
     def observe(self, engine: Engine, index: int, ctx: Context | None, kind: int, obj: int, value: int) -> None:
         assert ctx is not None  # lock events always have a context
@@ -98,13 +100,14 @@ class MutualExclusion(Oracle):
             )
         sharers = self.sharers[obj]
         sharers.append(ctx)
-        if self.capacity is not None and len(sharers) > self.capacity:
+        capacity = self.capacity[obj]
+        if capacity is not None and len(sharers) > capacity:
             raise Violation(
                 self.name, "over-capacity",
-                f"{ctx.name} acquired L{obj} shared as its holder number {len(sharers)}; the target declares "
-                f"at most {self.capacity} (holders: {_names(sharers)})",
+                f"{ctx.name} acquired L{obj} shared as its holder number {len(sharers)}; L{obj} admits "
+                f"at most {capacity} (holders: {_names(sharers)})",
                 contexts=_unique(sharers), locks=(obj,), time_ns=engine.machine.now, event_index=index,
-                details={"holders": len(sharers), "capacity": self.capacity},
+                details={"holders": len(sharers), "capacity": capacity},
             )
 
 

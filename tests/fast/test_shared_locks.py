@@ -358,7 +358,7 @@ def test_a_semaphore_that_hands_out_one_permit_too_many():
     three = "\n".join(f"cpu{c}.task: lock L0 shared; work 10us; unlock L0" for c in range(3))
     result = run(GenerousSemaphore, three)
     assert signature(result) == ("mutual-exclusion", "over-capacity")
-    assert "holder number 3; the target declares at most 2" in result.violation.message
+    assert "holder number 3; L0 admits at most 2" in result.violation.message
     assert run(Semaphore, three).ok
     # The capacity is the instance's (a parameter): three holders are fine for three permits.
     assert run(Semaphore, three, params={"capacity": 3}).ok
@@ -530,13 +530,13 @@ def test_the_final_check_takes_every_lock_in_each_mode():
 
 
 # -- failure files ---------------------------------------------------------------------------
-def test_a_shared_failure_saves_as_schema_2_and_replays(tmp_path):
+def test_a_shared_failure_saves_in_the_current_schema_and_replays(tmp_path):
     program = Program.from_text(WRITER_AFTER_READER)
     result = lockfuzz.run(BrokenRwLock, program)
     failure = Failure.from_run(BrokenRwLock, {}, program, result, lockfuzz.Settings())
     path = write_failure(failure, tmp_path)
     data = json.loads(path.read_text())
-    assert data["schema"] == SCHEMA == 2
+    assert data["schema"] == SCHEMA == 3
     assert data["program"]["cpus"][0]["task"][0] == ["lock", 0, 1_000_000_000, "shared"]
     assert load_failure(path).program == program
     assert replay(path).status == "reproduced"

@@ -58,22 +58,24 @@ def test_the_cli_draws_for_the_capacity_it_is_given(capsys, tmp_path):  # type: 
         assert main([*args, "--workers", "2"]) == 0, capsys.readouterr()  # the shards build it as well
 
 
-# -- capacities: a parameter, declared on the instance -------------------------------------------
+# -- capacities: each lock's from the program, or a parameter declared on the instance ------------
 @pytest.mark.parametrize("cls", [TrioSemaphore, TrioCapacityLimiter])
 def test_capacity_is_declared_per_instance(cls):  # type: ignore[no-untyped-def]
     machine = Machine(n_cpus=2, n_locks=2)
-    assert cls.capabilities.sharing is None  # the default, capacity 1: today's exclusive lock
-    assert cls(machine).capabilities.sharing is None
+    per_lock = Sharing(exclusive=False, capacity=2, preference="fifo", doorway_steps=0, capacity_range=(1, 4))
+    assert cls.capabilities.sharing == per_lock  # the default: a capacity per lock, from the program
+    assert cls(machine).capabilities.sharing == per_lock
     three = cls(machine, capacity=3)
     assert three.capabilities.sharing == Sharing(exclusive=False, capacity=3, preference="fifo", doorway_steps=0)
     assert three.capabilities.fairness == cls.capabilities.fairness  # the rest of the promise is kept
-    assert cls.capabilities.sharing is None  # the class attribute is untouched
+    assert cls(machine, capacity=1).capabilities.sharing is None  # one permit: an exclusive lock
+    assert cls.capabilities.sharing == per_lock  # the class attribute is untouched
 
 
 @pytest.mark.parametrize("cls", [TrioSemaphore, TrioCapacityLimiter])
 @pytest.mark.parametrize("bad", [0, -1, True, "3", 1.5])
 def test_a_bad_capacity_is_named(cls, bad):  # type: ignore[no-untyped-def]
-    with pytest.raises(ValueError, match=rf"capacity={bad!r}: expected an int >= 1"):
+    with pytest.raises(ValueError, match=rf"capacity={bad!r}: expected an int >= 1 \(the"):
         cls(Machine(n_cpus=1, n_locks=1), capacity=bad)
 
 

@@ -64,8 +64,8 @@ def first_failure(target: Any, program: Program, max_preemptions: int = 2) -> tu
             return None
 
 
-def assert_overtaken(target: Any, preemptions: int = 1) -> None:
-    found = first_failure(target, THREE_ON_ONE)
+def assert_overtaken(target: Any, preemptions: int = 1, program: Program = THREE_ON_ONE) -> None:
+    found = first_failure(target, program)
     assert found is not None, f"{target.__name__}: no schedule with up to 2 preemptions fails"
     schedule, violation = found
     assert violation.signature == ("fairness", "overtaken"), (schedule, violation)
@@ -183,15 +183,31 @@ def test_a_bakery_one_step_looser_fails_the_declared_doorway():
 
 # -- trio's fair primitives: FIFO with an empty doorway ------------------------------------------------
 TRIO_FIFO = [TrioLock, TrioStrictFIFOLock, TrioSemaphore, TrioCapacityLimiter]
+#: THREE_ON_ONE for a semaphore or limiter, whose acquisitions are all shared: one permit, so the
+#: order is a lock's (a capacity per lock, given by the program).
+THREE_ON_ONE_PERMIT = Program(
+    cpus=tuple(
+        CpuProgram(task=tuple(Lock(op.lock, shared=True) if isinstance(op, Lock) else op for op in cp.task))
+        for cp in THREE_ON_ONE.cpus
+    ),
+    n_locks=1,
+    capacities=(1,),
+)
+
+
+def three_on_one(target: type) -> Program:
+    sharing = target.capabilities.sharing  # type: ignore[attr-defined] # every target has capabilities
+    return THREE_ON_ONE_PERMIT if sharing is not None and not sharing.exclusive else THREE_ON_ONE
 
 
 def checkpointing_first(base: type) -> type:
     """``base`` one step looser: a checkpoint between beginning the acquisition and queueing."""
 
     class CheckpointsFirst(base):  # type: ignore[misc, valid-type] # a class built from a parameter
-        async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
             await trio.lowlevel.checkpoint()
-            result: Status = await super().acquire(ctx, lock, budget_ns)
+            result: Status = await (super().acquire(ctx, lock, budget_ns, shared=True) if shared
+                                    else super().acquire(ctx, lock, budget_ns))
             return result
 
     CheckpointsFirst.__name__ = CheckpointsFirst.__qualname__ = f"{base.__name__}CheckpointsFirst"
@@ -201,12 +217,12 @@ def checkpointing_first(base: type) -> type:
 @pytest.mark.parametrize("base", TRIO_FIFO, ids=lambda c: c.__name__)
 def test_trio_fifo_primitives_keep_fifo_with_no_doorway(base: type) -> None:
     assert base.capabilities.fairness == Fairness(overtakes=0, doorway_steps=0)
-    assert first_failure(base, THREE_ON_ONE) is None
+    assert first_failure(base, three_on_one(base)) is None
 
 
 @pytest.mark.parametrize("base", TRIO_FIFO, ids=lambda c: c.__name__)
 def test_a_trio_lock_one_checkpoint_looser_fails_fifo(base: type) -> None:
-    assert_overtaken(checkpointing_first(base))
+    assert_overtaken(checkpointing_first(base), program=three_on_one(base))
 
 
 # -- detection latency per deadlock class ---------------------------------------------------------------

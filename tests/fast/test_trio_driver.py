@@ -161,11 +161,15 @@ def test_the_run_queue_can_only_be_steered_inside_trio():
 
 
 # -- time, timeouts, interrupts, faults ------------------------------------------------------------
+#: A semaphore or limiter of one permit is a lock: the programs below take exclusive acquisitions,
+#: which the default (a capacity per lock, every acquisition shared) refuses.
+AS_LOCK: dict[type, dict[str, int]] = {TrioSemaphore: {"capacity": 1}, TrioCapacityLimiter: {"capacity": 1}}
+
 def test_budgets_fire_in_virtual_time_as_etimedout():
     # cpu0 holds L0 for 5 ms; cpu1 waits with a budget of 1 ms. No decision: cpu0 goes first.
     program = Program(cpus=_cpus(_cs(0, work_ns=5 * _MS), _cs(0, budget_ns=_MS)), n_locks=1)
     for cls in (TrioLock, TrioStrictFIFOLock, TrioSemaphore, TrioCapacityLimiter):
-        r = run_trio(cls, program, [])
+        r = run_trio(cls, program, [], params=AS_LOCK.get(cls))
         assert r.violation is None, r.violation
         start = next(e[0] for e in r.trace.events if e[2] == ACQUIRE and r.trace.contexts[e[1]] == "cpu1.task")
         end = next(e for e in r.trace.events if e[2] == ACQUIRED and r.trace.contexts[e[1]] == "cpu1.task")
@@ -199,7 +203,7 @@ def test_an_interrupt_handler_above_the_holder_waits_out_its_budget():
         n_locks=1,
     )
     for cls in (TrioLock, TrioSemaphore):
-        r = run_trio(cls, program, Scripted((holds("cpu0.task", 0), "cpu0.hardirq")))
+        r = run_trio(cls, program, Scripted((holds("cpu0.task", 0), "cpu0.hardirq")), params=AS_LOCK.get(cls))
         assert r.violation is None, r.violation
         names = r.trace.contexts
         handler = [e for e in r.trace.events if e[2] == ACQUIRED and names[e[1]] == "cpu0.hardirq#0"]
@@ -213,7 +217,7 @@ def test_an_interrupt_handler_above_the_holder_waits_out_its_budget():
 def test_retaking_a_held_trio_lock_is_a_deserved_edeadlk():
     program = Program(cpus=_cpus((Lock(0), Lock(0), Unlock(0), Unlock(0))), n_locks=1)
     for cls in (TrioLock, TrioStrictFIFOLock, TrioCapacityLimiter):
-        r = run_trio(cls, program, [])
+        r = run_trio(cls, program, [], params=AS_LOCK.get(cls))
         assert r.violation is None, r.violation
         assert [e[4] for e in r.trace.events if e[2] == ACQUIRED][:2] == [Status.OK, Status.EDEADLK]
 
@@ -382,10 +386,10 @@ def test_deciding_inside_the_running_task_changes_no_trace(monkeypatch):  # type
         for seed in range(12):
             monkeypatch.setattr(TrioEngine, "_decide_in_task", counting)
             monkeypatch.setattr(TrioEngine, "_jump_in_task", jumping)
-            fast = run_trio(cls, program, RandomWalk(seed))
+            fast = run_trio(cls, program, RandomWalk(seed), params=AS_LOCK.get(cls))
             monkeypatch.setattr(TrioEngine, "_decide_in_task", lambda self, ctx: False)
             monkeypatch.setattr(TrioEngine, "_jump_in_task", lambda self, ctx: None)
-            same_run(run_trio(cls, program, RandomWalk(seed)), fast)
+            same_run(run_trio(cls, program, RandomWalk(seed), params=AS_LOCK.get(cls)), fast)
     assert seen["in_task"] > 100  # the fast paths were taken, often
     assert seen["woken_in_task"] > 20
 
