@@ -306,7 +306,10 @@ class GroundTruth:
                     a.teardown = True
             if self._fifo_doorway is not None:
                 doorway = self._fifo_doorway
-                a.ahead = tuple(b for b in waiting if b.ctx.steps - b.start_steps >= doorway)
+                if doorway:
+                    a.ahead = tuple(b for b in waiting if b.ctx.steps - b.start_steps >= doorway)
+                else:  # no doorway (trio's locks): every waiter has arrived, whatever its steps
+                    a.ahead = tuple(waiting)
             if self.sharing is not None:
                 self._prefer(a, waiting)
         if self._backoff:
