@@ -411,7 +411,7 @@ class TrioEngine(Engine):
         tests/fast/test_trio_driver.py checks that a run leaves nothing to the collector."""
         for ctx in self.contexts:
             ctx.engine = None
-        self.truth.engine = None  # type: ignore[assignment] - the run is over (see the doc)
+        self.truth.engine = None  # type: ignore[assignment]  # the run is over: nothing reads it again
         self._t_error = None
 
     def _loop(self) -> None:
