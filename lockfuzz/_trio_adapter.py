@@ -143,7 +143,9 @@ class _TrioTarget(Target):
         give = self._method(obj, shared, "release")
         if give is not None:
             result = give()
-            if inspect.isawaitable(result):
+            # A sync release (trio.Lock's) returns None: no ABC check for it (isawaitable's is
+            # the costliest part of a release).
+            if result is not None and inspect.isawaitable(result):
                 await result
         else:
             await obj.__aexit__(None, None, None)

@@ -309,7 +309,10 @@ class GroundTruth:
                     a.teardown = True
             if self._fifo_doorway is not None:
                 doorway = self._fifo_doorway
-                a.ahead = tuple(b for b in waiting if b.ctx.steps - b.start_steps >= doorway)
+                if doorway:
+                    a.ahead = tuple(b for b in waiting if b.ctx.steps - b.start_steps >= doorway)
+                else:  # no doorway (trio's locks): every waiter has arrived, whatever its steps
+                    a.ahead = tuple(waiting)
             if self.sharing is not None:
                 self._prefer(a, waiting)
         if self._backoff:
@@ -458,29 +461,41 @@ class GroundTruth:
         now = self.engine.machine.now
         if self.sharing is not None:
             return self._retime_shared(now)
-        for a in self.attempts.values():
-            lock = a.lock
-            others = self.on_lock[lock]
+        window = self._window
+        # Lock by lock (``on_lock`` holds exactly the attempts in progress): what its waiters
+        # have in common is counted once, so a call costs one pass over the attempts, not one
+        # pass over each attempt's fellow waiters (it runs after every event, on the hot path).
+        for lock, waiting in enumerate(self.on_lock):
+            if not waiting:
+                continue
             holder = self.holder[lock] or self.releaser[lock]
-            stalled = (
-                not a.ctx.top
-                or (holder is not None and not holder.top)
-                or any(not b.ctx.top for b in others if b is not a)
-            )
-            self._stall(a, stalled, now)
-            # Free for it: nobody holds or releases the lock, it sleeps (not merely preempted,
-            # not under its own CPU's handler), nobody else is on the way to the lock (running
-            # or interrupted), and nobody the lock's declared order puts first still waits.
-            free = (
-                holder is None
-                and not self.releasing[lock]
-                and a.ctx.blocked
-                and a.ctx.top
-                and all(b.ctx.blocked and b.ctx.top for b in others if b is not a)
-                and not any(b.end < 0 for b in a.ahead)
-                and not (self._window and now >= a.deadline())
-            )
-            self._free(a, free, now)
+            held_up = holder is not None and not holder.top  # the holder is under a handler
+            under = awake = 0  # waiters under a handler; waiters not asleep (running, runnable or under one)
+            for b in waiting:
+                c = b.ctx
+                if not c.top:
+                    under += 1
+                    awake += 1
+                elif not c.blocked:
+                    awake += 1
+            available = holder is None and not self.releasing[lock]
+            for a in waiting:
+                c = a.ctx
+                # Held up by a handler: its own CPU's, the holder's, or another waiter's.
+                self._stall(a, not c.top or held_up or under > 0, now)
+                # Free for it: nobody holds or releases the lock, it sleeps (not merely preempted,
+                # not under its own CPU's handler), nobody else is on the way to the lock (running
+                # or interrupted: ``awake`` counts them, and ``a`` is not among them if it sleeps),
+                # and nobody the lock's declared order puts first still waits.
+                free = (
+                    available
+                    and c.blocked
+                    and c.top
+                    and not awake
+                    and all(b.end >= 0 for b in a.ahead)
+                    and not (window and now >= a.deadline())
+                )
+                self._free(a, free, now)
 
     @staticmethod
     def _stall(a: Attempt, stalled: bool, now: int) -> None:
