@@ -3,10 +3,9 @@
 Kept by the engine from the events alone (acquire, acquired, release, interrupt entry/exit),
 never read from the target's internals: the oracles judge the target against it.
 
-The wait-for graph (DESIGN.md, "EDEADLK attribution"): an edge from each waiter to the holder
-of the lock it awaits, and an edge from each interrupted context to the handler running
-directly above it on the same CPU (the interrupted context cannot run until that handler
-returns). A context is *on a cycle* if it can reach itself.
+Three modules: this one follows the events (who holds, who waits, in what order) and keeps the
+clocks of waiting; ``_attempt`` is one acquisition in progress and its clocks; ``_graph`` builds
+the wait-for graph from this state and finds its cycles (DESIGN.md, "EDEADLK attribution").
 
 Shared locks (``Capabilities.sharing``): a lock has one exclusive holder (``holder``) or any
 number of shared ones (``sharers``, a context once per shared hold). An exclusive waiter waits
@@ -26,6 +25,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .._events import ACQUIRE, ACQUIRED, CANCEL, DONE, IRQ_ENTER, IRQ_EXIT, MARK, RELEASE, RELEASED
 from .._status import Level, Mark, Status
+from . import _graph
+from ._attempt import Attempt
+from ._graph import Cycle
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from .._engine import Context, Engine
@@ -33,123 +35,6 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 __all__ = ["Attempt", "Cycle", "GroundTruth"]
 
 _STATUS = {int(s): s for s in Status}
-
-
-class Attempt:
-    """One acquisition in progress, with what the oracles need to judge its outcome.
-
-    Flags default to class attributes so that starting an attempt (the most frequent thing the
-    ground truth does) sets only what every attempt needs.
-    """
-
-    end = -1
-    status: Status | None = None
-    on_cycle = False  # on a ground-truth cycle at some moment
-    any_cycle = False  # some cycle existed somewhere at some moment
-    table_view = False  # the held-table view had a cycle through it
-    fallback = False  # nested-trylock-fallback conditions held at its start
-    contended = False  # its lock was held, attempted by another or being released at some moment
-    other_timed_out = False  # another attempt on the same lock returned ETIMEDOUT meanwhile
-    teardown = False  # it began while a waiter on its lock was leaving a torn-down queue
-    stall_total = 0  # ns while it, the lock's holder or another waiter on it was interrupted
-    stall_since: int | None = None
-    quiet_paused = 0
-    free_total = 0  # ns of its budget while it slept on a free lock nobody else was taking
-    free_since: int | None = None
-    holding = False  # its context held another lock when the attempt began
-    taken = False  # the target marked the step that took the lock (Mark.TAKEN)
-    cancelled = False  # the schedule cancelled its scope (the trio driver): it is leaving
-    ahead: tuple[Attempt, ...] = ()  # FIFO locks: earlier arrivals it must wait for
-    shared = False  # a shared acquisition (``Lock(shared=True)``)
-    #: Reader preference with a bound: the exclusive waiters that arrived before this shared
-    #: attempt; it must wait for those that readers have already overtaken ``reader_overtakes`` times.
-    writers_ahead: tuple[Attempt, ...] = ()
-    overtakers = 0  # an exclusive attempt: shared attempts that arrived later and got the lock first
-
-    def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
-        self.ctx = ctx
-        self.lock = lock
-        if budget < 0:  # a shared acquisition logs ~budget (``_events.acquire_value``)
-            self.shared = True
-            budget = ~budget
-        self.budget = budget
-        self.start = now
-        self.event = event
-        self.start_steps = ctx.steps
-        self.quiet_from = now  # last progress on the lock
-
-    def paused_ns(self, now: int) -> int:
-        """Time the lock could make no progress for it, whichever CPU a handler ran on: it was
-        interrupted itself, or the lock's holder (or releaser) was, or another waiter on its lock
-        was, which may be ahead of it in the lock's queue (rqspinlock's waiters further back
-        have no timeout of their own; a trio waiter cancelled in ``Condition.wait`` must retake
-        the condition's lock from whoever has it)."""
-        return self.stall_total + (now - self.stall_since if self.stall_since is not None else 0)
-
-    def elapsed_ns(self, now: int) -> int:
-        """Time spent attempting, less the time the lock could make no progress for it."""
-        return now - self.start - self.paused_ns(now)
-
-    def deadline(self) -> int:
-        """When its per-call budget runs out."""
-        return self.start + self.budget
-
-    def free_ns(self, now: int, until: int | None = None) -> int:
-        """Time it slept on a free lock that nobody else was taking, up to ``until``."""
-        end = now if until is None else min(now, until)
-        since = self.free_since
-        return self.free_total + (max(0, end - since) if since is not None else 0)
-
-    def quiet_ns(self, now: int) -> int:
-        """Time since the lock last made progress, less the time it could not make progress."""
-        return now - self.quiet_from - (self.paused_ns(now) - self.quiet_paused)
-
-
-class Cycle:
-    """A strongly connected set of contexts in the wait-for graph."""
-
-    __slots__ = ("clean", "cls", "first_waiter", "key", "max_table", "members", "scan_blinded", "task_only")
-
-    def __init__(self, members: list[Context], truth: GroundTruth) -> None:
-        self.members = members
-        self.key = tuple(sorted(c.index for c in members))
-        cpus = {c.cpu for c in members}
-        if len(cpus) == 1:
-            self.cls = "AA"
-        elif len(members) == 2 and len(cpus) == 2 and all(c.top for c in members):
-            self.cls = "ABBA"
-        else:
-            self.cls = "cycle"
-        self.task_only = all(c.top for c in members)  # no interrupt edge on the cycle
-        # Clean: no member is held up by a handler that is not itself on the cycle.
-        index = set(self.key)
-        self.clean = all(c.top or truth.above(c).index in index for c in members)
-        self.max_table = max(len(truth.table[cpu]) for cpu in cpus)
-        # A CPU outside the cycle lists a lock the cycle waits for below its top entry: the kernel's
-        # table scan stops at the first such CPU and looks no further.
-        awaited = {truth.attempts[c.index].lock for c in members if c.index in truth.attempts}
-        self.scan_blinded = any(
-            cpu not in cpus and any(lock in table[:-1] for lock in awaited) for cpu, table in enumerate(truth.table)
-        )
-        # Some member is the first waiter of its lock: the pending waiter or the queue head the
-        # target marked, or, for a target that marks nothing, the earliest attempt still waiting.
-        self.first_waiter = False
-        for c in members:
-            a = truth.attempts.get(c.index)
-            if a is not None and truth.first_waiter(a):
-                self.first_waiter = True
-                break
-
-    def matches(self, cls: str) -> bool:
-        """Is this cycle of the declared detection class ``cls``?"""
-        if cls == "cycle":
-            return True
-        if cls == "task-cycle":
-            return self.task_only
-        return self.cls == cls
-
-    def describe(self) -> str:
-        return "{" + ", ".join(c.name for c in self.members) + "}"
 
 
 class GroundTruth:
@@ -588,51 +473,10 @@ class GroundTruth:
             b.quiet_from = now
             b.quiet_paused = b.paused_ns(now)
 
-    # -- the graph ------------------------------------------------------------------------------
-    def edges(self) -> dict[Context, list[Context]]:
-        out: dict[Context, list[Context]] = {}
-        sharing = self.sharing is not None
-        for a in self.attempts.values():
-            if a.taken:
-                continue  # it holds the lock it asked for; what it waits for next is not the lock
-            lock = a.lock
-            if sharing:
-                for blocker in self.blockers(a):
-                    out.setdefault(a.ctx, []).append(blocker)
-                for b in self.preferred(a):
-                    if b not in a.ahead:  # those are added below
-                        out.setdefault(a.ctx, []).append(b.ctx)
-            else:
-                h = self.holder[lock]
-                if h is None:
-                    # Free for mutual exclusion from the moment its release began, the lock is not
-                    # free for its waiters until the release returns: they wait for the releaser.
-                    h = self.releaser[lock]
-                if h is not None:
-                    out.setdefault(a.ctx, []).append(h)
-            # Marked queue positions: every other waiter waits behind the pending waiter, and
-            # the waiters queued after the head behind the head.
-            p, hd = self.pending[lock], self.head[lock]
-            if p is not None and p is not a:
-                out.setdefault(a.ctx, []).append(p.ctx)
-            if hd is not None and hd is not a and p is not a:
-                out.setdefault(a.ctx, []).append(hd.ctx)
-            if a.ahead:  # a FIFO lock: a later arrival also waits for every earlier one
-                for b in a.ahead:
-                    if b.end < 0:
-                        out.setdefault(a.ctx, []).append(b.ctx)
-        for stack in self.engine.stacks:
-            for lower, upper in zip(stack, stack[1:]):
-                out.setdefault(lower, []).append(upper)
-        return out
-
+    # -- the graph (``_graph``) and the held-table view -------------------------------------
     def _recompute(self) -> None:
-        out = self.edges()
-        # A cycle needs an edge into a node that has an edge out: most of the time none does.
-        if any(w in out for targets in out.values() for w in targets):
-            self.cycles = _cycles(out, self)
-        else:
-            self.cycles = []
+        """The cycles now (``_graph``), and which attempts have been on one."""
+        self.cycles = _graph.find_cycles(self)
         if self.cycles:
             for a in self.attempts.values():
                 a.any_cycle = True
@@ -663,32 +507,7 @@ class GroundTruth:
 
     def describe_graph(self) -> list[str]:
         """The wait-for graph in words, one line per waiting or interrupted context."""
-        lines = []
-        for a in sorted(self.attempts.values(), key=lambda a: a.ctx.index):
-            h = self.holder[a.lock]
-            r = self.releaser[a.lock]
-            sharers = self.sharers[a.lock]
-            if h is not None:
-                held = f"held by {h.name}" + (" (exclusive)" if self.sharing is not None else "")
-            elif sharers:
-                full = " (at capacity)" if self.at_capacity(a.lock) else ""
-                held = f"held shared by {', '.join(c.name for c in sharers)}{full}"
-            elif r is not None:
-                held = f"which {r.name} is still releasing"
-            elif self.shared_releasing[a.lock]:
-                held = f"which {', '.join(c.name for c in self.shared_releasing[a.lock])} are still releasing"
-            else:
-                held = "which nobody holds"
-            behind = [b.ctx.name for b in (self.preferred(a) if self.sharing is not None else a.ahead) if b.end < 0]
-            queued = f", queued behind {', '.join(behind)}" if behind else ""
-            mode = " shared" if a.shared else (" exclusively" if self.sharing is not None else "")
-            lines.append(f"{a.ctx.name} waits for L{a.lock}{mode}, {held}{queued} (since t={a.start}ns)")
-        for stack in self.engine.stacks:
-            for lower, upper in zip(stack, stack[1:]):
-                lines.append(f"{lower.name} is interrupted by {upper.name}")
-        for cyc in self.cycles:
-            lines.append(f"cycle ({cyc.cls}): {cyc.describe()}")
-        return lines
+        return _graph.describe(self)
 
 
 def _remove_last(items: list[Any], value: Any) -> None:
@@ -699,61 +518,3 @@ def _remove_last(items: list[Any], value: Any) -> None:
         if items[i] == value:
             del items[i]
             return
-
-
-def _cycles(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle]:
-    """Strongly connected components with a cycle (Tarjan's algorithm on a graph of a few nodes).
-
-    Nodes from which no cycle can be reached are peeled off first (a node all of whose
-    successors are peeled is peeled too), so the usual graph, a few chains, costs a few dict
-    operations and Tarjan runs only on what is left.
-    """
-    live = {v: [w for w in ws if w in out] for v, ws in out.items()}
-    peeled = True
-    while peeled:
-        peeled = False
-        for v in list(live):
-            succ = [w for w in live[v] if w in live]
-            if succ:
-                live[v] = succ
-            else:
-                del live[v]
-                peeled = True
-    if not live:
-        return []
-    out = live
-    index: dict[Context, int] = {}
-    low: dict[Context, int] = {}
-    stack: list[Context] = []
-    on_stack: set[Context] = set()
-    found: list[Cycle] = []
-    counter = 0
-
-    def visit(v: Context) -> None:
-        nonlocal counter
-        index[v] = low[v] = counter
-        counter += 1
-        stack.append(v)
-        on_stack.add(v)
-        for w in out.get(v, ()):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w is v:
-                    break
-            if len(comp) > 1 or v in out.get(v, ()):
-                comp.sort(key=lambda c: c.index)
-                found.append(Cycle(comp, truth))
-
-    for v in sorted(out, key=lambda c: c.index):
-        if v not in index:
-            visit(v)
-    return found

@@ -1,0 +1,87 @@
+"""One acquisition in progress, as the ground truth follows it (``GroundTruth.attempts``): its
+lock, mode and budget, where it stands in the lock's declared order, and the clocks the oracles
+judge its waiting by: stalled by a handler (``paused_ns``), asleep on a free lock (``free_ns``),
+and quiet since the lock last made progress (``quiet_ns``). ``GroundTruth.retime`` starts and
+stops the clocks; the oracles read them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._status import Status
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from .._engine import Context
+
+__all__ = ["Attempt"]
+
+
+class Attempt:
+    """One acquisition in progress, with what the oracles need to judge its outcome.
+
+    Flags default to class attributes so that starting an attempt (the most frequent thing the
+    ground truth does) sets only what every attempt needs.
+    """
+
+    end = -1
+    status: Status | None = None
+    on_cycle = False  # on a ground-truth cycle at some moment
+    any_cycle = False  # some cycle existed somewhere at some moment
+    table_view = False  # the held-table view had a cycle through it
+    fallback = False  # nested-trylock-fallback conditions held at its start
+    contended = False  # its lock was held, attempted by another or being released at some moment
+    other_timed_out = False  # another attempt on the same lock returned ETIMEDOUT meanwhile
+    teardown = False  # it began while a waiter on its lock was leaving a torn-down queue
+    stall_total = 0  # ns while it, the lock's holder or another waiter on it was interrupted
+    stall_since: int | None = None
+    quiet_paused = 0
+    free_total = 0  # ns of its budget while it slept on a free lock nobody else was taking
+    free_since: int | None = None
+    holding = False  # its context held another lock when the attempt began
+    taken = False  # the target marked the step that took the lock (Mark.TAKEN)
+    cancelled = False  # the schedule cancelled its scope (the trio driver): it is leaving
+    ahead: tuple[Attempt, ...] = ()  # FIFO locks: earlier arrivals it must wait for
+    shared = False  # a shared acquisition (``Lock(shared=True)``)
+    #: Reader preference with a bound: the exclusive waiters that arrived before this shared
+    #: attempt; it must wait for those that readers have already overtaken ``reader_overtakes`` times.
+    writers_ahead: tuple[Attempt, ...] = ()
+    overtakers = 0  # an exclusive attempt: shared attempts that arrived later and got the lock first
+
+    def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
+        self.ctx = ctx
+        self.lock = lock
+        if budget < 0:  # a shared acquisition logs ~budget (``_events.acquire_value``)
+            self.shared = True
+            budget = ~budget
+        self.budget = budget
+        self.start = now
+        self.event = event
+        self.start_steps = ctx.steps
+        self.quiet_from = now  # last progress on the lock
+
+    def paused_ns(self, now: int) -> int:
+        """Time the lock could make no progress for it, whichever CPU a handler ran on: it was
+        interrupted itself, or the lock's holder (or releaser) was, or another waiter on its lock
+        was, which may be ahead of it in the lock's queue (rqspinlock's waiters further back
+        have no timeout of their own; a trio waiter cancelled in ``Condition.wait`` must retake
+        the condition's lock from whoever has it)."""
+        return self.stall_total + (now - self.stall_since if self.stall_since is not None else 0)
+
+    def elapsed_ns(self, now: int) -> int:
+        """Time spent attempting, less the time the lock could make no progress for it."""
+        return now - self.start - self.paused_ns(now)
+
+    def deadline(self) -> int:
+        """When its per-call budget runs out."""
+        return self.start + self.budget
+
+    def free_ns(self, now: int, until: int | None = None) -> int:
+        """Time it slept on a free lock that nobody else was taking, up to ``until``."""
+        end = now if until is None else min(now, until)
+        since = self.free_since
+        return self.free_total + (max(0, end - since) if since is not None else 0)
+
+    def quiet_ns(self, now: int) -> int:
+        """Time since the lock last made progress, less the time it could not make progress."""
+        return now - self.quiet_from - (self.paused_ns(now) - self.quiet_paused)
