@@ -22,7 +22,7 @@ import trio
 
 import lockfuzz
 from lockfuzz import CpuProgram, Handler, Level, Lock, Program, Unlock, Work
-from lockfuzz._machine import MEMORY_OPS, SLEEP, WAIT, Machine
+from lockfuzz._engine._machine import MEMORY_OPS, SLEEP, WAIT, Machine
 from lockfuzz._search import RandomWalk
 from lockfuzz.targets.tas import TasLock
 from lockfuzz.targets.ticket import TicketLock

@@ -45,7 +45,7 @@ if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
 
 import lockfuzz  # noqa: E402
-from lockfuzz._registry import bundled_targets  # noqa: E402
+from lockfuzz._model._registry import bundled_targets  # noqa: E402
 from lockfuzz._search import STRATEGIES  # noqa: E402
 
 #: Bundled targets that are broken on purpose (tests/slow/test_campaigns.py's KNOWN_BROKEN).

@@ -22,8 +22,8 @@ import json
 import time
 from typing import Any
 
-from lockfuzz._target import resolve_target, target_path
-from lockfuzz._workers import available_cores, fuzz_sharded
+from lockfuzz._model._target import resolve_target, target_path
+from lockfuzz._campaigns._workers import available_cores, fuzz_sharded
 
 
 def campaign(target: str, runs: int, shards: int, workers: int, dask: str | None) -> tuple[float, Any]:

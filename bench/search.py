@@ -22,7 +22,7 @@ import sys
 
 import lockfuzz
 from lockfuzz import Engine
-from lockfuzz._minimise import preemptions
+from lockfuzz._campaigns._minimise import preemptions
 from lockfuzz._search import DEFAULT_STRATEGY, bounded_schedules
 from lockfuzz.targets.mutants import MUTANTS
 

@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 import lockfuzz  # noqa: E402
 from lockfuzz import CpuProgram, Lock, Program, Unlock, Work  # noqa: E402
 from lockfuzz._search import RandomWalk  # noqa: E402
-from lockfuzz._trio_driver import run_trio  # noqa: E402
+from lockfuzz._trio._driver import run_trio  # noqa: E402
 from test_spinning import PlainSpinLock, SleepZeroLock  # noqa: E402 - the tests' own locks
 
 

@@ -53,7 +53,7 @@ from hypothesis import strategies as st
 
 from lockfuzz import CpuProgram, Engine, Lock, Program, Unlock, Work
 from lockfuzz._search.random_walk import RandomWalk
-from lockfuzz._trio_driver import TrioEngine
+from lockfuzz._trio._driver import TrioEngine
 from lockfuzz.strategies import budgets
 from lockfuzz.targets.ticket import TicketLock
 from lockfuzz.targets.trio_locks import TrioLock

@@ -39,7 +39,7 @@ def child(what: str, sections: int, examples: int, count: bool) -> None:
 
     import trio_engine as bench
     from lockfuzz._search.random_walk import RandomWalk
-    from lockfuzz._trio_driver import TrioEngine
+    from lockfuzz._trio._driver import TrioEngine
     from lockfuzz.targets.trio_locks import TrioLock
 
     if what == "alone":  # trio_alone draws its programs itself: count the draws alone, then both

@@ -1,20 +1,20 @@
 """lockfuzz: property-based fuzzing of lock implementations."""
 
-from ._campaign import CampaignReport, Found, fuzz
-from ._capabilities import Capabilities, Detection, Fairness, Sharing, Timeouts
-from ._check import LockfuzzFailure, check
-from ._engine import Context, DecisionSource, Engine, RunResult, Schedule, Settings, run
-from ._errors import InvalidArgument, LockfuzzError, LockfuzzWarning, ProgramError, ReplayError, Violation
-from ._events import Trace
-from ._failure_file import Failure, ReplayOutcome, load_failure, replay, write_failure
-from ._minimise import Minimised, minimise
-from ._machine import Cell, Machine
-from ._program import CpuProgram, Handler, Lock, OnError, Program, Unlock, Work
-from ._properties import Acquisition, PropertyError, RunRecord
-from ._report import perfetto, timeline
-from ._status import Level, Mark, Status
-from ._target import Target, resolve_target, target_path
-from ._trio_adapter import trio_target
+from ._campaigns._campaign import CampaignReport, Found, fuzz
+from ._model._capabilities import Capabilities, Detection, Fairness, Sharing, Timeouts
+from ._campaigns._check import LockfuzzFailure, check
+from ._engine._run import Context, DecisionSource, Engine, RunResult, Schedule, Settings, run
+from ._model._errors import InvalidArgument, LockfuzzError, LockfuzzWarning, ProgramError, ReplayError, Violation
+from ._engine._events import Trace
+from ._reports._failure_file import Failure, ReplayOutcome, load_failure, replay, write_failure
+from ._campaigns._minimise import Minimised, minimise
+from ._engine._machine import Cell, Machine
+from ._model._program import CpuProgram, Handler, Lock, OnError, Program, Unlock, Work
+from ._oracles._properties import Acquisition, PropertyError, RunRecord
+from ._reports._report import perfetto, timeline
+from ._model._status import Level, Mark, Status
+from ._model._target import Target, resolve_target, target_path
+from ._trio._adapter import trio_target
 
 __version__ = "0.1.0"
 

@@ -8,8 +8,8 @@ from typing import Any, Sequence
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from lockfuzz._program import CpuProgram, Handler, Lock, OnError, Program, Unlock, Work
-from lockfuzz._status import Level
+from lockfuzz._model._program import CpuProgram, Handler, Lock, OnError, Program, Unlock, Work
+from lockfuzz._model._status import Level
 
 __all__ = ["budgets", "programs", "programs_for", "schedules"]
 
@@ -283,7 +283,7 @@ def budgets_for(target: Any, *, budget_max_ns: int | None = None) -> st.SearchSt
 def interrupts_for(target: Any) -> bool:
     """Whether programs for ``target`` have interrupt handlers by default: what its capabilities
     say, else on for targets over cells and off for targets over trio."""
-    from lockfuzz._trio_driver import driver_of  # checks the driver's name, as the engine does
+    from lockfuzz._trio._driver import driver_of  # checks the driver's name, as the engine does
 
     wanted = target.capabilities.interrupts
     if wanted is not None:
@@ -298,7 +298,7 @@ def capabilities_for(target: Any, params: dict[str, Any] | None = None) -> Any:
     ``--param capacity=3``), as every run of the engine reads them."""
     if not params:
         return target.capabilities
-    from lockfuzz._machine import Machine
+    from lockfuzz._engine._machine import Machine
 
     instance = target(Machine(n_cpus=1, n_locks=1), **params)
     return getattr(instance, "capabilities", None) or target.capabilities

@@ -6,7 +6,7 @@ import random
 from typing import Callable
 
 from lockfuzz import Capabilities, Detection, Status, Target, Timeouts
-from lockfuzz._engine import Engine
+from lockfuzz._engine._run import Engine
 
 
 class RandomWalk:

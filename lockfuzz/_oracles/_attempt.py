@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._status import Status
+from .._model._status import Status
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from .._engine import Context
+    from .._engine._run import Context
 
 __all__ = ["Attempt"]
 

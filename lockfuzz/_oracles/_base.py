@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from .._engine import Context, Engine
+    from .._engine._run import Context, Engine
 
 
 class Oracle:

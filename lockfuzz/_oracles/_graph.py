@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from .._engine import Context
+    from .._engine._run import Context
     from ._truth import GroundTruth
 
 __all__ = ["Cycle", "describe", "edges", "find_cycles"]

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from .._events import ACQUIRE, ACQUIRED, CANCEL, DONE, IRQ_ENTER, IRQ_EXIT, MARK, RELEASE, RELEASED
-from .._status import Level, Mark, Status
+from .._engine._events import ACQUIRE, ACQUIRED, CANCEL, DONE, IRQ_ENTER, IRQ_EXIT, MARK, RELEASE, RELEASED
+from .._model._status import Level, Mark, Status
 from . import _graph
 from ._attempt import Attempt
 from ._graph import Cycle
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from .._engine import Context, Engine
+    from .._engine._run import Context, Engine
 
 __all__ = ["Attempt", "Cycle", "GroundTruth"]
 

@@ -12,8 +12,8 @@ where it happens, not only when (or if) the acquisition returns.
 
 from __future__ import annotations
 
-from .._errors import Violation
-from .._events import ACQUIRED, CLOCK
+from .._model._errors import Violation
+from .._engine._events import ACQUIRED, CLOCK
 from ._base import Oracle
 
 

@@ -6,9 +6,9 @@ A deadlock existed while it waited, but the target blamed a waiter that took no 
 
 from __future__ import annotations
 
-from .._errors import Violation
-from .._events import ACQUIRED
-from .._status import Status
+from .._model._errors import Violation
+from .._engine._events import ACQUIRED
+from .._model._status import Status
 from ._attribution import excused
 from ._base import Oracle
 

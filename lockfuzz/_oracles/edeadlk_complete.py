@@ -10,8 +10,8 @@ ETIMEDOUT, or a hang. Checked at every event and clock jump, and by the hang ora
 
 from __future__ import annotations
 
-from .._events import ACQUIRE, ACQUIRED, CLOCK, DONE, IRQ_ENTER, IRQ_EXIT, RELEASE
-from .._errors import Violation
+from .._engine._events import ACQUIRE, ACQUIRED, CLOCK, DONE, IRQ_ENTER, IRQ_EXIT, RELEASE
+from .._model._errors import Violation
 from ._base import Oracle
 
 

@@ -8,9 +8,9 @@ not include the waiter is the innocent-bystander oracle's finding.)
 
 from __future__ import annotations
 
-from .._errors import Violation
-from .._events import ACQUIRED
-from .._status import Status
+from .._model._errors import Violation
+from .._engine._events import ACQUIRED
+from .._model._status import Status
 from ._attribution import excused
 from ._base import Oracle
 

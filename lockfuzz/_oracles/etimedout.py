@@ -17,9 +17,9 @@ wake-up: the report says how long the lock sat free; a target that promises no w
 
 from __future__ import annotations
 
-from .._errors import Violation
-from .._events import ACQUIRED
-from .._status import Status
+from .._model._errors import Violation
+from .._engine._events import ACQUIRED
+from .._model._status import Status
 from ._base import Oracle
 
 

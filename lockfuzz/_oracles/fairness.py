@@ -10,9 +10,9 @@ the lock in between has not overtaken it. So is a waiter whose scope the schedul
 
 from __future__ import annotations
 
-from .._errors import Violation
-from .._events import ACQUIRE, ACQUIRED
-from .._status import Status
+from .._model._errors import Violation
+from .._engine._events import ACQUIRE, ACQUIRED
+from .._model._status import Status
 from ._base import Oracle
 from ._truth import Attempt
 

@@ -7,9 +7,9 @@ on that lock (the trio driver), the message names them: the likely leak.
 
 from __future__ import annotations
 
-from .._errors import Violation
-from .._events import ACQUIRED, CANCEL
-from .._status import Status
+from .._model._errors import Violation
+from .._engine._events import ACQUIRED, CANCEL
+from .._model._status import Status
 from ._base import Oracle
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._errors import ProgramError, Violation
+from .._model._errors import ProgramError, Violation
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from .._engine import Engine
+    from .._engine._run import Engine
 
 
 def hang_violation(engine: Engine) -> Exception:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._errors import Violation
-from .._events import event_text
+from .._model._errors import Violation
+from .._engine._events import event_text
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from .._engine import Engine
+    from .._engine._run import Engine
 
 
 def livelock_violation(engine: Engine) -> Violation:

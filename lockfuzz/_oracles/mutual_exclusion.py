@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._errors import Violation
-from .._events import ACQUIRED, MARK, RELEASE
-from .._status import Mark, Status
+from .._model._errors import Violation
+from .._engine._events import ACQUIRED, MARK, RELEASE
+from .._model._status import Mark, Status
 from ._base import Oracle
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from .._engine import Context, Engine
+    from .._engine._run import Context, Engine
 
 
 class MutualExclusion(Oracle):

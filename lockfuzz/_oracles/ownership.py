@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .._errors import ProgramError
-from .._events import RELEASE
+from .._model._errors import ProgramError
+from .._engine._events import RELEASE
 from ._base import Oracle
 
 

@@ -23,9 +23,9 @@ interrupt handler is exempt: it may pass a waiting writer (and is not counted ag
 
 from __future__ import annotations
 
-from .._errors import Violation
-from .._events import ACQUIRED
-from .._status import Level, Status
+from .._model._errors import Violation
+from .._engine._events import ACQUIRED
+from .._model._status import Level, Status
 from ._base import Oracle
 
 

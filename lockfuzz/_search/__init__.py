@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._errors import InvalidArgument
+from .._model._errors import InvalidArgument
 from ._base import Search, SearchStrategy, derive_seed
 from .exhaustive import ExhaustiveSearch, bounded_schedules
 from .hypothesis_decisions import HypothesisSearch

@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Generator
 
-from .._engine import DecisionSource, RunResult
-from .._program import Program
+from .._engine._run import DecisionSource, RunResult
+from .._model._program import Program
 
 Search = Generator[DecisionSource, RunResult, None]
 

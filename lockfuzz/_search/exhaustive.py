@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from .._engine import Schedule
-from .._program import Program
+from .._engine._run import Schedule
+from .._model._program import Program
 from ._base import Search, SearchStrategy
 
 

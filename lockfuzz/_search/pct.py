@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .._program import Program
+from .._model._program import Program
 from ._base import Search, SearchStrategy, derive_seed
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from .._program import Program
+from .._model._program import Program
 from ._base import CANCEL_KEEP, Search, SearchStrategy, cancel_options, derive_seed
 from .random_walk import RandomWalk
 

@@ -20,8 +20,8 @@ from hypothesis import given, settings
 
 import lockfuzz
 from lockfuzz import CpuProgram, InvalidArgument, Lock, Machine, Program, Sharing, Unlock, Work
-from lockfuzz._failure_file import SCHEMA, Failure, load_failure, replay, write_failure
-from lockfuzz._minimise import _cleanups
+from lockfuzz._reports._failure_file import SCHEMA, Failure, load_failure, replay, write_failure
+from lockfuzz._campaigns._minimise import _cleanups
 from lockfuzz.strategies import programs, programs_for
 from lockfuzz.targets.mutants.extra_permit import CountingSemaphore, ExtraPermitSemaphore
 from lockfuzz.targets.ticket import TicketLock
@@ -86,7 +86,7 @@ def test_a_bad_capacity_range_is_named(kwargs, message):  # type: ignore[no-unty
 
 
 def test_targets_shows_the_capacities_a_lock_is_built_with(capsys):  # type: ignore[no-untyped-def]
-    from lockfuzz._cli import main
+    from lockfuzz._frontends._cli import main
 
     assert main(["targets"]) == 0
     out = " ".join(capsys.readouterr().out.split())

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 import lockfuzz
-from lockfuzz._cli import main
-from lockfuzz._events import ACQUIRE, ACQUIRED, CLOCK, DONE, IRQ_ENTER, IRQ_EXIT, RELEASE, RELEASED, Trace
-from lockfuzz._failure_file import load_failure
-from lockfuzz._machine import LOAD, START, WAIT, XCHG
-from lockfuzz._report import perfetto, timeline
+from lockfuzz._frontends._cli import main
+from lockfuzz._engine._events import ACQUIRE, ACQUIRED, CLOCK, DONE, IRQ_ENTER, IRQ_EXIT, RELEASE, RELEASED, Trace
+from lockfuzz._reports._failure_file import load_failure
+from lockfuzz._engine._machine import LOAD, START, WAIT, XCHG
+from lockfuzz._reports._report import perfetto, timeline
 
 MUTANT = "nonatomic_tas"  # two CPUs, two preemptions: found in a few dozen runs
 
@@ -317,8 +317,8 @@ class _Tty:
 
 
 def test_progress_line_is_carriage_return_updated_and_cleared() -> None:
-    from lockfuzz._campaign import CampaignReport
-    from lockfuzz._cli import _Progress
+    from lockfuzz._campaigns._campaign import CampaignReport
+    from lockfuzz._frontends._cli import _Progress
 
     stream = _Tty()
     progress = _Progress(stream, enabled=True)  # type: ignore[arg-type]
@@ -337,8 +337,8 @@ def test_progress_line_is_carriage_return_updated_and_cleared() -> None:
 
 
 def test_progress_shows_the_total_the_percentage_and_the_time_left() -> None:
-    from lockfuzz._campaign import CampaignReport
-    from lockfuzz._cli import progress_text
+    from lockfuzz._campaigns._campaign import CampaignReport
+    from lockfuzz._frontends._cli import progress_text
 
     report = CampaignReport(target="t", strategy="swarm", runs=1000, seconds=2.0, max_runs=5000)
     assert progress_text(report) == (
@@ -350,8 +350,8 @@ def test_progress_shows_the_total_the_percentage_and_the_time_left() -> None:
 
 
 def test_progress_in_a_log_is_a_line_every_ten_seconds() -> None:
-    from lockfuzz._campaign import CampaignReport
-    from lockfuzz._cli import LOG_INTERVAL, _Progress
+    from lockfuzz._campaigns._campaign import CampaignReport
+    from lockfuzz._frontends._cli import LOG_INTERVAL, _Progress
 
     stream = _Tty()
     progress = _Progress(stream, enabled=True, terminal=False)  # type: ignore[arg-type]
@@ -379,7 +379,7 @@ def test_fuzz_json_is_a_machine_readable_summary(tmp_path: Path, capsys: pytest.
 
 def test_ctrl_c_prints_what_was_found_so_far_and_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from lockfuzz import _campaign
+    from lockfuzz._campaigns import _campaign
 
     def ctrl_c(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt  # while the failure found is minimised

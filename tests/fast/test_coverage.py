@@ -15,12 +15,12 @@ import pytest
 
 import lockfuzz
 from lockfuzz import CpuProgram, Engine, Handler, Level, Lock, Program, Status, Unlock, Work
-from lockfuzz._campaign import CoverageReport, _shape, _Spliced
-from lockfuzz._cli import main
-from lockfuzz._coverage import (
+from lockfuzz._campaigns._campaign import CoverageReport, _shape, _Spliced
+from lockfuzz._frontends._cli import main
+from lockfuzz._campaigns._coverage import (
     FileCoverage, Missed, TargetCoverage, _functions, _ranges, target_sources,
 )  # fmt: skip
-from lockfuzz._features import FEATURES_KEY, Features, _magnitude, summarise, summary_lines
+from lockfuzz._campaigns._features import FEATURES_KEY, Features, _magnitude, summarise, summary_lines
 from lockfuzz._oracles import default_oracles
 from lockfuzz.strategies import programs_for
 from lockfuzz.targets import rqspinlock, tas

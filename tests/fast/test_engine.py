@@ -15,7 +15,7 @@ from lockfuzz import (
     CpuProgram, Handler, InvalidArgument, Level, Lock, Machine, Program, Settings, Unlock,
     Work, run,
 )  # fmt: skip
-from lockfuzz._events import ACQUIRED, IRQ_ENTER, IRQ_EXIT
+from lockfuzz._engine._events import ACQUIRED, IRQ_ENTER, IRQ_EXIT
 from lockfuzz.targets.tas import TasLock
 from lockfuzz.targets.ticket import TicketLock
 
@@ -25,7 +25,7 @@ THREE = Program(cpus=(CpuProgram(task=CS), CpuProgram(task=CS), CpuProgram(task=
 
 def drive(coro, machine):  # type: ignore[no-untyped-def]
     """Run one cell coroutine to completion outside the engine (performing each access)."""
-    from lockfuzz._machine import MEMORY_OPS
+    from lockfuzz._engine._machine import MEMORY_OPS
 
     res = None
     while True:

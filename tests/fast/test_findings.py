@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import lockfuzz
-from lockfuzz import Capabilities, Status, Target, _campaign
+from lockfuzz import Capabilities, Status, Target
+from lockfuzz._campaigns import _campaign
 from lockfuzz.strategies import programs_for
 
 

@@ -10,8 +10,8 @@ import pytest
 
 import lockfuzz
 from lockfuzz import InvalidArgument, Program
-from lockfuzz._cli import main
-from lockfuzz._properties import RunRecord
+from lockfuzz._frontends._cli import main
+from lockfuzz._oracles._properties import RunRecord
 from lockfuzz.strategies import programs
 
 #: Written by hand, as a user reproducing a report would: three CPUs race for one lock.

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import lockfuzz
 from lockfuzz import Capabilities, CpuProgram, Lock, Program, Status, Target, Timeouts, Unlock, Work
-from lockfuzz._engine import Context
-from lockfuzz._machine import Machine
+from lockfuzz._engine._run import Context
+from lockfuzz._engine._machine import Machine
 
 from support import RandomWalk
 

@@ -16,8 +16,8 @@ import lockfuzz
 from lockfuzz import (
     Capabilities, CpuProgram, Handler, Level, Lock, Mark, Program, ProgramError, Status, Target, Unlock, Work,
 )
-from lockfuzz._engine import Context, Engine
-from lockfuzz._machine import Machine
+from lockfuzz._engine._run import Context, Engine
+from lockfuzz._engine._machine import Machine
 from lockfuzz.targets.qspinlock import QSpinlock
 
 from support import Scripted

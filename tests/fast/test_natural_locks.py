@@ -38,7 +38,7 @@ from support import RandomWalk, Scripted, holds
 
 import lockfuzz
 from lockfuzz import CpuProgram, Engine, Handler, Level, Lock, Program, RunResult, Settings, Status, Unlock, Work
-from lockfuzz._events import ACQUIRED, FINAL
+from lockfuzz._engine._events import ACQUIRED, FINAL
 from lockfuzz.strategies import programs_for
 
 #: See the module doc: far above what a correct run of these programs needs, far below 500,000.

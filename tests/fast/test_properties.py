@@ -12,7 +12,7 @@ import pytest
 import lockfuzz
 from lockfuzz import Context, CpuProgram, InvalidArgument, Lock, Machine, Program, Status, Unlock, Work
 from lockfuzz._oracles import default_oracles
-from lockfuzz._properties import PropertyError, PropertyOracle, RunRecord
+from lockfuzz._oracles._properties import PropertyError, PropertyOracle, RunRecord
 from lockfuzz.targets.tas import TasLock
 
 from support import RandomWalk

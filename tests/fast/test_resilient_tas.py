@@ -18,7 +18,7 @@ from lockfuzz.targets.resilient_tas import RES_NR_HELD, ResilientTasLock
 
 import lockfuzz
 from lockfuzz import CpuProgram, Handler, Level, Lock, Machine, Program, Status, Unlock, Work, run
-from lockfuzz._events import ACQUIRE, ACQUIRED, RELEASE
+from lockfuzz._engine._events import ACQUIRE, ACQUIRED, RELEASE
 
 MS = 1_000_000
 S = 1_000_000_000

@@ -18,7 +18,7 @@ from lockfuzz import CpuProgram, Handler, Level, Lock, Program, Status, Unlock, 
 from lockfuzz.targets.rqspinlock import RqSpinlock, capabilities_for
 
 MS = 1_000_000
-ACQUIRE, RELEASE_EV, ACQUIRED = 20, 22, 21  # trace event kinds (lockfuzz._events)
+ACQUIRE, RELEASE_EV, ACQUIRED = 20, 22, 21  # trace event kinds (lockfuzz._engine._events)
 LOCKED, PENDING = 0x1, 0x100
 
 

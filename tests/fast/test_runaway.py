@@ -12,8 +12,8 @@ import trio
 
 import lockfuzz
 from lockfuzz import Capabilities, CpuProgram, Lock, Program, Status, Target, Unlock
-from lockfuzz._cli import main
-from lockfuzz._watchdog import step_timeout
+from lockfuzz._frontends._cli import main
+from lockfuzz._engine._watchdog import step_timeout
 
 TWO = Program(cpus=(CpuProgram(task=(Lock(0), Unlock(0))),) * 2, n_locks=1)
 SWITCH = [0, 0, 1, 0, 0, 0]  # cpu0 takes L0; cpu1 then finds it taken

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import lockfuzz
-from lockfuzz._cli import main
+from lockfuzz._frontends._cli import main
 
 MUTANT = "nonatomic_tas"  # found within a few runs in every shard
 
@@ -81,8 +81,8 @@ def test_merge_of_what_is_not_a_shard_folder_exits_2(tmp_path: Path, capsys: pyt
 
 
 def test_workers_auto_is_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lockfuzz._cli import _workers
-    from lockfuzz._workers import available_cores
+    from lockfuzz._frontends._cli import _workers
+    from lockfuzz._campaigns._workers import available_cores
 
     assert _workers("auto") == available_cores() >= 1
     assert _workers("3") == 3
@@ -96,9 +96,9 @@ def test_workers_auto_is_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
 ])
 def test_where_the_shards_go(argv: list[str], workers: object, dask: object, tmp_path: Path,
                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import lockfuzz._scale_cli
-    from lockfuzz._campaign import CampaignReport
-    from lockfuzz._workers import available_cores
+    import lockfuzz._frontends._scale_cli
+    from lockfuzz._campaigns._campaign import CampaignReport
+    from lockfuzz._campaigns._workers import available_cores
 
     asked: dict[str, object] = {}
 
@@ -106,7 +106,7 @@ def test_where_the_shards_go(argv: list[str], workers: object, dask: object, tmp
         asked.update(kwargs)
         return CampaignReport(target="t", strategy="swarm", runs=10), 2
 
-    monkeypatch.setattr(lockfuzz._scale_cli, "fuzz_sharded", fake)
+    monkeypatch.setattr(lockfuzz._frontends._scale_cli, "fuzz_sharded", fake)
     if available_cores() == 1 and argv == ["--workers", "auto"]:
         pytest.skip("one core: --workers auto is the plain campaign")
     assert main(["fuzz", "tas", "--runs", "10", "--failure-dir", str(tmp_path), *argv]) == 0
@@ -181,7 +181,7 @@ def test_dask_local_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     # The first failure stops the campaign (--max-failures 1) once the shards before it are in,
     # whichever worker finished first: the same report as the shards in one process.
     # The console script, in a process of its own, as a user runs it: after a Dask close that
-    # hung (see lockfuzz._dask.CLOSE_TIMEOUT), Dask's event loop in that process may be gone, and
+    # hung (see lockfuzz._campaigns._dask.CLOSE_TIMEOUT), Dask's event loop in that process may be gone, and
     # a later Dask client there would wait for it for ever.
     proc = subprocess.run([_script(), *args, "--dask", "local", "--workers", "2", "--failure-dir",
                            str(tmp_path / "dask")], capture_output=True, text=True, timeout=240)
@@ -195,9 +195,9 @@ def test_dask_local_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_a_shard_that_fails_in_a_worker_fails_the_campaign(tmp_path: Path) -> None:
-    from lockfuzz._errors import InvalidArgument
-    from lockfuzz._shards import plan
-    from lockfuzz._workers import ShardCampaign, run_pool
+    from lockfuzz._model._errors import InvalidArgument
+    from lockfuzz._campaigns._shards import plan
+    from lockfuzz._campaigns._workers import ShardCampaign, run_pool
 
     specs = plan(2, target="lockfuzz.targets.tas:TasLock", seed=0, runs=4, strategy="no-such-strategy")
     campaign = ShardCampaign(specs, max_failures=1, failure_dir=None)
@@ -211,8 +211,8 @@ def test_dask_scheduler_that_cannot_be_reached_exits_2(tmp_path: Path) -> None:
     # In a process of its own, as the command line runs it: under `coverage run`, after a test
     # that measured coverage in this process, Dask's event-loop thread once never started here,
     # and the client waited for it for ever (the serial stage of CI).
-    code = ("import sys, lockfuzz._dask as d; d.CONNECT_TIMEOUT = 0.5; from lockfuzz._cli import main; "
-            "sys.exit(main(['fuzz', 'tas', '--dask', 'tcp://127.0.0.1:1']))")
+    code = ("import sys, lockfuzz._campaigns._dask as d; d.CONNECT_TIMEOUT = 0.5; "
+            "from lockfuzz._frontends._cli import main; sys.exit(main(['fuzz', 'tas', '--dask', 'tcp://127.0.0.1:1']))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     _one_line_error(proc.stderr, "--dask tcp://127.0.0.1:1", "cannot reach a Dask scheduler")
@@ -225,8 +225,8 @@ def test_dask_not_installed_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pyt
 
 
 def test_a_target_that_does_not_import_by_its_path_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    from lockfuzz._scale_cli import _importable
-    from lockfuzz._cli import UsageError
+    from lockfuzz._frontends._scale_cli import _importable
+    from lockfuzz._frontends._cli import UsageError
 
     class Local(lockfuzz.Target):  # defined here: no import path reaches it
         capabilities = lockfuzz.Capabilities()
@@ -251,8 +251,8 @@ class DyingLock(lockfuzz.Target):
 
 
 def test_a_worker_that_dies_fails_the_campaign_instead_of_waiting_for_it() -> None:
-    from lockfuzz._shards import plan
-    from lockfuzz._workers import ShardCampaign, run_pool
+    from lockfuzz._campaigns._shards import plan
+    from lockfuzz._campaigns._workers import ShardCampaign, run_pool
 
     path = lockfuzz.target_path(DyingLock)  # test_scale_cli:DyingLock: tests/fast is on the workers' sys.path
     campaign = ShardCampaign(plan(2, target=path, seed=0, runs=10), max_failures=1, failure_dir=None)
@@ -329,7 +329,7 @@ def test_a_dask_close_that_never_finishes_costs_its_timeout_not_the_campaign() -
     pytest.importorskip("distributed", reason="the dask extra is not installed (pip install 'lockfuzz[dask]')")
     from distributed.core import Status
 
-    from lockfuzz._dask import close
+    from lockfuzz._campaigns._dask import close
 
     class Hanging:
         status = Status.running

@@ -7,7 +7,7 @@ import pytest
 
 import lockfuzz
 from lockfuzz import CpuProgram, Engine, InvalidArgument, Lock, Program, Unlock, Work
-from lockfuzz._minimise import preemptions
+from lockfuzz._campaigns._minimise import preemptions
 from lockfuzz._search import STRATEGIES, bounded_schedules, derive_seed, get_strategy
 
 CS = (Lock(0), Work(0), Unlock(0))

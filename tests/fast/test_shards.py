@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 import lockfuzz
-from lockfuzz._errors import InvalidArgument
-from lockfuzz._shards import (
+from lockfuzz._model._errors import InvalidArgument
+from lockfuzz._campaigns._shards import (
     Merger, ShardResult, ShardSpec, _merge_coverage, load_summaries, merge, plan, run_shard, settle, write_summary,
 )  # fmt: skip
 
@@ -183,7 +183,7 @@ def test_a_shard_that_starts_after_the_time_limit_runs_nothing() -> None:
 def test_the_shared_driver_writes_remote_findings_and_shows_one_progress_line(
     raw_shards: list[ShardResult], tmp_path: Path
 ) -> None:
-    from lockfuzz._workers import ShardCampaign, Snapshot
+    from lockfuzz._campaigns._workers import ShardCampaign, Snapshot
 
     seen: list[Snapshot] = []
     specs = plan(4, target=MUTANT, seed=3, runs=240, minimise=False)

@@ -13,11 +13,11 @@ from hypothesis import given
 
 import lockfuzz
 from lockfuzz import Capabilities, Detection, InvalidArgument, Program, ProgramError, Sharing, Status, Target, Timeouts
-from lockfuzz._events import ACQUIRE, ACQUIRED, FINAL
-from lockfuzz._failure_file import SCHEMA, Failure, load_failure, replay, write_failure
-from lockfuzz._program import CpuProgram, Lock, Unlock
-from lockfuzz._report import timeline
-from lockfuzz._trio_adapter import trio_target
+from lockfuzz._engine._events import ACQUIRE, ACQUIRED, FINAL
+from lockfuzz._reports._failure_file import SCHEMA, Failure, load_failure, replay, write_failure
+from lockfuzz._model._program import CpuProgram, Lock, Unlock
+from lockfuzz._reports._report import timeline
+from lockfuzz._trio._adapter import trio_target
 from lockfuzz.strategies import budgets, programs, programs_for
 
 W = 1 << 31  # a writer holds the lock

@@ -12,9 +12,9 @@ from support import Scripted, waits
 import lockfuzz
 import lockfuzz.strategies
 from lockfuzz import CpuProgram, Handler, Level, Lock, Machine, Program, Sharing, Unlock, Work
-from lockfuzz._engine import Engine
-from lockfuzz._events import ACQUIRED
-from lockfuzz._machine import OP_NAMES, WAIT
+from lockfuzz._engine._run import Engine
+from lockfuzz._engine._events import ACQUIRED
+from lockfuzz._engine._machine import OP_NAMES, WAIT
 from lockfuzz.targets.mutants.barging_reader import BargingReaderQRWLock
 from lockfuzz.targets.qrwlock import QR_BIAS, QW_WAITING, QRWLock
 from lockfuzz.targets.trio_locks import TrioCapacityLimiter, TrioRWLock, TrioSemaphore
@@ -50,7 +50,7 @@ def test_correct_shared_targets_run_clean(name, params):  # type: ignore[no-unty
 
 
 def test_the_cli_draws_for_the_capacity_it_is_given(capsys, tmp_path):  # type: ignore[no-untyped-def]
-    from lockfuzz._cli import main
+    from lockfuzz._frontends._cli import main
 
     for target in ("trio_semaphore", "trio_capacity_limiter"):
         args = ["fuzz", target, "--param", "capacity=3", "--runs", "100", "--quiet", "--failure-dir", str(tmp_path)]
@@ -93,14 +93,14 @@ def test_semaphore_of_three_holds_three_and_no_more():
 
 
 def test_cli_refuses_a_bad_capacity(capsys):  # type: ignore[no-untyped-def]
-    from lockfuzz._cli import main
+    from lockfuzz._frontends._cli import main
 
     assert main(["fuzz", "trio_semaphore", "--param", "capacity=0", "--runs", "1"]) == 2
     assert "capacity=0: expected an int >= 1" in capsys.readouterr().err
 
 
 def test_targets_lists_the_modes(capsys):  # type: ignore[no-untyped-def]
-    from lockfuzz._cli import main
+    from lockfuzz._frontends._cli import main
 
     assert main(["targets"]) == 0
     text = " ".join(capsys.readouterr().out.split())

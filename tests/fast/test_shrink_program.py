@@ -21,10 +21,10 @@ from lockfuzz.targets.tas import TasLock
 
 import lockfuzz
 from lockfuzz import CpuProgram, Failure, Handler, Level, Lock, Program, Settings, Unlock, Work
-from lockfuzz._events import ACQUIRE, ACQUIRED, DONE, FINAL, Trace
-from lockfuzz._failure_file import load_failure, write_failure
-from lockfuzz._minimise import Minimised, minimise, preemptions
-from lockfuzz._report import failure_report, minimality, timeline
+from lockfuzz._engine._events import ACQUIRE, ACQUIRED, DONE, FINAL, Trace
+from lockfuzz._reports._failure_file import load_failure, write_failure
+from lockfuzz._campaigns._minimise import Minimised, minimise, preemptions
+from lockfuzz._reports._report import failure_report, minimality, timeline
 
 AA = ("edeadlk-complete", "missed-AA")
 TWO_HOLDERS = ("mutual-exclusion", "two-holders")

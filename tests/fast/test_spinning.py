@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import lockfuzz
 from lockfuzz import Capabilities, CpuProgram, Lock, Program, Status, Target, Timeouts, Unlock, Work
-from lockfuzz._engine import Context
-from lockfuzz._machine import Machine
-from lockfuzz._trio_driver import run_trio
+from lockfuzz._engine._run import Context
+from lockfuzz._engine._machine import Machine
+from lockfuzz._trio._driver import run_trio
 
 from natural_locks import TrioSleepZeroSpinLock
 from support import RandomWalk

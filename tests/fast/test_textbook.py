@@ -14,7 +14,7 @@ from hypothesis import given, settings
 
 import lockfuzz
 from lockfuzz import Capabilities, Context, CpuProgram, InvalidArgument, Lock, Program, Status, Unlock
-from lockfuzz._cli import main
+from lockfuzz._frontends._cli import main
 from lockfuzz.strategies import programs_for
 from lockfuzz.targets.bakery import BakeryLock
 from lockfuzz.targets.peterson import PetersonLock

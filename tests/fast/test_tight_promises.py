@@ -28,7 +28,7 @@ from lockfuzz import (
     Capabilities, Context, CpuProgram, Detection, Fairness, InvalidArgument, Lock, Program, Status, Unlock,
     Violation, Work,
 )  # fmt: skip
-from lockfuzz._events import ACQUIRE, ACQUIRED
+from lockfuzz._engine._events import ACQUIRE, ACQUIRED
 from lockfuzz._search.exhaustive import bounded_schedules
 from lockfuzz.targets.bakery import BakeryLock, capabilities_for
 from lockfuzz.targets.mcs import DOORWAY_STEPS, McsLock

@@ -25,14 +25,14 @@ from support import RandomWalk
 import lockfuzz
 from lockfuzz import Capabilities, Context, CpuProgram, Engine, Lock, Machine, Program, Settings, Status, Target
 from lockfuzz import Unlock, Work
-from lockfuzz._events import ACQUIRED, CANCEL, event_text
-from lockfuzz._failure_file import load_failure, replay
-from lockfuzz._report import timeline
+from lockfuzz._engine._events import ACQUIRED, CANCEL, event_text
+from lockfuzz._reports._failure_file import load_failure, replay
+from lockfuzz._reports._report import timeline
 from lockfuzz._search.pct import Pct
 from lockfuzz._search.random_walk import RandomWalk as SeededWalk
 from lockfuzz._search.swarm import SparseWalk
-from lockfuzz._target import resolve_target
-from lockfuzz._trio_driver import TrioEngine, run_trio
+from lockfuzz._model._target import resolve_target
+from lockfuzz._trio._driver import TrioEngine, run_trio
 from lockfuzz.strategies import programs_for
 from lockfuzz.targets.trio_locks import AnyioLock, TrioCapacityLimiter, TrioLock, TrioSemaphore, TrioStrictFIFOLock
 

@@ -28,11 +28,11 @@ from lockfuzz import (
     Capabilities, CpuProgram, Engine, Handler, InvalidArgument, Level, Lock, Program, Schedule, Settings, Status,
     Target, Timeouts, Unlock, Work,
 )  # fmt: skip
-from lockfuzz._events import ACQUIRE, ACQUIRED, IRQ_ENTER, IRQ_EXIT
-from lockfuzz._machine import CHECKPOINT, START
-from lockfuzz._target import resolve_target
-from lockfuzz._trio_driver import TrioEngine, driver_of, make_engine, run_trio
-from lockfuzz._trio_internals import UnsupportedTrio, steer_run_queue
+from lockfuzz._engine._events import ACQUIRE, ACQUIRED, IRQ_ENTER, IRQ_EXIT
+from lockfuzz._engine._machine import CHECKPOINT, START
+from lockfuzz._model._target import resolve_target
+from lockfuzz._trio._driver import TrioEngine, driver_of, make_engine, run_trio
+from lockfuzz._trio._internals import UnsupportedTrio, steer_run_queue
 from lockfuzz.strategies import programs_for
 from lockfuzz.targets.mutants import trio_mutants
 from lockfuzz.targets.tas import TasLock
@@ -194,7 +194,7 @@ def test_trio_sees_the_virtual_clock():
         assert t == now / 1e9
     # trio.sleep(1 ms): the clock jumped exactly 1 ms, and resuming took one step (1 ns).
     assert seen[1][1] - seen[0][1] == _MS + 1
-    assert [e[0] for e in r.trace.events if e[2] == lockfuzz._events.CLOCK][0] == seen[0][1] + _MS
+    assert [e[0] for e in r.trace.events if e[2] == lockfuzz._engine._events.CLOCK][0] == seen[0][1] + _MS
 
 
 def test_an_interrupt_handler_above_the_holder_waits_out_its_budget():
@@ -410,7 +410,7 @@ def test_trace_hash_is_stable_across_processes_and_hash_seeds():
         sys.path.insert(0, sys.argv[1])
         from support import RandomWalk
         from lockfuzz import CpuProgram, Lock, Program, Unlock, Work
-        from lockfuzz._trio_driver import run_trio
+        from lockfuzz._trio._driver import run_trio
         from lockfuzz.targets.trio_locks import TrioLock
         cs = (Lock(0, 60), Work(40), Unlock(0))
         p = Program(cpus=(CpuProgram(task=cs), CpuProgram(task=cs), CpuProgram(task=cs)), n_locks=1)
@@ -442,7 +442,7 @@ class _CtrlCLock(TrioLock):
     async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
         self.calls += 1
         if self.calls == 3:
-            from lockfuzz._trio_driver import _host
+            from lockfuzz._trio._driver import _host
 
             for _ in range(self.times):
                 _host().guest._on_sigint(2, None)
@@ -453,7 +453,7 @@ class _CtrlCLock(TrioLock):
 def test_ctrl_c_in_a_run_stops_it_cleanly_and_the_host_serves_on(times):  # type: ignore[no-untyped-def]
     # Once: held, raised between two ticks, the run's tasks stopped and ended, the same host
     # serves the next run. Twice: raised at once, inside the task; still a KeyboardInterrupt.
-    from lockfuzz._trio_driver import _host
+    from lockfuzz._trio._driver import _host
 
     program = Program(cpus=_cpus(_cs(work_ns=10), _cs(work_ns=10), _cs(work_ns=10)), n_locks=1)
     host = _host()
@@ -474,7 +474,7 @@ def test_ctrl_c_during_trio_runs_is_a_keyboard_interrupt_and_the_driver_goes_on(
         sys.path.insert(0, sys.argv[1])
         from support import RandomWalk
         from lockfuzz import CpuProgram, Lock, Program, Unlock, Work
-        from lockfuzz._trio_driver import run_trio
+        from lockfuzz._trio._driver import run_trio
         from lockfuzz.targets.trio_locks import TrioLock
         cs = (Lock(0, 10**6), Work(1000), Unlock(0))
         p = Program(cpus=(CpuProgram(task=cs),) * 3, n_locks=1)
@@ -581,13 +581,13 @@ def test_each_trio_mutant_is_found_where_its_base_is_clean(name):  # type: ignor
 
 @pytest.mark.parametrize("name", sorted(trio_mutants.MUTANTS))
 def test_each_trio_mutant_is_found_and_shrunk_by_a_campaign(name, monkeypatch):  # type: ignore[no-untyped-def]
-    import lockfuzz._campaign
-    import lockfuzz._minimise
+    import lockfuzz._campaigns._campaign
+    import lockfuzz._campaigns._minimise
 
     # Until lockfuzz.run/fuzz dispatch on the target's driver themselves (see make_engine), this
     # test routes the campaign's and the minimiser's engines through make_engine.
-    monkeypatch.setattr(lockfuzz._campaign, "Engine", make_engine)
-    monkeypatch.setattr(lockfuzz._minimise, "Engine", make_engine)
+    monkeypatch.setattr(lockfuzz._campaigns._campaign, "Engine", make_engine)
+    monkeypatch.setattr(lockfuzz._campaigns._minimise, "Engine", make_engine)
     mutant = resolve_target(trio_mutants.MUTANTS[name])
     report = lockfuzz.fuzz(mutant, runs=3_000, runs_per_program=20, strategy="random", seed=1)
     assert report.found, f"{name}: nothing found in {report.runs} runs"

@@ -14,9 +14,9 @@ from hypothesis.errors import InvalidArgument as HypothesisInvalidArgument
 
 import lockfuzz
 from lockfuzz import CpuProgram, Fairness, Lock, Program, Status, Unlock, Work, trio_target
-from lockfuzz._cli import main
-from lockfuzz._trio_adapter import _TrioTarget
-from lockfuzz._trio_driver import run_trio
+from lockfuzz._frontends._cli import main
+from lockfuzz._trio._adapter import _TrioTarget
+from lockfuzz._trio._driver import run_trio
 from lockfuzz.strategies import programs_for
 from lockfuzz.targets.trio_locks import AnyioLock, TrioCapacityLimiter, TrioLock, TrioSemaphore, TrioStrictFIFOLock
 

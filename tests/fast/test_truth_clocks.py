@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from support import RandomWalk
 
 import lockfuzz
-from lockfuzz._engine import Engine
+from lockfuzz._engine._run import Engine
 from lockfuzz._oracles._truth import Attempt, GroundTruth
-from lockfuzz._target import resolve_target
-from lockfuzz._trio_driver import TrioEngine
+from lockfuzz._model._target import resolve_target
+from lockfuzz._trio._driver import TrioEngine
 from lockfuzz.strategies import programs_for
 
 

@@ -22,8 +22,8 @@ from lockfuzz import (
     Capabilities, CpuProgram, Engine, Fairness, Handler, Level, Lock, OnError, Program, Settings, Status, Unlock,
     Work, run,
 )  # fmt: skip
-from lockfuzz._events import ACQUIRE, ACQUIRED, RELEASE
-from lockfuzz._machine import FETCH_ADD
+from lockfuzz._engine._events import ACQUIRE, ACQUIRED, RELEASE
+from lockfuzz._engine._machine import FETCH_ADD
 from lockfuzz.targets.arena_spinlock import ArenaSpinlock
 from lockfuzz.targets.mcs import McsLock
 from lockfuzz.targets.qspinlock import QSpinlock

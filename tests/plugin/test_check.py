@@ -9,8 +9,8 @@ from lockfuzz.targets.mutants.nonatomic_tas import NonatomicTasLock
 from lockfuzz.targets.tas import TasLock
 
 from lockfuzz import InvalidArgument, Lock, Program, ProgramError, Unlock, Work
-from lockfuzz._check import LockfuzzFailure, check
-from lockfuzz._program import CpuProgram
+from lockfuzz._campaigns._check import LockfuzzFailure, check
+from lockfuzz._model._program import CpuProgram
 
 TWO_CPUS = Program(
     cpus=tuple(CpuProgram(task=(Lock(0, 10**9), Work(0), Unlock(0))) for _ in range(2)), n_locks=1,

@@ -101,7 +101,7 @@ def test_a_fixed_lock_does_not_fail_a_strict_suite_unless_asked(pytester: pytest
 
 def test_the_warning_is_public() -> None:
     import lockfuzz
-    from lockfuzz._pytest_plugin import LockfuzzWarning
+    from lockfuzz._frontends._pytest_plugin import LockfuzzWarning
 
     assert lockfuzz.LockfuzzWarning is LockfuzzWarning and "LockfuzzWarning" in lockfuzz.__all__
     assert issubclass(LockfuzzWarning, UserWarning)

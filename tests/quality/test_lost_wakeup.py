@@ -21,8 +21,8 @@ from lockfuzz.targets.mutants.scenarios import BASES, SCENARIOS
 
 import lockfuzz
 from lockfuzz import CpuProgram, Lock, Program, Settings, Status, Unlock, Work
-from lockfuzz._events import ACQUIRE, ACQUIRED, RELEASE, RELEASED
-from lockfuzz._machine import CMPXCHG, START
+from lockfuzz._engine._events import ACQUIRE, ACQUIRED, RELEASE, RELEASED
+from lockfuzz._engine._machine import CMPXCHG, START
 
 NAMES = ("lost_wakeup", "trio_lost_wakeup")
 #: A schedule that shows each: the fair default for the cell lock (no preemption needed), and for

@@ -18,7 +18,7 @@ from lockfuzz.targets.mutants.scenarios import BASES, SCENARIOS
 
 import lockfuzz
 from lockfuzz import Settings, resolve_target
-from lockfuzz._events import CANCEL
+from lockfuzz._engine._events import CANCEL
 from lockfuzz._oracles import ORACLE_NAMES
 
 MAX_RUNS = 500

@@ -14,7 +14,7 @@ import pytest
 
 import lockfuzz
 from lockfuzz import CpuProgram, Engine, Handler, Lock, Program, ProgramError, Unlock
-from lockfuzz._minimise import preemptions
+from lockfuzz._campaigns._minimise import preemptions
 from lockfuzz._search import bounded_schedules
 from lockfuzz.targets.mutants import EXPECTED, MUTANTS
 

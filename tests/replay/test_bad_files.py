@@ -11,7 +11,7 @@ import pytest
 
 import lockfuzz
 from lockfuzz import ReplayError
-from lockfuzz._cli import main
+from lockfuzz._frontends._cli import main
 
 CELLS = "lockfuzz.targets.mutants.nonatomic_tas:NonatomicTasLock"
 TRIO = "lockfuzz.targets.mutants.trio_mutants:CheckThenSetLock"

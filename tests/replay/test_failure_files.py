@@ -12,7 +12,7 @@ import pytest
 
 import lockfuzz
 from lockfuzz import ReplayError, load_failure, replay
-from lockfuzz._failure_file import SCHEMA
+from lockfuzz._reports._failure_file import SCHEMA
 
 MUTANT = "lockfuzz.targets.mutants.nonatomic_tas:NonatomicTasLock"
 
@@ -123,7 +123,7 @@ def test_a_drifting_trace_names_the_first_differing_event(saved, tmp_path):
 
 
 def test_files_are_written_atomically(tmp_path, monkeypatch):
-    from lockfuzz import _failure_file
+    from lockfuzz._reports import _failure_file
 
     f = load_failure(next(iter(_saved_files(tmp_path))))
     target = tmp_path / "out"

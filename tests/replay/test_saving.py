@@ -13,8 +13,8 @@ import pytest
 
 import lockfuzz
 from lockfuzz import InvalidArgument
-from lockfuzz._cli import main
-from lockfuzz._failure_file import STALE_TMP_SECONDS, Failure, write_failure
+from lockfuzz._frontends._cli import main
+from lockfuzz._reports._failure_file import STALE_TMP_SECONDS, Failure, write_failure
 
 MUTANT = "lockfuzz.targets.mutants.nonatomic_tas:NonatomicTasLock"
 
@@ -53,7 +53,7 @@ def test_an_unwritable_failure_dir_is_refused_before_the_campaign(tmp_path: Path
 
 
 def test_a_failure_dir_without_write_permission_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lockfuzz import _failure_file
+    from lockfuzz._reports import _failure_file
 
     monkeypatch.setattr(_failure_file.os, "access", lambda path, mode: False)  # as a non-root user would see it
     with pytest.raises(InvalidArgument, match="is not writable"):
@@ -63,7 +63,7 @@ def test_a_failure_dir_without_write_permission_is_refused(tmp_path: Path, monke
 
 def test_a_save_that_fails_later_prints_the_whole_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from lockfuzz import _campaign
+    from lockfuzz._campaigns import _campaign
 
     def disk_full(*args: object, **kwargs: object) -> Path:
         raise OSError(28, "No space left on device")
@@ -113,7 +113,7 @@ def test_stale_temporary_files_are_removed_by_the_next_write(tmp_path: Path) -> 
 
 def test_a_long_trace_is_not_stored_and_replay_rebuilds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from lockfuzz import _failure_file
+    from lockfuzz._reports import _failure_file
 
     (found,) = lockfuzz.fuzz(MUTANT, runs=300).found
     assert found.failure.trace is not None and len(found.failure.trace) > 5

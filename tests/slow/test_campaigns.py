@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import lockfuzz
-from lockfuzz._registry import bundled_targets
+from lockfuzz._model._registry import bundled_targets
 
 KNOWN_BROKEN = {"arena_spinlock": "final-state"}
 CORRECT = sorted(set(bundled_targets(mutants=False)) - set(KNOWN_BROKEN))

@@ -108,7 +108,7 @@ def _duration_ns(text: str) -> int:
 def _workers(text: str) -> int:
     """``--workers``: an integer >= 1, or ``auto`` (the cores this process may use)."""
     if text == "auto":
-        from ._workers import available_cores
+        from .._campaigns._workers import available_cores
 
         return available_cores()
     try:
@@ -133,8 +133,8 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _dask_address(text: str) -> str:
-    from ._dask import check_address
-    from ._errors import InvalidArgument
+    from .._campaigns._dask import check_address
+    from .._model._errors import InvalidArgument
 
     try:
         return check_address(text)
@@ -158,7 +158,7 @@ def _param(text: str) -> tuple[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ._search import DEFAULT_STRATEGY, STRATEGIES
+    from .._search import DEFAULT_STRATEGY, STRATEGIES
 
     parser = _Parser(
         prog="lockfuzz",
@@ -167,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"lockfuzz {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from hypothesis.errors import InvalidArgument as HypothesisInvalidArgument
 
-    from ._errors import InvalidArgument, ProgramError, ReplayError
+    from .._model._errors import InvalidArgument, ProgramError, ReplayError
 
     try:
         return int(_COMMANDS[args.command](args))
@@ -333,7 +333,7 @@ def _resolve(spec: str) -> type:
     NameError at import time) is bad input, not a lockfuzz bug: one line and exit 2."""
     import importlib
 
-    from ._target import _path_hint, resolve_target
+    from .._model._target import _path_hint, resolve_target
 
     module_name = spec.partition(":")[0] if ":" in spec else ""
     hint = _path_hint(module_name)
@@ -362,8 +362,8 @@ def _check_params(target_cls: type, params: dict[str, Any], n_cpus: int, n_locks
     _check_signature(target_cls, params, option)
     # The constructor's own validation (``InvalidArgument``: poll_interval=0) is about the
     # value the user typed, so it is a usage error too; a target built on a throwaway machine.
-    from ._errors import InvalidArgument
-    from ._machine import Machine
+    from .._model._errors import InvalidArgument
+    from .._engine._machine import Machine
 
     try:
         target_cls(Machine(n_cpus=n_cpus, n_locks=n_locks), **params)
@@ -390,8 +390,8 @@ def _check_signature(target_cls: type, params: dict[str, Any], option: str = "--
 
 def _check_failure_dir(failure_dir: Path) -> None:
     """Before the campaign: a finding must never be lost to a directory it cannot be saved in."""
-    from ._errors import InvalidArgument
-    from ._failure_file import check_directory
+    from .._model._errors import InvalidArgument
+    from .._reports._failure_file import check_directory
 
     try:
         check_directory(failure_dir)
@@ -400,7 +400,7 @@ def _check_failure_dir(failure_dir: Path) -> None:
 
 
 def _display_path(path: Path | None) -> str:
-    from ._report import display_path
+    from .._reports._report import display_path
 
     return "(not saved)" if path is None else display_path(path)
 
@@ -472,8 +472,8 @@ def _clear_progress() -> None:
 
 def _read_program(path: Path) -> Any:
     """``--program FILE``: the text form (``Program.from_text``) or the JSON form (``to_json``)."""
-    from ._errors import InvalidArgument, ProgramError
-    from ._program import Program
+    from .._model._errors import InvalidArgument, ProgramError
+    from .._model._program import Program
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -492,8 +492,8 @@ def _read_program(path: Path) -> Any:
 
 
 def _resolve_property(path: str) -> Any:
-    from ._errors import InvalidArgument
-    from ._properties import resolve_property
+    from .._model._errors import InvalidArgument
+    from .._oracles._properties import resolve_property
 
     try:
         return resolve_property(path)
@@ -516,8 +516,8 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     global _progress
     from lockfuzz.strategies import interrupts_for, programs_for
 
-    from ._campaign import fuzz
-    from ._report import failure_report
+    from .._campaigns._campaign import fuzz
+    from .._reports._report import failure_report
 
     target_cls = _resolve(args.target)
     params = dict(args.param)
@@ -538,8 +538,8 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     if args.budget_max is not None:
         program_options["budget_max_ns"] = args.budget_max
     programs = programs_for(target_cls, params=params, **program_options)
-    from ._engine import Settings
-    from ._trio_driver import driver_of
+    from .._engine._run import Settings
+    from .._trio._driver import driver_of
 
     trio_target = driver_of(target_cls) == "trio"
     args.settings_in_force = Settings(cancels=args.cancellations)  # shards run with it too (_scale_cli)
@@ -638,9 +638,9 @@ def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace) -> bool:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from ._failure_file import load_failure, replay
-    from ._report import timeline
-    from ._watchdog import step_timeout
+    from .._reports._failure_file import load_failure, replay
+    from .._reports._report import timeline
+    from .._engine._watchdog import step_timeout
 
     failure = load_failure(args.file)
     _resolve(failure.target)  # a target that no longer imports: one line, exit 2
@@ -654,8 +654,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from ._failure_file import load_failure
-    from ._report import failure_report, perfetto
+    from .._reports._failure_file import load_failure
+    from .._reports._report import failure_report, perfetto
 
     failure = load_failure(args.file)
     if failure.trace is None and args.perfetto is not None:
@@ -682,7 +682,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:
-    from ._registry import bundled_targets
+    from .._model._registry import bundled_targets
 
     sections = [("targets", bundled_targets(mutants=False))]
     if args.mutants:
@@ -702,7 +702,7 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _describe_target(path: str) -> list[str]:
-    from ._errors import LockfuzzError
+    from .._model._errors import LockfuzzError
 
     try:
         cls = _resolve(path)

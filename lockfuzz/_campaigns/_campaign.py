@@ -70,21 +70,21 @@ from hypothesis import strategies as st
 from hypothesis.database import InMemoryExampleDatabase
 from hypothesis.errors import Unsatisfiable
 
-from . import _watchdog
+from .._engine import _watchdog
 from ._coverage import TargetCoverage, TargetCoverageResult
-from ._engine import Engine, RunResult, Schedule, Settings
-from ._errors import InvalidArgument, ProgramError
-from ._failure_file import Failure, check_directory, property_paths, write_failure
+from .._engine._run import Engine, RunResult, Schedule, Settings
+from .._model._errors import InvalidArgument, ProgramError
+from .._reports._failure_file import Failure, check_directory, property_paths, write_failure
 from ._features import FEATURES_KEY, Features, summarise, summary_lines
-from ._hypothesis_internals import stable_draws
+from .._search._hypothesis_internals import stable_draws
 from ._minimise import minimise as minimise_schedule
-from ._oracles import default_oracles
-from ._program import Program
-from ._properties import check_properties, oracles_for
-from ._search import DEFAULT_STRATEGY, derive_seed, get_strategy
-from ._search.random_walk import RandomWalk
-from ._search.swarm import DENSITIES, SparseWalk
-from ._target import resolve_target, target_path
+from .._oracles import default_oracles
+from .._model._program import Program
+from .._oracles._properties import check_properties, oracles_for
+from .._search import DEFAULT_STRATEGY, derive_seed, get_strategy
+from .._search.random_walk import RandomWalk
+from .._search.swarm import DENSITIES, SparseWalk
+from .._model._target import resolve_target, target_path
 
 __all__ = ["CampaignReport", "CoverageReport", "Found", "fuzz"]
 
@@ -282,7 +282,7 @@ def fuzz(
     moments and, for a target with per-call budgets, the budgets of its ``Lock`` operations
     written without one (``lockfuzz.strategies.programs_like``). ``properties`` are functions of
     the run's public record (``lockfuzz.RunRecord``) checked after every run as the oracles are:
-    a failure is ``property/NAME`` (``lockfuzz._properties``).
+    a failure is ``property/NAME`` (``lockfuzz._oracles._properties``).
 
     ``step_timeout`` (seconds of real time, None for none) bounds one step of the target: a
     step that runs longer without yielding is a ``target-fault/no-yield`` finding (``_watchdog``).
@@ -367,7 +367,7 @@ def _fixed_programs(target_cls: Any, program: Any, programs: Any, budget_max_ns:
         raise InvalidArgument(
             f"program: {program.n_cpus} CPUs, but {target_cls.__name__} is written for at most {limit}"
         )
-    from ._engine import check_modes
+    from .._engine._run import check_modes
 
     check_modes(program, capabilities_for(target_cls, params), target_cls.__name__)  # what it promises with params
     return programs_like(program, budgets=budgets_for(target_cls, budget_max_ns=budget_max_ns))

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import InvalidArgument
+from .._model._errors import InvalidArgument
 
 __all__ = ["FileCoverage", "Missed", "TargetCoverage", "TargetCoverageResult", "target_sources"]
 

@@ -25,10 +25,10 @@ from typing import Any, Callable, ClassVar
 
 import trio
 
-from ._capabilities import Capabilities, Fairness, Sharing, Timeouts
-from ._errors import InvalidArgument
-from ._status import Status
-from ._target import Target
+from .._model._capabilities import Capabilities, Fairness, Sharing, Timeouts
+from .._model._errors import InvalidArgument
+from .._model._status import Status
+from .._model._target import Target
 
 __all__ = ["trio_target"]
 

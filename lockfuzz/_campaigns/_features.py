@@ -37,12 +37,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._events import ACQUIRE, ACQUIRED, CLOCK, IRQ_ENTER
-from ._oracles._base import Oracle
-from ._status import Level, Status
+from .._engine._events import ACQUIRE, ACQUIRED, CLOCK, IRQ_ENTER
+from .._oracles._base import Oracle
+from .._model._status import Level, Status
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from ._engine import Context, Engine
+    from .._engine._run import Context, Engine
 
 __all__ = ["FEATURES_KEY", "Features", "summarise", "summary_lines"]
 

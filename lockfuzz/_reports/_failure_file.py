@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ._engine import Engine, RunResult, Schedule, Settings
-from ._errors import InvalidArgument, ReplayError
-from ._events import Trace
-from ._program import Program
-from ._properties import oracles_for, property_name, property_path, resolve_property
-from ._target import resolve_target, target_path
+from .._engine._run import Engine, RunResult, Schedule, Settings
+from .._model._errors import InvalidArgument, ReplayError
+from .._engine._events import Trace
+from .._model._program import Program
+from .._oracles._properties import oracles_for, property_name, property_path, resolve_property
+from .._model._target import resolve_target, target_path
 
 __all__ = ["FORMAT", "SCHEMA", "Failure", "ReplayOutcome", "check_directory", "load_failure", "replay", "write_failure"]
 
@@ -43,7 +43,7 @@ SCHEMA = 3
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

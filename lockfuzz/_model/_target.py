@@ -31,8 +31,8 @@ from ._errors import InvalidArgument
 from ._status import Status
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from ._engine import Context
-    from ._machine import Machine
+    from .._engine._run import Context
+    from .._engine._machine import Machine
 
 __all__ = ["Target", "resolve_target", "target_path"]
 

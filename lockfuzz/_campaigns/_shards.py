@@ -34,10 +34,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import InvalidArgument
-from ._failure_file import Failure, load_failure, write_failure
-from ._program import Program
-from ._search import DEFAULT_STRATEGY, derive_seed
+from .._model._errors import InvalidArgument
+from .._reports._failure_file import Failure, load_failure, write_failure
+from .._model._program import Program
+from .._search import DEFAULT_STRATEGY, derive_seed
 
 __all__ = [
     "SUMMARY_SUFFIX", "Merger", "ShardResult", "ShardSpec", "load_summaries", "merge", "plan", "run_shard",
@@ -146,8 +146,8 @@ def run_shard(spec: ShardSpec, progress: Callable[[int, list[tuple[str, str]]], 
     from lockfuzz.strategies import programs_for
 
     from ._campaign import fuzz
-    from ._engine import Settings
-    from ._target import resolve_target
+    from .._engine._run import Settings
+    from .._model._target import resolve_target
 
     target_cls = resolve_target(spec.target)
     programs = programs_for(target_cls, params=dict(spec.params), **(spec.programs or {}))
@@ -341,7 +341,7 @@ def write_summary(result: ShardResult, directory: str | os.PathLike[str]) -> Pat
          "file": Failure.from_json(f["failure"]).name if f["path"] is None else Path(f["path"]).name}
         for f in result.found
     ]
-    from . import __version__
+    from .. import __version__
 
     doc = {"format": SUMMARY_FORMAT, "schema": SUMMARY_SCHEMA, "lockfuzz_version": __version__, **data}
     path = directory / summary_name(result.index, result.count)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ._cli import UsageError, _count, _display_path
-from ._shards import Merger, ShardSpec, load_summaries, merge, run_shard, settle, write_summary
-from ._target import resolve_target, target_path
-from ._workers import Snapshot, available_cores, fuzz_sharded
+from .._campaigns._shards import Merger, ShardSpec, load_summaries, merge, run_shard, settle, write_summary
+from .._model._target import resolve_target, target_path
+from .._campaigns._workers import Snapshot, available_cores, fuzz_sharded
 
 __all__ = ["fuzz_shards", "merge_dirs"]
 

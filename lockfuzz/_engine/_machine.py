@@ -17,10 +17,10 @@ from __future__ import annotations
 import types
 from typing import TYPE_CHECKING, Any, Callable, Generator, Sequence
 
-from ._errors import InvalidArgument
+from .._model._errors import InvalidArgument
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
-    from ._engine import Context
+    from ._run import Context
 
 __all__ = ["Cell", "Machine", "OP_NAMES", "Watch"]
 

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Iterator, Sequence
 
-from ._engine import Engine, RunResult, Schedule, Settings
-from ._errors import ProgramError
-from ._program import CpuProgram, Handler, Lock, Op, Program, Unlock, Work
-from ._properties import oracles_for
-from ._search.exhaustive import bounded_schedules
+from .._engine._run import Engine, RunResult, Schedule, Settings
+from .._model._errors import ProgramError
+from .._model._program import CpuProgram, Handler, Lock, Op, Program, Unlock, Work
+from .._oracles._properties import oracles_for
+from .._search.exhaustive import bounded_schedules
 
 __all__ = ["Minimised", "minimise", "preemptions"]
 
@@ -72,7 +72,7 @@ class Minimised:
     @property
     def covers(self) -> str:
         """What the result is minimal in, as the reports print it."""
-        from ._report import minimality
+        from .._reports._report import minimality
 
         return minimality(self.proven_minimal, self.program_minimal, preemptions(self.decisions))
 

@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._errors import Violation
+from .._model._errors import Violation
 from ._events import ACQUIRE, ACQUIRED, RELEASE, RELEASED, SHARED_RELEASE
 from ._machine import checkpoint, sleep_until
-from ._program import Lock, OnError, Op, Unlock
-from ._status import Status
+from .._model._program import Lock, OnError, Op, Unlock
+from .._model._status import Status
 from ._watchdog import NoYield
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from ._engine import Context, Engine
+    from ._run import Context, Engine
 
 _STATUSES = {int(s): s for s in (Status.OK, Status.EDEADLK, Status.ETIMEDOUT, Status.EALREADY)}
 #: What may pass out of a target untouched: Ctrl-C, a coroutine being closed, and trio's own

@@ -33,11 +33,11 @@ from typing import Any
 from hypothesis import reject
 from hypothesis.control import currently_in_test_context
 
-from ._engine import Engine, RunResult, Settings
-from ._errors import InvalidArgument, ProgramError
-from ._program import Program
-from ._search import DEFAULT_STRATEGY, derive_seed, get_strategy
-from ._target import resolve_target
+from .._engine._run import Engine, RunResult, Settings
+from .._model._errors import InvalidArgument, ProgramError
+from .._model._program import Program
+from .._search import DEFAULT_STRATEGY, derive_seed, get_strategy
+from .._model._target import resolve_target
 
 __all__ = ["LockfuzzFailure", "check"]
 
@@ -75,7 +75,7 @@ class LockfuzzFailure(AssertionError):
 
     @property
     def failure(self) -> Any:
-        from ._failure_file import Failure
+        from .._reports._failure_file import Failure
 
         m = self.minimised
         return Failure.from_run(self.target_cls, self.params, m.program, m.result, self.settings,
@@ -89,8 +89,8 @@ class LockfuzzFailure(AssertionError):
 
 
 def _describe(exc: LockfuzzFailure) -> str:
-    from ._report import minimality, timeline, violation_text
-    from ._target import target_path
+    from .._reports._report import minimality, timeline, violation_text
+    from .._model._target import target_path
 
     try:
         m = exc.minimised

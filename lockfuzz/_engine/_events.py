@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ._machine import OP_NAMES
-from ._status import Mark, Status
+from .._model._status import Mark, Status
 
 _MARKS = {int(m): {"TAKEN": "taken", "PENDING": "pending waiter", "HEAD": "queue head"}[m.name] for m in Mark}
 

@@ -26,13 +26,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from ._errors import Violation
-from ._events import (
+from .._model._errors import Violation
+from .._engine._events import (
     ACQUIRE, ACQUIRED, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, KIND_NAMES, MARK, RELEASE, RELEASED, Trace, event_text,
 )
-from ._events import CANCEL, SHARED_RELEASE, acquire_budget, acquire_shared, cancel_text
-from ._machine import CHECKPOINT, LOAD, SLEEP, START, STORE, STORE_FIELD, WAIT
-from ._status import Status
+from .._engine._events import CANCEL, SHARED_RELEASE, acquire_budget, acquire_shared, cancel_text
+from .._engine._machine import CHECKPOINT, LOAD, SLEEP, START, STORE, STORE_FIELD, WAIT
+from .._model._status import Status
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from ._failure_file import Failure

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._failure_file import Failure, write_failure
+from .._reports._failure_file import Failure, write_failure
 from ._shards import Merger, ShardResult, ShardSpec, run_shard, settle
 
 __all__ = ["ShardCampaign", "available_cores", "run_pool", "run_serial"]

@@ -49,15 +49,15 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
-from ._errors import InvalidArgument, Violation
+from .._model._errors import InvalidArgument, Violation
 from ._events import ACQUIRED, CANCEL, CLOCK, DONE, FINAL, IRQ_ENTER, IRQ_EXIT, MARK, Trace
 from . import _watchdog
 from ._interpreter import PASS_THROUGH, run_line
-from ._oracles import default_oracles
-from ._oracles._truth import GroundTruth
+from .._oracles import default_oracles
+from .._oracles._truth import GroundTruth
 from ._machine import MEMORY_OPS, SLEEP, START, WAIT, WAIT_CELLS, Cell, Machine, Watch
-from ._program import Handler, Lock, OnError, Program, Unlock
-from ._status import Level, Mark, Status
+from .._model._program import Handler, Lock, OnError, Program, Unlock
+from .._model._status import Level, Mark, Status
 
 __all__ = ["Context", "DecisionSource", "Engine", "RunResult", "Settings", "run"]
 
@@ -230,7 +230,7 @@ class Engine:
         # Targets written over trio itself (``driver = "trio"``) run on the trio driver, where
         # each trio checkpoint is a decision: same decisions, same events, same oracles.
         if cls is Engine and getattr(target_cls, "driver", None) == "trio":
-            from ._trio_driver import TrioEngine
+            from .._trio._driver import TrioEngine
 
             cls = TrioEngine
         return super().__new__(cls)
@@ -824,12 +824,12 @@ class Engine:
         return [c for s in self.stacks for c in s if c.blocked or not c.top]
 
     def _hang(self) -> None:
-        from ._oracles.hang import hang_violation
+        from .._oracles.hang import hang_violation
 
         raise hang_violation(self)
 
     def _livelock(self) -> None:
-        from ._oracles.livelock import livelock_violation
+        from .._oracles.livelock import livelock_violation
 
         raise livelock_violation(self)
 
@@ -952,7 +952,7 @@ def run_on(
     oracles: Sequence[Any] | None = None,
 ) -> RunResult:
     """``run`` with the engine class given (``run_trio`` passes the trio driver's)."""
-    from ._target import resolve_target
+    from .._model._target import resolve_target
 
     target_cls = resolve_target(target)
     source: Any = Schedule(schedule or ()) if schedule is None or isinstance(schedule, (list, tuple)) else schedule

@@ -19,14 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ._errors import InvalidArgument, LockfuzzError, Violation
-from ._events import ACQUIRE, ACQUIRED, RELEASED, Trace, acquire_budget
-from ._oracles._base import Oracle
-from ._status import Level, Status
+from .._model._errors import InvalidArgument, LockfuzzError, Violation
+from .._engine._events import ACQUIRE, ACQUIRED, RELEASED, Trace, acquire_budget
+from ._base import Oracle
+from .._model._status import Level, Status
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from ._engine import Engine
-    from ._program import Program
+    from .._engine._run import Engine
+    from .._model._program import Program
 
 __all__ = [
     "Acquisition", "PropertyError", "PropertyOracle", "RunRecord", "oracles_for", "property_name", "property_path",
@@ -163,7 +163,7 @@ def oracles_for(properties: Sequence[Callable[[RunRecord], Any]]) -> list[Oracle
     """The oracles of a run that also checks ``properties`` (None: the defaults, nothing more)."""
     if not properties:
         return None
-    from ._oracles import default_oracles
+    from . import default_oracles
 
     return [*default_oracles(), PropertyOracle(properties)]
 

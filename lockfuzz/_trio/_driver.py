@@ -94,15 +94,15 @@ from typing import Any, Callable, Generator, Sequence
 import sniffio
 import trio
 
-from . import _trio_internals
-from ._engine import Context, DecisionSource, Engine, RunResult, Settings, run_on
-from ._errors import InvalidArgument, Violation
-from ._events import CANCEL, CLOCK
-from ._interpreter import CANCELLED, acquire_call, release_call
-from ._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, WAIT_CELLS
-from ._oracles.hang import hang_violation
-from ._oracles.livelock import livelock_violation
-from ._program import Program
+from . import _internals as _trio_internals
+from .._engine._run import Context, DecisionSource, Engine, RunResult, Settings, run_on
+from .._model._errors import InvalidArgument, Violation
+from .._engine._events import CANCEL, CLOCK
+from .._engine._interpreter import CANCELLED, acquire_call, release_call
+from .._engine._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, WAIT_CELLS
+from .._oracles.hang import hang_violation
+from .._oracles.livelock import livelock_violation
+from .._model._program import Program
 
 __all__ = ["DRIVERS", "TrioEngine", "VirtualClock", "driver_of", "make_engine", "run_trio"]
 

@@ -21,7 +21,7 @@ import time
 import uuid
 from typing import Any
 
-from ._errors import InvalidArgument
+from .._model._errors import InvalidArgument
 from ._shards import ShardResult, ShardSpec, run_shard
 from ._workers import ShardCampaign
 

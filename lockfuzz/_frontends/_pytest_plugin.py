@@ -44,7 +44,7 @@ from typing import Any, NoReturn
 import pytest
 
 from ._cli import _positive_int, _seconds
-from ._errors import LockfuzzWarning
+from .._model._errors import LockfuzzWarning
 
 __all__ = ["LockfuzzWarning"]
 
@@ -130,7 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"ini option lockfuzz_profile = {profile!r}: expected one of {expected}")
     strategy = config.getoption("lockfuzz_strategy") or str(config.getini("lockfuzz_strategy") or "").strip()
     if strategy:
-        from ._search import STRATEGIES
+        from .._search import STRATEGIES
 
         if strategy not in STRATEGIES:
             raise pytest.UsageError(f"lockfuzz strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
@@ -206,8 +206,8 @@ class _Settings:
 
 def _program(value: Any) -> Any:
     """The marker's ``program=``: a ``Program``, or its text form (``Program.from_text``)."""
-    from ._errors import InvalidArgument, ProgramError
-    from ._program import Program
+    from .._model._errors import InvalidArgument, ProgramError
+    from .._model._program import Program
 
     if value is None or isinstance(value, Program):
         return value
@@ -221,8 +221,8 @@ def _program(value: Any) -> Any:
 
 def _properties(value: Any) -> list[Any]:
     """The marker's ``properties=``: functions of a ``RunRecord``, or ``module:function`` paths."""
-    from ._errors import InvalidArgument
-    from ._properties import check_properties, resolve_property
+    from .._model._errors import InvalidArgument
+    from .._oracles._properties import check_properties, resolve_property
 
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         _fail(f"@pytest.mark.lockfuzz: properties={value!r}: expected a list of functions or module:function paths")
@@ -263,11 +263,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 def _run(item: pytest.Function, s: _Settings) -> None:
     from hypothesis.errors import InvalidArgument as HypothesisInvalidArgument
 
-    from ._campaign import fuzz
-    from ._errors import InvalidArgument, ProgramError, ReplayError
-    from ._failure_file import load_failure
-    from ._report import display_path, failure_report
-    from ._target import resolve_target, target_path
+    from .._campaigns._campaign import fuzz
+    from .._model._errors import InvalidArgument, ProgramError, ReplayError
+    from .._reports._failure_file import load_failure
+    from .._reports._report import display_path, failure_report
+    from .._model._target import resolve_target, target_path
 
     log: list[str] = []
     try:
@@ -406,8 +406,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def _replay(failure: Any, target_cls: type) -> Any:
     """``lockfuzz.replay``, or, for a target class that cannot be imported by its path (one
     defined inside a function), the same run on the class itself."""
-    from ._failure_file import ReplayOutcome, replay, run_failure
-    from ._target import resolve_target
+    from .._reports._failure_file import ReplayOutcome, replay, run_failure
+    from .._model._target import resolve_target
 
     try:
         importable = resolve_target(failure.target) is target_cls
