@@ -21,9 +21,15 @@ What it models, one step per access:
   order since "rqspinlock: Enclose lock/unlock within lock entry acquisitions": a handler landing
   between the two still finds the entry, and gets EDEADLK rather than a timeout).
 
-Between polls a waiter blocks on ``wait_until(word == 0, deadline)`` whose deadline is the next
-moment a check would do anything (the 1 ms re-check or the timeout), so the model behaves like
-the kernel's loop with a check at every poll while costing a few steps per millisecond.
+Between polls a waiter sleeps (``wait_until`` over a watch of the word and every held table)
+until something a check reads changes, or the next moment a check could do anything, so the
+model behaves like the kernel's loop with a check at every poll while costing steps per event,
+not per millisecond. The kernel polls without pause, so its ABBA checks fall on a grid fixed by
+its last one: every 1 ms + 1 ns (the first poll strictly more than 1 ms later). A check whose
+inputs did not change since the last one reads the same and finds nothing, so the model skips it
+and, with nothing changed, sleeps until its timeout; when a change wakes it, the checks it skipped
+are the grid's points before the change, and its next real check is the first point after it
+(or at once, if that point passed before the waiter could run again).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Literal
 
 from lockfuzz import Capabilities, Context, Detection, Machine, Status, Target, Timeouts
 
-__all__ = ["DEADLOCK_CHECK_NS", "RES_NR_HELD", "TAS_TIMEOUT_NS", "ResilientTasLock"]
+__all__ = ["CHECK_PERIOD_NS", "DEADLOCK_CHECK_NS", "RES_NR_HELD", "TAS_TIMEOUT_NS", "ResilientTasLock"]
 
 #: Entries in each CPU's held-locks table (include/asm-generic/rqspinlock.h).
 RES_NR_HELD = 31
@@ -40,6 +46,9 @@ RES_NR_HELD = 31
 TAS_TIMEOUT_NS = 1_000_000_000
 #: Deadlock re-check interval: NSEC_PER_MSEC, strict (``prev + NSEC_PER_MSEC < now``).
 DEADLOCK_CHECK_NS = 1_000_000
+#: The period of the ABBA checks of a waiter that polls without pause, at the model's 1 ns: the
+#: first poll strictly more than DEADLOCK_CHECK_NS after the last check.
+CHECK_PERIOD_NS = DEADLOCK_CHECK_NS + 1
 
 
 class _Timer:
@@ -129,10 +138,12 @@ class ResilientTasLock(Target):
             if ret:
                 await self._release_entry(ctx.cpu)
                 return ret
-            # Sleep until the word or a table changes, or the next check falls due; then poll.
+            # Sleep until the word or a table changes, or the next check could act; then poll.
             # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
             seen = await changes.wait_until(lambda v, s=timer.seen: v != s, self._next_check(timer))  # type: ignore[misc]
             if seen != timer.seen:
+                if not timer.stale:  # asleep since its last check: the checks it skipped
+                    _skip_checks(timer, ctx.woken_ns)
                 timer.seen, timer.stale = seen, True
             val = await word.load()
 
@@ -185,9 +196,12 @@ class ResilientTasLock(Target):
         return 0
 
     def _next_check(self, timer: _Timer) -> int:
-        """The first moment a check would do anything: the ABBA re-check or the timeout."""
+        """The first moment a check would do anything: the ABBA re-check if its inputs changed
+        since the last one, or the timeout."""
         assert timer.end is not None  # armed by the wait loop's first _check_timeout
-        return min(timer.cur + DEADLOCK_CHECK_NS + 1, timer.end + 1)
+        if not timer.stale:
+            return timer.end + 1
+        return min(timer.cur + CHECK_PERIOD_NS, timer.end + 1)
 
     async def _check_aa(self, cpu: int, lock: int) -> Status | Literal[0]:
         """EDEADLK if ``lock`` is in this CPU's table below the top (our own attempt)."""
@@ -224,6 +238,17 @@ class ResilientTasLock(Target):
                         return Status.EDEADLK
                 return 0
         return 0
+
+
+def _skip_checks(timer: _Timer, changed_ns: int) -> None:
+    """A waiter that slept with nothing changed since its last check (``timer.cur``) learns of a
+    change made at ``changed_ns``. The kernel's waiter polled all along, checking at each point
+    of the grid ``cur + k * CHECK_PERIOD_NS`` and finding nothing before the change: make the last
+    such point its last check, so that the next one falls where the kernel's would. (A change made
+    while it was still checking ends its wait at once, with ``woken_ns`` from an earlier wake,
+    before ``cur``: nothing was skipped.)"""
+    if changed_ns > timer.cur:
+        timer.cur += (changed_ns - 1 - timer.cur) // CHECK_PERIOD_NS * CHECK_PERIOD_NS
 
 
 def _is_zero(value: int) -> bool:
