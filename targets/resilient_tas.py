@@ -21,15 +21,15 @@ What it models, one step per access:
   order since "rqspinlock: Enclose lock/unlock within lock entry acquisitions": a handler landing
   between the two still finds the entry, and gets EDEADLK rather than a timeout).
 
-Between polls a waiter sleeps (``wait_until`` over a watch of the word and every held table)
-until something a check reads changes, or the next moment a check could do anything, so the
-model behaves like the kernel's loop with a check at every poll while costing steps per event,
-not per millisecond. The kernel polls without pause, so its ABBA checks fall on a grid fixed by
-its last one: every 1 ms + 1 ns (the first poll strictly more than 1 ms later). A check whose
-inputs did not change since the last one reads the same and finds nothing, so the model skips it
-and, with nothing changed, sleeps until its timeout; when a change wakes it, the checks it skipped
-are the grid's points before the change, and its next real check is the first point after it
-(or at once, if that point passed before the waiter could run again).
+Between polls a waiter sleeps in ``wait_until`` until the word reads 0 or the next moment a check
+could do anything, so the model behaves like the kernel's loop with a check at every poll while
+costing steps per event, not per millisecond. The kernel polls without pause, so its ABBA checks
+fall on a grid fixed by its last one: every 1 ms + 1 ns (the first poll strictly more than 1 ms
+later). A check whose inputs (the word, every held table: a ``Machine.watch``) did not change
+since the last one would read the same and find nothing, so after a check the waiter sleeps
+until one of them changes, or its timeout; when a change wakes it, the checks it slept through
+are the grid's points before the change, and its next check is the first point after it (or at
+once, if that point passed before the waiter could run again), where the kernel's would be.
 """
 
 from __future__ import annotations
@@ -138,14 +138,16 @@ class ResilientTasLock(Target):
             if ret:
                 await self._release_entry(ctx.cpu)
                 return ret
-            # Sleep until the word or a table changes, or the next check could act; then poll.
-            # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
-            seen = await changes.wait_until(lambda v, s=timer.seen: v != s, self._next_check(timer))  # type: ignore[misc]
-            if seen != timer.seen:
-                if not timer.stale:  # asleep since its last check: the checks it skipped
+            if not timer.stale:
+                # Nothing a check reads (the word included) changed since the last check: only
+                # the timeout can act. Sleep until something changes, or the timeout.
+                # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
+                seen = await changes.wait_until(lambda v, s=timer.seen: v != s, self._next_check(timer))  # type: ignore[misc]
+                if seen != timer.seen:  # the checks it slept through found nothing
                     _skip_checks(timer, ctx.woken_ns)
-                timer.seen, timer.stale = seen, True
-            val = await word.load()
+                    timer.stale = True
+            # Poll: re-read the word until it reads 0 or the next check falls due.
+            val = await word.wait_until(_is_zero, self._next_check(timer))
 
     async def release(self, ctx: Context, lock: int) -> None:
         await self.words[lock].store(0)

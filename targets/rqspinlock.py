@@ -30,10 +30,11 @@ Modelling choices:
   one. A check that can do nothing touches no memory and is skipped: neither ``now >
   timeout_end`` nor more than 1 ms since the last ABBA check, or an ABBA check whose inputs (the
   lock word, every held table: a ``Machine.watch``) did not change since the last one, which
-  would read the same and find nothing. The waiter sleeps in ``wait_until`` until one of those
-  inputs changes or the first due check that can act, so a wait costs steps per change, not
-  per millisecond. The ABBA checks of a waiter left alone fall on a grid fixed by the last one
-  it ran (the first poll more than 1 ms after each); when a change wakes a waiter that slept
+  would read the same and find nothing. The waiter sleeps in ``wait_until`` until the word
+  satisfies its condition or the first due check that can act, and after an ABBA check until
+  one of its inputs changes or the timeout, so a wait costs steps per change, not per
+  millisecond. The ABBA checks of a waiter left alone fall on a grid fixed by the last one it
+  ran (the first poll more than 1 ms after each); when a change wakes a waiter that slept
   through some of them, the next check is the first point of that grid after the change (or at
   once, if that point passed before the waiter could run again), where the kernel's would be.
   Time a waiter spends preempted or interrupted counts as polling time (the kernel would not
@@ -248,7 +249,6 @@ class RqSpinlock(Target):
         (timeout wins) and run the ABBA check when more than 1 ms passed since the last one.
         """
         cpu, machine, word, poll, changes = ctx.cpu, self.machine, self.word[lock], self.poll_ns, self.changes[lock]
-        seen = changes.value  # free: the model's bookkeeping, not a memory access
         val = await word.load()  # the first poll
         if done(val):
             return val, 0
@@ -257,21 +257,23 @@ class RqSpinlock(Target):
         cur = last = machine.now  # ts.cur, and the time of the last check
         end = cur + duration  # ts.timeout_end
         stale = True  # the ABBA check's inputs changed since it last ran (it has not run yet)
+        seen = 0  # the count of changes to those inputs when it last ran (set when it runs)
         while True:
-            # Sleep until the word or a table changes, or until the first due check that can act:
-            # the timeout, or the ABBA re-check if its inputs changed since it last ran.
-            due = _next_poll(last, poll, (min(end, cur + NSEC_PER_MSEC) if stale else end) + 1)
-            # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
-            now_seen = await changes.wait_until(lambda v, s=seen: v != s, deadline_ns=due)  # type: ignore[misc]
-            if now_seen != seen:  # something changed: poll the word; the tables may differ too
-                if not stale:  # it slept through the checks that found nothing: on the grid
+            if not stale:
+                # Nothing the ABBA check reads (the word included) changed since it last ran:
+                # only the timeout can act. Sleep until something changes, or the timeout.
+                due = _next_poll(last, poll, end + 1)
+                # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
+                now_seen = await changes.wait_until(lambda v, s=seen: v != s, deadline_ns=due)  # type: ignore[misc]
+                if now_seen != seen:  # the checks it slept through found nothing: on the grid
                     cur = _skipped_abba(cur, last, poll, ctx.woken_ns)
-                seen, stale = now_seen, True
-                val = await word.load()
-                if done(val):
-                    return val, 0
-                if machine.now < _next_poll(last, poll, min(end, cur + NSEC_PER_MSEC) + 1):
-                    continue
+                    stale = True
+            # Poll: re-read the word until it satisfies the condition or the next check that can
+            # act falls due (the timeout, or the ABBA re-check).
+            due = _next_poll(last, poll, (min(end, cur + NSEC_PER_MSEC) if stale else end) + 1)
+            val = await word.wait_until(done, deadline_ns=due)
+            if done(val):
+                return val, 0
             now = machine.now
             if now > end:
                 return val, Status.ETIMEDOUT
