@@ -1,13 +1,21 @@
-"""Runs per second for each bundled correct target, on one program and one search.
+"""Runs per second for each bundled correct target: the engine on one program, and a campaign.
 
-The program is bench/engine.py's: 3 CPUs, 2 locks, nested acquisitions in one order and one
-hardirq handler (on a CPU whose task never takes the handler's lock), so it cannot deadlock on a
-lock that detects nothing. Each run is a fresh machine with every oracle on and a seeded random
-walk (trio_lock runs on the trio driver). Prints a table (runs/s,
-mean steps and events per run, runs with a violation), then, as the last line, a JSON object
-mapping target name to runs per second.
+Engine: the program is bench/engine.py's: 3 CPUs, 2 locks, nested acquisitions in one order and
+one hardirq handler (on a CPU whose task never takes the handler's lock), so it cannot deadlock
+on a lock that detects nothing. Each run is a fresh machine with every oracle on and a seeded
+random walk (trio_lock runs on the trio driver).
 
-    python bench/targets.py [--runs 2000]
+Campaign: ``lockfuzz fuzz TARGET --runs N`` (the target's own programs: up to 3 CPUs, 2 locks,
+interrupt handlers, holds past its timeouts if they are fixed), searching only: its runs/s, the share of its
+time spent in the engine (bench/campaign.py), and its runs/s against ticket's in the same run
+(issue #13: rqspinlock and resilient_tas within 2x of ticket).
+
+Prints a table (runs/s, mean steps and events per run, runs with a violation; campaign runs/s,
+engine share, campaign speed over ticket's), then, as the last line, a JSON object with
+``runs_per_s``, ``campaign_runs_per_s`` and ``engine_share``, each mapping target name to its
+figure.
+
+    python bench/targets.py [--runs 2000] [--campaign-runs 2000]
 """
 
 from __future__ import annotations
@@ -20,8 +28,10 @@ import time
 import lockfuzz
 from lockfuzz._search import RandomWalk
 
+# bench/ is the script's directory.
+from campaign import campaign_cost  # noqa: E402
 # The engine benchmark's program: 3 CPUs, 2 locks, nested acquisitions, one interrupt handler.
-from engine import PROGRAM  # noqa: E402 - bench/ is the script's directory
+from engine import PROGRAM  # noqa: E402
 
 TARGETS = (
     "tas", "ticket", "ttas", "mcs", "qspinlock", "rqspinlock", "resilient_tas", "ww_wait_die", "ww_wound_wait",
@@ -41,21 +51,35 @@ def bench(target_cls, runs: int) -> dict[str, float]:  # type: ignore[no-untyped
     return {"runs_per_s": runs / dt, "steps": steps / runs, "events": events / runs, "violations": violations}
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=2000, help="runs per target (default 2000)")
+    ap.add_argument("--runs", type=int, default=2000, help="engine runs per target (default 2000)")
+    ap.add_argument("--campaign-runs", type=int, default=2000, help="campaign runs per target (default 2000)")
     args = ap.parse_args(argv)
-    if args.runs < 1:
-        ap.error(f"--runs={args.runs}: expected an int >= 1")
-    out: dict[str, float] = {}
-    print(f"{args.runs} runs per target; program: {PROGRAM.describe().splitlines()[0]}, one hardirq handler")
-    print(f"{'target':15} {'runs/s':>10} {'steps/run':>10} {'events/run':>11} {'violations':>11}")
+    for name in ("runs", "campaign_runs"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')}={getattr(args, name)}: expected an int >= 1")
+    engine: dict[str, float] = {}
+    campaign: dict[str, float] = {}
+    share: dict[str, float] = {}
+    print(f"engine: {args.runs} runs per target; program: {PROGRAM.describe().splitlines()[0]}, one hardirq handler")
+    print(f"campaign: lockfuzz fuzz TARGET --runs {args.campaign_runs} --seed 0, searching only")
+    print(f"{'target':15} {'runs/s':>10} {'steps/run':>10} {'events/run':>11} {'violations':>11} "
+          f"{'campaign/s':>11} {'engine share':>13}")
     for name in TARGETS:
         cls = lockfuzz.resolve_target(name)
         bench(cls, min(200, args.runs))  # warm up
         r = bench(cls, args.runs)
-        print(f"{name:15} {r['runs_per_s']:10,.0f} {r['steps']:10.1f} {r['events']:11.1f} {r['violations']:11d}")
-        out[name] = round(r["runs_per_s"])
+        campaign_cost(name, min(200, args.campaign_runs), seed=1)  # warm up (Hypothesis, the target's programs)
+        c = campaign_cost(name, args.campaign_runs)
+        print(f"{name:15} {r['runs_per_s']:10,.0f} {r['steps']:10.1f} {r['events']:11.1f} {r['violations']:11d} "
+              f"{c.runs_per_s:11,.0f} {c.engine_share:13.0%}" + (f"  ({c.failures} failures)" if c.failures else ""))
+        engine[name] = round(r["runs_per_s"])
+        campaign[name] = round(c.runs_per_s)
+        share[name] = round(c.engine_share, 3)
+    base = campaign["ticket"]
+    print("campaign runs/s over ticket's: " + ", ".join(f"{t} {campaign[t] / base:.2f}x" for t in TARGETS))
+    out = {"runs_per_s": engine, "campaign_runs_per_s": campaign, "engine_share": share}
     print(json.dumps(out))
     return out
 
