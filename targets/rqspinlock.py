@@ -275,16 +275,17 @@ class RqSpinlock(Target):
             if done(val):
                 return val, 0
             now = machine.now
-            if now > end:
+            if now > end:  # the timeout wins over the deadlock check
                 return val, Status.ETIMEDOUT
-            if cur + NSEC_PER_MSEC < now:
-                cur = now
-                # A check whose inputs did not change would read the same and return 0: skip it.
-                if stale:
-                    seen, stale = changes.value, False  # before the reads: a write during them counts
-                    ret = await self._check_abba(cpu, lock, mask)
-                    if ret:
-                        return val, ret
+            # Not the timeout, so this is the poll the waiter slept until: the first strictly more
+            # than 1 ms after the last ABBA check, whose inputs changed since (else it would have
+            # slept until the timeout). Checks that could not act were skipped (module doc).
+            assert stale and cur + NSEC_PER_MSEC < now
+            cur = now
+            seen, stale = changes.value, False  # before the reads: a write during them counts
+            ret = await self._check_abba(cpu, lock, mask)
+            if ret:
+                return val, ret
             last = machine.now
 
     # -- resilient_queued_spin_lock_slowpath ------------------------------------------------------

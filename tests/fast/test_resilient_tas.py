@@ -19,7 +19,7 @@ from lockfuzz.targets.resilient_tas import CHECK_PERIOD_NS, RES_NR_HELD, Resilie
 import lockfuzz
 from lockfuzz import CpuProgram, Handler, Level, Lock, Machine, Program, Status, Unlock, Work, run
 from lockfuzz._events import ACQUIRE, ACQUIRED, IRQ_EXIT, RELEASE
-from lockfuzz._machine import FETCH_ADD, LOAD
+from lockfuzz._machine import CMPXCHG, FETCH_ADD, LOAD
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -496,3 +496,32 @@ def test_a_change_under_a_handler_is_checked_when_the_handler_returns():
     [back] = [t for t, _, kind, _, _ in result.trace.events if kind == IRQ_EXIT]
     assert back == 2_500_033
     assert checks == [1_000_016, 2_500_035]  # two steps on: the task wakes, then polls
+
+
+def test_a_waiter_that_loses_the_race_for_a_freed_lock_polls_again():
+    # Both waiters sleep on the word after their first ABBA check; the holder lets go at 2 ms and
+    # wakes both. cpu1 takes the lock and cpu2's cmpxchg fails (its poll read 0 before cpu1's
+    # cmpxchg): less than 1 ms since its last check, so it runs none and polls again.
+    result = both(_behind(2 * MS, 2), lambda: RandomWalk(0))
+    contexts = result.trace.contexts
+    lost = [(t, contexts[c]) for t, c, kind, _, old in result.trace.events if kind == CMPXCHG and old != 0]
+    assert lost == [(2_000_021, "cpu2.task")]
+    assert [a[2] for a in attempts(result)] == [Status.OK] * 3
+
+
+def test_a_waiter_woken_for_every_check_still_skips_those_that_cannot_find_anything():
+    # The budget_overrun mutant sleeps until its next 1 ms check and never until its deadline.
+    # Behind a 10 ms hold with a budget of 4.5 ms it wakes at 2, 3, 4 and 5 ms; nothing changed
+    # since its ABBA check at 1 ms, so those checks read nothing (one ABBA check in all), and it
+    # notices its deadline at the 5 ms check: 0.5 ms late, which the bounded-waiting oracle reports.
+    from lockfuzz.targets.mutants.budget_overrun import BudgetOverrunLock
+
+    program = Program(cpus=(task(Lock(0), Work(10 * MS), Unlock(0)), task(Work(10), Lock(0, 9 * MS // 2), Unlock(0))),
+                      n_locks=1)
+    bare = run(BudgetOverrunLock, program, [], oracles=[])
+    [(_, _, status, begin, end)] = of(bare, "cpu1.task")
+    assert status is Status.ETIMEDOUT and 5 * MS < end < 5 * MS + 100
+    cpu1, cnt0 = bare.trace.contexts.index("cpu1.task"), bare.trace.cells.index("cpu0.held.cnt")
+    assert len([t for t, c, kind, obj, _ in bare.trace.events if c == cpu1 and kind == LOAD and obj == cnt0]) == 1
+    result = run(BudgetOverrunLock, program, [])
+    assert result.violation is not None and result.violation.oracle == "bounded-waiting"
