@@ -21,9 +21,15 @@ What it models, one step per access:
   order since "rqspinlock: Enclose lock/unlock within lock entry acquisitions": a handler landing
   between the two still finds the entry, and gets EDEADLK rather than a timeout).
 
-Between polls a waiter blocks on ``wait_until(word == 0, deadline)`` whose deadline is the next
-moment a check would do anything (the 1 ms re-check or the timeout), so the model behaves like
-the kernel's loop with a check at every poll while costing a few steps per millisecond.
+Between polls a waiter sleeps in ``wait_until`` until the word reads 0 or the next moment a check
+could do anything, so the model behaves like the kernel's loop with a check at every poll while
+costing steps per event, not per millisecond. The kernel polls without pause, so its ABBA checks
+fall on a grid fixed by its last one: every 1 ms + 1 ns (the first poll strictly more than 1 ms
+later). A check whose inputs (the word, every held table: a ``Machine.watch``) did not change
+since the last one would read the same and find nothing, so after a check the waiter sleeps
+until one of them changes, or its timeout; when a change wakes it, the checks it slept through
+are the grid's points before the change, and its next check is the first point after it (or at
+once, if that point passed before the waiter could run again), where the kernel's would be.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Literal
 
 from lockfuzz import Capabilities, Context, Detection, Machine, Status, Target, Timeouts
 
-__all__ = ["DEADLOCK_CHECK_NS", "RES_NR_HELD", "TAS_TIMEOUT_NS", "ResilientTasLock"]
+__all__ = ["CHECK_PERIOD_NS", "DEADLOCK_CHECK_NS", "RES_NR_HELD", "TAS_TIMEOUT_NS", "ResilientTasLock"]
 
 #: Entries in each CPU's held-locks table (include/asm-generic/rqspinlock.h).
 RES_NR_HELD = 31
@@ -40,6 +46,9 @@ RES_NR_HELD = 31
 TAS_TIMEOUT_NS = 1_000_000_000
 #: Deadlock re-check interval: NSEC_PER_MSEC, strict (``prev + NSEC_PER_MSEC < now``).
 DEADLOCK_CHECK_NS = 1_000_000
+#: The period of the ABBA checks of a waiter that polls without pause, at the model's 1 ns: the
+#: first poll strictly more than DEADLOCK_CHECK_NS after the last check.
+CHECK_PERIOD_NS = DEADLOCK_CHECK_NS + 1
 
 
 class _Timer:
@@ -129,12 +138,16 @@ class ResilientTasLock(Target):
             if ret:
                 await self._release_entry(ctx.cpu)
                 return ret
-            # Sleep until the word or a table changes, or the next check falls due; then poll.
-            # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
-            seen = await changes.wait_until(lambda v, s=timer.seen: v != s, self._next_check(timer))  # type: ignore[misc]
-            if seen != timer.seen:
-                timer.seen, timer.stale = seen, True
-            val = await word.load()
+            if not timer.stale:
+                # Nothing a check reads (the word included) changed since the last check: only
+                # the timeout can act. Sleep until something changes, or the timeout.
+                # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
+                seen = await changes.wait_until(lambda v, s=timer.seen: v != s, self._next_check(timer))  # type: ignore[misc]
+                if seen != timer.seen:  # the checks it slept through found nothing
+                    _skip_checks(timer, ctx.woken_ns)
+                    timer.stale = True
+            # Poll: re-read the word until it reads 0 or the next check falls due.
+            val = await word.wait_until(_is_zero, self._next_check(timer))
 
     async def release(self, ctx: Context, lock: int) -> None:
         await self.words[lock].store(0)
@@ -185,9 +198,12 @@ class ResilientTasLock(Target):
         return 0
 
     def _next_check(self, timer: _Timer) -> int:
-        """The first moment a check would do anything: the ABBA re-check or the timeout."""
+        """The first moment a check would do anything: the ABBA re-check if its inputs changed
+        since the last one, or the timeout."""
         assert timer.end is not None  # armed by the wait loop's first _check_timeout
-        return min(timer.cur + DEADLOCK_CHECK_NS + 1, timer.end + 1)
+        if not timer.stale:
+            return timer.end + 1
+        return min(timer.cur + CHECK_PERIOD_NS, timer.end + 1)
 
     async def _check_aa(self, cpu: int, lock: int) -> Status | Literal[0]:
         """EDEADLK if ``lock`` is in this CPU's table below the top (our own attempt)."""
@@ -224,6 +240,17 @@ class ResilientTasLock(Target):
                         return Status.EDEADLK
                 return 0
         return 0
+
+
+def _skip_checks(timer: _Timer, changed_ns: int) -> None:
+    """A waiter that slept with nothing changed since its last check (``timer.cur``) learns of a
+    change made at ``changed_ns``. The kernel's waiter polled all along, checking at each point
+    of the grid ``cur + k * CHECK_PERIOD_NS`` and finding nothing before the change: make the last
+    such point its last check, so that the next one falls where the kernel's would. (A change made
+    while it was still checking ends its wait at once, with ``woken_ns`` from an earlier wake,
+    before ``cur``: nothing was skipped.)"""
+    if changed_ns > timer.cur:
+        timer.cur += (changed_ns - 1 - timer.cur) // CHECK_PERIOD_NS * CHECK_PERIOD_NS
 
 
 def _is_zero(value: int) -> bool:

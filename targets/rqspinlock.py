@@ -27,11 +27,18 @@ Modelling choices:
   then every 65,536 polls; the parameter ``poll_interval`` (1 = every poll, 65536 = the kernel)
   says how often. A blocked waiter is treated as polling once per ``max(1, step_ns)`` ns of
   virtual time, so a check falls due ``poll_interval * max(1, step_ns)`` ns after the previous
-  one. A check that can do nothing (neither ``now > timeout_end`` nor more than 1 ms since the
-  last ABBA check) touches no memory and is skipped: the waiter sleeps in ``wait_until`` until
-  the lock word satisfies its condition or until the first due check that can act. Time a
-  waiter spends preempted or interrupted counts as polling time (the kernel would not poll
-  then, so with a large interval the model checks a little earlier than the kernel).
+  one. A check that can do nothing touches no memory and is skipped: neither ``now >
+  timeout_end`` nor more than 1 ms since the last ABBA check, or an ABBA check whose inputs (the
+  lock word, every held table: a ``Machine.watch``) did not change since the last one, which
+  would read the same and find nothing. The waiter sleeps in ``wait_until`` until the word
+  satisfies its condition or the first due check that can act, and after an ABBA check until
+  one of its inputs changes or the timeout, so a wait costs steps per change, not per
+  millisecond. The ABBA checks of a waiter left alone fall on a grid fixed by the last one it
+  ran (the first poll more than 1 ms after each); when a change wakes a waiter that slept
+  through some of them, the next check is the first point of that grid after the change (or at
+  once, if that point passed before the waiter could run again), where the kernel's would be.
+  Time a waiter spends preempted or interrupted counts as polling time (the kernel would not
+  poll then, so with a large interval the model checks a little earlier than the kernel).
 
 Worth knowing (see tests/fast/test_rqspinlock.py): hardirq or softirq handlers that queue as
 non-head waiters behind each other's interrupted queue heads hang for good in this model, as in
@@ -90,6 +97,26 @@ def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
         fairness=None,
         exceptions=frozenset({"held-table-view", "nested-trylock-fallback"}),
     )
+
+
+def _next_poll(last: int, poll: int, at: int) -> int:
+    """The first poll on the grid ``last + k * poll`` (k >= 1) at or after ``at``."""
+    return last + max(1, -(-(at - last) // poll)) * poll
+
+
+def _skipped_abba(cur: int, last: int, poll: int, changed_ns: int) -> int:
+    """``ts.cur`` after the ABBA checks a waiter skipped, with nothing changed, between its last
+    check (ABBA at ``cur``, RES_CHECK_TIMEOUT at ``last``) and a change made at ``changed_ns``.
+
+    Left alone, it checks ABBA at the first poll strictly more than 1 ms after ``cur``, then every
+    ``period``: the smallest number of polls longer than 1 ms. Those before the change found
+    nothing; the last of them is its ``ts.cur``. (A change made while it was still checking ends
+    its wait at once, with ``woken_ns`` from an earlier wake, before ``cur``: nothing skipped.)"""
+    first = _next_poll(last, poll, cur + NSEC_PER_MSEC + 1)
+    if first >= changed_ns:
+        return cur
+    period = (NSEC_PER_MSEC // poll + 1) * poll
+    return first + (changed_ns - 1 - first) // period * period
 
 
 def _node_cpu_idx(node_id: int) -> tuple[int, int]:
@@ -213,7 +240,7 @@ class RqSpinlock(Target):
         return Status.OK
 
     async def _spin_checked(
-        self, cpu: int, lock: int, done: Callable[[int], bool], mask: int, duration: int
+        self, ctx: Context, lock: int, done: Callable[[int], bool], mask: int, duration: int
     ) -> tuple[int, Status | Literal[0]]:
         """res_smp_cond_load_acquire(&lock, done(VAL) || RES_CHECK_TIMEOUT(ts, ret, mask)).
 
@@ -221,8 +248,7 @@ class RqSpinlock(Target):
         the AA check and arms the timer; later ones return ETIMEDOUT once ``now > timeout_end``
         (timeout wins) and run the ABBA check when more than 1 ms passed since the last one.
         """
-        machine, word, poll, changes = self.machine, self.word[lock], self.poll_ns, self.changes[lock]
-        seen = changes.value  # free: the model's bookkeeping, not a memory access
+        cpu, machine, word, poll, changes = ctx.cpu, self.machine, self.word[lock], self.poll_ns, self.changes[lock]
         val = await word.load()  # the first poll
         if done(val):
             return val, 0
@@ -231,30 +257,35 @@ class RqSpinlock(Target):
         cur = last = machine.now  # ts.cur, and the time of the last check
         end = cur + duration  # ts.timeout_end
         stale = True  # the ABBA check's inputs changed since it last ran (it has not run yet)
+        seen = 0  # the count of changes to those inputs when it last ran (set when it runs)
         while True:
-            # Sleep until the word or a table changes, or until the first due check that can act.
-            act = min(end, cur + NSEC_PER_MSEC) + 1
-            due = last + max(1, -(-(act - last) // poll)) * poll
-            # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
-            now_seen = await changes.wait_until(lambda v, s=seen: v != s, deadline_ns=due)  # type: ignore[misc]
-            if now_seen != seen:  # something changed: poll the word; the tables may differ too
-                seen, stale = now_seen, True
-                val = await word.load()
-                if done(val):
-                    return val, 0
-                if machine.now < due:
-                    continue
+            if not stale:
+                # Nothing the ABBA check reads (the word included) changed since it last ran:
+                # only the timeout can act. Sleep until something changes, or the timeout.
+                due = _next_poll(last, poll, end + 1)
+                # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
+                now_seen = await changes.wait_until(lambda v, s=seen: v != s, deadline_ns=due)  # type: ignore[misc]
+                if now_seen != seen:  # the checks it slept through found nothing: on the grid
+                    cur = _skipped_abba(cur, last, poll, ctx.woken_ns)
+                    stale = True
+            # Poll: re-read the word until it satisfies the condition or the next check that can
+            # act falls due (the timeout, or the ABBA re-check).
+            due = _next_poll(last, poll, (min(end, cur + NSEC_PER_MSEC) if stale else end) + 1)
+            val = await word.wait_until(done, deadline_ns=due)
+            if done(val):
+                return val, 0
             now = machine.now
-            if now > end:
+            if now > end:  # the timeout wins over the deadlock check
                 return val, Status.ETIMEDOUT
-            if cur + NSEC_PER_MSEC < now:
-                cur = now
-                # A check whose inputs did not change would read the same and return 0: skip it.
-                if stale:
-                    seen, stale = changes.value, False  # before the reads: a write during them counts
-                    ret = await self._check_abba(cpu, lock, mask)
-                    if ret:
-                        return val, ret
+            # Not the timeout, so this is the poll the waiter slept until: the first strictly more
+            # than 1 ms after the last ABBA check, whose inputs changed since (else it would have
+            # slept until the timeout). Checks that could not act were skipped (module doc).
+            assert stale and cur + NSEC_PER_MSEC < now
+            cur = now
+            seen, stale = changes.value, False  # before the reads: a write during them counts
+            ret = await self._check_abba(cpu, lock, mask)
+            if ret:
+                return val, ret
             last = machine.now
 
     # -- resilient_queued_spin_lock_slowpath ------------------------------------------------------
@@ -292,7 +323,7 @@ class RqSpinlock(Target):
         ret = 0
         ctx.mark(Mark.PENDING, lock)  # every other waiter now waits behind us
         if old & LOCKED_MASK:  # S5: we are the pending waiter: wait for the owner, 250 ms
-            _, ret = await self._spin_checked(cpu, lock, _unlocked, LOCKED_MASK, RES_DEF_TIMEOUT)
+            _, ret = await self._spin_checked(ctx, lock, _unlocked, LOCKED_MASK, RES_DEF_TIMEOUT)
         if ret:  # S6: give the pending bit back
             await word.store_field(8, 8, 0)
             await self._release_entry(cpu)
@@ -338,7 +369,7 @@ class RqSpinlock(Target):
         if not ret:  # Q7: queue head: wait for owner and pending waiter, 500 ms
             ctx.mark(Mark.HEAD, lock)
             val, ret = await self._spin_checked(
-                cpu, lock, _unlocked_no_pending, LOCKED_PENDING_MASK, 2 * RES_DEF_TIMEOUT
+                ctx, lock, _unlocked_no_pending, LOCKED_PENDING_MASK, 2 * RES_DEF_TIMEOUT
             )
             if ret == Status.EDEADLK:  # Q8: keep the queue: hand the head role over, or reset the tail
                 if nxt or not await self._try_cmpxchg_tail(lock, tail):

@@ -94,8 +94,8 @@ def minimise(
     """Minimise ``program`` and ``decisions`` keeping ``signature`` (module doc).
 
     The search is bounded by ``max_runs`` runs and ``max_steps`` engine steps in all: steps, not
-    seconds, so that the result is the same on every machine (a run that waits out long timeouts
-    costs thousands of steps). When a bound stops a search, the result says it is not proven.
+    seconds, so that the result is the same on every machine (a long run costs thousands of
+    steps). When a bound stops a search, the result says it is not proven.
     ``deadline`` (on ``time.monotonic``'s clock) is a campaign's time limit: past it no more
     runs are made (the result is then the best so far, and not proven). ``progress`` is called
     with the runs made so far, after each run.

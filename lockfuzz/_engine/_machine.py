@@ -270,9 +270,12 @@ class Machine:
         directly is free, and so is the bookkeeping: a context that waits on it (``wait_until``,
         one step per wake-up) learns that something it depends on has changed. rqspinlock uses
         one to skip the deadlock checks whose inputs (the lock word, the held tables) did not
-        change since the last check: such a check would read the same values and return the
-        same. Use it where a wait depends on more cells than a predicate should name; for a
-        condition over a few cells, ``Machine.wait_until`` says it directly.
+        change since the last check, and to sleep through them: such a check would read the same
+        values and return the same, so its waiter waits on the watch, with its timeout as the
+        deadline, and reads ``Context.woken_ns`` (when the change woke it) to place its next
+        check where the kernel's polling loop would. Use it where a wait depends on more cells
+        than a predicate should name; for a condition over a few cells, ``Machine.wait_until``
+        says it directly.
         """
         derived = self.cell(name)
         watch = Watch(derived)

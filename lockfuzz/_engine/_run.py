@@ -143,13 +143,18 @@ _MAX_READS = 512
 class Context:
     """A context on a CPU: its task, or an interrupt handler running above it.
 
-    Targets read ``cpu``, ``level`` (a ``Level``), ``name`` and ``now`` (the virtual time).
+    Targets read ``cpu``, ``level`` (a ``Level``), ``name``, ``now`` (the virtual time) and
+    ``woken_ns``: when its last wait ended, i.e. the time of the write that made its condition
+    hold, or of the deadline. It runs again at that time or later (other contexts may run first,
+    or a handler above it), so ``now`` after a wait can be later than ``woken_ns``: a waiter that
+    models a periodic poll (rqspinlock's deadlock checks) reads it to tell which of its polls
+    came before the change and which after (see ``Machine.watch``).
     """
 
     __slots__ = (
         "blocked", "coro", "cpu", "deadline", "done", "engine", "handler", "index", "last", "level", "machine",
         "name", "park", "pending", "probes", "reads", "seen", "spin_at", "spinning", "steps", "token", "top",
-        "waiting_on", "watching",
+        "waiting_on", "watching", "woken_ns",
     )  # fmt: skip
 
     def __init__(self, index: int, name: str, cpu: int, level: Level, machine: Machine, handler: int) -> None:
@@ -169,6 +174,7 @@ class Context:
         self.token = 0  # invalidates stale deadline-heap entries
         self.deadline: int | None = None
         self.waiting_on: Cell | None = None
+        self.woken_ns = 0  # when its last wait ended (class doc)
         # Spin detection (module doc): the keys (op, cell, value) of its steps that changed
         # nothing since it last made progress, and where each key last occurred.
         self.reads: list[tuple[int, int, int]] = []
@@ -735,6 +741,7 @@ class Engine:
 
     def _unblock(self, ctx: Context) -> None:
         ctx.blocked = False
+        ctx.woken_ns = self.machine.now
         ctx.deadline = None
         cell = ctx.waiting_on
         if cell is not None:

@@ -14,11 +14,12 @@ import dataclasses
 import random
 
 import pytest
-from lockfuzz.targets.resilient_tas import RES_NR_HELD, ResilientTasLock
+from lockfuzz.targets.resilient_tas import CHECK_PERIOD_NS, RES_NR_HELD, ResilientTasLock
 
 import lockfuzz
 from lockfuzz import CpuProgram, Handler, Level, Lock, Machine, Program, Status, Unlock, Work, run
-from lockfuzz._engine._events import ACQUIRE, ACQUIRED, RELEASE
+from lockfuzz._engine._events import ACQUIRE, ACQUIRED, IRQ_EXIT, RELEASE
+from lockfuzz._engine._machine import CMPXCHG, FETCH_ADD, LOAD
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -406,3 +407,121 @@ def test_abba_hidden_behind_a_third_cpus_table_is_outside_the_claim():
     result = run(ClaimsEveryAbba, program, Stack())
     assert result.violation is not None and result.violation.signature == ("edeadlk-complete", "missed-ABBA")
     assert set(result.violation.contexts) == {"cpu1.task", "cpu2.task"}
+
+
+# -- waiting costs events, not virtual time (issue #13) --------------------------------------------
+def _behind(hold: int, waiters: int) -> Program:
+    """cpu0 holds L0 for ``hold`` ns; ``waiters`` other CPUs ask for it meanwhile."""
+    return Program(
+        cpus=(task(Lock(0), Work(hold), Unlock(0)),)
+        + tuple(task(Work(10 * w), Lock(0), Unlock(0)) for w in (1, 2)[:waiters]),
+        n_locks=1,
+    )
+
+
+@pytest.mark.parametrize("waiters", [1, 2])
+def test_a_long_wait_costs_the_steps_of_a_short_one(waiters):
+    # After its first ABBA check finds nothing, a waiter sleeps until the word or a table
+    # changes, or its timeout: behind a hold of 3 ms, 250 ms or 900 ms it takes the same steps,
+    # and waiting out its 1 s timeout takes no more. (Waking for each 1 ms check cost about
+    # 1,000 steps per second of waiting: 790 behind 250 ms, 3,037 behind 1.5 s.)
+    steps = set()
+    for hold in (3 * MS, 250 * MS, 900 * MS):
+        result = both(_behind(hold, waiters), list)
+        assert [a[2] for a in attempts(result)] == [Status.OK] * (1 + waiters)
+        steps.add(result.steps)
+    [short] = steps
+    result = both(_behind(3 * S // 2, waiters), list)
+    assert [a[2] for a in attempts(result)][-waiters:] == [Status.ETIMEDOUT] * waiters
+    assert result.steps <= short < 100
+
+
+def test_a_change_mid_period_is_checked_on_the_kernels_1ms_grid():
+    # cpu0 holds L0 and waits for L1; cpu1 holds L1, works 2.5 ms, then asks for L0: the ABBA
+    # closes at t = 2,500,012 (cpu1's table count goes to 2). cpu0's first poll arms its timer at
+    # t = 14; the kernel then checks at the first poll strictly more than 1 ms after each check:
+    # every 1 ms + 1 ns (CHECK_PERIOD_NS). Its first ABBA check runs at t = 1,000,016 (the poll
+    # after the clock reached 14 + 1,000,001) and finds nothing; the kernel's next one, at
+    # 2,000,017, would find nothing either (nothing changed) and is skipped, so cpu0 sleeps until
+    # the change. The check after it falls on the same grid, at 3,000,018 (its poll one step
+    # later): not at once, and not 1 ms after the change. It finds the cycle: EDEADLK.
+    program = Program(cpus=(nested(0, 1), task(Lock(1), Work(5 * MS // 2), Lock(0), Unlock(0), Unlock(1))), n_locks=2)
+    schedule = [0, 0, 0, 0, 0, 1]  # cpu0 takes L0, then cpu1 runs (and takes L1)
+    result = both(program, lambda: lockfuzz.Schedule(schedule))
+    cpu0, cnt1 = result.trace.contexts.index("cpu0.task"), result.trace.cells.index("cpu1.held.cnt")
+    # Each ABBA check reads cpu1's count 4 steps after its poll (own count, cpu0's, the word).
+    checks = [t - 4 for t, c, kind, obj, _ in result.trace.events if c == cpu0 and kind == LOAD and obj == cnt1]
+    changed = min(t for t, _, kind, obj, old in result.trace.events if obj == cnt1 and kind == FETCH_ADD and old == 1)
+    first = 1_000_016
+    assert checks == [first, first + 2 * CHECK_PERIOD_NS + 1]  # + 1: the poll is the step after the jump
+    assert first + CHECK_PERIOD_NS < changed == 2_500_012 < first + 2 * CHECK_PERIOD_NS
+    assert of(result, "cpu0.task", 1) == [("cpu0.task", 1, Status.EDEADLK, 5, 3_000_030)]
+    assert [a[2] for a in of(result, "cpu1.task")] == [Status.OK, Status.OK]
+    assert result.steps == 80
+
+
+def test_a_change_under_a_handler_is_checked_when_the_handler_returns():
+    # The change comes from a handler on the waiter's own CPU, which then runs past a point of
+    # the grid: cpu0's task sleeps after its first ABBA check (t = 1,000,016); its hardirq grabs
+    # a table entry for L2 at t = 1,000,024 and works 1.5 ms. The grid point 2,000,017 came after
+    # the change, while the task could not run: the kernel's task, back from the handler at
+    # 2,500,033, is more than 1 ms past its last check and checks at its first poll. The model
+    # does the same (it knows when the change woke the task, Context.woken_ns); counting from
+    # when the task ran again instead would skip that point and check 1 ms late, at 3,000,019.
+    program = Program(
+        cpus=(
+            CpuProgram(
+                task=(Lock(0), Lock(1), Unlock(1), Unlock(0)),
+                handlers=(Handler(Level.HARDIRQ, (Lock(2), Work(3 * MS // 2), Unlock(2))),),
+            ),
+            task(Lock(1), Work(5 * MS), Unlock(1)),
+        ),
+        n_locks=3,
+    )
+
+    class FireWhileItSleeps:
+        """cpu0 takes L0, cpu1 takes L1; fire cpu0's handler once its task sleeps after 1 ms."""
+
+        def choose(self, n, engine):  # type: ignore[no-untyped-def]
+            options, holder = engine.options(), engine.truth.holder
+            if holder[0] is not None and holder[1] is None and ("run", "cpu1.task") in options:
+                return options.index(("run", "cpu1.task"))
+            if engine.machine.now > MS and engine.contexts[0].blocked and ("fire", 0, "hardirq", 0) in options:
+                return options.index(("fire", 0, "hardirq", 0))
+            return 0
+
+    result = both(program, FireWhileItSleeps)
+    cpu0, cnt1 = result.trace.contexts.index("cpu0.task"), result.trace.cells.index("cpu1.held.cnt")
+    checks = [t - 4 for t, c, kind, obj, _ in result.trace.events if c == cpu0 and kind == LOAD and obj == cnt1]
+    [back] = [t for t, _, kind, _, _ in result.trace.events if kind == IRQ_EXIT]
+    assert back == 2_500_033
+    assert checks == [1_000_016, 2_500_035]  # two steps on: the task wakes, then polls
+
+
+def test_a_waiter_that_loses_the_race_for_a_freed_lock_polls_again():
+    # Both waiters sleep on the word after their first ABBA check; the holder lets go at 2 ms and
+    # wakes both. cpu1 takes the lock and cpu2's cmpxchg fails (its poll read 0 before cpu1's
+    # cmpxchg): less than 1 ms since its last check, so it runs none and polls again.
+    result = both(_behind(2 * MS, 2), lambda: RandomWalk(0))
+    contexts = result.trace.contexts
+    lost = [(t, contexts[c]) for t, c, kind, _, old in result.trace.events if kind == CMPXCHG and old != 0]
+    assert lost == [(2_000_021, "cpu2.task")]
+    assert [a[2] for a in attempts(result)] == [Status.OK] * 3
+
+
+def test_a_waiter_woken_for_every_check_still_skips_those_that_cannot_find_anything():
+    # The budget_overrun mutant sleeps until its next 1 ms check and never until its deadline.
+    # Behind a 10 ms hold with a budget of 4.5 ms it wakes at 2, 3, 4 and 5 ms; nothing changed
+    # since its ABBA check at 1 ms, so those checks read nothing (one ABBA check in all), and it
+    # notices its deadline at the 5 ms check: 0.5 ms late, which the bounded-waiting oracle reports.
+    from lockfuzz.targets.mutants.budget_overrun import BudgetOverrunLock
+
+    program = Program(cpus=(task(Lock(0), Work(10 * MS), Unlock(0)), task(Work(10), Lock(0, 9 * MS // 2), Unlock(0))),
+                      n_locks=1)
+    bare = run(BudgetOverrunLock, program, [], oracles=[])
+    [(_, _, status, begin, end)] = of(bare, "cpu1.task")
+    assert status is Status.ETIMEDOUT and 5 * MS < end < 5 * MS + 100
+    cpu1, cnt0 = bare.trace.contexts.index("cpu1.task"), bare.trace.cells.index("cpu0.held.cnt")
+    assert len([t for t, c, kind, obj, _ in bare.trace.events if c == cpu1 and kind == LOAD and obj == cnt0]) == 1
+    result = run(BudgetOverrunLock, program, [])
+    assert result.violation is not None and result.violation.oracle == "bounded-waiting"

@@ -15,6 +15,8 @@ import pytest
 
 import lockfuzz
 from lockfuzz import CpuProgram, Handler, Level, Lock, Program, Status, Unlock, Work, run
+from lockfuzz._engine._events import IRQ_EXIT
+from lockfuzz._engine._machine import FETCH_ADD, LOAD
 from lockfuzz.targets.rqspinlock import RqSpinlock, capabilities_for
 
 MS = 1_000_000
@@ -497,3 +499,123 @@ def test_a_waiter_joining_behind_a_leaving_one_may_be_told_to_leave(monkeypatch:
     monkeypatch.setattr(_truth.Attempt, "teardown", property(lambda self: False, lambda self, value: None))
     again = run(RqSpinlock, TEARDOWN, TEARDOWN_SCHEDULE)
     assert again.violation is not None and again.violation.signature == ("etimedout", "early")
+
+
+# -- waiting costs events, not virtual time (issue #13) --------------------------------------------
+def _behind(hold: int, waiters: int) -> Program:
+    """cpu0 holds L0 for ``hold`` ns; ``waiters`` other CPUs ask for it meanwhile (the first
+    becomes the pending waiter, the second the queue head)."""
+    return Program(
+        cpus=(task(Lock(0), Work(hold), Unlock(0)),)
+        + tuple(task(Work(10 * w), Lock(0), Unlock(0)) for w in (1, 2)[:waiters]),
+        n_locks=1,
+    )
+
+
+@pytest.mark.parametrize("waiters", [1, 2])
+def test_a_long_wait_costs_the_steps_of_a_short_one(waiters):
+    # After its first ABBA check finds nothing, a waiter sleeps until the word or a table
+    # changes, or its timeout: behind a hold of 3 ms or 200 ms (under the pending waiter's
+    # 250 ms) it takes the same steps. Waiting out the timeouts (250 ms, then 500 ms for the
+    # head) costs a bounded number of steps too. (Waking for each 1 ms check cost 541 steps
+    # behind 250 ms.)
+    steps = set()
+    for hold in (3 * MS, 200 * MS):
+        for oracles in ([], None):
+            result = run(RqSpinlock, _behind(hold, waiters), [], oracles=oracles)
+            assert result.violation is None, str(result.violation)
+            assert [a[2] for a in attempts(result)] == [Status.OK] * (1 + waiters)
+            steps.add(result.steps)
+    [short] = steps
+    for hold in (900 * MS, 1500 * MS):
+        result = run(RqSpinlock, _behind(hold, waiters), [])
+        assert result.violation is None, str(result.violation)
+        assert Status.ETIMEDOUT in [a[2] for a in attempts(result)]
+        assert result.steps < 2 * short < 200
+
+
+@pytest.mark.parametrize(
+    ("poll_interval", "checks", "edeadlk"),
+    [
+        # Every poll: the first ABBA check at 1,000,018 (the poll after the clock reached
+        # 16 + 1 ms + 1), then every 1 ms + 1 ns: 2,000,019 (skipped, nothing changed), then
+        # 3,000,020, whose poll is the step after.
+        (1, [1_000_018, 3_000_021], 3_000_033),
+        # Every 65,536 polls (the kernel's): checks on the grid of polls from the last one,
+        # the ABBA ones 16 polls (1,048,576 ns, the fewest longer than 1 ms) apart: 1,048,593,
+        # then (after the check's reads) 2,097,174 (skipped), then 3,145,750.
+        (65536, [1_048_593, 3_145_751], 3_145_763),
+    ],
+)
+def test_a_change_mid_period_is_checked_on_the_kernels_grid(poll_interval, checks, edeadlk):
+    # cpu0 holds L0 and becomes L1's pending waiter; cpu1 holds L1, works 2.5 ms, then asks for
+    # L0: the ABBA closes at t = 2,500,010 (cpu1's table count goes to 2). cpu0 checks ABBA at
+    # the first poll strictly more than 1 ms after its last check; the check between its first
+    # one and the change would find nothing and is skipped, and the check after the change falls
+    # on the same grid: not at once, and not 1 ms after the change. It finds the cycle.
+    program = Program(
+        cpus=(
+            task(Lock(0), Lock(1), Unlock(1), Unlock(0)),
+            task(Lock(1), Work(5 * MS // 2), Lock(0), Unlock(0), Unlock(1)),
+        ),
+        n_locks=2,
+    )
+    schedule = [0, 0, 0, 0, 1]  # cpu0 takes L0, then cpu1 runs (and takes L1)
+    params = {"poll_interval": poll_interval}
+
+    class Target(RqSpinlock):
+        capabilities = RqSpinlock.capabilities_for(poll_interval, 1)
+
+    bare = run(RqSpinlock, program, schedule, params=params, oracles=[])
+    result = run(Target, program, schedule, params=params)
+    assert result.violation is None, str(result.violation)
+    assert result.trace.hash() == bare.trace.hash()
+    cpu0, cnt1 = result.trace.contexts.index("cpu0.task"), result.trace.cells.index("cpu1.held.cnt")
+    # Each ABBA check reads cpu1's count 4 steps after its poll (own count, cpu0's, the word).
+    assert [t - 4 for t, c, kind, obj, _ in result.trace.events if c == cpu0 and kind == LOAD and obj == cnt1] == checks
+    changed = min(t for t, _, kind, obj, old in result.trace.events if obj == cnt1 and kind == FETCH_ADD and old == 1)
+    assert checks[0] < changed == 2_500_010 < checks[1]
+    assert of(result, "cpu0.task", 1) == [("cpu0.task", 1, Status.EDEADLK, 4, edeadlk)]
+    assert [a[2] for a in of(result, "cpu1.task")] == [Status.OK, Status.OK]
+
+
+def test_a_change_under_a_handler_is_checked_when_the_handler_returns():
+    # The change comes from a handler on the waiter's own CPU, which then runs past a point of
+    # the grid: cpu0's task (L1's pending waiter) sleeps after its first ABBA check (t =
+    # 1,000,018); its hardirq grabs a table entry for L2 at t = 1,000,026 and works 1.5 ms. The
+    # grid point 2,000,019 came after the change, while the task could not run: back from the
+    # handler, the task is more than 1 ms past its last check and checks at its first poll, as
+    # the kernel's would. (Counting from when the task ran again would check 1 ms late.)
+    program = Program(
+        cpus=(
+            CpuProgram(
+                task=(Lock(0), Lock(1), Unlock(1), Unlock(0)),
+                handlers=(Handler(Level.HARDIRQ, (Lock(2), Work(3 * MS // 2), Unlock(2))),),
+            ),
+            task(Lock(1), Work(5 * MS), Unlock(1)),
+        ),
+        n_locks=3,
+    )
+
+    class FireWhileItSleeps:
+        """cpu0 takes L0, cpu1 takes L1; fire cpu0's handler once its task sleeps after 1 ms."""
+
+        def choose(self, n, engine):
+            options, holder = engine.options(), engine.truth.holder
+            if holder[0] is not None and holder[1] is None and ("run", "cpu1.task") in options:
+                return options.index(("run", "cpu1.task"))
+            if engine.machine.now > MS and engine.contexts[0].blocked and ("fire", 0, "hardirq", 0) in options:
+                return options.index(("fire", 0, "hardirq", 0))
+            return 0
+
+    bare = run(RqSpinlock, program, FireWhileItSleeps(), oracles=[])
+    result = run(RqSpinlock, program, FireWhileItSleeps())
+    assert result.violation is None, str(result.violation)
+    assert result.trace.hash() == bare.trace.hash()
+    cpu0, cnt1 = result.trace.contexts.index("cpu0.task"), result.trace.cells.index("cpu1.held.cnt")
+    checks = [t - 4 for t, c, kind, obj, _ in result.trace.events if c == cpu0 and kind == LOAD and obj == cnt1]
+    [back] = [t for t, _, kind, _, _ in result.trace.events if kind == IRQ_EXIT]
+    changed = min(t for t, c, kind, obj, _ in result.trace.events
+                  if result.trace.contexts[c] == "cpu0.hardirq#0" and kind == FETCH_ADD)
+    assert changed == 1_000_026 and back == 2_500_034
+    assert checks == [1_000_018, 2_500_036]  # two steps on: the task wakes, then polls
