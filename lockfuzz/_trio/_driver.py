@@ -8,7 +8,7 @@ can be fuzzed. A target class says which driver it needs with ``driver = "trio"`
 ``make_engine`` picks the engine from that.
 
 How a decision is made. trio's run loop, at each pass, takes the runnable tasks as a batch.
-``_trio_internals.steer_run_queue`` makes it take only the tasks ``TrioEngine._select`` returns:
+``_internals.steer_run_queue`` makes it take only the tasks ``TrioEngine._select`` returns:
 tasks that are not contexts (the driver's own, helpers a target spawns) one at a time, in the
 order trio queued them; otherwise exactly one context, chosen under the Engine's contract (module
 doc of ``_engine``): the runnable contexts are the tops of the CPU stacks whose tasks are in
@@ -58,7 +58,7 @@ trio (so an ``anyio.Lock()`` made there is trio's, even when the caller runs ins
 Where trio runs. ``trio.run`` costs about a millisecond to set up and tear down, more than a
 small run itself, and it cannot nest in one thread (campaigns run inside ``trio.run``). So each
 calling thread has one long-lived trio *guest* run (``_Host`` over
-``_trio_internals.GuestRun``), ticked by the caller itself only while a phase of an engine run
+``_internals.GuestRun``), ticked by the caller itself only while a phase of an engine run
 needs it: no thread, no hand-over, and the thread's own trio state (a campaign's ``trio.run``)
 is put aside while it ticks and given back after. A phase's context tasks are started from
 outside any task, in the nursery of the host's root task, and the phase is over when they have
@@ -94,7 +94,7 @@ from typing import Any, Callable, Generator, Sequence
 import sniffio
 import trio
 
-from . import _internals as _trio_internals
+from . import _internals
 from .._engine._run import Context, DecisionSource, Engine, RunResult, Settings, run_on
 from .._model._errors import InvalidArgument, Violation
 from .._engine._events import CANCEL, CLOCK
@@ -182,7 +182,7 @@ class VirtualClock(trio.abc.Clock):
 
 
 class _Host:
-    """A long-lived trio guest run (``_trio_internals.GuestRun``) that runs the phases of
+    """A long-lived trio guest run (``_internals.GuestRun``) that runs the phases of
     ``TrioEngine`` runs one after another, in the caller's thread.
 
     ``call`` starts a phase's context tasks in the nursery of the host's root task (which only
@@ -197,7 +197,7 @@ class _Host:
         self.retired = False
         self.root: Any = None  # the root task, parked until close()
         self.nursery: Any = None
-        self.guest = _trio_internals.GuestRun(self._root, clock=VirtualClock(self))
+        self.guest = _internals.GuestRun(self._root, clock=VirtualClock(self))
 
     def ready(self) -> _Host:
         """Tick the run until its root task has opened the nursery (once; a Ctrl-C in between
@@ -208,7 +208,7 @@ class _Host:
         return self
 
     async def _root(self) -> None:
-        _trio_internals.steer_run_queue(self._select)
+        _internals.steer_run_queue(self._select)
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             self.root = trio.lowlevel.current_task()
@@ -633,7 +633,7 @@ class TrioEngine(Engine):
 
     def _decide_in_task(self, ctx: Context) -> bool:
         """Make, inside ``ctx``'s running task, the decision the run loop's next pass would make
-        if the task yielded now, and perform the chosen step (``_trio_internals``, point 3, says
+        if the task yielded now, and perform the chosen step (``_internals``, point 3, says
         when the two are the same: nothing but contexts queued, no cancel-scope deadline due).
 
         True: ``ctx`` keeps running (the commonest decision) and its step is done, so its task
@@ -643,11 +643,11 @@ class TrioEngine(Engine):
         if self._t_stopped or not self._t_running:
             return False
         ctx_of = self._t_ctx_of
-        tasks = _trio_internals.queued_tasks()
+        tasks = _internals.queued_tasks()
         for task in tasks:
             if task not in ctx_of:
                 return False  # a helper task runs first, at the next pass (see _select)
-        if _trio_internals.deadline_due():
+        if _internals.deadline_due():
             return False
         mine = self._t_task[ctx.index]
         tasks.append(mine)
@@ -671,7 +671,7 @@ class TrioEngine(Engine):
         otherwise (the one that jumps, the one that runs the woken task)."""
         if self._t_stopped or not self._t_running or self._t_next is not None:
             return
-        if _trio_internals.queued_tasks() or _trio_internals.deadline_due() or _trio_internals.idle_waiters():
+        if _internals.queued_tasks() or _internals.deadline_due() or _internals.idle_waiters():
             return
         self._t_self = ctx
         try:
@@ -821,7 +821,7 @@ class TrioEngine(Engine):
 
         def passed(ns: int) -> bool:
             machine.now = ns
-            return _trio_internals.deadline_due()
+            return _internals.deadline_due()
 
         try:
             ns = now + max(0, round(secs * 1e9))
@@ -904,8 +904,8 @@ async def _context_task(engine: TrioEngine, ctx: Context, scope: Any) -> None:
 
 
 #: Yield to trio's run loop, queued again at once: wait for the next decision.
-_turn = _trio_internals.shielded_checkpoint_trap
-_is_shielded = _trio_internals.is_shielded_checkpoint
+_turn = _internals.shielded_checkpoint_trap
+_is_shielded = _internals.is_shielded_checkpoint
 
 
 @types.coroutine
@@ -971,7 +971,7 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                 ctx.pending = _TRIO_STEP
                 ctx.park = 0
                 if _is_shielded(msg) and engine._decide_in_task(ctx):
-                    value = _trio_internals.shielded_checkpoint_answer()  # trio's, without the pass
+                    value = _internals.shielded_checkpoint_answer()  # trio's, without the pass
                     continue
                 foreign = _FOREIGN.get(getattr(getattr(msg, "abort_func", None), "__module__", None))
                 if foreign is not None and not engine._t_stopped:

@@ -1,6 +1,6 @@
 """The only module of lockfuzz that touches trio's private internals.
 
-The trio driver (``_trio_driver``) makes trio's run loop run one task of its choosing per pass,
+The trio driver (``_driver``) makes trio's run loop run one task of its choosing per pass,
 so that every checkpoint of every context is a scheduling decision (DESIGN.md, "How data
 flows"). Everything else it does goes through trio's public API: a ``trio.abc.Clock`` for
 virtual time, ``trio.lowlevel.start_guest_run`` to host the run, ``wait_task_rescheduled``/
