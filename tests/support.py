@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from lockfuzz import Capabilities, Detection, Status, Target, Timeouts
+from lockfuzz import (
+    Capabilities, CpuProgram, Detection, Handler, Level, Lock, Program, Status, Target, Timeouts, Unlock, Work,
+)  # fmt: skip
 from lockfuzz._engine._run import Engine
 
 
@@ -36,6 +38,34 @@ class Scripted:
                     if name.startswith(what):
                         self.rules.pop(0)
                         return i
+        return 0
+
+
+#: The resilient locks' grid test (tests/fast/test_resilient_tas.py, test_rqspinlock.py): cpu0's
+#: task takes L0 then waits for L1, which cpu1 holds for 5 ms; cpu0's hardirq takes L2 and works
+#: 1.5 ms, so the change to cpu0's held table comes from a handler above the waiter.
+HANDLER_CHANGES_THE_TABLE = Program(
+    cpus=(
+        CpuProgram(
+            task=(Lock(0), Lock(1), Unlock(1), Unlock(0)),
+            handlers=(Handler(Level.HARDIRQ, (Lock(2), Work(3_000_000 // 2), Unlock(2))),),
+        ),
+        CpuProgram(task=(Lock(1), Work(5_000_000), Unlock(1))),
+    ),
+    n_locks=3,
+)
+
+
+class FireWhileItSleeps:
+    """For ``HANDLER_CHANGES_THE_TABLE``: cpu0 takes L0, cpu1 takes L1; fire cpu0's handler once
+    its task sleeps after 1 ms."""
+
+    def choose(self, n: int, engine: Engine) -> int:
+        options, holder = engine.options(), engine.truth.holder
+        if holder[0] is not None and holder[1] is None and ("run", "cpu1.task") in options:
+            return options.index(("run", "cpu1.task"))
+        if engine.machine.now > 1_000_000 and engine.contexts[0].blocked and ("fire", 0, "hardirq", 0) in options:
+            return options.index(("fire", 0, "hardirq", 0))
         return 0
 
 

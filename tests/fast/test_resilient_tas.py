@@ -14,6 +14,7 @@ import dataclasses
 import random
 
 import pytest
+from support import HANDLER_CHANGES_THE_TABLE, FireWhileItSleeps
 from lockfuzz.targets.resilient_tas import CHECK_PERIOD_NS, RES_NR_HELD, ResilientTasLock
 
 import lockfuzz
@@ -468,27 +469,7 @@ def test_a_change_under_a_handler_is_checked_when_the_handler_returns():
     # 2,500,033, is more than 1 ms past its last check and checks at its first poll. The model
     # does the same (it knows when the change woke the task, Context.woken_ns); counting from
     # when the task ran again instead would skip that point and check 1 ms late, at 3,000,019.
-    program = Program(
-        cpus=(
-            CpuProgram(
-                task=(Lock(0), Lock(1), Unlock(1), Unlock(0)),
-                handlers=(Handler(Level.HARDIRQ, (Lock(2), Work(3 * MS // 2), Unlock(2))),),
-            ),
-            task(Lock(1), Work(5 * MS), Unlock(1)),
-        ),
-        n_locks=3,
-    )
-
-    class FireWhileItSleeps:
-        """cpu0 takes L0, cpu1 takes L1; fire cpu0's handler once its task sleeps after 1 ms."""
-
-        def choose(self, n, engine):  # type: ignore[no-untyped-def]
-            options, holder = engine.options(), engine.truth.holder
-            if holder[0] is not None and holder[1] is None and ("run", "cpu1.task") in options:
-                return options.index(("run", "cpu1.task"))
-            if engine.machine.now > MS and engine.contexts[0].blocked and ("fire", 0, "hardirq", 0) in options:
-                return options.index(("fire", 0, "hardirq", 0))
-            return 0
+    program = HANDLER_CHANGES_THE_TABLE
 
     result = both(program, FireWhileItSleeps)
     cpu0, cnt1 = result.trace.contexts.index("cpu0.task"), result.trace.cells.index("cpu1.held.cnt")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from support import HANDLER_CHANGES_THE_TABLE, FireWhileItSleeps
 
 import lockfuzz
 from lockfuzz import CpuProgram, Handler, Level, Lock, Program, Status, Unlock, Work, run
@@ -586,27 +587,7 @@ def test_a_change_under_a_handler_is_checked_when_the_handler_returns():
     # grid point 2,000,019 came after the change, while the task could not run: back from the
     # handler, the task is more than 1 ms past its last check and checks at its first poll, as
     # the kernel's would. (Counting from when the task ran again would check 1 ms late.)
-    program = Program(
-        cpus=(
-            CpuProgram(
-                task=(Lock(0), Lock(1), Unlock(1), Unlock(0)),
-                handlers=(Handler(Level.HARDIRQ, (Lock(2), Work(3 * MS // 2), Unlock(2))),),
-            ),
-            task(Lock(1), Work(5 * MS), Unlock(1)),
-        ),
-        n_locks=3,
-    )
-
-    class FireWhileItSleeps:
-        """cpu0 takes L0, cpu1 takes L1; fire cpu0's handler once its task sleeps after 1 ms."""
-
-        def choose(self, n, engine):
-            options, holder = engine.options(), engine.truth.holder
-            if holder[0] is not None and holder[1] is None and ("run", "cpu1.task") in options:
-                return options.index(("run", "cpu1.task"))
-            if engine.machine.now > MS and engine.contexts[0].blocked and ("fire", 0, "hardirq", 0) in options:
-                return options.index(("fire", 0, "hardirq", 0))
-            return 0
+    program = HANDLER_CHANGES_THE_TABLE
 
     bare = run(RqSpinlock, program, FireWhileItSleeps(), oracles=[])
     result = run(RqSpinlock, program, FireWhileItSleeps())
