@@ -41,6 +41,16 @@ class Scripted:
         return 0
 
 
+def behind(hold: int, waiters: int) -> Program:
+    """cpu0 holds L0 for ``hold`` ns; ``waiters`` (1 or 2) other CPUs ask for it meanwhile, 10 and
+    20 ns in (for rqspinlock the first becomes the pending waiter, the second the queue head)."""
+    return Program(
+        cpus=(CpuProgram(task=(Lock(0), Work(hold), Unlock(0))),)
+        + tuple(CpuProgram(task=(Work(10 * w), Lock(0), Unlock(0))) for w in (1, 2)[:waiters]),
+        n_locks=1,
+    )
+
+
 #: The resilient locks' grid test (tests/fast/test_resilient_tas.py, test_rqspinlock.py): cpu0's
 #: task takes L0 then waits for L1, which cpu1 holds for 5 ms; cpu0's hardirq takes L2 and works
 #: 1.5 ms, so the change to cpu0's held table comes from a handler above the waiter.

@@ -14,7 +14,7 @@ import dataclasses
 import random
 
 import pytest
-from support import HANDLER_CHANGES_THE_TABLE, FireWhileItSleeps
+from support import HANDLER_CHANGES_THE_TABLE, FireWhileItSleeps, behind
 from lockfuzz.targets.resilient_tas import CHECK_PERIOD_NS, RES_NR_HELD, ResilientTasLock
 
 import lockfuzz
@@ -411,15 +411,6 @@ def test_abba_hidden_behind_a_third_cpus_table_is_outside_the_claim():
 
 
 # -- waiting costs events, not virtual time (issue #13) --------------------------------------------
-def _behind(hold: int, waiters: int) -> Program:
-    """cpu0 holds L0 for ``hold`` ns; ``waiters`` other CPUs ask for it meanwhile."""
-    return Program(
-        cpus=(task(Lock(0), Work(hold), Unlock(0)),)
-        + tuple(task(Work(10 * w), Lock(0), Unlock(0)) for w in (1, 2)[:waiters]),
-        n_locks=1,
-    )
-
-
 @pytest.mark.parametrize("waiters", [1, 2])
 def test_a_long_wait_costs_the_steps_of_a_short_one(waiters):
     # After its first ABBA check finds nothing, a waiter sleeps until the word or a table
@@ -428,11 +419,11 @@ def test_a_long_wait_costs_the_steps_of_a_short_one(waiters):
     # 1,000 steps per second of waiting: 790 behind 250 ms, 3,037 behind 1.5 s.)
     steps = set()
     for hold in (3 * MS, 250 * MS, 900 * MS):
-        result = both(_behind(hold, waiters), list)
+        result = both(behind(hold, waiters), list)
         assert [a[2] for a in attempts(result)] == [Status.OK] * (1 + waiters)
         steps.add(result.steps)
     [short] = steps
-    result = both(_behind(3 * S // 2, waiters), list)
+    result = both(behind(3 * S // 2, waiters), list)
     assert [a[2] for a in attempts(result)][-waiters:] == [Status.ETIMEDOUT] * waiters
     assert result.steps <= short < 100
 
@@ -483,7 +474,7 @@ def test_a_waiter_that_loses_the_race_for_a_freed_lock_polls_again():
     # Both waiters sleep on the word after their first ABBA check; the holder lets go at 2 ms and
     # wakes both. cpu1 takes the lock and cpu2's cmpxchg fails (its poll read 0 before cpu1's
     # cmpxchg): less than 1 ms since its last check, so it runs none and polls again.
-    result = both(_behind(2 * MS, 2), lambda: RandomWalk(0))
+    result = both(behind(2 * MS, 2), lambda: RandomWalk(0))
     contexts = result.trace.contexts
     lost = [(t, contexts[c]) for t, c, kind, _, old in result.trace.events if kind == CMPXCHG and old != 0]
     assert lost == [(2_000_021, "cpu2.task")]

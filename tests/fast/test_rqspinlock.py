@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from support import HANDLER_CHANGES_THE_TABLE, FireWhileItSleeps
+from support import HANDLER_CHANGES_THE_TABLE, FireWhileItSleeps, behind
 
 import lockfuzz
 from lockfuzz import CpuProgram, Handler, Level, Lock, Program, Status, Unlock, Work, run
@@ -274,8 +274,8 @@ def test_queue_head_timeout_tears_the_queue_down():
         assert result.violation is None
         [pending] = of(result, "cpu1.task")
         [head] = of(result, "cpu2.task")
-        [behind] = of(result, "cpu3.task")
-        assert pending[2] is head[2] is behind[2] is Status.ETIMEDOUT
+        [queued] = of(result, "cpu3.task")
+        assert pending[2] is head[2] is queued[2] is Status.ETIMEDOUT
         assert 250 * MS < pending[4] - pending[3] < 251 * MS
         assert 500 * MS < head[4] - head[3] < 501 * MS
         assert behind[4] - behind[3] < 101 * MS  # early: its head timed out
@@ -503,16 +503,6 @@ def test_a_waiter_joining_behind_a_leaving_one_may_be_told_to_leave(monkeypatch:
 
 
 # -- waiting costs events, not virtual time (issue #13) --------------------------------------------
-def _behind(hold: int, waiters: int) -> Program:
-    """cpu0 holds L0 for ``hold`` ns; ``waiters`` other CPUs ask for it meanwhile (the first
-    becomes the pending waiter, the second the queue head)."""
-    return Program(
-        cpus=(task(Lock(0), Work(hold), Unlock(0)),)
-        + tuple(task(Work(10 * w), Lock(0), Unlock(0)) for w in (1, 2)[:waiters]),
-        n_locks=1,
-    )
-
-
 @pytest.mark.parametrize("waiters", [1, 2])
 def test_a_long_wait_costs_the_steps_of_a_short_one(waiters):
     # After its first ABBA check finds nothing, a waiter sleeps until the word or a table
@@ -523,13 +513,13 @@ def test_a_long_wait_costs_the_steps_of_a_short_one(waiters):
     steps = set()
     for hold in (3 * MS, 200 * MS):
         for oracles in ([], None):
-            result = run(RqSpinlock, _behind(hold, waiters), [], oracles=oracles)
+            result = run(RqSpinlock, behind(hold, waiters), [], oracles=oracles)
             assert result.violation is None, str(result.violation)
             assert [a[2] for a in attempts(result)] == [Status.OK] * (1 + waiters)
             steps.add(result.steps)
     [short] = steps
     for hold in (900 * MS, 1500 * MS):
-        result = run(RqSpinlock, _behind(hold, waiters), [])
+        result = run(RqSpinlock, behind(hold, waiters), [])
         assert result.violation is None, str(result.violation)
         assert Status.ETIMEDOUT in [a[2] for a in attempts(result)]
         assert result.steps < 2 * short < 200
