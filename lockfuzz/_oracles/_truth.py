@@ -49,7 +49,7 @@ class GroundTruth:
         #: The target's ``Sharing`` (None: exclusive only, and the exclusive code paths, unchanged).
         self.sharing: Any = None
         #: Each lock's capacity (None: any number of shared holders), the program's where it gives them.
-        self._capacity: list[int | None] = [None] * n
+        self.capacity: list[int | None] = [None] * n
         self.attempts: dict[int, Attempt] = {}  # ctx.index -> its attempt in progress
         self.on_lock: list[list[Attempt]] = [[] for _ in range(n)]
         self.table: list[list[int]] = [[] for _ in engine.program.cpus]
@@ -78,7 +78,7 @@ class GroundTruth:
         self.sharing = getattr(caps, "sharing", None)
         if self.sharing is not None:
             given = self.engine.program.capacities
-            self._capacity = [self.sharing.capacity_of(k, given) for k in range(len(self.holder))]
+            self.capacity = [self.sharing.capacity_of(k, given) for k in range(len(self.holder))]
 
     # -- who holds ----------------------------------------------------------------------------
     def holds(self, ctx: Context, lock: int) -> bool:
@@ -99,7 +99,7 @@ class GroundTruth:
 
     def at_capacity(self, lock: int) -> bool:
         """Are the shared holds of ``lock`` (releases under way included) at its capacity?"""
-        cap = self._capacity[lock]
+        cap = self.capacity[lock]
         return cap is not None and len(self.sharers[lock]) + len(self.shared_releasing[lock]) >= cap
 
     def blockers(self, a: Attempt) -> list[Context]:

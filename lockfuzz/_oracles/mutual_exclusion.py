@@ -36,10 +36,8 @@ class MutualExclusion(Oracle):
         # taken in the event this oracle judges.
         self.sharers: list[list[Context]] = [[] for _ in range(n)]
         self.took: set[int] = set()  # contexts whose attempt in progress marked the lock taken
-        sharing = getattr(engine.capabilities, "sharing", None)
-        given = engine.program.capacities
-        #: Each lock's capacity (None: no bound on shared holders), the program's where it gives them.
-        self.capacity = [sharing.capacity_of(k, given) if sharing is not None else None for k in range(n)]
+        #: Each lock's capacity, as the ground truth (started before the oracles) reads it.
+        self.capacity = engine.truth.capacity
 
     def observe(self, engine: Engine, index: int, ctx: Context | None, kind: int, obj: int, value: int) -> None:
         assert ctx is not None  # lock events always have a context
