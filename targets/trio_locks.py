@@ -60,7 +60,10 @@ class TrioStrictFIFOLock(trio_target(trio.StrictFIFOLock, fairness=FIFO)):  # ty
 #: capacity`` not given): from 1 (a lock) to 4, drawn by the strategies; 2 for a lock the program
 #: gives none. Every acquisition is shared, FIFO across them as trio documents it (with the
 #: empty doorway above).
-PER_LOCK = Sharing(exclusive=False, capacity=2, capacity_range=(1, 4), preference="fifo", doorway_steps=0)
+DEFAULT_PERMITS = 2
+PER_LOCK = Sharing(
+    exclusive=False, capacity=DEFAULT_PERMITS, capacity_range=(1, 4), preference="fifo", doorway_steps=0
+)
 
 
 def _check_capacity(capacity: object) -> int | None:
@@ -84,6 +87,12 @@ def _counted(cls: type[Target], capacity: int | None) -> Capabilities:
     return replace(caps, sharing=replace(PER_LOCK, capacity=capacity, capacity_range=None))
 
 
+def _permits(machine: Machine, lock: int, capacity: int | None) -> int:
+    """How many holders lock number ``lock`` is built for: ``capacity`` when one was given as a
+    parameter, else the program's for that lock (``PER_LOCK``'s default where it gives none)."""
+    return machine.capacity(lock, DEFAULT_PERMITS) if capacity is None else capacity
+
+
 def _permits_out(x: Any) -> bool:
     return bool(x.value < x.max_value)
 
@@ -105,7 +114,7 @@ class TrioSemaphore(
         super().__init__(machine)
 
     def make_lock(self, lock: int) -> trio.Semaphore:
-        n = self.machine.capacity(lock, PER_LOCK.capacity) if self.capacity is None else self.capacity
+        n = _permits(self.machine, lock, self.capacity)
         return trio.Semaphore(n, max_value=n)
 
 
@@ -137,8 +146,7 @@ class TrioCapacityLimiter(
         self.borrowers: dict[tuple[str, int], list[object]] = {}
 
     def make_lock(self, lock: int) -> trio.CapacityLimiter:
-        n = self.machine.capacity(lock, PER_LOCK.capacity) if self.capacity is None else self.capacity
-        return trio.CapacityLimiter(n)
+        return trio.CapacityLimiter(_permits(self.machine, lock, self.capacity))
 
     async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
         if not shared:
