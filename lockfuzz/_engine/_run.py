@@ -910,10 +910,11 @@ def check_modes(program: Program, capabilities: Any, name: str) -> None:
 
 def _check_capacities(capacities: tuple[int, ...], sharing: Any, name: str) -> None:
     """Refuse capacities the target is not built with: it would make each lock with its own, and
-    the oracles would hold it to capacities it never had."""
-    given = ", ".join(f"L{k} {c}" for k, c in enumerate(capacities))
+    the oracles would hold it to capacities it never had. Runs with every run of such a program:
+    the message is built only when it refuses."""
     span = getattr(sharing, "capacity_range", None)
     if span is None:
+        given = ", ".join(f"L{k} {c}" for k, c in enumerate(capacities))
         raise InvalidArgument(
             f"the program gives its locks capacities ({given}), but {name} takes none from programs "
             "(its Sharing.capacity_range is None): drop them from the program"
