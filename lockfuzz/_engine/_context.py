@@ -1,0 +1,104 @@
+"""A context (a CPU's task, or an interrupt handler above it) and what one run produced.
+
+A context is what targets see as ``ctx``: where it runs (``cpu``, ``level``), the virtual time,
+and ``mark`` for the ground truth. The rest of its fields are the engine's bookkeeping: its
+coroutine, what it waits on, and what spin detection (``_spinning``) has seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._model._errors import Violation
+from .._model._status import Level, Mark
+from ._events import Trace
+from ._machine import START, Cell, Machine
+
+__all__ = ["Context", "RunResult"]
+
+
+class Context:
+    """A context on a CPU: its task, or an interrupt handler running above it.
+
+    Targets read ``cpu``, ``level`` (a ``Level``), ``name``, ``now`` (the virtual time) and
+    ``woken_ns``: when its last wait ended, i.e. the time of the write that made its condition
+    hold, or of the deadline. It runs again at that time or later (other contexts may run first,
+    or a handler above it), so ``now`` after a wait can be later than ``woken_ns``: a waiter that
+    models a periodic poll (rqspinlock's deadlock checks) reads it to tell which of its polls
+    came before the change and which after (see ``Machine.watch``).
+    """
+
+    __slots__ = (
+        "blocked", "coro", "cpu", "deadline", "done", "engine", "handler", "index", "last", "level", "machine",
+        "name", "park", "pending", "probes", "reads", "seen", "spin_at", "spinning", "steps", "token", "top",
+        "waiting_on", "watching", "woken_ns",
+    )  # fmt: skip
+
+    def __init__(self, index: int, name: str, cpu: int, level: Level, machine: Machine, handler: int) -> None:
+        self.index = index
+        self.name = name
+        self.cpu = cpu
+        self.level = level
+        self.machine = machine
+        self.engine: Any = None  # the engine running it (set when the engine makes it)
+        self.handler = handler  # index in its CPU's handlers, -1 for the task
+        self.coro: Any = None
+        self.pending: tuple[Any, ...] = (START, None, 0, 0)
+        self.blocked = False
+        self.done = False
+        self.top = False
+        self.steps = 0
+        self.token = 0  # invalidates stale deadline-heap entries
+        self.deadline: int | None = None
+        self.waiting_on: Cell | None = None
+        self.woken_ns = 0  # when its last wait ended (class doc)
+        # Spin detection (module doc): the keys (op, cell, value) of its steps that changed
+        # nothing since it last made progress, and where each key last occurred.
+        self.reads: list[tuple[int, int, int]] = []
+        self.last: dict[tuple[int, int, int], int] = {}
+        self.spinning = False  # parked: its last steps repeated, changing nothing
+        self.seen: dict[int, int] = {}  # a spinner's cells (by index) and the values it read
+        self.probes = 0  # a spinner past its acquisition's time: wake-ups at doubling intervals
+        self.watching: tuple[Cell, ...] = ()  # the cells whose change wakes it (spin, wait_cells)
+        self.park = 0  # the trio driver: a spin found in its step, to park it at its next request
+        self.spin_at = -1  # the trio driver: parked at a trio checkpoint until ``changes`` moves
+
+    @property
+    def now(self) -> int:
+        return self.machine.now
+
+    @property
+    def in_nmi(self) -> bool:
+        return self.level == Level.NMI
+
+    def mark(self, what: Mark, lock: int) -> None:
+        """Tell the ground truth what the step just taken did (a ``Mark``: the lock taken, the
+        pending bit set, the queue head reached), inside an acquisition of ``lock``. No step
+        of its own; see ``Mark``."""
+        self.engine.mark(self, what, lock)
+
+    def __repr__(self) -> str:
+        return f"<Context {self.name}>"
+
+
+@dataclass
+class RunResult:
+    """What one run produced."""
+
+    trace: Trace
+    violation: Violation | None
+    decisions: list[int]
+    branching: list[int]  # the number of options at each decision point
+    steps: int
+    time_ns: int
+    features: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.violation is None
+
+    @property
+    def preemptions(self) -> int:
+        return sum(1 for d in self.decisions if d)
+
