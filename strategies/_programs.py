@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Sequence
 
 from hypothesis import strategies as st
@@ -78,33 +79,66 @@ class _Shape:
     capacity_range: tuple[int, int] | None = None
 
 
+# The composites below draw through strategy objects made once per (shape, locks, depth) and
+# kept (``_sections``, ``_pick``, ``_ints``): a Hypothesis strategy made afresh at each draw is
+# validated and unwrapped again (LazyStrategy), which cost a campaign more than the draws
+# themselves (a third of a ticket campaign's time outside the engine). The same strategies draw
+# the same values from the same choices: programs are unchanged.
+_BOOLEANS = st.booleans()
+
+
+@lru_cache(maxsize=4096)
+def _ints(low: int, high: int) -> st.SearchStrategy[int]:
+    return st.integers(low, high)
+
+
+def _pick(values: tuple[Any, ...]) -> st.SearchStrategy[Any]:
+    # Keyed by the values' types too: (Level.SOFTIRQ,) == (1,), and locks must not be drawn as levels.
+    return _sampled(values, tuple(type(v) for v in values))
+
+
+@lru_cache(maxsize=4096)
+def _sampled(values: tuple[Any, ...], types: tuple[type, ...]) -> st.SearchStrategy[Any]:
+    return st.sampled_from(values)
+
+
+@lru_cache(maxsize=1024)
+def _sections(shape: _Shape, locks: tuple[int, ...], depth: int, min_size: int, max_size: int) -> st.SearchStrategy[Any]:
+    return st.lists(_section(shape, locks, depth), min_size=min_size, max_size=max_size)
+
+
+@lru_cache(maxsize=1024)
+def _lines(shape: _Shape, locks: tuple[int, ...], max_sections: int) -> st.SearchStrategy[tuple[Any, ...]]:
+    return _line(shape, locks, max_sections)
+
+
 @st.composite
-def _section(draw: Any, shape: _Shape, locks: Sequence[int], depth: int) -> list[Any]:
+def _section(draw: Any, shape: _Shape, locks: tuple[int, ...], depth: int) -> list[Any]:
     """One critical section: lock, work and nested sections, unlock (flattened)."""
-    lock = draw(st.sampled_from(locks))
+    lock = draw(_pick(locks))
     budget = draw(shape.budget)
     # Exclusive first, so that shrinking goes toward exclusive where the target allows it; with
     # one mode nothing is drawn, so exclusive-only programs are drawn exactly as before modes.
-    shared = shape.modes == ("shared",) or (len(shape.modes) > 1 and draw(st.sampled_from(shape.modes)) == "shared")
+    shared = shape.modes == ("shared",) or (len(shape.modes) > 1 and draw(_pick(shape.modes)) == "shared")
     ops: list[Any] = [Lock(lock, budget, shared=shared)]
     if shape.work is not None:
         ops.append(Work(draw(shape.work)))
     if depth > 1:
-        inner = [x for x in locks if x > lock] if shape.ordered else list(locks)
+        inner = tuple(x for x in locks if x > lock) if shape.ordered else locks
         if inner:
-            for sub in draw(st.lists(_section(shape, inner, depth - 1), max_size=shape.max_sections)):
+            for sub in draw(_sections(shape, inner, depth - 1, 0, shape.max_sections)):
                 ops.extend(sub)
     ops.append(Unlock(lock))
     return ops
 
 
 @st.composite
-def _line(draw: Any, shape: _Shape, locks: Sequence[int], max_sections: int) -> tuple[Any, ...]:
+def _line(draw: Any, shape: _Shape, locks: tuple[int, ...], max_sections: int) -> tuple[Any, ...]:
     """What one context does: critical sections, with work between them."""
     ops: list[Any] = []
-    for sec in draw(st.lists(_section(shape, locks, shape.max_depth), min_size=1, max_size=max_sections)):
+    for sec in draw(_sections(shape, locks, shape.max_depth, 1, max_sections)):
         ops.extend(sec)
-        if shape.work is not None and draw(st.booleans()):
+        if shape.work is not None and draw(_BOOLEANS):
             ops.append(Work(draw(shape.work)))
     return tuple(ops)
 
@@ -206,25 +240,25 @@ def programs(
 @st.composite
 def _programs(draw: Any, shape: _Shape) -> Program:
     ordered_irqs = shape.ordered and shape.max_handlers
-    n_locks = draw(st.integers(max(shape.min_locks, 2 if ordered_irqs else 1), shape.max_locks))
-    all_locks = list(range(n_locks))
+    n_locks = draw(_ints(max(shape.min_locks, 2 if ordered_irqs else 1), shape.max_locks))
+    all_locks = tuple(range(n_locks))
     capacities: tuple[int, ...] = ()
     if shape.capacity_range is not None:
         low, high = shape.capacity_range
-        capacities = tuple(draw(st.lists(st.integers(low, high), min_size=n_locks, max_size=n_locks)))
+        capacities = tuple(draw(st.lists(_ints(low, high), min_size=n_locks, max_size=n_locks)))
     if ordered_irqs:
         task_locks, irq_locks, irq_levels = all_locks[:-1], all_locks[-1:], shape.levels[:1]
     else:
         task_locks, irq_locks, irq_levels = all_locks, all_locks, shape.levels
     cpus = []
-    for _ in range(draw(st.integers(shape.min_cpus, shape.max_cpus))):
-        task = draw(_line(shape, task_locks, shape.max_sections))
+    for _ in range(draw(_ints(shape.min_cpus, shape.max_cpus))):
+        task = draw(_lines(shape, task_locks, shape.max_sections))
         handlers = []
-        for _ in range(draw(st.integers(0, shape.max_handlers))):
-            level = draw(st.sampled_from(irq_levels))
-            handlers.append(Handler(level, draw(_line(shape, irq_locks, 1))))
+        for _ in range(draw(_ints(0, shape.max_handlers))):
+            level = draw(_pick(irq_levels))
+            handlers.append(Handler(level, draw(_lines(shape, irq_locks, 1))))
         cpus.append(CpuProgram(task=task, handlers=tuple(handlers)))
-    retries = draw(st.integers(0, shape.max_retries)) if shape.max_retries else 0
+    retries = draw(_ints(0, shape.max_retries)) if shape.max_retries else 0
     backoff = draw(shape.work) if retries and shape.work is not None else 0
     return Program(
         cpus=tuple(cpus), n_locks=n_locks, on_error=OnError(retries=retries, backoff_ns=backoff), capacities=capacities

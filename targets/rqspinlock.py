@@ -326,6 +326,7 @@ class RqSpinlock(Target):
             _, ret = await self._spin_checked(ctx, lock, _unlocked, LOCKED_MASK, RES_DEF_TIMEOUT)
         if ret:  # S6: give the pending bit back
             await word.store_field(8, 8, 0)
+            ctx.mark(Mark.LEFT, lock)  # nobody waits behind us now, though we have not returned
             await self._release_entry(cpu)
             return Status(ret)
         await word.store_field(0, 16, LOCKED)  # S7: clear_pending_set_locked
@@ -377,6 +378,7 @@ class RqSpinlock(Target):
                         nxt = await my_next.wait_until(_nonzero)
                     ncpu, nidx = _node_cpu_idx(nxt)
                     await self.locked[ncpu][nidx].store(1)
+                ctx.mark(Mark.LEFT, lock)  # the head role is handed on, or the queue is empty
                 await count.fetch_add(-1)
                 await self._release_entry(cpu)
                 return Status.EDEADLK
@@ -385,6 +387,7 @@ class RqSpinlock(Target):
                 nxt = await my_next.wait_until(_nonzero)
                 ncpu, nidx = _node_cpu_idx(nxt)
                 await self.locked[ncpu][nidx].store(RES_TIMEOUT_VAL)
+            ctx.mark(Mark.LEFT, lock)  # the queue behind us is torn down, or was empty
             await count.fetch_add(-1)
             await self._release_entry(cpu)
             return Status.ETIMEDOUT

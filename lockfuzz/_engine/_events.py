@@ -34,7 +34,10 @@ from typing import Any, Sequence
 from ._machine import OP_NAMES
 from .._model._status import Mark, Status
 
-_MARKS = {int(m): {"TAKEN": "taken", "PENDING": "pending waiter", "HEAD": "queue head"}[m.name] for m in Mark}
+_MARKS = {
+    int(m): {"TAKEN": "taken", "PENDING": "pending waiter", "HEAD": "queue head", "LEFT": "left, giving up"}[m.name]
+    for m in Mark
+}
 
 __all__ = [
     "SHARED_RELEASE", "acquire_budget", "acquire_shared", "acquire_value",

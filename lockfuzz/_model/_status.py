@@ -40,12 +40,18 @@ class Mark(enum.IntEnum):
       waiter on the lock waits behind it;
     - ``HEAD``: this step made it the head of the lock's queue: the waiters queued after it
       wait behind it, and "the first waiter" of a ``Detection(first_waiter_only=True)`` claim is
-      the pending waiter or the head, not the earliest arrival.
+      the pending waiter or the head, not the earliest arrival;
+    - ``LEFT``: this step gave up its place on the way out (rqspinlock clearing its pending bit,
+      or a queue head handing its role on or tearing the queue down): the acquisition will
+      return an error, nobody waits behind it any more and it waits for nobody. Without it, a
+      handler that lands between that step and the return, and queues behind the leaving
+      waiter, would be on an AA cycle that the lock rightly never sees.
     """
 
     TAKEN = 1
     PENDING = 2
     HEAD = 3
+    LEFT = 4
 
     def __str__(self) -> str:
         return self.name.lower()

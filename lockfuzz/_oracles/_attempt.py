@@ -41,6 +41,7 @@ class Attempt:
     holding = False  # its context held another lock when the attempt began
     taken = False  # the target marked the step that took the lock (Mark.TAKEN)
     cancelled = False  # the schedule cancelled its scope (the trio driver): it is leaving
+    left = False  # the target marked the step that gave its place up on the way out (Mark.LEFT)
     ahead: tuple[Attempt, ...] = ()  # FIFO locks: earlier arrivals it must wait for
     shared = False  # a shared acquisition (``Lock(shared=True)``)
     #: Reader preference with a bound: the exclusive waiters that arrived before this shared

@@ -72,8 +72,10 @@ def edges(truth: GroundTruth) -> dict[Context, list[Context]]:
     out: dict[Context, list[Context]] = {}
     sharing = truth.sharing is not None
     for a in truth.attempts.values():
-        if a.taken:
-            continue  # it holds the lock it asked for; what it waits for next is not the lock
+        if a.taken or a.left:
+            # It holds the lock it asked for (what it waits for next is not the lock), or it
+            # gave its place up and is on its way out with an error (``Mark.LEFT``).
+            continue
         lock = a.lock
         if sharing:
             for blocker in truth.blockers(a):

@@ -313,6 +313,9 @@ class GroundTruth:
                 b.contended = True
         elif value == Mark.PENDING:
             self.pending[obj] = a
+        elif value == Mark.LEFT:
+            a.left = True  # it waits for nobody, and nobody behind it (``_graph.edges``)
+            self._unqueue(a)
         else:
             self.head[obj] = a
         self._recompute()

@@ -10,14 +10,16 @@ ETIMEDOUT, or a hang. Checked at every event and clock jump, and by the hang ora
 
 from __future__ import annotations
 
-from .._engine._events import ACQUIRE, ACQUIRED, CLOCK, DONE, IRQ_ENTER, IRQ_EXIT, RELEASE
+from .._engine._events import ACQUIRE, ACQUIRED, CLOCK, DONE, IRQ_ENTER, IRQ_EXIT, MARK, RELEASE
 from .._model._errors import Violation
 from ._base import Oracle
 
 
 class EdeadlkComplete(Oracle):
     name = "edeadlk-complete"
-    kinds: tuple[int, ...] = (ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, DONE, CLOCK)
+    # MARK too: a mark may end a cycle (``Mark.LEFT``) or start one (``Mark.TAKEN``), and the
+    # cycle's time is judged at the event that changed it.
+    kinds: tuple[int, ...] = (ACQUIRE, ACQUIRED, RELEASE, IRQ_ENTER, IRQ_EXIT, DONE, CLOCK, MARK)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.detection = engine.capabilities.detection
