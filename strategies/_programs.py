@@ -103,7 +103,9 @@ def _sampled(values: tuple[Any, ...], types: tuple[type, ...]) -> st.SearchStrat
 
 
 @lru_cache(maxsize=1024)
-def _sections(shape: _Shape, locks: tuple[int, ...], depth: int, min_size: int, max_size: int) -> st.SearchStrategy[Any]:
+def _sections(
+    shape: _Shape, locks: tuple[int, ...], depth: int, min_size: int, max_size: int
+) -> st.SearchStrategy[Any]:
     return st.lists(_section(shape, locks, depth), min_size=min_size, max_size=max_size)
 
 

@@ -60,8 +60,12 @@ class Waiting:
             self._seq += 1
             heapq.heappush(self._heap, (deadline, self._seq, ctx.token, ctx))
         self._dirty = True
-        if self.truth.attempts:
-            self.truth.retime()  # an attempt may now sleep on a free lock
+        a = self.truth.attempts.get(ctx.index)
+        if a is not None:
+            # A waiter may now sleep on a free lock. Who else sleeps changes no clock: only
+            # waiters' sleep counts (``GroundTruth.retime``), so a context with no attempt in
+            # progress (a holder, a spinner between attempts) blocks without a retime.
+            self.truth.retime(a.lock)
 
     def _wait_cells(self, ctx: Context, req: tuple[Any, ...], now: int) -> bool:
         """A ``Machine.wait_until`` step: log it; block unless the predicate holds or the
@@ -94,8 +98,9 @@ class Waiting:
             ctx.watching = ()
         ctx.spinning = False
         self._dirty = True
-        if self.truth.attempts:
-            self.truth.retime()
+        a = self.truth.attempts.get(ctx.index)
+        if a is not None:  # as in ``_deadline``: only a waiter's waking counts, on its own lock
+            self.truth.retime(a.lock)
 
     def _wake(self, cell: Cell) -> None:
         """``cell`` changed value: bump its watches, wake the waiters whose condition now holds."""

@@ -217,7 +217,7 @@ class GroundTruth:
             self._recompute()
         if self._table_view:
             self._mark_table_view()
-        self.retime()
+        self.retime(obj)
 
     def _on_acquired(self, index: int, ctx: Context, obj: int, value: int) -> None:
         now = self.engine.machine.now
@@ -253,7 +253,7 @@ class GroundTruth:
             self._recompute()
         if self._table_view:
             self._mark_table_view()
-        self.retime()
+        self.retime(obj)
 
     def _on_release(self, index: int, ctx: Context, obj: int, value: int) -> None:
         if value:  # a shared release (``SHARED_RELEASE``)
@@ -279,7 +279,7 @@ class GroundTruth:
                 b.contended = True
         if self.cycles:
             self._recompute()
-        self.retime()
+        self.retime(obj)
 
     def _on_released(self, index: int, ctx: Context, obj: int, value: int) -> None:
         # The lock leaves the CPU's table only now that the release returned: the kernel's
@@ -296,7 +296,7 @@ class GroundTruth:
             self._recompute()
         if self._table_view:
             self._mark_table_view()
-        self.retime()
+        self.retime(obj)
 
     def _on_mark(self, index: int, ctx: Context, obj: int, value: int) -> None:
         """The target marked a step of ``ctx``'s attempt on lock ``obj`` (``Mark``)."""
@@ -321,7 +321,7 @@ class GroundTruth:
         self._recompute()
         if self._table_view:
             self._mark_table_view()
-        self.retime()
+        self.retime(obj)
 
     def _unqueue(self, a: Attempt) -> None:
         """``a`` is no longer its lock's marked pending waiter or queue head (it took the lock,
@@ -339,11 +339,14 @@ class GroundTruth:
         self.retime()
 
     # -- the clocks of waiting: stalled by a handler, asleep on a free lock -------------------------
-    def retime(self) -> None:
+    def retime(self, lock: int | None = None) -> None:
         """Start or stop each attempt's stall and free clocks (``Attempt.paused_ns``,
-        ``Attempt.free_ns``). Called after every event and, by the engines, whenever a context
-        blocks or wakes: both clocks depend on who is interrupted and who sleeps, which change
-        between events."""
+        ``Attempt.free_ns``): of the attempts on ``lock``, or (None) on every lock. Called after
+        every event (the lock it names; every lock for an interrupt's entry or exit) and, by the
+        engines, whenever a waiter blocks or wakes (its lock): both clocks depend on who is
+        interrupted and which waiters sleep, which change between events. It runs about fifty
+        times per run, so the rules below are written out inline (``_stall`` and ``_free`` say
+        the same for the shared-lock path)."""
         if not self.attempts:
             return
         now = self.engine.machine.now
@@ -352,38 +355,46 @@ class GroundTruth:
         window = self._window
         # Lock by lock (``on_lock`` holds exactly the attempts in progress): what its waiters
         # have in common is counted once, so a call costs one pass over the attempts, not one
-        # pass over each attempt's fellow waiters (it runs after every event, on the hot path).
-        for lock, waiting in enumerate(self.on_lock):
+        # pass over each attempt's fellow waiters.
+        on_lock = self.on_lock
+        # One lock's event or waiter changes only that lock's clocks, except that with per-call
+        # budgets time itself stops a free clock (at the budget's end): then every lock.
+        for k in range(len(on_lock)) if lock is None or window else (lock,):
+            waiting = on_lock[k]
             if not waiting:
                 continue
-            holder = self.holder[lock] or self.releaser[lock]
-            held_up = holder is not None and not holder.top  # the holder is under a handler
-            under = awake = 0  # waiters under a handler; waiters not asleep (running, runnable or under one)
+            holder = self.holder[k] or self.releaser[k]
+            # Held up by a handler: the holder's, or another waiter's (any waiter under one holds
+            # up every waiter on the lock), or, below, its own CPU's.
+            stall_all = holder is not None and not holder.top
+            awake = False  # a waiter on its way to the lock: running, runnable or under a handler
             for b in waiting:
                 c = b.ctx
                 if not c.top:
-                    under += 1
-                    awake += 1
-                elif not c.blocked:
-                    awake += 1
-            available = holder is None and not self.releasing[lock]
+                    stall_all = awake = True
+                    break
+                if not c.blocked:
+                    awake = True
+            # Free for a waiter: nobody holds or releases the lock, no waiter is awake (so it
+            # sleeps, not merely preempted, and not under its own CPU's handler), and nobody the
+            # lock's declared order puts first still waits (checked per waiter).
+            maybe_free = holder is None and not self.releasing[k] and not awake
             for a in waiting:
-                c = a.ctx
-                # Held up by a handler: its own CPU's, the holder's, or another waiter's.
-                self._stall(a, not c.top or held_up or under > 0, now)
-                # Free for it: nobody holds or releases the lock, it sleeps (not merely preempted,
-                # not under its own CPU's handler), nobody else is on the way to the lock (running
-                # or interrupted: ``awake`` counts them, and ``a`` is not among them if it sleeps),
-                # and nobody the lock's declared order puts first still waits.
-                free = (
-                    available
-                    and c.blocked
-                    and c.top
-                    and not awake
+                if stall_all or not a.ctx.top:
+                    if a.stall_since is None:
+                        a.stall_since = now
+                elif a.stall_since is not None:
+                    a.stall_total += now - a.stall_since
+                    a.stall_since = None
+                if (
+                    maybe_free
                     and all(b.end >= 0 for b in a.ahead)
                     and not (window and now >= a.deadline())
-                )
-                self._free(a, free, now)
+                ):
+                    if a.free_since is None:
+                        a.free_since = now
+                elif a.free_since is not None:
+                    self._close(a, now)
 
     @staticmethod
     def _stall(a: Attempt, stalled: bool, now: int) -> None:

@@ -141,3 +141,24 @@ def test_the_cli_reports_system_exit_as_a_finding(tmp_path: Path, monkeypatch: p
     out = capsys.readouterr().out
     assert "target-fault/raised-SystemExit" in out
     assert len(list(tmp_path.glob("*.json"))) == 1
+
+
+def test_a_campaign_installs_the_watchdog_once_and_gives_sigalrm_back(monkeypatch: pytest.MonkeyPatch):
+    # Installing a handler costs more than a short run's oracles: a campaign installs it once for
+    # every run (each run only arms the timer), and the default is back after it.
+    calls: list[object] = []
+    original = signal.signal
+
+    def counting(signum, handler):  # type: ignore[no-untyped-def]
+        if signum == signal.SIGALRM:
+            calls.append(handler)
+        return original(signum, handler)
+
+    monkeypatch.setattr(signal, "signal", counting)
+    report = lockfuzz.fuzz("ticket", runs=60, seed=0, minimise=False)
+    assert report.runs == 60
+    assert len(calls) == 2 and calls[-1] == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
+    # And a campaign's runs are still watched: a step that never yields is found inside one.
+    found = lockfuzz.fuzz(Spin, runs=200, seed=0, minimise=False, step_timeout=0.2, program=TWO)
+    assert [f.failure.signature for f in found.found] == [("target-fault", "no-yield")]

@@ -60,8 +60,8 @@ def checked_retime(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     original = GroundTruth.retime
     checked = [0]
 
-    def retime(self: GroundTruth) -> None:
-        original(self)
+    def retime(self: GroundTruth, lock: int | None = None) -> None:
+        original(self, lock)  # one lock's retime must leave every lock's clocks right
         if self.sharing is not None:
             return  # shared locks keep their own per-waiter code (_retime_shared)
         now = self.engine.machine.now
