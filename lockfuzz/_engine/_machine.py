@@ -278,10 +278,15 @@ class Machine:
         says it directly.
         """
         derived = self.cell(name)
+        self.extend_watch(derived, cells)
+        return derived
+
+    def extend_watch(self, derived: Cell, cells: Sequence[Cell]) -> None:
+        """Count the changes of ``cells`` too in ``derived`` (a cell ``watch`` returned): for
+        state made as a run needs it (rqspinlock's held-table entries)."""
         watch = Watch(derived)
         for c in cells:
             c.waiters.append(watch)
-        return derived
 
     def per_cpu(self, factory: Callable[[int], Any]) -> list[Any]:
         """``[factory(cpu) for cpu in range(n_cpus)]``: per-CPU state, shared by the contexts of
