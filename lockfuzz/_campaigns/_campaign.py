@@ -142,7 +142,8 @@ class CampaignReport:
     found: list[Found] = field(default_factory=list)
     rejected: int = 0
     features: dict[str, Any] = field(default_factory=dict)
-    #: Seconds spent inside engine runs while searching (the rest is Hypothesis and bookkeeping).
+    #: Seconds spent inside engine runs while searching, the runs of rejected programs included
+    #: (the rest is Hypothesis and bookkeeping).
     engine_seconds: float = 0.0
     #: With ``coverage=True`` or ``guided=True``: what the campaign covered.
     coverage: CoverageReport | None = None
@@ -668,6 +669,8 @@ class _Campaign:
         except ProgramError as exc:
             self.report.rejected += 1
             self.last_rejection = str(exc)
+            if self.searching:  # the engine ran it (to the deadlock that rejects it): its time
+                self.report.engine_seconds += time.perf_counter() - t0
             hypothesis.reject()
         if self.searching:
             self.report.engine_seconds += time.perf_counter() - t0
