@@ -37,11 +37,10 @@ from __future__ import annotations
 from typing import Literal
 
 from lockfuzz import Capabilities, Context, Detection, Machine, Status, Target, Timeouts
+from lockfuzz.targets._held_table import RES_NR_HELD, HeldTable
 
 __all__ = ["CHECK_PERIOD_NS", "DEADLOCK_CHECK_NS", "RES_NR_HELD", "TAS_TIMEOUT_NS", "ResilientTasLock"]
 
-#: Entries in each CPU's held-locks table (include/asm-generic/rqspinlock.h).
-RES_NR_HELD = 31
 #: resilient_tas_spin_lock's timeout: NSEC_PER_SEC (4x RES_DEF_TIMEOUT).
 TAS_TIMEOUT_NS = 1_000_000_000
 #: Deadlock re-check interval: NSEC_PER_MSEC, strict (``prev + NSEC_PER_MSEC < now``).
@@ -116,14 +115,12 @@ class ResilientTasLock(Target):
         self.n_cpus = machine.n_cpus
         self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
         self.cnt = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.held.cnt"))
-        self.slots = machine.per_cpu(
-            lambda cpu: [machine.cell(f"cpu{cpu}.held[{i}]") for i in range(RES_NR_HELD)]
-        )
         # Counts the writes to what a deadlock check on lock i reads (its word, every held table):
         # a check due when none changed since the last one would read the same and find the same,
-        # so it is skipped. Bookkeeping of the model, not kernel memory (Machine.watch).
-        tables = [c for cpu in range(machine.n_cpus) for c in (self.cnt[cpu], *self.slots[cpu])]
-        self.changes = [machine.watch(f"L{i}.check-inputs", [self.words[i], *tables]) for i in range(machine.n_locks)]
+        # so it is skipped. Bookkeeping of the model, not kernel memory (Machine.watch). The
+        # tables' entries join it as they are made (``HeldTable``).
+        self.changes = [machine.watch(f"L{i}.check-inputs", [self.words[i], *self.cnt]) for i in range(machine.n_locks)]
+        self.slots = machine.per_cpu(lambda cpu: HeldTable(machine, cpu, self.changes))
 
     # -- the lock ---------------------------------------------------------------------------
     async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:

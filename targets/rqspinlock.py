@@ -47,9 +47,10 @@ the mainline code it follows; NMIs take the Q2 fallback instead.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Literal
+from typing import Callable, Literal
 
-from lockfuzz import Capabilities, Cell, Context, Detection, InvalidArgument, Machine, Mark, Status, Target, Timeouts
+from lockfuzz import Capabilities, Context, Detection, InvalidArgument, Machine, Mark, Status, Target, Timeouts
+from lockfuzz.targets._held_table import RES_NR_HELD, HeldTable
 
 __all__ = ["RqSpinlock", "capabilities_for"]
 
@@ -57,7 +58,6 @@ LOCKED_MASK, PENDING_MASK, LOCKED_PENDING_MASK, TAIL_MASK = 0xFF, 0xFF00, 0xFFFF
 LOCKED, PENDING = 1, 1 << 8
 NSEC_PER_MSEC = 1_000_000
 RES_DEF_TIMEOUT = 250 * NSEC_PER_MSEC
-RES_NR_HELD = 31
 RES_TIMEOUT_VAL = 2
 Q_MAX_NODES = 4
 PENDING_LOOPS = 1
@@ -119,29 +119,6 @@ def _skipped_abba(cur: int, last: int, poll: int, changed_ns: int) -> int:
     return first + (changed_ns - 1 - first) // period * period
 
 
-class _HeldTable:
-    """One CPU's table of held locks (``held_locks``, RES_NR_HELD entries), whose cells are made
-    on first use, in order: an entry never made reads as NULL, which is what it would hold."""
-
-    __slots__ = ("cells", "cpu", "machine", "watches")
-
-    def __init__(self, machine: Machine, cpu: int, watches: list[Cell]) -> None:
-        self.machine, self.cpu, self.watches = machine, cpu, watches
-        self.cells: list[Cell] = []
-
-    def __getitem__(self, i: int) -> Cell:
-        cells = self.cells
-        while len(cells) <= i:
-            cell = self.machine.cell(f"cpu{self.cpu}.held[{len(cells)}]")
-            for derived in self.watches:
-                self.machine.extend_watch(derived, (cell,))
-            cells.append(cell)
-        return cells[i]
-
-    def __iter__(self) -> Iterator[Cell]:
-        return iter(self.cells)
-
-
 def _node_cpu_idx(node_id: int) -> tuple[int, int]:
     """decode_tail: the node id is ``tail >> 16``, i.e. ``(cpu + 1) << 2 | idx``."""
     return (node_id >> 2) - 1, node_id & 3
@@ -196,10 +173,10 @@ class RqSpinlock(Target):
         # a check due when none changed since the last one would read the same and find the same,
         # so it is skipped (see _spin_checked). Bookkeeping of the model, not kernel memory.
         self.changes = [machine.watch(f"L{i}.check-inputs", [self.word[i], *self.cnt]) for i in range(machine.n_locks)]
-        # The held tables' entries are made as the run reaches them (``_HeldTable``), each joining
+        # The held tables' entries are made as the run reaches them (``HeldTable``), each joining
         # the watches above: most runs nest two or three deep, and making all 31 entries of every
         # CPU's table took a fifth of an rqspinlock campaign's time.
-        self.slot = machine.per_cpu(lambda c: _HeldTable(machine, c, self.changes))
+        self.slot = machine.per_cpu(lambda c: HeldTable(machine, c, self.changes))
 
     # -- the held-locks table (include/asm-generic/rqspinlock.h) ---------------------------------
     async def _grab_entry(self, cpu: int, lock: int) -> None:
