@@ -208,6 +208,11 @@ NO_YIELD = ("target-fault", "no-yield")
 _WARMUP = 4
 #: Runs in a row without anything new after which guided search leaves a program.
 _PATIENCE = 8
+#: The fewest examples a chunk (one Hypothesis run) asks for. A Hypothesis run starts with its
+#: simplest example (one CPU, no handler: one run, no decision) and costs a few ms to set up;
+#: a campaign's last runs, asked for one example at a time, went mostly to that (a tail of
+#: dozens of one-run chunks). Examples drawn after the runs are spent return at once.
+_MIN_EXAMPLES = 8
 
 
 @dataclass(frozen=True)
@@ -495,7 +500,7 @@ class _Campaign:
     # -- one Hypothesis run ---------------------------------------------------------------
     def _chunk(self, chunk: int) -> None:
         left = self.max_runs - self.report.runs
-        examples = max(1, min(200, -(-left // self.runs_per_program)))
+        examples = max(_MIN_EXAMPLES, min(200, -(-left // self.runs_per_program)))
         self.searching = True
         self.last = None
         self.failed_on: dict[Program, list[int]] = {}  # each program that failed, and how (_example)
