@@ -17,6 +17,7 @@ the workers' environment.
 from __future__ import annotations
 
 import re
+import socket
 import time
 import uuid
 from typing import Any
@@ -74,9 +75,25 @@ def connect(address: str, workers: int, timeout: float | None = None) -> tuple[A
             silence_logs=logging.CRITICAL,  # its workers say what goes wrong by raising in the shard
         )
         return distributed.Client(cluster), cluster
+    timeout = timeout if timeout is not None else CONNECT_TIMEOUT
+    _probe(address, timeout)
     try:
-        return distributed.Client(address, timeout=timeout if timeout is not None else CONNECT_TIMEOUT), None
+        return distributed.Client(address, timeout=timeout), None
     except (OSError, TimeoutError) as exc:
+        raise InvalidArgument(f"--dask {address}: cannot reach a Dask scheduler there ({exc})") from None
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Refuse a ``tcp://HOST:PORT`` where nothing listens before Dask tries it: a Dask client
+    whose connection failed left its event-loop thread behind, which once kept the process from
+    exiting (seen in CI under coverage: the command line waited past 120 s after printing its
+    error). A plain socket connects or fails within ``timeout`` and leaves nothing running."""
+    m = re.match(r"^tcp://([^\s/:]+):(\d{1,5})/?$", address)
+    if m is None:
+        return  # other protocols, or Dask's default port: Dask's own connection says
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=timeout).close()
+    except OSError as exc:
         raise InvalidArgument(f"--dask {address}: cannot reach a Dask scheduler there ({exc})") from None
 
 

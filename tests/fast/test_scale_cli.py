@@ -218,6 +218,18 @@ def test_dask_scheduler_that_cannot_be_reached_exits_2(tmp_path: Path) -> None:
     _one_line_error(proc.stderr, "--dask tcp://127.0.0.1:1", "cannot reach a Dask scheduler")
 
 
+def test_an_unreachable_scheduler_is_refused_before_dask_makes_a_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    import lockfuzz._campaigns._dask as d
+
+    def no_client(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a Dask client was made for an address where nothing listens")
+
+    monkeypatch.setattr(distributed, "Client", no_client)
+    with pytest.raises(lockfuzz.InvalidArgument, match="cannot reach a Dask scheduler there"):
+        d.connect("tcp://127.0.0.1:1", workers=1, timeout=0.5)
+
+
 def test_dask_not_installed_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed raises ImportError
     assert main(["fuzz", "tas", "--dask", "local"]) == 2
