@@ -1,39 +1,45 @@
-"""The per-CPU table of held locks that the resilient locks keep (``struct rqspinlock_held`` in
-include/asm-generic/rqspinlock.h: a count and RES_NR_HELD = 31 entries), for their models.
+"""Per-CPU arrays of cells made as a run reaches them, for the models of the resilient locks.
 
-The entries' cells are made on first use, in order: an entry never made reads as NULL (0), which
-is what it would hold. Most runs nest two or three acquisitions on a CPU; making all 31 entries
-of every CPU's table up front took a fifth of an rqspinlock campaign's time. Each cell made joins
-the watches the model counts its deadlock checks' inputs with (``Machine.extend_watch``).
+``struct rqspinlock_held`` (include/asm-generic/rqspinlock.h) is a count and RES_NR_HELD = 31
+entries per CPU; the queued lock has Q_MAX_NODES = 4 MCS nodes per CPU (one per context level).
+Most runs nest two or three acquisitions on a CPU and use its first node only; making every
+entry and node of every CPU up front took a fifth of an rqspinlock campaign's time. So the
+cells of a ``CellArray`` are made on first use, in order: an entry never made reads as 0 (NULL,
+unlocked, no successor), which is what it would hold. Each cell made joins the watches the
+model counts its deadlock checks' inputs with (``Machine.extend_watch``), where it has any.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from lockfuzz import Cell, Machine
 
-__all__ = ["RES_NR_HELD", "HeldTable"]
+__all__ = ["RES_NR_HELD", "CellArray", "HeldTable"]
 
 RES_NR_HELD = 31
 
 
-class HeldTable:
-    """One CPU's entries: ``table[i]`` is entry ``i``'s cell (made if need be); iterating
-    yields the entries made so far."""
+class CellArray:
+    """``size`` cells named ``name(i)``: ``array[i]`` is cell ``i`` (made, with the cells before
+    it, if need be); iterating yields the cells made so far."""
 
-    __slots__ = ("cells", "cpu", "machine", "watches")
+    __slots__ = ("cells", "machine", "name", "size", "watches")
 
-    def __init__(self, machine: Machine, cpu: int, watches: list[Cell]) -> None:
-        self.machine, self.cpu, self.watches = machine, cpu, watches
+    def __init__(self, machine: Machine, name: Callable[[int], str], size: int, watches: Sequence[Cell] = ()) -> None:
+        self.machine, self.name, self.size, self.watches = machine, name, size, watches
         self.cells: list[Cell] = []
 
     def __getitem__(self, i: int | slice) -> Any:
-        if isinstance(i, slice):  # table[:3], as on the list it stands for (making what it names)
-            return [self[k] for k in range(*i.indices(RES_NR_HELD))]
+        if isinstance(i, slice):  # array[:3], as on the list it stands for (making what it names)
+            return [self[k] for k in range(*i.indices(self.size))]
         cells = self.cells
+        if i < len(cells):
+            return cells[i]
+        if not 0 <= i < self.size:
+            raise IndexError(f"cell {i} of {self.size}")
         while len(cells) <= i:
-            cell = self.machine.cell(f"cpu{self.cpu}.held[{len(cells)}]")
+            cell = self.machine.cell(self.name(len(cells)))
             for derived in self.watches:
                 self.machine.extend_watch(derived, (cell,))
             cells.append(cell)
@@ -41,3 +47,8 @@ class HeldTable:
 
     def __iter__(self) -> Iterator[Cell]:
         return iter(self.cells)
+
+
+def HeldTable(machine: Machine, cpu: int, watches: Sequence[Cell]) -> CellArray:  # noqa: N802 - reads as the kernel's table
+    """CPU ``cpu``'s held-locks entries, ``cpu{cpu}.held[i]``, joining ``watches``."""
+    return CellArray(machine, lambda i: f"cpu{cpu}.held[{i}]", RES_NR_HELD, watches)
