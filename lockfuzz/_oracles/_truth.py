@@ -213,6 +213,10 @@ class GroundTruth:
             h = self.releaser[obj]
         if self.cycles or a.ahead or (h is not None and (h.index in self.attempts or not h.top)):
             self._recompute()
+        elif self.pending[obj] is not None or self.head[obj] is not None:
+            # It also waits behind the marked pending waiter and queue head, who are waiting
+            # themselves (or interrupted): a cycle may close through them.
+            self._recompute()
         elif self.sharing is not None and (a.writers_ahead or self.sharers[obj] or self.shared_releasing[obj]):
             self._recompute()
         if self._table_view:
@@ -318,9 +322,12 @@ class GroundTruth:
             self._unqueue(a)
         else:
             self.head[obj] = a
-        self._recompute()
-        if self._table_view:
-            self._mark_table_view()
+        if self.cycles or value == Mark.PENDING or value == Mark.HEAD:
+            # Only a new pending waiter or queue head can close a cycle: the others it now keeps
+            # waiting have an edge to it, and it waits for the holder. A taker waits for nobody
+            # (``_graph.edges``), and a place given up removes edges. No mark changes a CPU's
+            # table of held locks, so the held-table view stays as it was.
+            self._recompute()
         self.retime(obj)
 
     def _unqueue(self, a: Attempt) -> None:
