@@ -30,9 +30,9 @@ class Context:
     """
 
     __slots__ = (
-        "blocked", "coro", "cpu", "deadline", "done", "engine", "handler", "index", "last", "level", "machine",
-        "name", "park", "pending", "probes", "reads", "seen", "spin_at", "spinning", "steps", "token", "top",
-        "waiting_on", "watching", "woken_ns",
+        "blocked", "coro", "cpu", "deadline", "done", "engine", "expiry", "handler", "index", "last", "late",
+        "level", "machine", "name", "park", "pending", "probes", "reads", "seen", "slept", "spin_at", "spinning",
+        "steps", "token", "top", "waiting_on", "watching", "woken_ns",
     )  # fmt: skip
 
     def __init__(self, index: int, name: str, cpu: int, level: Level, machine: Machine, handler: int) -> None:
@@ -62,6 +62,12 @@ class Context:
         self.probes = 0  # a spinner past its acquisition's time: wake-ups at doubling intervals
         self.watching: tuple[Cell, ...] = ()  # the cells whose change wakes it (spin, wait_cells)
         self.park = 0  # the trio driver: a spin found in its step, to park it at its next request
+        # Own time past a marked timeout (``Timeouts.late_ns``): when the acquisition's armed clock
+        # runs out (None: no armed clock), the lateness counted so far, and when its current wait
+        # began. Kept by ``_waiting`` at each unblock, so that nothing is done per step.
+        self.expiry: int | None = None
+        self.late = 0
+        self.slept = 0
         self.spin_at = -1  # the trio driver: parked at a trio checkpoint until ``changes`` moves
 
     @property

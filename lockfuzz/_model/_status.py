@@ -41,11 +41,26 @@ class Mark(enum.IntEnum):
     - ``HEAD``: this step made it the head of the lock's queue: the waiters queued after it
       wait behind it, and "the first waiter" of a ``Detection(first_waiter_only=True)`` claim is
       the pending waiter or the head, not the earliest arrival.
+
+    Two more marks time a fixed timeout to the step (``Timeouts``: ``min_ns``, ``head_min_ns``,
+    ``late_ns``); they change nothing about who holds or waits:
+
+    - ``ARMED``: this step read the clock and armed the attempt's timeout (the kernel's first
+      ``check_timeout`` of a wait loop: ``timeout_end = now + duration``). Its duration is the
+      declared one: ``Timeouts.head_min_ns`` for an arming after the attempt's ``HEAD`` mark
+      (rqspinlock's queue head re-arms with twice the pending waiter's: ``RES_RESET_TIMEOUT``),
+      else ``Timeouts.min_ns`` (the budget, for per-call timeouts). Arming again replaces it.
+    - ``EXPIRED``: this step's check found the armed timeout run out, and the attempt gives up
+      (``now > timeout_end``). It must come at least the armed duration after ``ARMED``
+      (``etimedout/early`` otherwise, with no grace), and no later than ``Timeouts.late_ns`` of
+      the waiter's own time after that (``bounded-waiting/late``).
     """
 
     TAKEN = 1
     PENDING = 2
     HEAD = 3
+    ARMED = 4
+    EXPIRED = 5
 
     def __str__(self) -> str:
         return self.name.lower()

@@ -47,6 +47,13 @@ class Attempt:
     #: attempt; it must wait for those that readers have already overtaken ``reader_overtakes`` times.
     writers_ahead: tuple[Attempt, ...] = ()
     overtakers = 0  # an exclusive attempt: shared attempts that arrived later and got the lock first
+    # Its timeout clock, where the target marks it (``Mark.ARMED``, ``Mark.EXPIRED``): when it was
+    # last armed, for how long (the declared duration for its role), and when a check found it
+    # run out; -1 where none. Its lateness past ``armed + armed_ns`` is kept on its context
+    # (``Context.expiry``, ``Context.late``: the engine adds to it when a timed wait ends).
+    armed = -1
+    armed_ns = 0
+    expired = -1
 
     def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
         self.ctx = ctx
