@@ -34,9 +34,10 @@ once, if that point passed before the waiter could run again), where the kernel'
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
-from lockfuzz import Capabilities, Context, Detection, Machine, Status, Target, Timeouts
+from lockfuzz import Capabilities, Context, Detection, Machine, Mark, Status, Target, Timeouts
 
 __all__ = ["CHECK_PERIOD_NS", "DEADLOCK_CHECK_NS", "RES_NR_HELD", "TAS_TIMEOUT_NS", "ResilientTasLock"]
 
@@ -82,16 +83,22 @@ class ResilientTasLock(Target):
     as holding it: the ``held-table-view`` exception). Budgets passed to ``acquire`` are ignored."""
 
     capabilities = Capabilities(
-        # min_ns: ETIMEDOUT only when now > first poll + 1 s, and the first poll comes after
-        # the attempt starts, so every timeout lasted more than 1 s.
-        # max_quiet_ns: an attempt returns ETIMEDOUT at the first check after first poll + 1 s;
-        # a waiter is never quiet for longer than its own attempt, so 1 s bounds it.
+        # max_quiet_ns: an attempt returns ETIMEDOUT at the first check after its deadline; a
+        # waiter is never quiet for longer than its own attempt, so 1 s (+ 1 ns) bounds it.
         # slack_ns: what comes on top of that second: the steps before the first poll (grab
         # the entry, read, cmpxchg, an AA walk of at most 31 slots), the strict `>` (1 ns),
         # the steps of the final check and of releasing the entry, and the steps other contexts
         # take before the woken waiter is scheduled: well under 1,000 steps, 100 us at the
         # default step of 1 ns (and still enough at 100 ns a step).
-        timeouts=Timeouts(per_call=False, min_ns=TAS_TIMEOUT_NS, max_quiet_ns=TAS_TIMEOUT_NS, slack_ns=100_000),
+        # min_ns, to the step: the first check arms the deadline (Mark.ARMED: now + 1 s, read after
+        # the AA check) and a check gives up only when now > deadline (Mark.EXPIRED), so at least
+        # 1 s + 1 ns after arming, and so after the attempt's start.
+        # late_ns, to the step: it wakes for the first poll past the deadline and gives up at that
+        # poll; at the default step of 1 ns not one ns of its own time is late (``__init__`` allows
+        # the part of a step a wake may overshoot by at a coarser step).
+        timeouts=Timeouts(
+            per_call=False, min_ns=TAS_TIMEOUT_NS + 1, max_quiet_ns=TAS_TIMEOUT_NS + 1, slack_ns=100_000, late_ns=0,
+        ),
         # class_latency_ns: AA is found at the first poll, a few steps after the attempt starts
         # (the same 100 us allowance for steps as above), 1 ms sooner than ABBA. For ABBA
         # (latency_ns), the party that arrives second (whose arrival closes the cycle) runs its
@@ -114,6 +121,14 @@ class ResilientTasLock(Target):
     def __init__(self, machine: Machine) -> None:
         super().__init__(machine)
         self.n_cpus = machine.n_cpus
+        self.step_ns = machine.step_ns
+        if machine.step_ns > 1:
+            # A wake by another context's step may come up to a step less 1 ns past the deadline.
+            caps = type(self).capabilities
+            assert caps.timeouts is not None
+            self.capabilities = replace(  # type: ignore[misc] # an instance's own promise
+                caps, timeouts=replace(caps.timeouts, late_ns=(caps.timeouts.late_ns or 0) + machine.step_ns - 1)
+            )
         self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
         self.cnt = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.held.cnt"))
         self.slots = machine.per_cpu(
@@ -143,9 +158,12 @@ class ResilientTasLock(Target):
                 # the timeout can act. Sleep until something changes, or the timeout.
                 # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
                 seen = await changes.wait_until(lambda v, s=timer.seen: v != s, self._next_check(timer))  # type: ignore[misc]
-                if seen != timer.seen:  # the checks it slept through found nothing
-                    _skip_checks(timer, ctx.woken_ns)
-                    timer.stale = True
+                if seen == timer.seen:
+                    # Its deadline: the word (watched) still reads ``val``, so this step is the
+                    # poll past the timeout; check now, as the kernel's loop would at that poll.
+                    continue
+                _skip_checks(timer, ctx.woken_ns)  # the checks it slept through found nothing
+                timer.stale = True
             # Poll: re-read the word until it reads 0 or the next check falls due.
             val = await word.wait_until(_is_zero, self._next_check(timer))
 
@@ -181,12 +199,16 @@ class ResilientTasLock(Target):
         return self.timeout_ns
 
     async def _check_timeout(self, ctx: Context, lock: int, timer: _Timer) -> Status | Literal[0]:
+        if timer.end is None:  # the first check of this wait loop: the AA check, then arm
+            ret = await self._check_aa(ctx.cpu, lock)
+            if not ret:
+                timer.cur = ctx.now  # the kernel reads the clock after the AA check
+                timer.end = timer.cur + timer.duration
+                ctx.mark(Mark.ARMED, lock)
+            return ret
         now = ctx.now
-        if timer.end is None:  # the first check of this wait loop
-            timer.cur = now
-            timer.end = now + timer.duration
-            return await self._check_aa(ctx.cpu, lock)
         if now > timer.end:  # the timeout wins over the deadlock check
+            ctx.mark(Mark.EXPIRED, lock)
             return Status.ETIMEDOUT
         if timer.cur + DEADLOCK_CHECK_NS < now:
             timer.cur = now
@@ -201,9 +223,12 @@ class ResilientTasLock(Target):
         """The first moment a check would do anything: the ABBA re-check if its inputs changed
         since the last one, or the timeout."""
         assert timer.end is not None  # armed by the wait loop's first _check_timeout
+        # The timeout's poll is the first past its end; a wait's deadline wakes the waiter for its
+        # next step, so wake a step before that poll (Timeouts.late_ns: not one ns late).
+        timeout = timer.end + 1 - self.step_ns
         if not timer.stale:
-            return timer.end + 1
-        return min(timer.cur + CHECK_PERIOD_NS, timer.end + 1)
+            return timeout
+        return min(timer.cur + CHECK_PERIOD_NS, timeout)
 
     async def _check_aa(self, cpu: int, lock: int) -> Status | Literal[0]:
         """EDEADLK if ``lock`` is in this CPU's table below the top (our own attempt)."""

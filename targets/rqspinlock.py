@@ -79,9 +79,17 @@ def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
     g = poll_interval * max(1, step_ns)
     steps = SLACK_STEPS * max(1, step_ns)
     return Capabilities(
+        # To the step, where the waiter marks its clock (Mark.ARMED, Mark.EXPIRED): it gives up
+        # only when now > timeout_end, so at least the armed duration + 1 ns after arming it
+        # (min_ns; head_min_ns once queue head: RES_RESET_TIMEOUT with twice the duration), and
+        # at the first poll past that: a poll falls every g ns, and a wake may overshoot its
+        # deadline by a step less 1 ns at a step coarser than 1 ns (late_ns). What follows its
+        # EXPIRED (the queue head waits for its successor to link, to tell it to leave) and the
+        # waiters behind the head, who have no clock, are held to max_quiet_ns + slack_ns.
         timeouts=Timeouts(
-            per_call=False, min_ns=RES_DEF_TIMEOUT, max_quiet_ns=2 * RES_DEF_TIMEOUT + g,
+            per_call=False, min_ns=RES_DEF_TIMEOUT + 1, max_quiet_ns=2 * RES_DEF_TIMEOUT + g,
             slack_ns=g + steps, early_when_another_times_out=True,
+            head_min_ns=2 * RES_DEF_TIMEOUT + 1, late_ns=g - 1 + max(0, step_ns - 1),
         ),
         # Only the pending waiter and the queue head run the checks; waiters further back spin
         # on their MCS node with none (Q6), so a cycle through them waits for a head.
@@ -162,6 +170,7 @@ class RqSpinlock(Target):
         if not isinstance(poll_interval, int) or isinstance(poll_interval, bool) or poll_interval < 1:
             raise InvalidArgument(f"poll_interval={poll_interval!r}: expected an int >= 1 (65536 is the kernel's)")
         self.poll_ns = poll_interval * max(1, machine.step_ns)
+        self.step_ns = machine.step_ns
         # What this instance promises (the class attribute is for poll_interval=1, step_ns=1).
         self.capabilities = capabilities_for(poll_interval, machine.step_ns)  # type: ignore[misc]
         self.word = [machine.cell(f"L{i}.val") for i in range(machine.n_locks)]
@@ -256,31 +265,43 @@ class RqSpinlock(Target):
             return val, Status.EDEADLK
         cur = last = machine.now  # ts.cur, and the time of the last check
         end = cur + duration  # ts.timeout_end
+        ctx.mark(Mark.ARMED, lock)  # the declared duration: 250 ms pending, 500 ms queue head (+ 1 ns)
         stale = True  # the ABBA check's inputs changed since it last ran (it has not run yet)
         seen = 0  # the count of changes to those inputs when it last ran (set when it runs)
         while True:
+            # The timeout's poll is the first on the grid past ``end``. A wait's deadline wakes the
+            # waiter for its next step, so wake it a step before that poll, and the step is the
+            # poll (Timeouts.late_ns). The ABBA re-check wakes at its poll (the step after it).
+            timeout = _next_poll(last, poll, end + 1) - self.step_ns
             if not stale:
                 # Nothing the ABBA check reads (the word included) changed since it last ran:
                 # only the timeout can act. Sleep until something changes, or the timeout.
-                due = _next_poll(last, poll, end + 1)
                 # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
-                now_seen = await changes.wait_until(lambda v, s=seen: v != s, deadline_ns=due)  # type: ignore[misc]
+                now_seen = await changes.wait_until(lambda v, s=seen: v != s, deadline_ns=timeout)  # type: ignore[misc]
                 if now_seen != seen:  # the checks it slept through found nothing: on the grid
                     cur = _skipped_abba(cur, last, poll, ctx.woken_ns)
                     stale = True
+                elif machine.now > end:
+                    # Its deadline, and the word (watched) still reads ``val``: this step is the
+                    # poll past the timeout, which the kernel's check would find expired.
+                    ctx.mark(Mark.EXPIRED, lock)
+                    return val, Status.ETIMEDOUT
             # Poll: re-read the word until it satisfies the condition or the next check that can
             # act falls due (the timeout, or the ABBA re-check).
-            due = _next_poll(last, poll, (min(end, cur + NSEC_PER_MSEC) if stale else end) + 1)
+            due = min(timeout, _next_poll(last, poll, cur + NSEC_PER_MSEC + 1)) if stale else timeout
             val = await word.wait_until(done, deadline_ns=due)
             if done(val):
                 return val, 0
             now = machine.now
             if now > end:  # the timeout wins over the deadlock check
+                ctx.mark(Mark.EXPIRED, lock)
                 return val, Status.ETIMEDOUT
             # Not the timeout, so this is the poll the waiter slept until: the first strictly more
             # than 1 ms after the last ABBA check, whose inputs changed since (else it would have
-            # slept until the timeout). Checks that could not act were skipped (module doc).
-            assert stale and cur + NSEC_PER_MSEC < now
+            # slept until the timeout), or, at a step coarser than 1 ns, a poll just short of the
+            # timeout's. Checks that could not act were skipped (module doc).
+            if not (stale and cur + NSEC_PER_MSEC < now):
+                continue
             cur = now
             seen, stale = changes.value, False  # before the reads: a write during them counts
             ret = await self._check_abba(cpu, lock, mask)

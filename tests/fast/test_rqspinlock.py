@@ -138,7 +138,10 @@ def test_capabilities():
     caps = RqSpinlock.capabilities
     assert caps == capabilities_for(1, 1) == RqSpinlock.capabilities_for(1, 1)
     t, d = caps.timeouts, caps.detection
-    assert not t.per_call and t.min_ns == 250 * MS and t.early_when_another_times_out
+    # To the step: gives up when now > timeout_end, at the first poll past it (Mark.ARMED, EXPIRED).
+    assert not t.per_call and t.min_ns == 250 * MS + 1 and t.early_when_another_times_out
+    assert t.head_min_ns == 500 * MS + 1 and t.late_ns == 0
+    assert capabilities_for(65536, 10).timeouts.late_ns == 65536 * 10 - 1 + 9  # a poll, and a wake's overshoot
     assert t.max_quiet_ns == 500 * MS + 1
     assert d.classes == {"AA", "ABBA"} and d.max_held == 31
     assert caps.fairness is None
