@@ -14,16 +14,20 @@ What it models, one step per access:
 - acquire: grab an entry in the per-CPU held-locks table (``cnt += 1``, then ``locks[cnt-1] = L``
   unless the table is full), then poll: read the word, and when it reads 0 try ``cmpxchg(0 -> 1)``.
   Every failed poll runs the check: the first one does the AA check (``L`` below the top of this
-  CPU's table) and arms the deadline (now + 1 s); later ones return ETIMEDOUT once ``now >
-  deadline`` and otherwise run the ABBA check when strictly more than 1 ms passed since the last
-  check. On an error the entry is released (``locks[cnt-1] = NULL``, then ``cnt -= 1``).
+  CPU's table) and then arms the deadline (now + 1 s, the clock read after the AA check, as the
+  kernel's: ``Mark.ARMED``); later ones return ETIMEDOUT once ``now > deadline``
+  (``Mark.EXPIRED``) and otherwise run the ABBA check when strictly more than 1 ms passed since
+  the last check. On an error the entry is released (``locks[cnt-1] = NULL``, then ``cnt -= 1``).
 - release: store 0 to the word, then ``locks[cnt-1] = NULL`` and ``cnt -= 1`` (res_spin_unlock's
   order since "rqspinlock: Enclose lock/unlock within lock entry acquisitions": a handler landing
   between the two still finds the entry, and gets EDEADLK rather than a timeout).
 
 Between polls a waiter sleeps in ``wait_until`` until the word reads 0 or the next moment a check
 could do anything, so the model behaves like the kernel's loop with a check at every poll while
-costing steps per event, not per millisecond. The kernel polls without pause, so its ABBA checks
+costing steps per event, not per millisecond. For the timeout that moment is a step before the
+first poll past the deadline (a wait's deadline wakes it for its next step): it gives up at that
+poll, 1 s + 1 ns after arming, as the kernel's loop would, and declares so to the step
+(``Timeouts(min_ns=1 s + 1 ns, late_ns=0)``). The kernel polls without pause, so its ABBA checks
 fall on a grid fixed by its last one: every 1 ms + 1 ns (the first poll strictly more than 1 ms
 later). A check whose inputs (the word, every held table: a ``Machine.watch``) did not change
 since the last one would read the same and find nothing, so after a check the waiter sleeps

@@ -39,6 +39,13 @@ Modelling choices:
   once, if that point passed before the waiter could run again), where the kernel's would be.
   Time a waiter spends preempted or interrupted counts as polling time (the kernel would not
   poll then, so with a large interval the model checks a little earlier than the kernel).
+- Timeouts to the step: ``check_timeout``'s first call arms the clock (``Mark.ARMED``; 250 ms for
+  the pending waiter, 500 ms for the queue head) and the first poll past ``timeout_end`` gives up
+  (``Mark.EXPIRED``). For the timeout the waiter wakes a step before that poll (a wait's deadline
+  wakes it for its next step), so that the poll is its waking step, as in the kernel's loop; a
+  waiter asleep on the watch whose deadline comes with nothing changed gives up at that step
+  (the word, watched, still reads what it read). The ABBA re-check's poll is the step after its
+  grid point, as before.
 
 Worth knowing (see tests/fast/test_rqspinlock.py): hardirq or softirq handlers that queue as
 non-head waiters behind each other's interrupted queue heads hang for good in this model, as in

@@ -303,7 +303,7 @@ class GroundTruth:
     def _on_mark(self, index: int, ctx: Context, obj: int, value: int) -> None:
         """The target marked a step of ``ctx``'s attempt on lock ``obj`` (``Mark``)."""
         a = self.attempts[ctx.index]
-        if value >= Mark.ARMED:  # its timeout clock: who holds or waits is unchanged
+        if value == Mark.ARMED or value == Mark.EXPIRED:  # its timeout clock: who holds or waits is unchanged
             return self._on_clock_mark(a, ctx, value)
         self.marked = True
         if value == Mark.TAKEN:

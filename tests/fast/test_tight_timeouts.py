@@ -278,3 +278,38 @@ def test_the_marked_clock_is_described():
         "timeout clock (marked): gives up >= 250000001 ns (500000001 ns once queue head) after arming it, "
         "within 0 ns of its own time after that" in lines
     )
+
+
+class SleepsOutItsBudget(Target):
+    """A per-call lock that never gets its lock: it arms its budget at once, sleeps it out (less
+    ``short`` ns) and gives up."""
+
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True, late_ns=0))
+    short = 0
+
+    def __init__(self, machine: Any) -> None:
+        super().__init__(machine)
+        self.word = machine.cell("L0")
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        ctx.mark(Mark.ARMED, lock)
+        end = ctx.now + budget_ns - self.short
+        await self.machine.sleep_until(end - self.machine.step_ns)  # wakes for its step at ``end``
+        ctx.mark(Mark.EXPIRED, lock)
+        return Status.ETIMEDOUT
+
+    async def release(self, ctx: Context, lock: int) -> None:  # pragma: no cover - never holds
+        await self.word.store(0)
+
+
+class SleepsOneNsShort(SleepsOutItsBudget):
+    short = 1
+
+
+@pytest.mark.parametrize("target, signature", [(SleepsOutItsBudget, None), (SleepsOneNsShort, ("etimedout", "early"))])
+def test_a_per_call_clock_arms_its_budget(target, signature):
+    program = Program(cpus=(CpuProgram(task=(Lock(0, budget_ns=1_000), Unlock(0))),), n_locks=1)
+    r = lockfuzz.run(target, program, [], settings=lockfuzz.Settings(final_check=False))
+    assert (r.violation.signature if r.violation else None) == signature, r.violation
+    if signature:
+        assert r.violation.details == {"armed_ns": 1_000, "expired_after_ns": 999}
