@@ -64,7 +64,7 @@ class Context:
         self.park = 0  # the trio driver: a spin found in its step, to park it at its next request
         # Own time past a marked timeout (``Timeouts.late_ns``): when the acquisition's armed clock
         # runs out (None: no armed clock), the lateness counted so far, and when its current wait
-        # began. Kept by ``_waiting`` at each unblock, so that nothing is done per step.
+        # began. Kept when a wait ends (``end_wait``), so that nothing is done per step.
         self.expiry: int | None = None
         self.late = 0
         self.slept = 0
@@ -77,6 +77,21 @@ class Context:
     @property
     def in_nmi(self) -> bool:
         return self.level == Level.NMI
+
+    def end_wait(self, now: int) -> None:
+        """A wait of this context, whose acquisition armed a marked timeout (``Mark.ARMED``), ends
+        at ``now``: add to its lateness (``Timeouts.late_ns``) what of the wait, and of the step it
+        polls with on waking, came after its clock ran out (``expiry``). Only a timed wait counts:
+        one with no deadline waits for another context's write, and a parked spinner's deadline
+        is the engine's, not the target's. Time it then spends runnable but not scheduled, or
+        under a handler, is not counted: the poll's step is counted as if taken at once. Called by
+        the engine when the wait ends (``_waiting``), so nothing is done per step."""
+        expiry = self.expiry
+        if self.deadline is None or self.spinning or expiry is None:
+            return
+        over = now + self.machine.step_ns - max(self.slept, expiry)
+        if over > 0:
+            self.late += over
 
     def mark(self, what: Mark, lock: int) -> None:
         """Tell the ground truth what the step just taken did (a ``Mark``: the lock taken, the

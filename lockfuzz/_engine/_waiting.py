@@ -44,7 +44,7 @@ class Waiting:
 
     def _block(self, ctx: Context, cell: Cell | None, deadline: int | None) -> None:
         ctx.blocked = True
-        ctx.slept = self.machine.now  # time-bounds: when this wait began (``_late``)
+        ctx.slept = self.machine.now  # time-bounds: when this wait began (``Context.end_wait``)
         ctx.token += 1
         ctx.waiting_on = cell
         if cell is not None:
@@ -79,8 +79,8 @@ class Waiting:
         return True
 
     def _unblock(self, ctx: Context) -> None:
-        if ctx.expiry is not None:  # time-bounds: its attempt's marked timeout clock is armed
-            self._late(ctx)
+        if ctx.expiry is not None:  # time-bounds: a marked timeout clock is armed (``Context.end_wait``)
+            ctx.end_wait(self.machine.now)
         ctx.blocked = False
         ctx.woken_ns = self.machine.now
         ctx.deadline = None
@@ -99,20 +99,6 @@ class Waiting:
         self._dirty = True
         if self.truth.attempts:
             self.truth.retime()
-
-    def _late(self, ctx: Context) -> None:
-        """A wait of ``ctx``, whose acquisition armed a marked timeout (``Mark.ARMED``), ends now:
-        add to its lateness (``Timeouts.late_ns``) what of the wait, and of the step it polls with
-        on waking, came after its clock ran out (``ctx.expiry``). Only a timed wait counts: one with
-        no deadline waits for another context's write, and a parked spinner's deadline is the
-        engine's, not the target's. Time it then spends runnable, not scheduled, or under a
-        handler is not counted (the poll's step is counted as if taken at once)."""
-        expiry = ctx.expiry
-        if ctx.deadline is None or ctx.spinning or expiry is None:
-            return
-        over = self.machine.now + self.machine.step_ns - max(ctx.slept, expiry)
-        if over > 0:
-            ctx.late += over
 
     def _wake(self, cell: Cell) -> None:
         """``cell`` changed value: bump its watches, wake the waiters whose condition now holds."""

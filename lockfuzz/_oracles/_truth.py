@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from .._engine._events import ACQUIRE, ACQUIRED, CANCEL, DONE, IRQ_ENTER, IRQ_EXIT, MARK, RELEASE, RELEASED
-from .._model._errors import Violation
 from .._model._status import Level, Mark, Status
 from . import _graph
 from ._attempt import Attempt
@@ -227,7 +226,7 @@ class GroundTruth:
         waiting.remove(a)
         a.end = now
         a.status = _STATUS[value]
-        ctx.expiry = None  # its timeout clock, if it armed one, stops with the attempt
+        ctx.expiry = None  # time-bounds: its timeout clock, if it armed one, stops with the attempt
         self._close(a, now)
         self.returned = a
         self._unqueue(a)
@@ -303,8 +302,8 @@ class GroundTruth:
     def _on_mark(self, index: int, ctx: Context, obj: int, value: int) -> None:
         """The target marked a step of ``ctx``'s attempt on lock ``obj`` (``Mark``)."""
         a = self.attempts[ctx.index]
-        if value == Mark.ARMED or value == Mark.EXPIRED:  # its timeout clock: who holds or waits is unchanged
-            return self._on_clock_mark(a, ctx, value)
+        if value == Mark.ARMED or value == Mark.EXPIRED:  # time-bounds: its timeout clock (``Attempt.clock``)
+            return a.clock(value, self.engine.machine.now, self.engine.capabilities.timeouts, self.head[obj] is a)
         self.marked = True
         if value == Mark.TAKEN:
             a.taken = True
@@ -323,35 +322,6 @@ class GroundTruth:
         if self._table_view:
             self._mark_table_view()
         self.retime()
-
-    def _on_clock_mark(self, a: Attempt, ctx: Context, value: int) -> None:
-        """``Mark.ARMED``: note when and for how long (the declared duration for its role), and
-        start counting its lateness from the clock's end (``Context.expiry``, ``_waiting._late``).
-        ``Mark.EXPIRED``: note when; what follows is its way out, not lateness. The oracles judge
-        both (``etimedout``: early; ``bounded-waiting``: late)."""
-        now = self.engine.machine.now
-        if value == Mark.ARMED:
-            t = self.engine.capabilities.timeouts
-            if t is None:
-                ns = 0  # no timeouts declared: its ETIMEDOUT is the finding (``etimedout/undeclared``)
-            elif t.per_call:
-                ns = a.budget
-            elif t.head_min_ns is not None and self.head[a.lock] is a:
-                ns = t.head_min_ns  # re-armed as queue head (the kernel's RES_RESET_TIMEOUT)
-            else:
-                ns = t.min_ns
-            a.armed, a.armed_ns, a.expired = now, ns, -1
-            ctx.expiry = now + ns
-            ctx.late = 0
-        else:
-            if a.armed < 0:
-                raise Violation(
-                    "target-fault", "bad-mark",
-                    f"{ctx.name} marked its timeout expired on L{a.lock} without arming it first (Mark.ARMED)",
-                    contexts=(ctx.name,), locks=(a.lock,), time_ns=now,
-                )
-            a.expired = now
-            ctx.expiry = None
 
     def _unqueue(self, a: Attempt) -> None:
         """``a`` is no longer its lock's marked pending waiter or queue head (it took the lock,
