@@ -33,6 +33,7 @@ from lockfuzz import (
 from lockfuzz._engine._events import ACQUIRED, MARK
 from lockfuzz._engine._machine import SLEEP
 from lockfuzz._engine._run import Engine
+from lockfuzz.targets.arena_spinlock import ArenaSpinlock
 from lockfuzz.targets.resilient_tas import TAS_TIMEOUT_NS, ResilientTasLock
 from lockfuzz.targets.rqspinlock import RES_DEF_TIMEOUT, RqSpinlock
 
@@ -184,6 +185,37 @@ def test_a_variant_one_step_later_is_late(variant, program, waiter):
     r = lockfuzz.run(variant, program, [])
     assert r.violation is not None and r.violation.signature == ("bounded-waiting", "late"), r.violation
     assert r.violation.contexts == (waiter,) and r.violation.details == {"late_ns": 1}
+
+
+# -- the BPF arena lock: per-call, gives up at its first poll at or past its budget ---------------------------
+#: cpu0 holds L0 for 1 us; cpu1's pending waiter has a budget of 100 ns (the arena lock is known
+#: broken: it leaves the pending bit set, so the final check is off here).
+ARENA_GIVES_UP = Program(
+    cpus=(CpuProgram(task=(Lock(0), Work(1_000), Unlock(0))), CpuProgram(task=(Lock(0, 100), Unlock(0)))),
+    n_locks=1,
+)
+NO_FINAL = lockfuzz.Settings(final_check=False)
+
+
+class ArenaOneNsShort(ArenaSpinlock):
+    """Sooner: its time slice is spent 1 ns before its budget."""
+
+    async def _wait(self, ctx: Context, lock: int, cell: Any, done: Any, deadline: int) -> int:
+        return await super()._wait(ctx, lock, cell, done, deadline - 1)
+
+
+def test_the_arena_lock_gives_up_exactly_at_its_budget():
+    # bpf_check_timed_may_goto breaks once time - timestamp >= the slice: at the budget, exactly.
+    # How late it may be is not declared (late_ns=None): the kernel reads the clock only every
+    # BPF_MAX_TIMED_LOOPS iterations, so its original promises no bound tighter than the slack.
+    assert ArenaSpinlock.capabilities.timeouts == Timeouts(per_call=True)
+    r = lockfuzz.run(ArenaSpinlock, ARENA_GIVES_UP, [], settings=NO_FINAL)
+    assert r.violation is None, r.violation
+    armed, expired = clock(r, "cpu1.task")
+    assert expired - armed == 100 and returned(r, "cpu1.task") == [Status.ETIMEDOUT]
+    short = lockfuzz.run(ArenaOneNsShort, ARENA_GIVES_UP, [], settings=NO_FINAL)
+    assert short.violation is not None and short.violation.signature == ("etimedout", "early"), short.violation
+    assert short.violation.details == {"armed_ns": 100, "expired_after_ns": 99}
 
 
 # -- own time: what other CPUs and handlers do is not the waiter's lateness ----------------------------------
