@@ -354,6 +354,7 @@ class RqSpinlock(Target):
             _, ret = await self._spin_checked(ctx, lock, _unlocked, LOCKED_MASK, RES_DEF_TIMEOUT)
         if ret:  # S6: give the pending bit back
             await word.store_field(8, 8, 0)
+            ctx.mark(Mark.LEFT, lock)  # nobody waits behind it now, though it has not returned
             await self._release_entry(cpu)
             return Status(ret)
         await word.store_field(0, 16, LOCKED)  # S7: clear_pending_set_locked
@@ -394,7 +395,8 @@ class RqSpinlock(Target):
                 ret = Status.ETIMEDOUT  # told to leave: go to T
             else:
                 nxt = await my_next.load()
-        if not ret:  # Q7: queue head: wait for owner and pending waiter, 500 ms
+        head = not ret  # a waiter told to leave (T, waiter to waiter) never became the head
+        if head:  # Q7: queue head: wait for owner and pending waiter, 500 ms
             ctx.mark(Mark.HEAD, lock)
             val, ret = await self._spin_checked(
                 ctx, lock, _unlocked_no_pending, LOCKED_PENDING_MASK, 2 * RES_DEF_TIMEOUT
@@ -405,6 +407,7 @@ class RqSpinlock(Target):
                         nxt = await my_next.wait_until(_nonzero)
                     ncpu, nidx = _node_cpu_idx(nxt)
                     await self.locked[ncpu][nidx].store(1)
+                ctx.mark(Mark.LEFT, lock)  # handed on, or the queue is empty: nobody waits behind it
                 await count.fetch_add(-1)
                 await self._release_entry(cpu)
                 return Status.EDEADLK
@@ -413,6 +416,8 @@ class RqSpinlock(Target):
                 nxt = await my_next.wait_until(_nonzero)
                 ncpu, nidx = _node_cpu_idx(nxt)
                 await self.locked[ncpu][nidx].store(RES_TIMEOUT_VAL)
+            if head:
+                ctx.mark(Mark.LEFT, lock)  # the successor told to leave, or the queue empty
             await count.fetch_add(-1)
             await self._release_entry(cpu)
             return Status.ETIMEDOUT

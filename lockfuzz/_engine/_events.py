@@ -16,7 +16,7 @@ step in its hot loop, and tuples of ints are the cheapest thing Python can appen
   obj = CPU, value = level), ``CLOCK`` (the clock jumped to ``time_ns``), ``DONE`` (a context
   finished its line), ``FINAL`` (the final-state check begins), ``MARK`` (obj = lock, value = a
   ``Mark``: the target said its step took the lock, made it pending or queue head, armed its
-  timeout or found it expired), ``CANCEL``
+  timeout or found it expired, gave up its place), ``CANCEL``
   (the trio driver's schedule cancelled the scope of the context's call into the target: obj =
   lock, value = 0 inside ``acquire``, 1 inside ``release``; see ``Settings.cancels``; values 2
   and 3: a trio deadline passed and woke the context, waiting in ``acquire`` or ``release``).
@@ -37,7 +37,7 @@ from .._model._status import Mark, Status
 
 _MARK_TEXT = {
     "TAKEN": "taken", "PENDING": "pending waiter", "HEAD": "queue head", "ARMED": "timeout armed",
-    "EXPIRED": "timeout expired",
+    "EXPIRED": "timeout expired", "LEFT": "left its place",
 }  # fmt: skip
 _MARKS = {int(m): _MARK_TEXT[m.name] for m in Mark}
 

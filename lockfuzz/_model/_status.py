@@ -41,6 +41,10 @@ class Mark(enum.IntEnum):
     - ``HEAD``: this step made it the head of the lock's queue: the waiters queued after it
       wait behind it, and "the first waiter" of a ``Detection(first_waiter_only=True)`` claim is
       the pending waiter or the head, not the earliest arrival.
+    - ``LEFT``: this step gave up the place its ``PENDING`` or ``HEAD`` mark gave it, on its way
+      out of a failed attempt (rqspinlock's pending waiter clearing its pending bit, a queue head
+      handing the head role on, telling its successor to leave, or resetting the tail): nobody
+      waits behind it any more, though its attempt has not returned yet.
 
     Two more marks time a fixed timeout to the step (``Timeouts``: ``min_ns``, ``head_min_ns``,
     ``late_ns``); they change nothing about who holds or waits:
@@ -61,6 +65,7 @@ class Mark(enum.IntEnum):
     HEAD = 3
     ARMED = 4
     EXPIRED = 5
+    LEFT = 6
 
     def __str__(self) -> str:
         return self.name.lower()

@@ -316,6 +316,8 @@ class GroundTruth:
                 b.contended = True
         elif value == Mark.PENDING:
             self.pending[obj] = a
+        elif value == Mark.LEFT:  # time-bounds branch: its place given up on its way out
+            self._unqueue(a)
         else:
             self.head[obj] = a
         self._recompute()
@@ -325,7 +327,7 @@ class GroundTruth:
 
     def _unqueue(self, a: Attempt) -> None:
         """``a`` is no longer its lock's marked pending waiter or queue head (it took the lock,
-        or its attempt ended)."""
+        gave up its place, or its attempt ended)."""
         if self.pending[a.lock] is a:
             self.pending[a.lock] = None
         if self.head[a.lock] is a:
