@@ -1,9 +1,9 @@
 """One acquisition in progress, as the ground truth follows it (``GroundTruth.attempts``): its
 lock, mode and budget, where it stands in the lock's declared order, and the clocks the oracles
 judge its waiting by: stalled by a handler (``paused_ns``), asleep on a free lock (``free_ns``),
-quiet since the lock last made progress (``quiet_ns``), and the timeout clock the target marks
-(``clock``). ``GroundTruth.retime`` starts and
-stops the clocks; the oracles read them.
+and quiet since the lock last made progress (``quiet_ns``). ``GroundTruth.retime`` starts and
+stops the clocks; the oracles read them. The timeout clock a target marks (``Mark.ARMED``,
+``Mark.EXPIRED``) is noted by ``clock``.
 """
 
 from __future__ import annotations

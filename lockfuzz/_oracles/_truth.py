@@ -316,7 +316,7 @@ class GroundTruth:
                 b.contended = True
         elif value == Mark.PENDING:
             self.pending[obj] = a
-        elif value == Mark.LEFT:  # time-bounds branch: its place given up on its way out
+        elif value == Mark.LEFT:  # time-bounds branch (Mark.LEFT): its place given up on its way out
             self._unqueue(a)
         else:
             self.head[obj] = a

@@ -63,7 +63,7 @@ class BoundedWaiting(Oracle):
     def _late(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         """``Timeouts.late_ns``: at its ``EXPIRED`` mark, or when it returns without one, an attempt
         with a marked timeout clock was no later than declared past the clock's end, in its own
-        time (``Context.late``, kept by the engine: module ``_waiting``)."""
+        time (``Context.late``, which the engine adds to when a wait ends: ``Context.end_wait``)."""
         if kind == MARK:
             if value != Mark.EXPIRED:
                 return

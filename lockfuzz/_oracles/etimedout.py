@@ -51,7 +51,8 @@ class EtimedoutAttribution(Oracle):
             raise Violation(
                 self.name, "early",
                 f"{ctx.name} found its timeout on L{obj} expired {a.expired - a.armed} ns after arming it "
-                f"(at {a.armed} ns); it arms {a.armed_ns} ns and may give up only after that",
+                f"(at {a.armed} ns); the target declares that it gives up no sooner than {a.armed_ns} ns after "
+                "arming (Timeouts.min_ns, head_min_ns; per-call: the budget)",
                 contexts=(ctx.name,), locks=(obj,), time_ns=now, event_index=index,
                 details={"armed_ns": a.armed_ns, "expired_after_ns": a.expired - a.armed},
             )
