@@ -288,7 +288,7 @@ class RqSpinlock(Target):
                 if now_seen != seen:  # the checks it slept through found nothing: on the grid
                     cur = _skipped_abba(cur, last, poll, ctx.woken_ns)
                     stale = True
-                elif machine.now > end:
+                elif ctx.now > end:  # its clock (ctx.now: a check of it, Timeouts.late_ns)
                     # Its deadline, and the word (watched) still reads ``val``: this step is the
                     # poll past the timeout, which the kernel's check would find expired.
                     ctx.mark(Mark.EXPIRED, lock)
@@ -299,7 +299,7 @@ class RqSpinlock(Target):
             val = await word.wait_until(done, deadline_ns=due)
             if done(val):
                 return val, 0
-            now = machine.now
+            now = ctx.now  # its clock (the grid's bookkeeping reads machine.now)
             if now > end:  # the timeout wins over the deadlock check
                 ctx.mark(Mark.EXPIRED, lock)
                 return val, Status.ETIMEDOUT

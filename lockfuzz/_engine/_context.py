@@ -31,8 +31,8 @@ class Context:
 
     __slots__ = (
         "blocked", "coro", "cpu", "deadline", "done", "engine", "expiry", "handler", "index", "last", "late",
-        "level", "machine", "name", "park", "pending", "probes", "reads", "seen", "slept", "spin_at", "spinning",
-        "steps", "token", "top", "waiting_on", "watching", "woken_ns",
+        "level", "looked", "machine", "name", "park", "pending", "probes", "reads", "seen", "slept", "spin_at",
+        "spinning", "steps", "token", "top", "waiting_on", "watching", "woken_ns",
     )  # fmt: skip
 
     def __init__(self, index: int, name: str, cpu: int, level: Level, machine: Machine, handler: int) -> None:
@@ -68,11 +68,22 @@ class Context:
         self.expiry: int | None = None
         self.late = 0
         self.slept = 0
+        # The step at which it first read the time (``now``) past its armed clock's end, or -1:
+        # a check of its clock, which must give up at that step (``Timeouts.late_ns``).
+        self.looked = -1
         self.spin_at = -1  # the trio driver: parked at a trio checkpoint until ``changes`` moves
 
     @property
     def now(self) -> int:
-        return self.machine.now
+        """The virtual time. Reading it is looking at the clock: a waiter with a marked timeout
+        clock (``Mark.ARMED``) that reads a time past its end gives up at that step
+        (``Mark.EXPIRED``), or it is late (``Timeouts.late_ns``); bookkeeping of a model that
+        is no check of its clock reads ``machine.now``."""
+        now = self.machine.now
+        expiry = self.expiry
+        if expiry is not None and now >= expiry and self.looked < 0:
+            self.looked = self.steps
+        return now
 
     @property
     def in_nmi(self) -> bool:

@@ -89,7 +89,9 @@ class Timeouts:
       or asleep with no deadline (waiting for another context's write) is not being late by
       itself. Steps it takes without having slept (a deadlock check that was already running
       when the clock ran out, a failed cmpxchg) are its work, not lateness, and are not counted
-      either. A lock that polls its clock every ``g`` ns declares ``late_ns = g - 1``: 0 for a
+      either. But reading the time is looking at the clock: a waiter that reads ``ctx.now`` past
+      its clock's end and marks ``EXPIRED`` only at a later step is late whatever it slept.
+      A lock that polls its clock every ``g`` ns declares ``late_ns = g - 1``: 0 for a
       waiter that wakes for the first poll past its timeout. What comes after ``EXPIRED`` (its
       way out: rqspinlock's head waits for its successor to link before it tells it to leave) is
       held to ``max_quiet_ns`` + ``slack_ns`` only.

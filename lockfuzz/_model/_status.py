@@ -56,8 +56,9 @@ class Mark(enum.IntEnum):
       else ``Timeouts.min_ns`` (the budget, for per-call timeouts). Arming again replaces it.
     - ``EXPIRED``: this step's check found the armed timeout run out, and the attempt gives up
       (``now > timeout_end``). It must come at least the armed duration after ``ARMED``
-      (``etimedout/early`` otherwise, with no grace), and no later than ``Timeouts.late_ns`` of
-      the waiter's own time after that (``bounded-waiting/late``).
+      (``etimedout/early`` otherwise, with no grace), no later than ``Timeouts.late_ns`` of the
+      waiter's own time after that, and at the step where it first read the time (``ctx.now``)
+      past that (``bounded-waiting/late``).
     """
 
     TAKEN = 1

@@ -90,6 +90,7 @@ class Attempt:
             self.armed, self.armed_ns, self.expired = now, ns, -1
             ctx.expiry = now + ns
             ctx.late = 0
+            ctx.looked = -1
             return
         if self.armed < 0:
             raise Violation(

@@ -7,7 +7,8 @@
 
 - A target that marks its timeout clock (``Mark.ARMED``, ``Mark.EXPIRED``) and declares
   ``Timeouts.late_ns`` finds it expired no more than that late, in the waiter's own time (asleep
-  in timed waits past the clock's end, and the poll it takes on waking): ``late``.
+  in timed waits past the clock's end, and the poll it takes on waking), and at the step where
+  it first reads a time past the end (``Context.now``): ``late``.
 
 Time during which the waiter's CPU ran a handler above it is not counted: a waiter cannot time
 out while it is not running. Checked at every event and clock jump, so an overrun is reported
@@ -72,6 +73,16 @@ class BoundedWaiting(Oracle):
             a = engine.truth.returned
             if a is None or a.ctx is not ctx or a.armed < 0 or a.expired >= 0:
                 return  # no clock marked, or judged at its EXPIRED mark
+        if kind == MARK and 0 <= ctx.looked < ctx.steps:
+            raise Violation(
+                self.name, "late",
+                f"{ctx.name} read the time past the end of its timeout on L{a.lock} (armed at {a.armed} ns for "
+                f"{a.armed_ns} ns: {a.armed + a.armed_ns} ns) and went on; it found it expired "
+                f"{ctx.steps - ctx.looked} step(s) later. A check that reads a time past its clock's end gives up "
+                "at that step (Timeouts.late_ns)",
+                contexts=(ctx.name,), locks=(a.lock,), time_ns=engine.machine.now, event_index=index,
+                details={"late_steps": ctx.steps - ctx.looked},
+            )
         late = ctx.late
         if late > self.timeouts.late_ns:
             end = a.armed + a.armed_ns

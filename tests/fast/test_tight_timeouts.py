@@ -90,6 +90,16 @@ class TasWakesOneStepLate(ResilientTasLock):
         return super()._next_check(timer) + 1
 
 
+class TasComparesOneStepLate(ResilientTasLock):
+    """Later: it wakes for the right poll, but gives up only at the next one (``now > deadline +
+    1``): it looked at its clock past its end and went on."""
+
+    async def _check_timeout(self, ctx: Context, lock: int, timer: Any) -> Any:
+        if timer.end is not None and ctx.now == timer.end + 1:
+            return 0
+        return await super()._check_timeout(ctx, lock, timer)
+
+
 def rq_armed(change: int, head_only: bool = False) -> type[RqSpinlock]:
     """rqspinlock arming its clock ``change`` ns longer (for its queue head only, if asked)."""
 
@@ -169,6 +179,14 @@ def test_a_variant_one_step_sooner_is_early(variant, program, waiter):
     assert r.violation is not None and r.violation.signature == ("etimedout", "early"), r.violation
     assert r.violation.contexts == (waiter,)
     assert r.violation.details["expired_after_ns"] == r.violation.details["armed_ns"] - 1
+
+
+def test_a_variant_that_reads_its_clock_past_the_end_and_goes_on_is_late():
+    # Its sleep is on time, so only its look at the clock shows it: at the poll past the deadline
+    # it read the time and went on, and gave up one step later.
+    r = lockfuzz.run(TasComparesOneStepLate, TAS_TIMES_OUT, [])
+    assert r.violation is not None and r.violation.signature == ("bounded-waiting", "late"), r.violation
+    assert r.violation.details == {"late_steps": 1} and "went on" in r.violation.message
 
 
 @pytest.mark.parametrize(
