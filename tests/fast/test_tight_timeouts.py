@@ -363,3 +363,49 @@ def test_a_per_call_clock_arms_its_budget(target, signature):
     assert (r.violation.signature if r.violation else None) == signature, r.violation
     if signature:
         assert r.violation.details == {"armed_ns": 1_000, "expired_after_ns": 999}
+
+
+class SpinsOutItsClock(Target):
+    """A fixed 1 us timeout written as a plain loop that reads the clock and the word: the engine
+    parks it as a spinner, at deadlines of its own, which are not the target's lateness."""
+
+    capabilities = Capabilities(timeouts=Timeouts(per_call=False, min_ns=1_000, max_quiet_ns=1_000, late_ns=0))
+
+    def __init__(self, machine: Any) -> None:
+        super().__init__(machine)
+        self.word = machine.cell("L0", 1)  # never free
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        ctx.mark(Mark.ARMED, lock)
+        end = ctx.now + 1_000
+        while ctx.now < end:
+            await self.word.load()
+        ctx.mark(Mark.EXPIRED, lock)
+        return Status.ETIMEDOUT
+
+    async def release(self, ctx: Context, lock: int) -> None:  # pragma: no cover - never holds
+        pass
+
+
+def test_a_parked_spinner_is_not_late_for_the_engines_deadlines():
+    program = Program(cpus=(CpuProgram(task=(Lock(0), Unlock(0))),), n_locks=1)
+    r = lockfuzz.run(SpinsOutItsClock, program, [], settings=NO_FINAL)
+    assert r.violation is None, r.violation
+    armed, expired = clock(r, "cpu0.task")
+    assert expired - armed >= 1_000 and r.steps < 100  # parked, and woken past its end by the engine
+
+
+class ArmsWithoutTimeouts(SleepsOutItsBudget):
+    capabilities = Capabilities()
+
+
+def test_a_clock_without_timeouts_is_an_undeclared_etimedout():
+    program = Program(cpus=(CpuProgram(task=(Lock(0, budget_ns=1_000), Unlock(0))),), n_locks=1)
+    r = lockfuzz.run(ArmsWithoutTimeouts, program, [], settings=NO_FINAL)
+    assert r.violation is not None and r.violation.signature == ("etimedout", "undeclared"), r.violation
+
+
+def test_a_per_call_marked_clock_is_described():
+    lines = Capabilities(timeouts=Timeouts(per_call=True, late_ns=0)).describe()
+    line = "timeout clock (marked): gives up >= its budget after arming it, within 0 ns of its own time after that"
+    assert line in lines
