@@ -25,10 +25,17 @@ only the bounded pending re-read runs, which cannot spend the budget, so they ar
 without it.
 
 Budget: the budget passed to ``acquire`` stands for the slow-path frame's may_goto time slice
-(250 ms in the kernel: pass 250_000_000 to be faithful), counted from the start of the attempt.
+(250 ms in the kernel: pass 250_000_000 to be faithful), counted from the start of the attempt
+(``Mark.ARMED``). ``bpf_check_timed_may_goto`` breaks once ``time - timestamp >= slice``, so a
+wait gives up at its first poll at or past start + budget (``Mark.EXPIRED``), never sooner, to
+the step: a wait sleeps until a step before that poll, so that its waking step is the poll. How
+late it may be is not promised beyond the per-call slack: the kernel reads the clock only every
+``BPF_MAX_TIMED_LOOPS`` iterations of a loop.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from lockfuzz import Capabilities, Cell, Context, Machine, Mark, Status, Timeouts
 
@@ -56,10 +63,24 @@ class ArenaSpinlock(QueueNodes):
     def __init__(self, machine: Machine) -> None:
         super().__init__(machine)
         self._init_nodes(machine, "qnode")
+        self.step_ns = machine.step_ns
+
+    async def _wait(self, ctx: Context, lock: int, cell: Cell, done: Callable[[int], bool], deadline: int) -> int:
+        """A wait loop with ``cond_break``: the value that satisfies ``done``, or -1 once the
+        frame's time slice is spent (now >= deadline: ``Mark.EXPIRED``). It sleeps until a step
+        before the deadline, so that the poll it wakes for is the first at or past it."""
+        while True:
+            seen = await cell.wait_until(done, deadline - self.step_ns)
+            if done(seen):
+                return seen
+            if ctx.now >= deadline:
+                ctx.mark(Mark.EXPIRED, lock)
+                return -1
 
     async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
         word = self.words[lock]
         deadline = ctx.now + budget_ns
+        ctx.mark(Mark.ARMED, lock)  # the frame's time slice, from the start of the attempt
         val = await word.cmpxchg(0, LOCKED)
         if val == 0:
             ctx.mark(Mark.TAKEN, lock)
@@ -79,10 +100,8 @@ class ArenaSpinlock(QueueNodes):
                 val = seen
             if not val & ~LOCKED_MASK:
                 ctx.mark(Mark.PENDING, lock)
-                if val & LOCKED_MASK:
-                    seen = await word.wait_until(_unlocked, deadline)
-                    if not _unlocked(seen):
-                        return Status.ETIMEDOUT  # release_err: the pending bit stays set
+                if val & LOCKED_MASK and await self._wait(ctx, lock, word, _unlocked, deadline) < 0:
+                    return Status.ETIMEDOUT  # release_err: the pending bit stays set
                 await word.store_field(0, 16, LOCKED)
                 ctx.mark(Mark.TAKEN, lock)
                 return Status.OK
@@ -114,14 +133,13 @@ class ArenaSpinlock(QueueNodes):
         if old & TAIL_MASK:
             _, prev_next = self._decode(old & TAIL_MASK)
             await prev_next.store(tail)
-            seen = await my_locked.wait_until(_nonzero, deadline)
-            if not seen:
+            if await self._wait(ctx, lock, my_locked, _nonzero, deadline) < 0:
                 await count.fetch_add(-1)
                 return Status.ETIMEDOUT  # release_node_err: our node stays linked in the queue
             nxt = await my_next.load()
         ctx.mark(Mark.HEAD, lock)
-        val = await word.wait_until(_no_locked_pending, deadline)
-        if not _no_locked_pending(val):
+        val = await self._wait(ctx, lock, word, _no_locked_pending, deadline)
+        if val < 0:
             await count.fetch_add(-1)
             return Status.ETIMEDOUT  # release_node_err: the tail may still name our node
         if val & TAIL_MASK == tail and await word.cmpxchg(val, LOCKED) == val:  # last in the queue
@@ -131,8 +149,8 @@ class ArenaSpinlock(QueueNodes):
         await word.store_field(0, 8, LOCKED)  # set_locked
         ctx.mark(Mark.TAKEN, lock)  # held from here: giving up below keeps it (a leak)
         if not nxt:
-            nxt = await my_next.wait_until(_nonzero, deadline)
-            if not nxt:
+            nxt = await self._wait(ctx, lock, my_next, _nonzero, deadline)
+            if nxt < 0:
                 await count.fetch_add(-1)
                 return Status.ETIMEDOUT  # release_node_err: we hold the lock and say we failed
         next_locked, _ = self._decode(nxt)

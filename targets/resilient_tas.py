@@ -14,16 +14,20 @@ What it models, one step per access:
 - acquire: grab an entry in the per-CPU held-locks table (``cnt += 1``, then ``locks[cnt-1] = L``
   unless the table is full), then poll: read the word, and when it reads 0 try ``cmpxchg(0 -> 1)``.
   Every failed poll runs the check: the first one does the AA check (``L`` below the top of this
-  CPU's table) and arms the deadline (now + 1 s); later ones return ETIMEDOUT once ``now >
-  deadline`` and otherwise run the ABBA check when strictly more than 1 ms passed since the last
-  check. On an error the entry is released (``locks[cnt-1] = NULL``, then ``cnt -= 1``).
+  CPU's table) and then arms the deadline (now + 1 s, the clock read after the AA check, as the
+  kernel's: ``Mark.ARMED``); later ones return ETIMEDOUT once ``now > deadline``
+  (``Mark.EXPIRED``) and otherwise run the ABBA check when strictly more than 1 ms passed since
+  the last check. On an error the entry is released (``locks[cnt-1] = NULL``, then ``cnt -= 1``).
 - release: store 0 to the word, then ``locks[cnt-1] = NULL`` and ``cnt -= 1`` (res_spin_unlock's
   order since "rqspinlock: Enclose lock/unlock within lock entry acquisitions": a handler landing
   between the two still finds the entry, and gets EDEADLK rather than a timeout).
 
 Between polls a waiter sleeps in ``wait_until`` until the word reads 0 or the next moment a check
 could do anything, so the model behaves like the kernel's loop with a check at every poll while
-costing steps per event, not per millisecond. The kernel polls without pause, so its ABBA checks
+costing steps per event, not per millisecond. For the timeout that moment is a step before the
+first poll past the deadline (a wait's deadline wakes it for its next step): it gives up at that
+poll, 1 s + 1 ns after arming, as the kernel's loop would, and declares so to the step
+(``Timeouts(min_ns=1 s + 1 ns, late_ns=0)``). The kernel polls without pause, so its ABBA checks
 fall on a grid fixed by its last one: every 1 ms + 1 ns (the first poll strictly more than 1 ms
 later). A check whose inputs (the word, every held table: a ``Machine.watch``) did not change
 since the last one would read the same and find nothing, so after a check the waiter sleeps
@@ -34,9 +38,10 @@ once, if that point passed before the waiter could run again), where the kernel'
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
-from lockfuzz import Capabilities, Context, Detection, Machine, Status, Target, Timeouts
+from lockfuzz import Capabilities, Context, Detection, Machine, Mark, Status, Target, Timeouts
 from lockfuzz.targets._held_table import RES_NR_HELD, HeldTable
 
 __all__ = ["CHECK_PERIOD_NS", "DEADLOCK_CHECK_NS", "RES_NR_HELD", "TAS_TIMEOUT_NS", "ResilientTasLock"]
@@ -81,16 +86,22 @@ class ResilientTasLock(Target):
     as holding it: the ``held-table-view`` exception). Budgets passed to ``acquire`` are ignored."""
 
     capabilities = Capabilities(
-        # min_ns: ETIMEDOUT only when now > first poll + 1 s, and the first poll comes after
-        # the attempt starts, so every timeout lasted more than 1 s.
-        # max_quiet_ns: an attempt returns ETIMEDOUT at the first check after first poll + 1 s;
-        # a waiter is never quiet for longer than its own attempt, so 1 s bounds it.
+        # max_quiet_ns: an attempt returns ETIMEDOUT at the first check after its deadline; a
+        # waiter is never quiet for longer than its own attempt, so 1 s (+ 1 ns) bounds it.
         # slack_ns: what comes on top of that second: the steps before the first poll (grab
         # the entry, read, cmpxchg, an AA walk of at most 31 slots), the strict `>` (1 ns),
         # the steps of the final check and of releasing the entry, and the steps other contexts
         # take before the woken waiter is scheduled: well under 1,000 steps, 100 us at the
         # default step of 1 ns (and still enough at 100 ns a step).
-        timeouts=Timeouts(per_call=False, min_ns=TAS_TIMEOUT_NS, max_quiet_ns=TAS_TIMEOUT_NS, slack_ns=100_000),
+        # min_ns, to the step: the first check arms the deadline (Mark.ARMED: now + 1 s, read after
+        # the AA check) and a check gives up only when now > deadline (Mark.EXPIRED), so at least
+        # 1 s + 1 ns after arming, and so after the attempt's start.
+        # late_ns, to the step: it wakes for the first poll past the deadline and gives up at that
+        # poll; at the default step of 1 ns not one ns of its own time is late (``__init__`` allows
+        # the part of a step a wake may overshoot by at a coarser step).
+        timeouts=Timeouts(
+            per_call=False, min_ns=TAS_TIMEOUT_NS + 1, max_quiet_ns=TAS_TIMEOUT_NS + 1, slack_ns=100_000, late_ns=0,
+        ),
         # class_latency_ns: AA is found at the first poll, a few steps after the attempt starts
         # (the same 100 us allowance for steps as above), 1 ms sooner than ABBA. For ABBA
         # (latency_ns), the party that arrives second (whose arrival closes the cycle) runs its
@@ -113,6 +124,14 @@ class ResilientTasLock(Target):
     def __init__(self, machine: Machine) -> None:
         super().__init__(machine)
         self.n_cpus = machine.n_cpus
+        self.step_ns = machine.step_ns
+        if machine.step_ns > 1:
+            # A wake by another context's step may come up to a step less 1 ns past the deadline.
+            caps = type(self).capabilities
+            assert caps.timeouts is not None
+            self.capabilities = replace(  # type: ignore[misc] # an instance's own promise
+                caps, timeouts=replace(caps.timeouts, late_ns=(caps.timeouts.late_ns or 0) + machine.step_ns - 1)
+            )
         self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
         self.cnt = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.held.cnt"))
         # Counts the writes to what a deadlock check on lock i reads (its word, every held table):
@@ -140,9 +159,12 @@ class ResilientTasLock(Target):
                 # the timeout can act. Sleep until something changes, or the timeout.
                 # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
                 seen = await changes.wait_until(lambda v, s=timer.seen: v != s, self._next_check(timer))  # type: ignore[misc]
-                if seen != timer.seen:  # the checks it slept through found nothing
-                    _skip_checks(timer, ctx.woken_ns)
-                    timer.stale = True
+                if seen == timer.seen:
+                    # Its deadline: the word (watched) still reads ``val``, so this step is the
+                    # poll past the timeout; check now, as the kernel's loop would at that poll.
+                    continue
+                _skip_checks(timer, ctx.woken_ns)  # the checks it slept through found nothing
+                timer.stale = True
             # Poll: re-read the word until it reads 0 or the next check falls due.
             val = await word.wait_until(_is_zero, self._next_check(timer))
 
@@ -178,12 +200,16 @@ class ResilientTasLock(Target):
         return self.timeout_ns
 
     async def _check_timeout(self, ctx: Context, lock: int, timer: _Timer) -> Status | Literal[0]:
+        if timer.end is None:  # the first check of this wait loop: the AA check, then arm
+            ret = await self._check_aa(ctx.cpu, lock)
+            if not ret:
+                timer.cur = ctx.now  # the kernel reads the clock after the AA check
+                timer.end = timer.cur + timer.duration
+                ctx.mark(Mark.ARMED, lock)
+            return ret
         now = ctx.now
-        if timer.end is None:  # the first check of this wait loop
-            timer.cur = now
-            timer.end = now + timer.duration
-            return await self._check_aa(ctx.cpu, lock)
         if now > timer.end:  # the timeout wins over the deadlock check
+            ctx.mark(Mark.EXPIRED, lock)
             return Status.ETIMEDOUT
         if timer.cur + DEADLOCK_CHECK_NS < now:
             timer.cur = now
@@ -198,9 +224,12 @@ class ResilientTasLock(Target):
         """The first moment a check would do anything: the ABBA re-check if its inputs changed
         since the last one, or the timeout."""
         assert timer.end is not None  # armed by the wait loop's first _check_timeout
+        # The timeout's poll is the first past its end; a wait's deadline wakes the waiter for its
+        # next step, so wake a step before that poll (Timeouts.late_ns: not one ns late).
+        timeout = timer.end + 1 - self.step_ns
         if not timer.stale:
-            return timer.end + 1
-        return min(timer.cur + CHECK_PERIOD_NS, timer.end + 1)
+            return timeout
+        return min(timer.cur + CHECK_PERIOD_NS, timeout)
 
     async def _check_aa(self, cpu: int, lock: int) -> Status | Literal[0]:
         """EDEADLK if ``lock`` is in this CPU's table below the top (our own attempt)."""

@@ -39,6 +39,13 @@ Modelling choices:
   once, if that point passed before the waiter could run again), where the kernel's would be.
   Time a waiter spends preempted or interrupted counts as polling time (the kernel would not
   poll then, so with a large interval the model checks a little earlier than the kernel).
+- Timeouts to the step: ``check_timeout``'s first call arms the clock (``Mark.ARMED``; 250 ms for
+  the pending waiter, 500 ms for the queue head) and the first poll past ``timeout_end`` gives up
+  (``Mark.EXPIRED``). For the timeout the waiter wakes a step before that poll (a wait's deadline
+  wakes it for its next step), so that the poll is its waking step, as in the kernel's loop; a
+  waiter asleep on the watch whose deadline comes with nothing changed gives up at that step
+  (the word, watched, still reads what it read). The ABBA re-check's poll is the step after its
+  grid point, as before.
 
 Worth knowing (see tests/fast/test_rqspinlock.py): hardirq or softirq handlers that queue as
 non-head waiters behind each other's interrupted queue heads hang for good in this model, as in
@@ -50,7 +57,7 @@ from __future__ import annotations
 from typing import Callable, Literal
 
 from lockfuzz import Capabilities, Context, Detection, InvalidArgument, Machine, Mark, Status, Target, Timeouts
-from lockfuzz.targets._held_table import RES_NR_HELD, HeldTable
+from lockfuzz.targets._held_table import RES_NR_HELD, CellArray, HeldTable
 
 __all__ = ["RqSpinlock", "capabilities_for"]
 
@@ -79,9 +86,17 @@ def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
     g = poll_interval * max(1, step_ns)
     steps = SLACK_STEPS * max(1, step_ns)
     return Capabilities(
+        # To the step, where the waiter marks its clock (Mark.ARMED, Mark.EXPIRED): it gives up
+        # only when now > timeout_end, so at least the armed duration + 1 ns after arming it
+        # (min_ns; head_min_ns once queue head: RES_RESET_TIMEOUT with twice the duration), and
+        # at the first poll past that: a poll falls every g ns, and a wake may overshoot its
+        # deadline by a step less 1 ns at a step coarser than 1 ns (late_ns). What follows its
+        # EXPIRED (the queue head waits for its successor to link, to tell it to leave) and the
+        # waiters behind the head, who have no clock, are held to max_quiet_ns + slack_ns.
         timeouts=Timeouts(
-            per_call=False, min_ns=RES_DEF_TIMEOUT, max_quiet_ns=2 * RES_DEF_TIMEOUT + g,
+            per_call=False, min_ns=RES_DEF_TIMEOUT + 1, max_quiet_ns=2 * RES_DEF_TIMEOUT + g,
             slack_ns=g + steps, early_when_another_times_out=True,
+            head_min_ns=2 * RES_DEF_TIMEOUT + 1, late_ns=g - 1 + max(0, step_ns - 1),
         ),
         # Only the pending waiter and the queue head run the checks; waiters further back spin
         # on their MCS node with none (Q6), so a cycle through them waits for a head.
@@ -162,13 +177,15 @@ class RqSpinlock(Target):
         if not isinstance(poll_interval, int) or isinstance(poll_interval, bool) or poll_interval < 1:
             raise InvalidArgument(f"poll_interval={poll_interval!r}: expected an int >= 1 (65536 is the kernel's)")
         self.poll_ns = poll_interval * max(1, machine.step_ns)
+        self.step_ns = machine.step_ns
         # What this instance promises (the class attribute is for poll_interval=1, step_ns=1).
         self.capabilities = capabilities_for(poll_interval, machine.step_ns)  # type: ignore[misc]
         self.word = [machine.cell(f"L{i}.val") for i in range(machine.n_locks)]
         self.cnt = machine.per_cpu(lambda c: machine.cell(f"cpu{c}.held.cnt"))
         self.count = machine.per_cpu(lambda c: machine.cell(f"cpu{c}.node0.count"))
-        self.locked = machine.per_cpu(lambda c: [machine.cell(f"cpu{c}.node{i}.locked") for i in range(Q_MAX_NODES)])
-        self.next = machine.per_cpu(lambda c: [machine.cell(f"cpu{c}.node{i}.next") for i in range(Q_MAX_NODES)])
+        # MCS nodes, one per context level on a CPU; made as a run reaches them (``CellArray``).
+        self.locked = machine.per_cpu(lambda c: CellArray(machine, lambda i: f"cpu{c}.node{i}.locked", Q_MAX_NODES))
+        self.next = machine.per_cpu(lambda c: CellArray(machine, lambda i: f"cpu{c}.node{i}.next", Q_MAX_NODES))
         # Counts the writes to what a deadlock check on lock i reads (its word, every held table):
         # a check due when none changed since the last one would read the same and find the same,
         # so it is skipped (see _spin_checked). Bookkeeping of the model, not kernel memory.
@@ -258,31 +275,43 @@ class RqSpinlock(Target):
             return val, Status.EDEADLK
         cur = last = machine.now  # ts.cur, and the time of the last check
         end = cur + duration  # ts.timeout_end
+        ctx.mark(Mark.ARMED, lock)  # the declared duration: 250 ms pending, 500 ms queue head (+ 1 ns)
         stale = True  # the ABBA check's inputs changed since it last ran (it has not run yet)
         seen = 0  # the count of changes to those inputs when it last ran (set when it runs)
         while True:
+            # The timeout's poll is the first on the grid past ``end``. A wait's deadline wakes the
+            # waiter for its next step, so wake it a step before that poll, and the step is the
+            # poll (Timeouts.late_ns). The ABBA re-check wakes at its poll (the step after it).
+            timeout = _next_poll(last, poll, end + 1) - self.step_ns
             if not stale:
                 # Nothing the ABBA check reads (the word included) changed since it last ran:
                 # only the timeout can act. Sleep until something changes, or the timeout.
-                due = _next_poll(last, poll, end + 1)
                 # mypy cannot type a lambda whose default argument binds the value (python/mypy#15459).
-                now_seen = await changes.wait_until(lambda v, s=seen: v != s, deadline_ns=due)  # type: ignore[misc]
+                now_seen = await changes.wait_until(lambda v, s=seen: v != s, deadline_ns=timeout)  # type: ignore[misc]
                 if now_seen != seen:  # the checks it slept through found nothing: on the grid
                     cur = _skipped_abba(cur, last, poll, ctx.woken_ns)
                     stale = True
+                elif ctx.now > end:  # its clock (ctx.now: a check of it, Timeouts.late_ns)
+                    # Its deadline, and the word (watched) still reads ``val``: this step is the
+                    # poll past the timeout, which the kernel's check would find expired.
+                    ctx.mark(Mark.EXPIRED, lock)
+                    return val, Status.ETIMEDOUT
             # Poll: re-read the word until it satisfies the condition or the next check that can
             # act falls due (the timeout, or the ABBA re-check).
-            due = _next_poll(last, poll, (min(end, cur + NSEC_PER_MSEC) if stale else end) + 1)
+            due = min(timeout, _next_poll(last, poll, cur + NSEC_PER_MSEC + 1)) if stale else timeout
             val = await word.wait_until(done, deadline_ns=due)
             if done(val):
                 return val, 0
-            now = machine.now
+            now = ctx.now  # its clock (the grid's bookkeeping reads machine.now)
             if now > end:  # the timeout wins over the deadlock check
+                ctx.mark(Mark.EXPIRED, lock)
                 return val, Status.ETIMEDOUT
             # Not the timeout, so this is the poll the waiter slept until: the first strictly more
             # than 1 ms after the last ABBA check, whose inputs changed since (else it would have
-            # slept until the timeout). Checks that could not act were skipped (module doc).
-            assert stale and cur + NSEC_PER_MSEC < now
+            # slept until the timeout), or, at a step coarser than 1 ns, a poll just short of the
+            # timeout's. Checks that could not act were skipped (module doc).
+            if not (stale and cur + NSEC_PER_MSEC < now):
+                continue
             cur = now
             seen, stale = changes.value, False  # before the reads: a write during them counts
             ret = await self._check_abba(cpu, lock, mask)
@@ -328,7 +357,7 @@ class RqSpinlock(Target):
             _, ret = await self._spin_checked(ctx, lock, _unlocked, LOCKED_MASK, RES_DEF_TIMEOUT)
         if ret:  # S6: give the pending bit back
             await word.store_field(8, 8, 0)
-            ctx.mark(Mark.LEFT, lock)  # nobody waits behind us now, though we have not returned
+            ctx.mark(Mark.LEFT, lock)  # nobody waits behind it now, though it has not returned
             await self._release_entry(cpu)
             return Status(ret)
         await word.store_field(0, 16, LOCKED)  # S7: clear_pending_set_locked
@@ -369,7 +398,8 @@ class RqSpinlock(Target):
                 ret = Status.ETIMEDOUT  # told to leave: go to T
             else:
                 nxt = await my_next.load()
-        if not ret:  # Q7: queue head: wait for owner and pending waiter, 500 ms
+        head = not ret  # a waiter told to leave (T, waiter to waiter) never became the head
+        if head:  # Q7: queue head: wait for owner and pending waiter, 500 ms
             ctx.mark(Mark.HEAD, lock)
             val, ret = await self._spin_checked(
                 ctx, lock, _unlocked_no_pending, LOCKED_PENDING_MASK, 2 * RES_DEF_TIMEOUT
@@ -380,7 +410,7 @@ class RqSpinlock(Target):
                         nxt = await my_next.wait_until(_nonzero)
                     ncpu, nidx = _node_cpu_idx(nxt)
                     await self.locked[ncpu][nidx].store(1)
-                ctx.mark(Mark.LEFT, lock)  # the head role is handed on, or the queue is empty
+                ctx.mark(Mark.LEFT, lock)  # handed on, or the queue is empty: nobody waits behind it
                 await count.fetch_add(-1)
                 await self._release_entry(cpu)
                 return Status.EDEADLK
@@ -389,7 +419,8 @@ class RqSpinlock(Target):
                 nxt = await my_next.wait_until(_nonzero)
                 ncpu, nidx = _node_cpu_idx(nxt)
                 await self.locked[ncpu][nidx].store(RES_TIMEOUT_VAL)
-            ctx.mark(Mark.LEFT, lock)  # the queue behind us is torn down, or was empty
+            if head:
+                ctx.mark(Mark.LEFT, lock)  # the successor told to leave, or the queue empty
             await count.fetch_add(-1)
             await self._release_entry(cpu)
             return Status.ETIMEDOUT

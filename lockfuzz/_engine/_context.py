@@ -30,9 +30,9 @@ class Context:
     """
 
     __slots__ = (
-        "blocked", "coro", "cpu", "deadline", "done", "engine", "handler", "index", "last", "level", "machine",
-        "name", "park", "pending", "probes", "reads", "seen", "spin_at", "spinning", "steps", "token", "top",
-        "waiting_on", "watching", "woken_ns",
+        "blocked", "coro", "cpu", "deadline", "done", "engine", "expiry", "handler", "index", "last", "late",
+        "level", "looked", "machine", "name", "park", "pending", "probes", "reads", "seen", "slept", "spin_at",
+        "spinning", "steps", "token", "top", "waiting_on", "watching", "woken_ns",
     )  # fmt: skip
 
     def __init__(self, index: int, name: str, cpu: int, level: Level, machine: Machine, handler: int) -> None:
@@ -62,15 +62,47 @@ class Context:
         self.probes = 0  # a spinner past its acquisition's time: wake-ups at doubling intervals
         self.watching: tuple[Cell, ...] = ()  # the cells whose change wakes it (spin, wait_cells)
         self.park = 0  # the trio driver: a spin found in its step, to park it at its next request
+        # Own time past a marked timeout (``Timeouts.late_ns``): when the acquisition's armed clock
+        # runs out (None: no armed clock), the lateness counted so far, and when its current wait
+        # began. Kept when a wait ends (``end_wait``), so that nothing is done per step.
+        self.expiry: int | None = None
+        self.late = 0
+        self.slept = 0
+        # The step at which it first read the time (``now``) past its armed clock's end, or -1:
+        # a check of its clock, which must give up at that step (``Timeouts.late_ns``).
+        self.looked = -1
         self.spin_at = -1  # the trio driver: parked at a trio checkpoint until ``changes`` moves
 
     @property
     def now(self) -> int:
-        return self.machine.now
+        """The virtual time. Reading it is looking at the clock: a waiter with a marked timeout
+        clock (``Mark.ARMED``) that reads a time past its end gives up at that step
+        (``Mark.EXPIRED``), or it is late (``Timeouts.late_ns``); bookkeeping of a model that
+        is no check of its clock reads ``machine.now``."""
+        now = self.machine.now
+        expiry = self.expiry
+        if expiry is not None and now >= expiry and self.looked < 0:
+            self.looked = self.steps
+        return now
 
     @property
     def in_nmi(self) -> bool:
         return self.level == Level.NMI
+
+    def end_wait(self, now: int) -> None:
+        """A wait of this context, whose acquisition armed a marked timeout (``Mark.ARMED``), ends
+        at ``now``: add to its lateness (``Timeouts.late_ns``) what of the wait, and of the step it
+        polls with on waking, came after its clock ran out (``expiry``). Only a timed wait counts:
+        one with no deadline waits for another context's write, and a parked spinner's deadline
+        is the engine's, not the target's. Time it then spends runnable but not scheduled, or
+        under a handler, is not counted: the poll's step is counted as if taken at once. Called by
+        the engine when the wait ends (``_waiting``), so nothing is done per step."""
+        expiry = self.expiry
+        if self.deadline is None or self.spinning or expiry is None:
+            return
+        over = now + self.machine.step_ns - max(self.slept, expiry)
+        if over > 0:
+            self.late += over
 
     def mark(self, what: Mark, lock: int) -> None:
         """Tell the ground truth what the step just taken did (a ``Mark``: the lock taken, the

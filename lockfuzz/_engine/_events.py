@@ -15,7 +15,8 @@ step in its hot loop, and tuples of ints are the cheapest thing Python can appen
   ``IRQ_ENTER``/``IRQ_EXIT`` (ctx = the handler,
   obj = CPU, value = level), ``CLOCK`` (the clock jumped to ``time_ns``), ``DONE`` (a context
   finished its line), ``FINAL`` (the final-state check begins), ``MARK`` (obj = lock, value = a
-  ``Mark``: the target said its step took the lock, made it pending or queue head), ``CANCEL``
+  ``Mark``: the target said its step took the lock, made it pending or queue head, armed its
+  timeout or found it expired, gave up its place), ``CANCEL``
   (the trio driver's schedule cancelled the scope of the context's call into the target: obj =
   lock, value = 0 inside ``acquire``, 1 inside ``release``; see ``Settings.cancels``; values 2
   and 3: a trio deadline passed and woke the context, waiting in ``acquire`` or ``release``).
@@ -34,10 +35,11 @@ from typing import Any, Sequence
 from ._machine import OP_NAMES
 from .._model._status import Mark, Status
 
-_MARKS = {
-    int(m): {"TAKEN": "taken", "PENDING": "pending waiter", "HEAD": "queue head", "LEFT": "left, giving up"}[m.name]
-    for m in Mark
-}
+_MARK_TEXT = {
+    "TAKEN": "taken", "PENDING": "pending waiter", "HEAD": "queue head", "ARMED": "timeout armed",
+    "EXPIRED": "timeout expired", "LEFT": "left its place",
+}  # fmt: skip
+_MARKS = {int(m): _MARK_TEXT[m.name] for m in Mark}
 
 __all__ = [
     "SHARED_RELEASE", "acquire_budget", "acquire_shared", "acquire_value",

@@ -69,6 +69,32 @@ class Timeouts:
     else was taking is a lost wake-up. The default grace, 100 us, covers a poll or back-off
     sleep of up to that; a lock that sleeps longer between looks declares its longest sleep as
     ``grace_ns``; one that promises no wake-up at all says ``wakes_waiters=False``.
+
+    Timed to the step, for a target that marks its timeout clock (``Mark.ARMED`` where it arms
+    it, ``Mark.EXPIRED`` where a check finds it run out; a target that marks neither is judged
+    by the bounds above alone):
+
+    - early: an ``EXPIRED`` mark must come at least the armed duration after the attempt's
+      latest ``ARMED`` mark, exactly, with no grace and no early-leaving exemption (an attempt
+      that found its own clock run out was not told to leave). The duration is ``min_ns``
+      (per-call: the budget), or ``head_min_ns`` for an arming after the attempt's ``HEAD`` mark
+      (None: ``min_ns``). For the kernel's ``now > timeout_end`` that is the timeout + 1 ns.
+      ``min_ns`` also still bounds every ETIMEDOUT from the attempt's start, as above.
+    - late: ``late_ns`` (None: not checked) bounds how much of the waiter's **own time** passes
+      after its clock ran out (its latest ``ARMED`` + the armed duration) before its ``EXPIRED``
+      mark, or before it returns if it marks none. Own time counts what the waiter spends asleep
+      in a timed wait (``wait_until`` or ``sleep_until`` with a deadline) and the step it polls
+      with when it wakes: the virtual clock runs on while other CPUs take their steps, but a
+      waiter that is runnable and not scheduled, interrupted by a handler, parked as a spinner
+      or asleep with no deadline (waiting for another context's write) is not being late by
+      itself. Steps it takes without having slept (a deadlock check that was already running
+      when the clock ran out, a failed cmpxchg) are its work, not lateness, and are not counted
+      either. But reading the time is looking at the clock: a waiter that reads ``ctx.now`` past
+      its clock's end and marks ``EXPIRED`` only at a later step is late whatever it slept.
+      A lock that polls its clock every ``g`` ns declares ``late_ns = g - 1``: 0 for a
+      waiter that wakes for the first poll past its timeout. What comes after ``EXPIRED`` (its
+      way out: rqspinlock's head waits for its successor to link before it tells it to leave) is
+      held to ``max_quiet_ns`` + ``slack_ns`` only.
     """
 
     per_call: bool = True
@@ -78,12 +104,21 @@ class Timeouts:
     early_when_another_times_out: bool = False
     wakes_waiters: bool = True
     grace_ns: int = 100_000
+    head_min_ns: int | None = None
+    late_ns: int | None = None
 
     def __post_init__(self) -> None:
         _check_ns("min_ns", self.min_ns)
         _check_ns("max_quiet_ns", self.max_quiet_ns)
         _check_ns("slack_ns", self.slack_ns)
         _check_ns("grace_ns", self.grace_ns)
+        _check_ns("head_min_ns", self.head_min_ns, allow_none=True)
+        _check_ns("late_ns", self.late_ns, allow_none=True)
+        if self.per_call and self.head_min_ns is not None:
+            raise InvalidArgument(
+                f"head_min_ns={self.head_min_ns!r} with per_call=True: a per-call timeout arms its budget, "
+                "whatever the waiter's place in the queue"
+            )
         if not isinstance(self.wakes_waiters, bool):
             raise InvalidArgument(f"wakes_waiters={self.wakes_waiters!r}: expected True or False")
         if not self.per_call and self.max_quiet_ns < self.min_ns:
@@ -343,6 +378,12 @@ class Capabilities:
                 f"{t.max_quiet_ns} ns (+{t.slack_ns} ns slack)"
                 + ("; may leave early when a waiter ahead timed out" if t.early_when_another_times_out else "")
             )
+        if t is not None and (t.head_min_ns is not None or t.late_ns is not None):
+            armed = "its budget" if t.per_call else f"{t.min_ns} ns"
+            if t.head_min_ns is not None:
+                armed += f" ({t.head_min_ns} ns once queue head)"
+            late = "" if t.late_ns is None else f", within {t.late_ns} ns of its own time after that"
+            lines.append(f"timeout clock (marked): gives up >= {armed} after arming it{late}")
         if t is not None:
             lines.append(
                 f"wake-ups: a waiter asleep on a free lock is woken (ETIMEDOUT after more than {t.grace_ns} ns of "

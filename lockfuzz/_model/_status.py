@@ -40,18 +40,34 @@ class Mark(enum.IntEnum):
       waiter on the lock waits behind it;
     - ``HEAD``: this step made it the head of the lock's queue: the waiters queued after it
       wait behind it, and "the first waiter" of a ``Detection(first_waiter_only=True)`` claim is
-      the pending waiter or the head, not the earliest arrival;
-    - ``LEFT``: this step gave up its place on the way out (rqspinlock clearing its pending bit,
-      or a queue head handing its role on or tearing the queue down): the acquisition will
-      return an error, nobody waits behind it any more and it waits for nobody. Without it, a
-      handler that lands between that step and the return, and queues behind the leaving
-      waiter, would be on an AA cycle that the lock rightly never sees.
+      the pending waiter or the head, not the earliest arrival.
+    - ``LEFT``: this step gave up the place its ``PENDING`` or ``HEAD`` mark gave it, on its way
+      out of a failed attempt (rqspinlock's pending waiter clearing its pending bit, a queue head
+      handing the head role on, telling its successor to leave, or resetting the tail): nobody
+      waits behind it any more and it waits for nobody, though its attempt has not returned
+      yet (a handler that lands before the return and queues for the lock is on no cycle with it).
+
+    Two more marks time a fixed timeout to the step (``Timeouts``: ``min_ns``, ``head_min_ns``,
+    ``late_ns``); they change nothing about who holds or waits:
+
+    - ``ARMED``: this step read the clock and armed the attempt's timeout (the kernel's first
+      ``check_timeout`` of a wait loop: ``timeout_end = now + duration``). Its duration is the
+      declared one: ``Timeouts.head_min_ns`` for an arming after the attempt's ``HEAD`` mark
+      (rqspinlock's queue head re-arms with twice the pending waiter's: ``RES_RESET_TIMEOUT``),
+      else ``Timeouts.min_ns`` (the budget, for per-call timeouts). Arming again replaces it.
+    - ``EXPIRED``: this step's check found the armed timeout run out, and the attempt gives up
+      (``now > timeout_end``). It must come at least the armed duration after ``ARMED``
+      (``etimedout/early`` otherwise, with no grace), no later than ``Timeouts.late_ns`` of the
+      waiter's own time after that, and at the step where it first read the time (``ctx.now``)
+      past that (``bounded-waiting/late``).
     """
 
     TAKEN = 1
     PENDING = 2
     HEAD = 3
-    LEFT = 4
+    ARMED = 4
+    EXPIRED = 5
+    LEFT = 6
 
     def __str__(self) -> str:
         return self.name.lower()

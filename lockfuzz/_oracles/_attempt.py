@@ -2,17 +2,20 @@
 lock, mode and budget, where it stands in the lock's declared order, and the clocks the oracles
 judge its waiting by: stalled by a handler (``paused_ns``), asleep on a free lock (``free_ns``),
 and quiet since the lock last made progress (``quiet_ns``). ``GroundTruth.retime`` starts and
-stops the clocks; the oracles read them.
+stops the clocks; the oracles read them. The timeout clock a target marks (``Mark.ARMED``,
+``Mark.EXPIRED``) is noted by ``clock``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._model._status import Status
+from .._model._errors import Violation
+from .._model._status import Mark, Status
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from .._engine._run import Context
+    from .._model._capabilities import Timeouts
 
 __all__ = ["Attempt"]
 
@@ -48,6 +51,13 @@ class Attempt:
     #: attempt; it must wait for those that readers have already overtaken ``reader_overtakes`` times.
     writers_ahead: tuple[Attempt, ...] = ()
     overtakers = 0  # an exclusive attempt: shared attempts that arrived later and got the lock first
+    # Its timeout clock, where the target marks it (``Mark.ARMED``, ``Mark.EXPIRED``): when it was
+    # last armed, for how long (the declared duration for its role), and when a check found it
+    # run out; -1 where none. Its lateness past ``armed + armed_ns`` is kept on its context
+    # (``Context.expiry``, ``Context.late``: the engine adds to it when a timed wait ends).
+    armed = -1
+    armed_ns = 0
+    expired = -1
 
     def __init__(self, ctx: Context, lock: int, budget: int, now: int, event: int) -> None:
         self.ctx = ctx
@@ -60,6 +70,37 @@ class Attempt:
         self.event = event
         self.start_steps = ctx.steps
         self.quiet_from = now  # last progress on the lock
+
+    def clock(self, mark: int, now: int, timeouts: Timeouts | None, head: bool) -> None:
+        """The target marked its timeout clock (``GroundTruth`` passes the mark on; who holds or
+        waits is unchanged). ``Mark.ARMED``: note when, and for how long: the declared duration
+        for its role (``head``: the lock's marked queue head), and start counting its lateness
+        from the clock's end (``Context.expiry``, ``Context.end_wait``). ``Mark.EXPIRED``: note
+        when; what follows is its way out, not lateness. The oracles judge both (``etimedout``:
+        early; ``bounded-waiting``: late)."""
+        ctx = self.ctx
+        if mark == Mark.ARMED:
+            if timeouts is None:
+                ns = 0  # no timeouts declared: its ETIMEDOUT is the finding (``etimedout/undeclared``)
+            elif timeouts.per_call:
+                ns = self.budget
+            elif head and timeouts.head_min_ns is not None:
+                ns = timeouts.head_min_ns  # re-armed as queue head (the kernel's RES_RESET_TIMEOUT)
+            else:
+                ns = timeouts.min_ns
+            self.armed, self.armed_ns, self.expired = now, ns, -1
+            ctx.expiry = now + ns
+            ctx.late = 0
+            ctx.looked = -1
+            return
+        if self.armed < 0:
+            raise Violation(
+                "target-fault", "bad-mark",
+                f"{ctx.name} marked its timeout expired on L{self.lock} without arming it first (Mark.ARMED)",
+                contexts=(ctx.name,), locks=(self.lock,), time_ns=now,
+            )
+        self.expired = now
+        ctx.expiry = None
 
     def paused_ns(self, now: int) -> int:
         """Time the lock could make no progress for it, whichever CPU a handler ran on: it was

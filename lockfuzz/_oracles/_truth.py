@@ -230,6 +230,7 @@ class GroundTruth:
         waiting.remove(a)
         a.end = now
         a.status = _STATUS[value]
+        ctx.expiry = None  # time-bounds: its timeout clock, if it armed one, stops with the attempt
         self._close(a, now)
         self.returned = a
         self._unqueue(a)
@@ -305,6 +306,8 @@ class GroundTruth:
     def _on_mark(self, index: int, ctx: Context, obj: int, value: int) -> None:
         """The target marked a step of ``ctx``'s attempt on lock ``obj`` (``Mark``)."""
         a = self.attempts[ctx.index]
+        if value == Mark.ARMED or value == Mark.EXPIRED:  # time-bounds: its timeout clock (``Attempt.clock``)
+            return a.clock(value, self.engine.machine.now, self.engine.capabilities.timeouts, self.head[obj] is a)
         self.marked = True
         if value == Mark.TAKEN:
             a.taken = True
@@ -317,8 +320,8 @@ class GroundTruth:
                 b.contended = True
         elif value == Mark.PENDING:
             self.pending[obj] = a
-        elif value == Mark.LEFT:
-            a.left = True  # it waits for nobody, and nobody behind it (``_graph.edges``)
+        elif value == Mark.LEFT:  # its place given up on its way out: waits for nobody (``_graph.edges``)
+            a.left = True
             self._unqueue(a)
         else:
             self.head[obj] = a
@@ -332,7 +335,7 @@ class GroundTruth:
 
     def _unqueue(self, a: Attempt) -> None:
         """``a`` is no longer its lock's marked pending waiter or queue head (it took the lock,
-        or its attempt ended)."""
+        gave up its place, or its attempt ended)."""
         if self.pending[a.lock] is a:
             self.pending[a.lock] = None
         if self.head[a.lock] is a:

@@ -5,6 +5,11 @@
   lock making progress (an acquisition of it returning, or a release): the kernel's queued
   waiters wait for the holder and for the waiters ahead, each of whom gives up in time.
 
+- A target that marks its timeout clock (``Mark.ARMED``, ``Mark.EXPIRED``) and declares
+  ``Timeouts.late_ns`` finds it expired no more than that late, in the waiter's own time (asleep
+  in timed waits past the clock's end, and the poll it takes on waking), and at the step where
+  it first reads a time past the end (``Context.now``): ``late``.
+
 Time during which the waiter's CPU ran a handler above it is not counted: a waiter cannot time
 out while it is not running. Checked at every event and clock jump, so an overrun is reported
 where it happens, not only when (or if) the acquisition returns.
@@ -13,7 +18,8 @@ where it happens, not only when (or if) the acquisition returns.
 from __future__ import annotations
 
 from .._model._errors import Violation
-from .._engine._events import ACQUIRED, CLOCK
+from .._engine._events import ACQUIRED, CLOCK, MARK
+from .._model._status import Mark
 from ._base import Oracle
 
 
@@ -25,11 +31,17 @@ class BoundedWaiting(Oracle):
         self.timeouts = engine.capabilities.timeouts
         if self.timeouts is None:
             self.kinds = ()  # nothing promised: ETIMEDOUT itself is the etimedout oracle's finding
+        elif self.timeouts.late_ns is not None:
+            self.kinds = (ACQUIRED, CLOCK, MARK)  # a marked timeout clock: how late it was found expired
 
     def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         t = self.timeouts
         if t is None or engine.phase != "run":
             return
+        if t.late_ns is not None and kind != CLOCK:
+            self._late(engine, index, ctx, kind, obj, value)
+            if kind == MARK:
+                return
         now = engine.machine.now
         attempts = list(engine.truth.attempts.values())
         returned = engine.truth.returned
@@ -48,3 +60,39 @@ class BoundedWaiting(Oracle):
                     f"{a.ctx.name} has waited {waited} ns for L{a.lock}, beyond {what} (+{t.slack_ns} ns slack)",
                     contexts=(a.ctx.name,), locks=(a.lock,), time_ns=now, event_index=index,
                 )
+
+    def _late(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
+        """``Timeouts.late_ns``: at its ``EXPIRED`` mark, or when it returns without one, an attempt
+        with a marked timeout clock was no later than declared past the clock's end, in its own
+        time (``Context.late``, which the engine adds to when a wait ends: ``Context.end_wait``)."""
+        if kind == MARK:
+            if value != Mark.EXPIRED:
+                return
+            a = engine.truth.attempts[ctx.index]
+        else:
+            a = engine.truth.returned
+            if a is None or a.ctx is not ctx or a.armed < 0 or a.expired >= 0:
+                return  # no clock marked, or judged at its EXPIRED mark
+        if kind == MARK and 0 <= ctx.looked < ctx.steps:
+            raise Violation(
+                self.name, "late",
+                f"{ctx.name} read the time past the end of its timeout on L{a.lock} (armed at {a.armed} ns for "
+                f"{a.armed_ns} ns: {a.armed + a.armed_ns} ns) and went on; it found it expired "
+                f"{ctx.steps - ctx.looked} step(s) later. A check that reads a time past its clock's end gives up "
+                "at that step (Timeouts.late_ns)",
+                contexts=(ctx.name,), locks=(a.lock,), time_ns=engine.machine.now, event_index=index,
+                details={"late_steps": ctx.steps - ctx.looked},
+            )
+        late = ctx.late
+        if late > self.timeouts.late_ns:
+            end = a.armed + a.armed_ns
+            raise Violation(
+                self.name, "late",
+                f"{ctx.name} was {late} ns of its own time past the end of its timeout on L{a.lock} (armed at "
+                f"{a.armed} ns for {a.armed_ns} ns: {end} ns) before it "
+                + ("found it expired" if kind == MARK else "returned")
+                + f"; the target declares at most {self.timeouts.late_ns} ns (Timeouts.late_ns). Own time: asleep "
+                "in timed waits and the poll on waking, not time runnable but unscheduled or under a handler",
+                contexts=(ctx.name,), locks=(a.lock,), time_ns=engine.machine.now, event_index=index,
+                details={"late_ns": late},
+            )

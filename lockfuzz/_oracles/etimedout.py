@@ -4,7 +4,9 @@ Not early: the attempt lasted at least its budget (per-call budgets) or the targ
 fixed timeout; or, where the target declares it, it gave up early because another attempt on
 the same lock timed out meanwhile or had itself waited that long, or it joined behind a waiter
 that was leaving (a queue torn down by its timed-out head, waiter by waiter). A target without
-timeouts must never return ETIMEDOUT.
+timeouts must never return ETIMEDOUT. A target that marks its timeout clock (``Mark.ARMED``,
+``Mark.EXPIRED``) is judged to the step: the check that found it expired came at least the armed
+duration after the arming (``Timeouts.min_ns``, ``head_min_ns``), with no exemption.
 
 Not undeserved: for its budget (less the declared ``grace_ns``) the lock was not available to
 that waiter. Time counts against the lock (``Attempt.free_ns``) while nobody held or released
@@ -43,6 +45,16 @@ class EtimedoutAttribution(Oracle):
                 self.name, "undeclared",
                 f"{ctx.name} got ETIMEDOUT on L{obj}, but the target declares no timeouts",
                 contexts=(ctx.name,), locks=(obj,), time_ns=now, event_index=index,
+            )
+        if a.expired >= 0 and a.expired - a.armed < a.armed_ns:
+            # Its own clock, marked: exact, with no grace and no early leaving (it was not told).
+            raise Violation(
+                self.name, "early",
+                f"{ctx.name} found its timeout on L{obj} expired {a.expired - a.armed} ns after arming it "
+                f"(at {a.armed} ns); the target declares that it gives up no sooner than {a.armed_ns} ns after "
+                "arming (Timeouts.min_ns, head_min_ns; per-call: the budget)",
+                contexts=(ctx.name,), locks=(obj,), time_ns=now, event_index=index,
+                details={"armed_ns": a.armed_ns, "expired_after_ns": a.expired - a.armed},
             )
         need = a.budget if t.per_call else t.min_ns
         if lasted < need and not (

@@ -16,7 +16,6 @@ import lockfuzz
 from lockfuzz import (
     Capabilities, CpuProgram, Handler, Level, Lock, Mark, Program, ProgramError, Status, Target, Unlock, Work,
 )
-from lockfuzz._engine._events import ACQUIRED, MARK
 from lockfuzz._engine._run import Context, Engine
 from lockfuzz._engine._machine import Machine
 from lockfuzz.targets.qspinlock import QSpinlock
@@ -173,39 +172,3 @@ def test_the_first_waiter_is_the_marked_head_not_the_earliest_arrival(monkeypatc
     lockfuzz.run(HolderFirst, program, source)
     assert source.seen == {("cpu0.task",)}  # without marks: the earliest arrival
 
-
-# A pending waiter on rqspinlock that times out clears its pending bit, then clears its held-table
-# entry and returns ETIMEDOUT. A softirq lands on its CPU between the two (decision 2 at the 53rd
-# point), finds the table entry already cleared (no AA), and queues behind cpu2. Nothing waits for
-# the interrupted task any more: without ``Mark.LEFT`` the ground truth kept it as the pending
-# waiter until its return, the softirq "waited behind" the task it interrupted, and a correct
-# rqspinlock was reported as missing an AA deadlock (found by a default campaign).
-_LEAVING = Program(
-    cpus=(
-        CpuProgram(task=(Lock(0), Work(250_100_001), Unlock(0))),
-        CpuProgram(task=(Lock(0), Unlock(0)), handlers=(Handler(Level.SOFTIRQ, (Lock(0), Unlock(0))),)),
-        CpuProgram(task=(Lock(0), Work(99_993), Unlock(0))),
-    ),
-    n_locks=1,
-)
-_LEAVING_SCHEDULE = [0] * 52 + [2] + [0] * 21
-
-
-def test_a_handler_behind_a_pending_waiter_that_left_is_on_no_cycle(monkeypatch):
-    result = lockfuzz.run("rqspinlock", _LEAVING, _LEAVING_SCHEDULE)
-    assert result.violation is None, result.violation
-    names = result.trace.contexts
-    left = [(names[e[1]], e[0]) for e in result.trace.events if e[2] == MARK and e[4] == Mark.LEFT]
-    assert left and left[0][0] == "cpu1.task"  # it timed out from the pending bit, and said so
-    statuses = [e[4] for e in result.trace.events if e[2] == ACQUIRED and names[e[1]] == "cpu1.task"]
-    assert statuses[0] == Status.ETIMEDOUT
-    # Judged without the mark, the same run is the false alarm it used to be.
-    original = Context.mark
-
-    def no_left(self, what, lock):  # type: ignore[no-untyped-def]
-        if what != Mark.LEFT:
-            original(self, what, lock)
-
-    monkeypatch.setattr(Context, "mark", no_left)
-    again = lockfuzz.run("rqspinlock", _LEAVING, _LEAVING_SCHEDULE)
-    assert again.violation is not None and again.violation.signature == ("edeadlk-complete", "missed-AA")

@@ -114,8 +114,9 @@ class RandomWalk:
 # -- the target itself -----------------------------------------------------------------------------
 def test_capabilities():
     t, d = CAPS.timeouts, CAPS.detection
-    assert t is not None and not t.per_call and t.min_ns == S
-    assert t.max_quiet_ns == S and t.slack_ns == 100_000
+    # Gives up when now > deadline: at least 1 s + 1 ns after arming, at the first poll past it.
+    assert t is not None and not t.per_call and t.min_ns == S + 1 and t.head_min_ns is None and t.late_ns == 0
+    assert t.max_quiet_ns == S + 1 and t.slack_ns == 100_000
     assert d.classes == {"AA", "ABBA"} and d.max_held == RES_NR_HELD == 31
     assert MS < d.latency_ns <= MS + 100_000
     assert CAPS.fairness is None and CAPS.exceptions == {"held-table-view"}
@@ -430,12 +431,13 @@ def test_a_long_wait_costs_the_steps_of_a_short_one(waiters):
 
 def test_a_change_mid_period_is_checked_on_the_kernels_1ms_grid():
     # cpu0 holds L0 and waits for L1; cpu1 holds L1, works 2.5 ms, then asks for L0: the ABBA
-    # closes at t = 2,500,012 (cpu1's table count goes to 2). cpu0's first poll arms its timer at
-    # t = 14; the kernel then checks at the first poll strictly more than 1 ms after each check:
-    # every 1 ms + 1 ns (CHECK_PERIOD_NS). Its first ABBA check runs at t = 1,000,016 (the poll
-    # after the clock reached 14 + 1,000,001) and finds nothing; the kernel's next one, at
-    # 2,000,017, would find nothing either (nothing changed) and is skipped, so cpu0 sleeps until
-    # the change. The check after it falls on the same grid, at 3,000,018 (its poll one step
+    # closes at t = 2,500,012 (cpu1's table count goes to 2). cpu0's first poll runs the AA check
+    # (two reads of its table) and then arms its timer, at t = 16: the kernel reads the clock
+    # after the AA check. The kernel then checks at the first poll strictly more than 1 ms after
+    # each check: every 1 ms + 1 ns (CHECK_PERIOD_NS). Its first ABBA check runs at t = 1,000,018
+    # (the poll after the clock reached 16 + 1,000,001) and finds nothing; the kernel's next one,
+    # at 2,000,019, would find nothing either (nothing changed) and is skipped, so cpu0 sleeps
+    # until the change. The check after it falls on the same grid, at 3,000,020 (its poll one step
     # later): not at once, and not 1 ms after the change. It finds the cycle: EDEADLK.
     program = Program(cpus=(nested(0, 1), task(Lock(1), Work(5 * MS // 2), Lock(0), Unlock(0), Unlock(1))), n_locks=2)
     schedule = [0, 0, 0, 0, 0, 1]  # cpu0 takes L0, then cpu1 runs (and takes L1)
@@ -444,30 +446,30 @@ def test_a_change_mid_period_is_checked_on_the_kernels_1ms_grid():
     # Each ABBA check reads cpu1's count 4 steps after its poll (own count, cpu0's, the word).
     checks = [t - 4 for t, c, kind, obj, _ in result.trace.events if c == cpu0 and kind == LOAD and obj == cnt1]
     changed = min(t for t, _, kind, obj, old in result.trace.events if obj == cnt1 and kind == FETCH_ADD and old == 1)
-    first = 1_000_016
+    first = 1_000_018
     assert checks == [first, first + 2 * CHECK_PERIOD_NS + 1]  # + 1: the poll is the step after the jump
     assert first + CHECK_PERIOD_NS < changed == 2_500_012 < first + 2 * CHECK_PERIOD_NS
-    assert of(result, "cpu0.task", 1) == [("cpu0.task", 1, Status.EDEADLK, 5, 3_000_030)]
+    assert of(result, "cpu0.task", 1) == [("cpu0.task", 1, Status.EDEADLK, 5, 3_000_032)]
     assert [a[2] for a in of(result, "cpu1.task")] == [Status.OK, Status.OK]
     assert result.steps == 80
 
 
 def test_a_change_under_a_handler_is_checked_when_the_handler_returns():
     # The change comes from a handler on the waiter's own CPU, which then runs past a point of
-    # the grid: cpu0's task sleeps after its first ABBA check (t = 1,000,016); its hardirq grabs
-    # a table entry for L2 at t = 1,000,024 and works 1.5 ms. The grid point 2,000,017 came after
+    # the grid: cpu0's task sleeps after its first ABBA check (t = 1,000,018); its hardirq grabs
+    # a table entry for L2 at t = 1,000,026 and works 1.5 ms. The grid point 2,000,019 came after
     # the change, while the task could not run: the kernel's task, back from the handler at
-    # 2,500,033, is more than 1 ms past its last check and checks at its first poll. The model
+    # 2,500,035, is more than 1 ms past its last check and checks at its first poll. The model
     # does the same (it knows when the change woke the task, Context.woken_ns); counting from
-    # when the task ran again instead would skip that point and check 1 ms late, at 3,000,019.
+    # when the task ran again instead would skip that point and check 1 ms late, at 3,000,021.
     program = HANDLER_CHANGES_THE_TABLE
 
     result = both(program, FireWhileItSleeps)
     cpu0, cnt1 = result.trace.contexts.index("cpu0.task"), result.trace.cells.index("cpu1.held.cnt")
     checks = [t - 4 for t, c, kind, obj, _ in result.trace.events if c == cpu0 and kind == LOAD and obj == cnt1]
     [back] = [t for t, _, kind, _, _ in result.trace.events if kind == IRQ_EXIT]
-    assert back == 2_500_033
-    assert checks == [1_000_016, 2_500_035]  # two steps on: the task wakes, then polls
+    assert back == 2_500_035
+    assert checks == [1_000_018, 2_500_037]  # two steps on: the task wakes, then polls
 
 
 def test_a_waiter_that_loses_the_race_for_a_freed_lock_polls_again():

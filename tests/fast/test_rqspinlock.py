@@ -13,11 +13,12 @@ import random
 
 import pytest
 from support import HANDLER_CHANGES_THE_TABLE, FireWhileItSleeps, behind
+from support import Scripted as ScriptedRules
 
 import lockfuzz
-from lockfuzz import CpuProgram, Handler, Level, Lock, Program, Status, Unlock, Work, run
-from lockfuzz._engine._events import IRQ_EXIT
-from lockfuzz._engine._machine import FETCH_ADD, LOAD
+from lockfuzz import CpuProgram, Handler, Level, Lock, Mark, Program, Status, Unlock, Work, run
+from lockfuzz._engine._events import IRQ_EXIT, MARK
+from lockfuzz._engine._machine import FETCH_ADD, LOAD, STORE
 from lockfuzz.targets.rqspinlock import RqSpinlock, capabilities_for
 
 MS = 1_000_000
@@ -138,7 +139,10 @@ def test_capabilities():
     caps = RqSpinlock.capabilities
     assert caps == capabilities_for(1, 1) == RqSpinlock.capabilities_for(1, 1)
     t, d = caps.timeouts, caps.detection
-    assert not t.per_call and t.min_ns == 250 * MS and t.early_when_another_times_out
+    # To the step: gives up when now > timeout_end, at the first poll past it (Mark.ARMED, EXPIRED).
+    assert not t.per_call and t.min_ns == 250 * MS + 1 and t.early_when_another_times_out
+    assert t.head_min_ns == 500 * MS + 1 and t.late_ns == 0
+    assert capabilities_for(65536, 10).timeouts.late_ns == 65536 * 10 - 1 + 9  # a poll, and a wake's overshoot
     assert t.max_quiet_ns == 500 * MS + 1
     assert d.classes == {"AA", "ABBA"} and d.max_held == 31
     assert caps.fairness is None
@@ -590,3 +594,80 @@ def test_a_change_under_a_handler_is_checked_when_the_handler_returns():
                   if result.trace.contexts[c] == "cpu0.hardirq#0" and kind == FETCH_ADD)
     assert changed == 1_000_026 and back == 2_500_034
     assert checks == [1_000_018, 2_500_036]  # two steps on: the task wakes, then polls
+
+
+# -- a waiter on its way out is no longer the one the others wait behind -------------------------------------
+#: cpu1 becomes the pending waiter and cpu2 the queue head behind cpu0's hold; cpu1 times out after
+#: 250 ms, clears its pending bit (S6), and its softirq lands once it also cleared its table slot
+#: (before its count goes down), so the softirq's AA check finds nothing and it queues behind
+#: cpu2. Nobody waits for cpu1 any more: cpu0 lets go (and comes back for L0), cpu2 and then the
+#: softirq get L0, and cpu1's task returns. (Found by a campaign: the ground truth kept cpu1 as
+#: the pending waiter until it returned, so the softirq waited behind the task it had
+#: interrupted: a false AA. Mark.LEFT at the S6 store says it no longer is.)
+LEAVING_PENDING = Program.from_text(
+    """
+    cpu0.task: lock L0; work 250100002ns; unlock L0; lock L0; unlock L0
+    cpu1.task: lock L0; unlock L0
+    cpu1.softirq#0: lock L0; unlock L0
+    cpu2.task: lock L0; work 99992ns; unlock L0
+    """
+)
+
+
+def _slot_cleared(engine: lockfuzz.Engine) -> bool:
+    """cpu1's task, on its way out after 250 ms, has just cleared its held-table slot."""
+    if engine.machine.now < 250 * MS or not engine.events:
+        return False
+    _, c, kind, obj, value = engine.events[-1]
+    return (
+        kind == STORE and engine.contexts[c].name == "cpu1.task"
+        and engine.machine.cells[obj].name == "cpu1.held[0]" and value == 0
+    )  # fmt: skip
+
+
+def test_a_pending_waiter_on_its_way_out_keeps_nobody_waiting():
+    result = run(RqSpinlock, LEAVING_PENDING, ScriptedRules((_slot_cleared, "cpu1.softirq")))
+    assert result.violation is None, result.violation
+    names = result.trace.contexts
+    assert "cpu1.softirq#0" in names  # it fired in the window
+    statuses = {names[c]: Status(v) for _, c, kind, _, v in result.trace.events if kind == ACQUIRED}
+    assert statuses == {
+        "cpu0.task": Status.OK, "cpu1.task": Status.ETIMEDOUT, "cpu1.softirq#0": Status.OK, "cpu2.task": Status.OK,
+        "cpu0.final": Status.OK,
+    }  # fmt: skip
+
+
+def test_without_the_leaving_mark_that_run_is_the_false_alarm_it_was(monkeypatch: pytest.MonkeyPatch):
+    # The same run judged as before Mark.LEFT: the softirq waits "behind" the task it interrupted.
+    original = lockfuzz.Context.mark
+
+    def no_left(self, what, lock):  # type: ignore[no-untyped-def]
+        if what != Mark.LEFT:
+            original(self, what, lock)
+
+    monkeypatch.setattr(lockfuzz.Context, "mark", no_left)
+    result = run(RqSpinlock, LEAVING_PENDING, ScriptedRules((_slot_cleared, "cpu1.softirq")))
+    assert result.violation is not None
+    assert result.violation.signature == ("edeadlk-complete", "missed-AA")
+    assert set(result.violation.contexts) == {"cpu1.task", "cpu1.softirq#0"}
+
+
+def test_a_waiter_that_gives_up_leaves_its_place_before_it_returns():
+    # The pending waiter leaves at its S6 store, the queue head once it has reset the tail (T);
+    # both still have their table entries to release, so both marks come before they return.
+    result = run(RqSpinlock, behind(1000 * MS, 2), [])
+    assert result.violation is None, result.violation
+    names, events = result.trace.contexts, result.trace.events
+    marks: dict[str, list[str]] = {}
+    for i, (_, c, kind, _, _) in enumerate(events):
+        if kind in (MARK, ACQUIRED) and names[c] in ("cpu1.task", "cpu2.task"):
+            marks.setdefault(names[c], []).append(result.trace.text(i))
+    assert marks == {
+        "cpu1.task": ["L0: pending waiter", "L0: timeout armed", "L0: timeout expired", "L0: left its place",
+                      "acquire L0 = ETIMEDOUT"],
+        "cpu2.task": ["L0: queue head", "L0: timeout armed", "L0: timeout expired", "L0: left its place",
+                      "acquire L0 = ETIMEDOUT"],
+    }
+    left = [t for t, c, kind, _, v in events if kind == MARK and v == Mark.LEFT]
+    gone = [t for t, c, kind, _, v in events if kind == ACQUIRED and v == Status.ETIMEDOUT]
+    assert all(a < b for a, b in zip(left, gone))

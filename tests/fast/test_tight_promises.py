@@ -11,9 +11,8 @@ exhaustive search: deterministic, and the first failing schedule has the fewest 
 
 Detection latency is declared per deadlock class where the lock differs (resilient locks find
 AA at the first poll of a wait, ABBA only at a check more than 1 ms later): a lock that finds AA
-only with its ABBA check is caught. The step-exact time bounds (timeouts' slack, latency to the
-step) are not here: see docs/MANUAL.md, "Honest limits" (virtual time is one clock for every CPU,
-so a bound on a lock's own lateness needs the time other CPUs' steps take out of it).
+only with its ABBA check is caught. Timeouts to the step are in test_tight_timeouts.py; detection
+latency to the step is not tested (docs/MANUAL.md, "Honest limits").
 """
 
 from __future__ import annotations
