@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from lockfuzz import Cell, Machine
 
-__all__ = ["RES_NR_HELD", "CellArray", "HeldTable"]
+__all__ = ["RES_NR_HELD", "CellArray", "held_table"]
 
 RES_NR_HELD = 31
 
@@ -49,6 +49,6 @@ class CellArray:
         return iter(self.cells)
 
 
-def HeldTable(machine: Machine, cpu: int, watches: Sequence[Cell]) -> CellArray:  # noqa: N802 - reads as the kernel's table
+def held_table(machine: Machine, cpu: int, watches: Sequence[Cell]) -> CellArray:
     """CPU ``cpu``'s held-locks entries, ``cpu{cpu}.held[i]``, joining ``watches``."""
     return CellArray(machine, lambda i: f"cpu{cpu}.held[{i}]", RES_NR_HELD, watches)

@@ -42,7 +42,7 @@ from dataclasses import replace
 from typing import Literal
 
 from lockfuzz import Capabilities, Context, Detection, Machine, Mark, Status, Target, Timeouts
-from lockfuzz.targets._held_table import RES_NR_HELD, HeldTable
+from lockfuzz.targets._held_table import RES_NR_HELD, held_table
 
 __all__ = ["CHECK_PERIOD_NS", "DEADLOCK_CHECK_NS", "RES_NR_HELD", "TAS_TIMEOUT_NS", "ResilientTasLock"]
 
@@ -137,9 +137,9 @@ class ResilientTasLock(Target):
         # Counts the writes to what a deadlock check on lock i reads (its word, every held table):
         # a check due when none changed since the last one would read the same and find the same,
         # so it is skipped. Bookkeeping of the model, not kernel memory (Machine.watch). The
-        # tables' entries join it as they are made (``HeldTable``).
+        # tables' entries join it as they are made (``held_table``).
         self.changes = [machine.watch(f"L{i}.check-inputs", [self.words[i], *self.cnt]) for i in range(machine.n_locks)]
-        self.slots = machine.per_cpu(lambda cpu: HeldTable(machine, cpu, self.changes))
+        self.slots = machine.per_cpu(lambda cpu: held_table(machine, cpu, self.changes))
 
     # -- the lock ---------------------------------------------------------------------------
     async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:

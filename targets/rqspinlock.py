@@ -57,7 +57,7 @@ from __future__ import annotations
 from typing import Callable, Literal
 
 from lockfuzz import Capabilities, Context, Detection, InvalidArgument, Machine, Mark, Status, Target, Timeouts
-from lockfuzz.targets._held_table import RES_NR_HELD, CellArray, HeldTable
+from lockfuzz.targets._held_table import RES_NR_HELD, CellArray, held_table
 
 __all__ = ["RqSpinlock", "capabilities_for"]
 
@@ -190,10 +190,10 @@ class RqSpinlock(Target):
         # a check due when none changed since the last one would read the same and find the same,
         # so it is skipped (see _spin_checked). Bookkeeping of the model, not kernel memory.
         self.changes = [machine.watch(f"L{i}.check-inputs", [self.word[i], *self.cnt]) for i in range(machine.n_locks)]
-        # The held tables' entries are made as the run reaches them (``HeldTable``), each joining
+        # The held tables' entries are made as the run reaches them (``held_table``), each joining
         # the watches above: most runs nest two or three deep, and making all 31 entries of every
         # CPU's table took a fifth of an rqspinlock campaign's time.
-        self.slot = machine.per_cpu(lambda c: HeldTable(machine, c, self.changes))
+        self.slot = machine.per_cpu(lambda c: held_table(machine, c, self.changes))
 
     # -- the held-locks table (include/asm-generic/rqspinlock.h) ---------------------------------
     async def _grab_entry(self, cpu: int, lock: int) -> None:
