@@ -31,11 +31,11 @@ class CellArray:
         self.cells: list[Cell] = []
 
     def __getitem__(self, i: int | slice) -> Any:
+        cells = self.cells
+        if type(i) is int and 0 <= i < len(cells):  # made already: the usual case, first
+            return cells[i]
         if isinstance(i, slice):  # array[:3], as on the list it stands for (making what it names)
             return [self[k] for k in range(*i.indices(self.size))]
-        cells = self.cells
-        if i < len(cells):
-            return cells[i]
         if not 0 <= i < self.size:
             raise IndexError(f"cell {i} of {self.size}")
         while len(cells) <= i:

@@ -38,10 +38,12 @@ class BoundedWaiting(Oracle):
         t = self.timeouts
         if t is None or engine.phase != "run":
             return
+        if kind == MARK:  # only with a marked clock (``start``): of the marks, EXPIRED is judged
+            if value == Mark.EXPIRED:
+                self._late(engine, index, ctx, kind, obj, value)
+            return
         if t.late_ns is not None and kind != CLOCK:
             self._late(engine, index, ctx, kind, obj, value)
-            if kind == MARK:
-                return
         now = engine.machine.now
         attempts = list(engine.truth.attempts.values())
         returned = engine.truth.returned
