@@ -44,7 +44,7 @@ class Waiting:
 
     def _block(self, ctx: Context, cell: Cell | None, deadline: int | None) -> None:
         ctx.blocked = True
-        ctx.slept = self.machine.now  # time-bounds: when this wait began (``Context.end_wait``)
+        ctx.slept = self.machine.now  # when this wait began (``Context.end_wait``)
         ctx.token += 1
         ctx.waiting_on = cell
         if cell is not None:
@@ -83,7 +83,7 @@ class Waiting:
         return True
 
     def _unblock(self, ctx: Context) -> None:
-        if ctx.expiry is not None:  # time-bounds: a marked timeout clock is armed (``Context.end_wait``)
+        if ctx.expiry is not None:  # a marked timeout clock is armed (``Context.end_wait``)
             ctx.end_wait(self.machine.now)
         ctx.blocked = False
         ctx.woken_ns = self.machine.now

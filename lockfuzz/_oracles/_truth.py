@@ -230,7 +230,7 @@ class GroundTruth:
         waiting.remove(a)
         a.end = now
         a.status = _STATUS[value]
-        ctx.expiry = None  # time-bounds: its timeout clock, if it armed one, stops with the attempt
+        ctx.expiry = None  # its timeout clock, if it armed one, stops with the attempt
         self._close(a, now)
         self.returned = a
         self._unqueue(a)
@@ -306,7 +306,7 @@ class GroundTruth:
     def _on_mark(self, index: int, ctx: Context, obj: int, value: int) -> None:
         """The target marked a step of ``ctx``'s attempt on lock ``obj`` (``Mark``)."""
         a = self.attempts[ctx.index]
-        if value == Mark.ARMED or value == Mark.EXPIRED:  # time-bounds: its timeout clock (``Attempt.clock``)
+        if value == Mark.ARMED or value == Mark.EXPIRED:  # its timeout clock (``Attempt.clock``)
             return a.clock(value, self.engine.machine.now, self.engine.capabilities.timeouts, self.head[obj] is a)
         self.marked = True
         if value == Mark.TAKEN:
