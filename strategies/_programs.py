@@ -82,8 +82,10 @@ class _Shape:
 # The composites below draw through strategy objects made once per (shape, locks, depth) and
 # kept (``_sections``, ``_pick``, ``_ints``): a Hypothesis strategy made afresh at each draw is
 # validated and unwrapped again (LazyStrategy), which cost a campaign more than the draws
-# themselves (a third of a ticket campaign's time outside the engine). The same strategies draw
-# the same values from the same choices: programs are unchanged.
+# themselves (a third of a ticket campaign's time outside the engine). The programs come from
+# the same distribution, but not the same ones per seed: Hypothesis's generation (its mutations
+# and constant injection) keys some of its state on strategy objects, so reusing them changed
+# which programs a given seed draws.
 _BOOLEANS = st.booleans()
 
 
