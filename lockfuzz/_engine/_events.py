@@ -77,7 +77,6 @@ def acquire_shared(value: int) -> bool:
     return value < 0
 
 
-
 @dataclass(frozen=True)
 class Trace:
     """The events of one run with the names they refer to."""

@@ -57,7 +57,6 @@ def final_check(engine: Engine) -> None:
         raise Violation("final-state", "invariant", "after every program unwound: " + "; ".join(map(str, problems)))
 
 
-
 def no_yield(where: str, exc: BaseException) -> Violation:
     return Violation("target-fault", "no-yield", f"{where}: {exc}")
 

@@ -514,7 +514,6 @@ class Engine(Waiting, Spinning):
                     pass
 
 
-
 def run(
     target: Any,
     program: Program,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Any, Callable
 
-from .._model._status import Level  # noqa: F401 - kept for annotations in subclasses
 from ._events import CLOCK
 from ._machine import WAIT_CELLS, Cell, Watch
 
