@@ -211,11 +211,12 @@ class GroundTruth:
         self.started = a
         if h is None:
             h = self.releaser[obj]
-        if self.cycles or a.ahead or (h is not None and (h.index in self.attempts or not h.top)):
-            self._recompute()
-        elif self.pending[obj] is not None or self.head[obj] is not None:
-            # It also waits behind the marked pending waiter and queue head, who are waiting
-            # themselves (or interrupted): a cycle may close through them.
+        # It waits for the holder or releaser, for earlier arrivals on a FIFO lock, and behind the
+        # marked pending waiter and queue head (waiting themselves): a cycle may close through any.
+        if (
+            self.cycles or a.ahead or (h is not None and (h.index in self.attempts or not h.top))
+            or self.pending[obj] is not None or self.head[obj] is not None
+        ):
             self._recompute()
         elif self.sharing is not None and (a.writers_ahead or self.sharers[obj] or self.shared_releasing[obj]):
             self._recompute()
