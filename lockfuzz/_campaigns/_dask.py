@@ -80,7 +80,11 @@ def connect(address: str, workers: int, timeout: float | None = None) -> tuple[A
     try:
         return distributed.Client(address, timeout=timeout), None
     except (OSError, TimeoutError) as exc:
-        raise InvalidArgument(f"--dask {address}: cannot reach a Dask scheduler there ({exc})") from None
+        raise _unreachable(address, exc) from None
+
+
+def _unreachable(address: str, exc: BaseException) -> InvalidArgument:
+    return InvalidArgument(f"--dask {address}: cannot reach a Dask scheduler there ({exc})")
 
 
 def _probe(address: str, timeout: float) -> None:
@@ -94,7 +98,7 @@ def _probe(address: str, timeout: float) -> None:
     try:
         socket.create_connection((m.group(1), int(m.group(2))), timeout=timeout).close()
     except OSError as exc:
-        raise InvalidArgument(f"--dask {address}: cannot reach a Dask scheduler there ({exc})") from None
+        raise _unreachable(address, exc) from None
 
 
 def close(client: Any, cluster: Any, timeout: float = CLOSE_TIMEOUT) -> None:
