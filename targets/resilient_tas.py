@@ -73,6 +73,18 @@ class _Timer:
         self.stale = True
 
 
+def _abba_latency(step_ns: int) -> int:
+    """The most of the cycle's clock that passes before an ABBA check finds the cycle, at a
+    step of ``step_ns``. A check is due CHECK_PERIOD_NS (1 ms + 1 ns) after the previous one, at
+    ``cur``. After a check that found nothing the waiter sleeps only after the check's own reads,
+    two steps or more after ``cur``. Woken by a change to what the check reads (the other party's
+    table entry: until it is written the check cannot see the cycle), it counts the checks it
+    slept through as run, the last at least 1 ns before the change, and sleeps again a step after
+    it. So the cycle waits at most CHECK_PERIOD_NS - 1 ns - a step (1 ms + 1 ns at a step of
+    0 ns); tests/fast/test_tight_promises.py shows how close the lock comes."""
+    return CHECK_PERIOD_NS - (1 + step_ns if step_ns else 0)
+
+
 class ResilientTasLock(Target):
     """rqspinlock's resilient test-and-set fallback alone, the smallest resilient target. Each
     lock is one word (0 free, 1 held) taken by read-then-cmpxchg; each CPU has a held-locks table
@@ -102,16 +114,13 @@ class ResilientTasLock(Target):
         timeouts=Timeouts(
             per_call=False, min_ns=TAS_TIMEOUT_NS + 1, max_quiet_ns=TAS_TIMEOUT_NS + 1, slack_ns=100_000, late_ns=0,
         ),
-        # class_latency_ns: AA is found at the first poll, a few steps after the attempt starts
-        # (the same 100 us allowance for steps as above), 1 ms sooner than ABBA. For ABBA
-        # (latency_ns), the party that arrives second (whose arrival closes the cycle) runs its
-        # first ABBA check when strictly more than 1 ms has passed since its first poll, and by then
-        # the other party's table entries are in place, so the check finds the cycle: 1 ms +
-        # 1 ns + the steps of the first poll and of the check itself (a few dozen reads of the
-        # two tables and the word), with the same 100 us allowance for steps as above.
+        # Latencies on the cycle's clock (edeadlk_complete: it runs while the whole cycle waits
+        # and a checker sleeps on its own deadline), to the nanosecond (``_abba_latency``):
+        # AA is found at the first poll, before the waiter sleeps at all (class_latency_ns: 0);
+        # ABBA at the first check strictly more than 1 ms after the previous one.
         detection=Detection(
-            classes=frozenset({"AA", "ABBA"}), latency_ns=DEADLOCK_CHECK_NS + 100_000, max_held=RES_NR_HELD,
-            class_latency_ns={"AA": 100_000},
+            classes=frozenset({"AA", "ABBA"}), latency_ns=_abba_latency(1), max_held=RES_NR_HELD,
+            class_latency_ns={"AA": 0},
             # The ABBA scan stops at the first other CPU listing the lock below its top.
             table_scan=True,
         ),
@@ -125,12 +134,15 @@ class ResilientTasLock(Target):
         super().__init__(machine)
         self.n_cpus = machine.n_cpus
         self.step_ns = machine.step_ns
-        if machine.step_ns > 1:
-            # A wake by another context's step may come up to a step less 1 ns past the deadline.
+        if machine.step_ns != 1:
+            # A wake by another context's step may come up to a step less 1 ns past the deadline,
+            # and the ABBA latency depends on the step (``_abba_latency``).
             caps = type(self).capabilities
-            assert caps.timeouts is not None
+            assert caps.timeouts is not None and caps.detection is not None
             self.capabilities = replace(  # type: ignore[misc] # an instance's own promise
-                caps, timeouts=replace(caps.timeouts, late_ns=(caps.timeouts.late_ns or 0) + machine.step_ns - 1)
+                caps,
+                timeouts=replace(caps.timeouts, late_ns=(caps.timeouts.late_ns or 0) + max(0, machine.step_ns - 1)),
+                detection=replace(caps.detection, latency_ns=_abba_latency(machine.step_ns)),
             )
         self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
         self.cnt = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.held.cnt"))

@@ -81,10 +81,23 @@ def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
     head gives up 500 ms after it became head (its predecessor's return), plus at most one
     check interval, so no waiter goes longer without the lock making progress. Detection: AA
     at the first poll, two-party ABBA at the first ABBA check more than 1 ms after the wait
-    started or after the previous check, plus one interval; tables hold 31 entries.
+    started or after the previous check, on the grid of g; tables hold 31 entries.
     """
     g = poll_interval * max(1, step_ns)
     steps = SLACK_STEPS * max(1, step_ns)
+    # The latencies are on the cycle's clock (edeadlk_complete: it runs while the whole cycle
+    # waits and a checker sleeps on its own deadline), to the nanosecond:
+    # - AA at the first poll of a wait (check_timeout's first call, and again when the waiter
+    #   becomes queue head: RES_RESET_TIMEOUT), before it sleeps at all: 0.
+    # - ABBA at the first poll strictly more than 1 ms after the previous ABBA check, on the
+    #   grid of g. From a check at ``cur`` that found nothing, that poll comes by cur + 1 ms
+    #   + g, and the checker went to sleep only after the check's own reads, two steps or
+    #   more after ``cur``. Woken by a change to what the check reads (the other party's table
+    #   entry: until it is written the check cannot see the cycle), it counts the checks it
+    #   slept through as run, the last at least 1 ns before the change, and it sleeps again
+    #   a step after it: so at most 1 ms + g - 1 ns - a step of the cycle's clock (1 ms + g at
+    #   a step of 0 ns). tests/fast/test_tight_promises.py shows how close the lock comes.
+    abba = NSEC_PER_MSEC + g - (1 + step_ns if step_ns else 0)
     return Capabilities(
         # To the step, where the waiter marks its clock (Mark.ARMED, Mark.EXPIRED): it gives up
         # only when now > timeout_end, so at least the armed duration + 1 ns after arming it
@@ -101,11 +114,9 @@ def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
         # Only the pending waiter and the queue head run the checks; waiters further back spin
         # on their MCS node with none (Q6), so a cycle through them waits for a head.
         detection=Detection(
-            classes=frozenset({"AA", "ABBA"}), latency_ns=NSEC_PER_MSEC + g + steps, max_held=RES_NR_HELD,
+            classes=frozenset({"AA", "ABBA"}), latency_ns=abba, max_held=RES_NR_HELD,
             first_waiter_only=True,
-            # AA at the first poll of a wait (check_timeout's first call, and again when the
-            # waiter becomes queue head: RES_RESET_TIMEOUT), or before queueing behind others.
-            class_latency_ns={"AA": g + steps},
+            class_latency_ns={"AA": 0},
             # The ABBA scan stops at the first other CPU listing the lock below its top.
             table_scan=True,
         ),

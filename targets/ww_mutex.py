@@ -42,9 +42,12 @@ WOUNDED = 1  # bit 0 of a transaction's state word; bits 1.. = 1 + the lock it w
 #: (``--program``, ``lockfuzz.run``) may still have handlers.
 _INTERRUPTS = False
 
-#: Detection latency declared for two-party deadlocks: the cycle is broken within a few steps
-#: of the dying (or wounded) party running; 1 ms leaves room for the other CPUs' steps.
-LATENCY_NS = 1_000_000
+#: Detection latency, on the cycle's clock (edeadlk_complete: it runs only while the whole
+#: cycle waits and some party sleeps on a deadline of its own). A waiter here sleeps with no
+#: deadline, and the cycle is broken by the steps of the dying (or wounded) party: 0, to the
+#: nanosecond. A variant that waited on a timer before it backed off would be caught; one that
+#: never backs off hangs, and is caught at the hang.
+LATENCY_NS = 0
 
 
 class _Txn:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 from typing import Callable
 
+import lockfuzz
 from lockfuzz import (
     Capabilities, CpuProgram, Detection, Handler, Level, Lock, Program, Status, Target, Timeouts, Unlock, Work,
 )  # fmt: skip
 from lockfuzz._engine._run import Engine
+from lockfuzz._oracles.edeadlk_complete import EdeadlkComplete
 
 
 class RandomWalk:
@@ -154,3 +156,22 @@ class OwnerLock(Target):
 
     def check(self):  # type: ignore[no-untyped-def]
         return [f"L{i} owned by slot {w.value - 1}" for i, w in enumerate(self.words) if w.value]
+
+
+class _CycleClocks(EdeadlkComplete):
+    """edeadlk-complete that also keeps the most any cycle's clock read when it was judged."""
+
+    most = 0
+
+    def _judge(self, engine, index, key, clock, now, forever=False):  # type: ignore[no-untyped-def]
+        self.most = max(self.most, clock.read(now))
+        super()._judge(engine, index, key, clock, now, forever)
+
+
+def cycle_clock(target, program, schedule, **kwargs) -> int:  # type: ignore[no-untyped-def]
+    """The most a deadlock cycle's clock (``edeadlk_complete``: time the whole cycle waited on the
+    lock's own deadlines) read in one run of ``target``, which must pass."""
+    clocks = _CycleClocks()
+    result = lockfuzz.run(target, program, schedule, oracles=[clocks], **kwargs)
+    assert result.violation is None, result.violation
+    return clocks.most

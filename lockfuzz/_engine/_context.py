@@ -8,7 +8,7 @@ coroutine, what it waits on, and what spin detection (``_spinning``) has seen.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .._model._errors import Violation
 from .._model._status import Level, Mark
@@ -32,7 +32,7 @@ class Context:
     __slots__ = (
         "blocked", "coro", "cpu", "deadline", "done", "engine", "expiry", "handler", "index", "last", "late",
         "level", "looked", "machine", "name", "park", "pending", "probes", "reads", "seen", "slept", "spin_at",
-        "spinning", "steps", "token", "top", "waiting_on", "watching", "woken_ns",
+        "spinning", "steps", "token", "top", "wait_hook", "waiting_on", "watching", "woken_ns",
     )  # fmt: skip
 
     def __init__(self, index: int, name: str, cpu: int, level: Level, machine: Machine, handler: int) -> None:
@@ -72,6 +72,9 @@ class Context:
         # a check of its clock, which must give up at that step (``Timeouts.late_ns``).
         self.looked = -1
         self.spin_at = -1  # the trio driver: parked at a trio checkpoint until ``changes`` moves
+        # Called with it whenever it blocks or wakes, while it is on a deadlock cycle that an
+        # oracle times (``edeadlk_complete``: the cycle's clock runs only while all of it waits).
+        self.wait_hook: Callable[[Context], None] | None = None
 
     @property
     def now(self) -> int:

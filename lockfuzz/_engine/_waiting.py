@@ -60,6 +60,8 @@ class Waiting:
             self._seq += 1
             heapq.heappush(self._heap, (deadline, self._seq, ctx.token, ctx))
         self._dirty = True
+        if ctx.wait_hook is not None:  # on a timed deadlock cycle (``Context.wait_hook``)
+            ctx.wait_hook(ctx)
         a = self.truth.attempts.get(ctx.index)
         if a is not None:
             # A waiter may now sleep on a free lock. Who else sleeps changes no clock: only
@@ -100,6 +102,8 @@ class Waiting:
             ctx.watching = ()
         ctx.spinning = False
         self._dirty = True
+        if ctx.wait_hook is not None:
+            ctx.wait_hook(ctx)
         a = self.truth.attempts.get(ctx.index)
         if a is not None:  # as in ``_deadline``: only a waiter's waking counts, on its own lock
             self.truth.retime(a.lock)

@@ -133,10 +133,12 @@ class Detection:
     """Which deadlocks the target reports as EDEADLK, and how fast.
 
     ``classes`` is a subset of ``CYCLE_CLASSES``. The completeness oracle requires EDEADLK from
-    a party of every such cycle that lasts ``latency_ns`` (counted while no context of the cycle
-    is interrupted by a context outside it). ``class_latency_ns`` overrides it per class where
-    the lock is faster for some (rqspinlock finds AA at the first poll of a wait and ABBA only
-    at a check more than 1 ms later): ``{"AA": 100_000}``; a cycle matching several declared
+    a party of every such cycle before it has waited ``latency_ns`` on the lock's own time: the
+    cycle's clock runs while every member is blocked (or interrupted by a handler on the cycle)
+    and a member that checks sleeps in a timed wait (``edeadlk_complete``), so the steps of the
+    checks and the schedule's delays are not in it. ``class_latency_ns`` overrides it per class where
+    the lock is faster for some (rqspinlock finds AA at the first poll of a wait, before it
+    sleeps, and ABBA only at a check more than 1 ms later): ``{"AA": 0}``; a cycle matching several declared
     classes is held to the shortest of their latencies. ``max_held``: the claim holds only while each CPU
     of the cycle holds or attempts at most this many locks (rqspinlock's table has 31 slots).
     ``first_waiter_only``: only the first waiter of a lock checks (rqspinlock's pending waiter
@@ -400,7 +402,7 @@ class Capabilities:
             within = ", ".join(
                 f"{c} within {per_class.get(c, d.latency_ns)} ns" for c in sorted(d.classes)
             )
-            lines.append(f"detects: {within}{held}{first}{scan}")
+            lines.append(f"detects: {within} of the cycle waiting on the lock's own time{held}{first}{scan}")
         else:
             lines.append("detects: no deadlocks")
         f = self.fairness

@@ -14,7 +14,7 @@ import dataclasses
 import random
 
 import pytest
-from support import HANDLER_CHANGES_THE_TABLE, FireWhileItSleeps, behind
+from support import HANDLER_CHANGES_THE_TABLE, FireWhileItSleeps, behind, cycle_clock
 from lockfuzz.targets.resilient_tas import CHECK_PERIOD_NS, RES_NR_HELD, ResilientTasLock
 
 import lockfuzz
@@ -118,7 +118,11 @@ def test_capabilities():
     assert t is not None and not t.per_call and t.min_ns == S + 1 and t.head_min_ns is None and t.late_ns == 0
     assert t.max_quiet_ns == S + 1 and t.slack_ns == 100_000
     assert d.classes == {"AA", "ABBA"} and d.max_held == RES_NR_HELD == 31
-    assert MS < d.latency_ns <= MS + 100_000
+    # On the cycle's clock (edeadlk_complete), to the nanosecond: AA before any sleep, ABBA at the
+    # check 1 ms + 1 ns after the previous one, less the steps between (``_abba_latency``).
+    assert d.latency_ns == MS - 1 and d.latency_for(["AA"]) == 0
+    coarse = ResilientTasLock(lockfuzz.Machine(n_cpus=1, n_locks=1, step_ns=10)).capabilities
+    assert coarse.detection is not None and coarse.detection.latency_ns == MS + 1 - 1 - 10
     assert CAPS.fairness is None and CAPS.exceptions == {"held-table-view"}
     assert ResilientTasLock.__doc__ and len(ResilientTasLock.__doc__.split("\n\n")) == 1  # one paragraph
 
@@ -251,7 +255,10 @@ def test_abba_between_two_cpus_is_edeadlk_within_about_a_millisecond():
     assert all(a[2] in (Status.OK, Status.EDEADLK) for a in attempts(result))
     formed = max(started(result, "cpu0.task", 1) + started(result, "cpu1.task", 0))
     latency = min(a[4] for a in deadlocked) - formed
-    assert MS < latency <= CAPS.detection.latency_ns  # the first ABBA check, > 1 ms after the first poll
+    assert MS < latency < MS + 100  # the first ABBA check, > 1 ms after the first poll
+    # Of that, the time the whole cycle waited on the lock's own deadlines: within the declared.
+    clock = cycle_clock(ResilientTasLock, program, SwitchWhenHeld(("cpu0.task", 0, "cpu1.task")))
+    assert MS - 10 < clock <= CAPS.detection.latency_ns
 
 
 def test_abba_under_random_schedules_is_always_broken_in_time():

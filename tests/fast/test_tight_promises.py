@@ -10,24 +10,26 @@ exhaustive search: deterministic, and the first failing schedule has the fewest 
   stands, so the declared doorway is the lock's, not a comfortable overestimate.
 
 Detection latency is declared per deadlock class where the lock differs (resilient locks find
-AA at the first poll of a wait, ABBA only at a check more than 1 ms later): a lock that finds AA
-only with its ABBA check is caught. Timeouts to the step are in test_tight_timeouts.py; detection
-latency to the step is not tested (docs/MANUAL.md, "Honest limits").
+AA at the first poll of a wait, ABBA only at a check more than 1 ms later), on the cycle's clock
+(edeadlk_complete), to the nanosecond: AA 0 ns, and a lock that sleeps 1 ns before its AA check
+is caught; ABBA within 1 ns of the most the lock reaches, and a lock that waits 4 ns before its
+scans is caught. Timeouts to the step are in test_tight_timeouts.py.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import trio
+from support import cycle_clock
 
 import lockfuzz
 from lockfuzz import (
-    Capabilities, Context, CpuProgram, Detection, Fairness, InvalidArgument, Lock, Program, Status, Unlock,
-    Violation, Work,
+    Capabilities, Context, CpuProgram, Detection, Fairness, InvalidArgument, Lock, Machine, Program, Status,
+    Unlock, Violation, Work,
 )  # fmt: skip
-from lockfuzz._engine._events import ACQUIRE, ACQUIRED
 from lockfuzz._search.exhaustive import bounded_schedules
 from lockfuzz.targets.bakery import BakeryLock, capabilities_for
 from lockfuzz.targets.mcs import DOORWAY_STEPS, McsLock
@@ -224,9 +226,19 @@ def test_a_trio_lock_one_checkpoint_looser_fails_fifo(base: type) -> None:
     assert_overtaken(checkpointing_first(base), program=three_on_one(base))
 
 
-# -- detection latency per deadlock class ---------------------------------------------------------------
+# -- detection latency per deadlock class, to the nanosecond -------------------------------------------
+# On the cycle's clock (edeadlk_complete): it runs only while the whole cycle waits and a checker
+# sleeps on a deadline of its own, so the steps of the checks and the schedule's delays are not in it.
 MS = 1_000_000
 AA = Program(cpus=(CpuProgram(task=(Lock(0), Lock(0), Unlock(0), Unlock(0))),), n_locks=1)
+ABBA = Program(
+    cpus=(
+        CpuProgram(task=(Lock(0), Work(10_000), Lock(1), Unlock(1), Unlock(0))),
+        CpuProgram(task=(Lock(1), Work(10_000), Lock(0), Unlock(0), Unlock(1))),
+    ),
+    n_locks=2,
+)
+RESILIENT = [ResilientTasLock, RqSpinlock]
 
 
 class ResilientTasFindsAaLate(ResilientTasLock):
@@ -243,44 +255,72 @@ class ResilientTasFindsAaLate(ResilientTasLock):
         return ret
 
 
-def _aa_latency(target: Any) -> int:
-    """How long the retaking acquisition of ``AA`` waited for its EDEADLK."""
-    r = lockfuzz.run(target, AA, [])
-    assert r.violation is None, r.violation
-    events = r.trace.events
-    start = [e[0] for e in events if e[2] == ACQUIRE][1]
-    end, status = next((e[0], e[4]) for e in events if e[2] == ACQUIRED and e[0] >= start and e[4] != Status.OK)
-    assert status == Status.EDEADLK
-    return int(end - start)
+def _looks_later(target: type, check: str, ns: int) -> type:
+    """``target`` made looser: it sleeps ``ns`` before each of its ``check`` scans (past the step
+    that starts the sleep: a sleep until the next step's own time would not block at all)."""
+
+    async def later(self: Any, *args: Any) -> Any:
+        await Machine.sleep_until(self.machine.now + self.machine.step_ns + ns)
+        return await getattr(target, check)(self, *args)
+
+    return type(f"{target.__name__}{check.title()}{ns}nsLater", (target,), {check: later})
 
 
-@pytest.mark.parametrize("target", [ResilientTasLock, RqSpinlock], ids=lambda c: c.__name__)
-def test_resilient_locks_declare_aa_apart_from_abba(target: Any) -> None:
+def _declaring(target: type, latency_ns: int) -> type:
+    """``target`` declaring another ABBA latency (``Detection.latency_ns``)."""
+
+    class Declaring(target):  # type: ignore[valid-type,misc] # a class made at run time
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            caps = self.capabilities
+            self.capabilities = replace(caps, detection=replace(caps.detection, latency_ns=latency_ns))
+
+    return Declaring
+
+
+@pytest.mark.parametrize("target", RESILIENT, ids=lambda c: c.__name__)
+def test_resilient_locks_find_aa_before_they_sleep(target: Any) -> None:
     d = target.capabilities.detection
-    assert d.latency_for(["AA"]) < MS < d.latency_for(["ABBA"])
-    assert _aa_latency(target) < 100  # grab the entry, fail a trylock, walk the table: a few steps
+    assert d.latency_for(["AA"]) == 0 and MS - 2 < d.latency_for(["ABBA"]) <= MS
+    assert cycle_clock(target, AA, []) == 0
+
+
+@pytest.mark.parametrize("target", RESILIENT, ids=lambda c: c.__name__)
+def test_a_resilient_lock_that_sleeps_one_ns_before_its_aa_check_is_caught(target: Any) -> None:
+    r = lockfuzz.run(_looks_later(target, "_check_aa", 1), AA, [])  # the shortest sleep there is
+    assert r.violation is not None and r.violation.signature == ("edeadlk-complete", "missed-AA")
+    assert "waited 1 ns on the lock's own time" in r.violation.message
+    assert "declares detection within 0 ns" in r.violation.message
 
 
 def test_a_resilient_lock_finding_aa_only_with_its_abba_check_is_caught():
     r = lockfuzz.run(ResilientTasFindsAaLate, AA, [])
     assert r.violation is not None and r.violation.signature == ("edeadlk-complete", "missed-AA")
-    assert "declares detection within 100000 ns" in r.violation.message
-    # The same lock held to the one latency it declared before AA had its own is not caught.
-    class OneLatency(ResilientTasFindsAaLate):
-        capabilities = Capabilities(
-            timeouts=ResilientTasLock.capabilities.timeouts,
-            detection=Detection(classes={"AA", "ABBA"}, latency_ns=ResilientTasLock.capabilities.detection.latency_ns),
-            exceptions=ResilientTasLock.capabilities.exceptions,
-        )
 
-    assert lockfuzz.run(OneLatency, AA, []).violation is None
+
+@pytest.mark.parametrize("target", RESILIENT, ids=lambda c: c.__name__)
+def test_abba_latency_is_within_a_nanosecond_of_what_the_lock_does(target: Any) -> None:
+    declared = target.capabilities.detection.latency_ns
+    assert declared == MS - 1
+    # The lock keeps it under every schedule with up to two preemptions...
+    assert first_failure(target, ABBA) is None
+    # ...and comes within 1 ns of it: declared 2 ns tighter, some schedule fails.
+    found = first_failure(_declaring(target, declared - 2), ABBA)
+    assert found is not None and found[1].signature == ("edeadlk-complete", "missed-ABBA"), found
+    assert f"waited {declared - 1} ns" in found[1].message
+    # A variant that waits 4 ns before each ABBA scan fails the declaration as it stands. (At 3 ns
+    # it reaches 999,999 ns, inside it: its earlier scans, which miss the cycle, move with it.)
+    found = first_failure(_looks_later(target, "_check_abba", 4), ABBA)
+    assert found is not None and found[1].signature == ("edeadlk-complete", "missed-ABBA"), found
 
 
 def test_class_latency_is_checked_and_shown():
     d = Detection(classes={"AA", "ABBA"}, latency_ns=2 * MS, class_latency_ns={"AA": 5})
     assert d.class_latency_ns == (("AA", 5),) and d.latency_for(["AA"]) == 5 and d.latency_for(["ABBA"]) == 2 * MS
     assert d.latency_for(["ABBA", "AA"]) == 5  # a cycle matching both is held to the shorter
-    assert "detects: AA within 5 ns, ABBA within 2000000 ns" in Capabilities(detection=d).describe()
+    assert "detects: AA within 5 ns, ABBA within 2000000 ns of the cycle waiting on the lock's own time" in (
+        Capabilities(detection=d).describe()
+    )
     hash(d)  # still a frozen value
     with pytest.raises(InvalidArgument, match="'cycle' is not a declared class"):
         Detection(classes={"AA"}, class_latency_ns={"cycle": 5})
