@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from .._engine._run import Context
+    from ._attempt import Attempt
     from ._truth import GroundTruth
 
-__all__ = ["Cycle", "describe", "edges", "find_cycles"]
+__all__ = ["Cycle", "describe", "edges", "find_cycles", "on_cycle_if_taken"]
 
 
 class Cycle:
@@ -115,6 +116,39 @@ def find_cycles(truth: GroundTruth) -> list[Cycle]:
     if not any(w in out for targets in out.values() for w in targets):
         return []
     return _cycles(out, truth)
+
+
+def on_cycle_if_taken(truth: GroundTruth, a: Attempt) -> bool:
+    """Would the attempt ``a``, which has just returned, be on a cycle now if every interrupted
+    acquisition had already taken its lock? (``_attribution.maybe_taken``.) Its own edge is put
+    back (the ground truth ended its attempt before the oracles look), and each waiter on a lock
+    that an interrupted context is still acquiring waits for that context too."""
+    out = edges(truth)
+    mine = out.setdefault(a.ctx, [])
+    if truth.sharing is not None:
+        mine.extend(truth.blockers(a))
+    else:
+        h = truth.holder[a.lock] or truth.releaser[a.lock]
+        if h is not None:
+            mine.append(h)
+    for b in truth.attempts.values():
+        if b.ctx.top or b.taken:
+            continue
+        for w in truth.on_lock[b.lock]:
+            if w is not b:
+                out.setdefault(w.ctx, []).append(b.ctx)
+        if a.lock == b.lock:
+            mine.append(b.ctx)
+    seen: set[Context] = set()
+    todo = list(mine)
+    while todo:
+        v = todo.pop()
+        if v is a.ctx:
+            return True
+        if v not in seen:
+            seen.add(v)
+            todo.extend(out.get(v, ()))
+    return False
 
 
 def describe(truth: GroundTruth) -> list[str]:

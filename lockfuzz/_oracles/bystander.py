@@ -1,7 +1,9 @@
 """Innocent bystander: a waiter that was never on a cycle gets no EDEADLK.
 
 A deadlock existed while it waited, but the target blamed a waiter that took no part in it
-(and no declared exception covers it).
+(and no declared exception covers it). A target that marks nothing is given the benefit of the
+doubt where an interrupted acquisition may already have taken its lock
+(``_attribution.maybe_taken``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from .._model._errors import Violation
 from .._engine._events import ACQUIRED
 from .._model._status import Status
-from ._attribution import excused
+from ._attribution import excused, maybe_taken
 from ._base import Oracle
 
 
@@ -24,8 +26,9 @@ class InnocentBystander(Oracle):
     def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         if kind != ACQUIRED or value != Status.EDEADLK:
             return
-        a = engine.truth.returned
-        if a.on_cycle or not a.any_cycle or excused(a, self.exceptions):
+        truth = engine.truth
+        a = truth.returned
+        if a.on_cycle or not a.any_cycle or excused(a, self.exceptions) or maybe_taken(truth, a):
             return
         raise Violation(
             self.name, "not-on-cycle",

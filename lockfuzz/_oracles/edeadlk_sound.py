@@ -5,12 +5,8 @@ graph at some moment of its attempt, unless a declared exception covers it. This
 the *false deadlock*: no cycle existed anywhere while it waited. (A cycle that existed but did
 not include the waiter is the innocent-bystander oracle's finding.)
 
-One case the ground truth cannot decide for a target that marks nothing: a handler asks for the
-lock that the context it interrupted is still acquiring. That acquisition may already have taken
-the lock (its compare-and-swap succeeded, it had not returned yet), and then the handler is on a
-real AA deadlock that the ground truth, which counts a lock held from the OK return, cannot see.
-Such an EDEADLK is not reported; a target that marks the step that takes its lock
-(``Mark.TAKEN``) is judged exactly instead.
+A target that marks nothing is given the benefit of the doubt where an interrupted acquisition
+may already have taken its lock (``_attribution.maybe_taken``).
 """
 
 from __future__ import annotations
@@ -18,7 +14,7 @@ from __future__ import annotations
 from .._model._errors import Violation
 from .._engine._events import ACQUIRED
 from .._model._status import Status
-from ._attribution import excused
+from ._attribution import excused, maybe_taken
 from ._base import Oracle
 
 
@@ -35,9 +31,7 @@ class EdeadlkSound(Oracle):
             return
         truth = engine.truth
         a = truth.returned
-        if a.on_cycle or a.any_cycle or excused(a, self.exceptions):
-            return
-        if not truth.marked and self._below_may_hold(engine, ctx, obj):
+        if a.on_cycle or a.any_cycle or excused(a, self.exceptions) or maybe_taken(truth, a):
             return
         raise Violation(
             self.name, "no-cycle",
@@ -46,14 +40,3 @@ class EdeadlkSound(Oracle):
             contexts=(ctx.name,), locks=(obj,), time_ns=engine.machine.now, event_index=index,
         )
 
-    @staticmethod
-    def _below_may_hold(engine, ctx, lock) -> bool:  # type: ignore[no-untyped-def]
-        """Is a context that ``ctx`` interrupted still acquiring ``lock`` (module doc)?"""
-        attempts = engine.truth.attempts
-        for below in engine.stacks[ctx.cpu]:
-            if below is ctx:
-                return False
-            b = attempts.get(below.index)
-            if b is not None and b.lock == lock:
-                return True
-        return False

@@ -337,6 +337,28 @@ def test_a_handler_told_edeadlk_while_its_task_is_still_taking_the_lock_is_no_fa
         assert edeadlk > 0, target.__name__
 
 
+def test_edeadlk_through_a_lock_an_interrupted_task_is_still_taking_is_no_bystander():
+    # Once a false alarm (innocent-bystander/not-on-cycle, `cd tests && lockfuzz fuzz
+    # support:OwnerLock --cpus 3 --strategy swarm --seed 7`): cpu2.task's compare-and-swap took L1
+    # and its softirq fired before it returned; the softirq waits for L0, whose holder cpu1.task
+    # waits for L1: a real cycle through the interrupted task, which the ground truth (holding
+    # from the OK return) cannot see, while cpu0.task's own AA made "a cycle elsewhere".
+    program = Program.from_json({
+        "cpus": [
+            {"handlers": [], "task": [["lock", 0, 0], ["lock", 0, 0], ["unlock", 0], ["unlock", 0]]},
+            {"handlers": [], "task": [["lock", 0, 900000], ["unlock", 0], ["lock", 0, 0], ["lock", 1, 900000],
+                                      ["unlock", 1], ["unlock", 0]]},
+            {"handlers": [{"level": "softirq", "ops": [["lock", 0, 900000], ["unlock", 0]]}],
+             "task": [["lock", 1, 0], ["unlock", 1]]},
+        ],
+        "n_locks": 2,
+    })  # fmt: skip
+    r = run(OwnerLock, program, [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2])
+    assert r.violation is None, r.violation
+    edeadlk = [e for e in r.trace.events if e[2] == ACQUIRED and e[4] == Status.EDEADLK]
+    assert {r.trace.contexts[e[1]] for e in edeadlk} >= {"cpu2.softirq#0"}
+
+
 def test_edeadlk_complete_caught_for_abba():
     r = run(TimeoutOnlyLock, ABBA)
     assert r.violation is not None and r.violation.signature == ("edeadlk-complete", "missed-ABBA")
