@@ -9,9 +9,14 @@ them changes, when its acquisition's time is up (its budget, or a fixed timeout'
 then at doubling intervals, so that a spinner that reads the clock gives up on time), or when
 nothing else can run: then every parked spinner gets one step (a *round*), because the engine
 cannot see a context's local variables and a loop that re-reads memory may still be counting
-towards its end. Only when a round changed nothing does the clock jump; with no deadline either,
-a few more rounds (``SPIN_ROUNDS``), then the run hangs, and the hang report names what each
-spinner re-reads. So a spinner behind a hold of any length costs a few steps, and the step limit
+towards its end. Only when a round changed nothing does the clock jump to a deadline, unless a
+parked spinner is past its acquisition's time (probed): then, as with no deadline at all, a few
+more rounds come first (``SPIN_ROUNDS``). Such a spinner is about to give up, and its loop of
+reads may be bounded (a chain walk that goes round a cycle, a delay loop): it runs to its end in
+steps, not across clock jumps. (Once the clock jumped first, and a 32-read walk of a lock whose
+budget had run out took 21 us, then 100 us, and overran its budget: a false alarm.) With no
+deadline after those rounds the run hangs, and the hang report names what each spinner
+re-reads. So a spinner behind a hold of any length costs a few steps, and the step limit
 means a livelock: steps that change things, for ever.
 
 ``Spinning`` is a part of ``Engine`` (a mixin, kept here so that the rule reads in one place):
@@ -30,9 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 
 __all__ = ["SPIN_REPEATS", "SPIN_ROUNDS", "Spinning"]
 
-#: Rounds (every parked spinner one step) in a row that change nothing and have no deadline to
-#: jump to, before the run is a hang: room for a loop that re-reads memory a bounded number of
-#: times (a delay loop) to end, when nothing else can run.
+#: Rounds (every parked spinner one step) in a row that change nothing, before the clock jumps to
+#: a spinner's probe or, with no deadline at all, the run is a hang: room for a loop that re-reads
+#: memory a bounded number of times (a delay loop, a chain walk) to end, when nothing else can run.
 SPIN_ROUNDS = 64
 #: How many times in a row a context must go round the same loop of steps that change nothing
 #: before it is parked as a spinner: three, so that code which merely reads a value twice (a
@@ -113,7 +118,9 @@ class Spinning:
         if not parked:
             return False
         if self._round_at == self.changes:
-            if has_deadline:
+            # A spinner past its acquisition's time (probed) may be in a bounded loop that ends
+            # in a return: rounds come first, so that the clock does not jump past its end.
+            if has_deadline and not any(ctx.probes for ctx in parked):
                 return False
             self._rounds += 1
             if self._rounds > SPIN_ROUNDS:

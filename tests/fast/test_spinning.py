@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import lockfuzz
 from lockfuzz import Capabilities, CpuProgram, Lock, Program, Status, Target, Timeouts, Unlock, Work
+from lockfuzz._engine._events import ACQUIRED
 from lockfuzz._engine._run import Context
 from lockfuzz._engine._machine import Machine
 from lockfuzz._trio._driver import run_trio
 
 from natural_locks import TrioSleepZeroSpinLock
-from support import RandomWalk
+from support import OwnerLock, RandomWalk
 
 HOLD_600US = Program(
     cpus=(CpuProgram(task=(Lock(0), Work(600_000), Unlock(0))), CpuProgram(task=(Lock(0), Unlock(0)))), n_locks=1
@@ -162,3 +163,31 @@ def test_wait_until_over_several_cells_sleeps_then_wakes_on_either():
     waits = [e for e in r.trace.events if e[2] == 13]  # wait_cells: one step now, one when it holds
     assert [e[4] for e in waits] == [0, 1]
     assert r.steps < 30
+
+
+def test_a_bounded_walk_past_its_budget_runs_to_its_end_before_the_clock_jumps():
+    # Once a false alarm (bounded-waiting/overrun, found by `cd tests && lockfuzz fuzz
+    # support:OwnerLock --cpus 4 --strategy pct --seed 3`): cpu1.task's budget of 0 ns ran out,
+    # and its last deadlock check walks an owner chain that goes round a cycle 16 times (32 reads
+    # that change nothing), then returns ETIMEDOUT. The walk looks like a spin and is parked; the
+    # clock jumped to each probe of doubling length, then 100 us to a sleeper's deadline, and
+    # the 32 reads "took" 21-100 us. A spinner past its acquisition's time now gets its spin
+    # rounds before the clock jumps (``_spinning``).
+    program = Program.from_json({
+        "cpus": [
+            {"handlers": [{"level": "softirq", "ops": []}],
+             "task": [["lock", 0, 0], ["work", 14], ["lock", 1, 0], ["unlock", 1], ["unlock", 0]]},
+            {"handlers": [], "task": [["lock", 0, 0], ["unlock", 0]]},
+            {"handlers": [{"level": "softirq", "ops": [["lock", 0, 0], ["unlock", 0]]}],
+             "task": [["lock", 0, 0], ["unlock", 0]]},
+            {"handlers": [{"level": "softirq", "ops": [["lock", 0, 900000], ["unlock", 0]]}],
+             "task": [["lock", 1, 0], ["unlock", 1]]},
+        ],
+        "n_locks": 2,
+    })  # fmt: skip
+    r = lockfuzz.run(OwnerLock, program, [0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 4])
+    assert r.violation is None, r.violation
+    ended = {e[1]: (e[0], e[4]) for e in r.trace.events if e[2] == ACQUIRED}
+    # Both budget-0 walkers gave up within a hundred nanoseconds, not after a clock jump.
+    timed_out = [t for t, status in ended.values() if status == Status.ETIMEDOUT]
+    assert len(timed_out) >= 2 and max(timed_out) < 200, ended
