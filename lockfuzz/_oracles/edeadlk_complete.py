@@ -43,13 +43,15 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 
 
 class _Clock:
-    """The clock of one claimed cycle (module doc): time counted so far, and the interval it is
-    running in (``since``, None when stopped), which ends at ``cap`` (a member's deadline) at most."""
+    """The clock of one claimed cycle (module doc): the latency it is held to (its declared
+    classes' shortest), time counted so far, and the interval it is running in (``since``, None
+    when stopped), which ends at ``cap`` (a member's deadline) at most."""
 
-    __slots__ = ("cap", "cls", "cycle", "since", "total")
+    __slots__ = ("cap", "cls", "cycle", "latency", "since", "total")
 
-    def __init__(self, cycle: Cycle) -> None:
+    def __init__(self, cycle: Cycle, latency: int) -> None:
         self.cycle = cycle
+        self.latency = latency
         self.cls = cycle.cls
         self.total = 0
         self.since: int | None = None
@@ -72,8 +74,6 @@ class EdeadlkComplete(Oracle):
         self.machine, self.truth = engine.machine, engine.truth
         self.detection = engine.capabilities.detection
         self.clocks: dict[tuple[int, ...], _Clock] = {}  # by the cycle's members
-        # The latency each cycle is held to (its declared classes' shortest), by its members.
-        self.latency: dict[tuple[int, ...], int] = {}
         if not self.detection.classes:
             self.kinds = ()
 
@@ -95,8 +95,7 @@ class EdeadlkComplete(Oracle):
                 and (cyc.first_waiter or not d.first_waiter_only)
                 and not (d.table_scan and cyc.scan_blinded)
             ):
-                claimed[cyc.key] = cyc
-                self.latency[cyc.key] = d.latency_for(matched)
+                claimed[cyc.key] = (cyc, d.latency_for(matched))
         for key in list(self.clocks):
             if key not in claimed:
                 # The cycle broke at this event: was it in time?
@@ -104,13 +103,13 @@ class EdeadlkComplete(Oracle):
                 for c in clock.cycle.members:
                     c.wait_hook = None
                 self._judge(engine, index, key, clock, now)
-        for key, cyc in claimed.items():
+        for key, (cyc, latency) in claimed.items():
             clock = self.clocks.get(key)
             if clock is None:
-                clock = self.clocks[key] = _Clock(cyc)
+                clock = self.clocks[key] = _Clock(cyc, latency)
                 for c in cyc.members:
                     c.wait_hook = self._waited
-            clock.cycle = cyc  # the same members; who is first, who is interrupted, may differ
+            clock.cycle, clock.latency = cyc, latency  # the same members; who is first, who is interrupted, may differ
             self._tick(clock, now)
             self._judge(engine, index, key, clock, now)
         return claimed
@@ -150,7 +149,7 @@ class EdeadlkComplete(Oracle):
         self, engine: Any, index: int, key: tuple[int, ...], clock: _Clock, now: int, forever: bool = False
     ) -> None:
         waited = clock.read(now)
-        latency = self.latency[key]
+        latency = clock.latency
         if waited <= latency and not forever:
             return
         names = tuple(engine.contexts[i].name for i in key)
