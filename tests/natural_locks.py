@@ -329,6 +329,19 @@ class TrioConditionLock(_FlagLock):
     release of the condition lock). Promises per-call timeouts; no fairness (a newcomer queued
     on the condition's lock can get the flag before the notified waiter).
 
+    Not correct under cancellation other than its own deadline, a real finding (``KNOWN_REAL``):
+    a waiter that ``notify`` re-parked onto the condition lock's queue is still inside
+    ``Condition.wait``'s park, and a cancellation there (its caller's scope, not the budget)
+    raises from it: trio's ``wait`` re-takes the condition's lock and raises, and the wake-up it
+    was given is gone. The next waiter sleeps on a free flag until its budget:
+    ``etimedout/undeserved``. asyncio's ``Condition`` had the same hole until Python 3.13
+    (python/cpython#112202: a cancelled, notified waiter now wakes another), and so did anyio's
+    (agronholm/anyio#1075). The fix in the lock: catch the cancellation around ``wait`` and
+    ``notify()`` before re-raising. Found by ``python bench/false_alarms.py --runs 20000 --seed
+    43`` at ``--cpus 5`` (swarm: after 2,183 runs). ``AnyioConditionLock`` runs that schedule
+    clean, since its notify sets an event and the cancellation lands elsewhere; whether it has
+    the same hole under other schedules was not searched for.
+
     Not irq-safe (``irq_safe = False``), for a reason that is real under lockfuzz's interrupt
     model, not a false alarm: ``notify`` re-parks the waiter onto the condition lock's queue
     without it running, so that lock can be handed to a task whose CPU is running a handler
@@ -480,6 +493,8 @@ KNOWN_REAL: dict[str, dict[str, str]] = {
     "trio_condition": {
         "hang/no-cycle": "not irq-safe: a handler's release waits for the trio.Condition's own lock, "
         "handed (by notify's re-park) to the task the handler interrupted",
+        "etimedout/undeserved": "a notified waiter cancelled before it runs leaves Condition.wait with "
+        "the wake-up, which nobody passes on: the next waiter sleeps on a free flag until its budget",
     },
 }
 

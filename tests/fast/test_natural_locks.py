@@ -287,3 +287,26 @@ def test_the_condition_lock_is_really_not_irq_safe():
     assert hung.violation is not None and "/".join(hung.violation.signature) in KNOWN_REAL["trio_condition"]
     _anyio_on_trio(AnyioConditionLock)
     assert lockfuzz.run(AnyioConditionLock, program, schedule, settings=SETTINGS).violation is None
+
+
+def test_the_condition_lock_really_loses_a_wake_up_to_a_cancelled_waiter():
+    # Found by the 20,000-run sweep (bench/false_alarms.py, --cpus 5): three waiters on a
+    # trio.Condition; the first is cancelled, the release notifies the second, which the schedule
+    # then cancels while it waits for the condition's lock. trio's Condition.wait raises with the
+    # wake-up and nobody passes it on: the third sleeps on a free flag for its whole 900 us
+    # budget. A real lost wake-up (KNOWN_REAL). AnyioConditionLock runs this schedule clean.
+    program = Program.from_json({
+        "cpus": [
+            {"handlers": [], "task": [["lock", 0, 1], ["work", 5], ["lock", 0, 2], ["unlock", 0], ["unlock", 0]]},
+            {"handlers": [], "task": [["lock", 0, 900000], ["unlock", 0]]},
+            {"handlers": [], "task": [["lock", 0, 900000], ["unlock", 0]]},
+            {"handlers": [], "task": [["lock", 0, 900000], ["unlock", 0]]},
+        ],
+        "n_locks": 1,
+    })  # fmt: skip
+    schedule = [0, 3, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 2]
+    lost = lockfuzz.run(TrioConditionLock, program, schedule, settings=SETTINGS)
+    assert lost.violation is not None and "/".join(lost.violation.signature) in KNOWN_REAL["trio_condition"]
+    assert "L0 sat free for 899984 ns of its 900000 ns budget" in lost.violation.message
+    _anyio_on_trio(AnyioConditionLock)
+    assert lockfuzz.run(AnyioConditionLock, program, schedule, settings=SETTINGS).violation is None
