@@ -15,6 +15,7 @@ from ._reports._report import perfetto, timeline
 from ._model._status import Level, Mark, Status
 from ._model._target import Target, resolve_target, target_path
 from ._trio._adapter import trio_target
+from ._trio._budget import trio_budget
 
 __version__ = "0.1.0"
 
@@ -25,5 +26,6 @@ __all__ = [
     "ProgramError", "PropertyError", "ReplayError", "ReplayOutcome", "RunRecord", "RunResult", "Schedule", "Settings",
     "Sharing", "Status", "Target", "Timeouts", "Trace",
     "Unlock", "Violation", "Work", "__version__", "check", "fuzz", "load_failure", "minimise",
-    "perfetto", "replay", "resolve_target", "run", "target_path", "timeline", "trio_target", "write_failure",
+    "perfetto", "replay", "resolve_target", "run", "target_path", "timeline", "trio_budget", "trio_target",
+    "write_failure",
 ]  # fmt: skip

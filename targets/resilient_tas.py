@@ -98,13 +98,12 @@ class ResilientTasLock(Target):
     as holding it: the ``held-table-view`` exception). Budgets passed to ``acquire`` are ignored."""
 
     capabilities = Capabilities(
-        # max_quiet_ns: an attempt returns ETIMEDOUT at the first check after its deadline; a
-        # waiter is never quiet for longer than its own attempt, so 1 s (+ 1 ns) bounds it.
-        # slack_ns: what comes on top of that second: the steps before the first poll (grab
-        # the entry, read, cmpxchg, an AA walk of at most 31 slots), the strict `>` (1 ns),
-        # the steps of the final check and of releasing the entry, and the steps other contexts
-        # take before the woken waiter is scheduled: well under 1,000 steps, 100 us at the
-        # default step of 1 ns (and still enough at 100 ns a step).
+        # max_quiet_ns, on the lock's own time (the clock's jumps, not the steps): an attempt
+        # returns ETIMEDOUT at the first check after its deadline, and a waiter is never quiet
+        # for longer than its own attempt. Its steps (grab the entry, read, cmpxchg, the AA walk,
+        # releasing the entry) and those of other CPUs scheduled in between take none of that
+        # time, and it sleeps only until its deadline: 1 s + 1 ns + late_ns, with no slack.
+        # way_out_ns: from EXPIRED it releases its entry and returns, sleeping nowhere: 0.
         # min_ns, to the step: the first check arms the deadline (Mark.ARMED: now + 1 s, read after
         # the AA check) and a check gives up only when now > deadline (Mark.EXPIRED), so at least
         # 1 s + 1 ns after arming, and so after the attempt's start.
@@ -112,7 +111,8 @@ class ResilientTasLock(Target):
         # poll; at the default step of 1 ns not one ns of its own time is late (``__init__`` allows
         # the part of a step a wake may overshoot by at a coarser step).
         timeouts=Timeouts(
-            per_call=False, min_ns=TAS_TIMEOUT_NS + 1, max_quiet_ns=TAS_TIMEOUT_NS + 1, slack_ns=100_000, late_ns=0,
+            per_call=False, min_ns=TAS_TIMEOUT_NS + 1, max_quiet_ns=TAS_TIMEOUT_NS + 1, slack_ns=0, late_ns=0,
+            way_out_ns=0,
         ),
         # Latencies on the cycle's clock (edeadlk_complete: it runs while the whole cycle waits
         # and a checker sleeps on its own deadline), to the nanosecond (``_abba_latency``):
@@ -141,7 +141,10 @@ class ResilientTasLock(Target):
             assert caps.timeouts is not None and caps.detection is not None
             self.capabilities = replace(  # type: ignore[misc] # an instance's own promise
                 caps,
-                timeouts=replace(caps.timeouts, late_ns=(caps.timeouts.late_ns or 0) + max(0, machine.step_ns - 1)),
+                timeouts=replace(
+                    caps.timeouts, late_ns=(caps.timeouts.late_ns or 0) + max(0, machine.step_ns - 1),
+                    max_quiet_ns=caps.timeouts.max_quiet_ns + max(0, machine.step_ns - 1),
+                ),
                 detection=replace(caps.detection, latency_ns=_abba_latency(machine.step_ns)),
             )
         self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]

@@ -68,9 +68,6 @@ RES_DEF_TIMEOUT = 250 * NSEC_PER_MSEC
 RES_TIMEOUT_VAL = 2
 Q_MAX_NODES = 4
 PENDING_LOOPS = 1
-#: Steps of slack in the declared bounds: the deadlock checks themselves (about 33 reads per
-#: CPU), the hand-offs and exits, and other contexts scheduled in between.
-SLACK_STEPS = 100_000
 
 
 def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
@@ -84,7 +81,7 @@ def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
     started or after the previous check, on the grid of g; tables hold 31 entries.
     """
     g = poll_interval * max(1, step_ns)
-    steps = SLACK_STEPS * max(1, step_ns)
+    late = g - 1 + max(0, step_ns - 1)
     # The latencies are on the cycle's clock (edeadlk_complete: it runs while the whole cycle
     # waits and a checker sleeps on its own deadline), to the nanosecond:
     # - AA at the first poll of a wait (check_timeout's first call, and again when the waiter
@@ -103,13 +100,18 @@ def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
         # only when now > timeout_end, so at least the armed duration + 1 ns after arming it
         # (min_ns; head_min_ns once queue head: RES_RESET_TIMEOUT with twice the duration), and
         # at the first poll past that: a poll falls every g ns, and a wake may overshoot its
-        # deadline by a step less 1 ns at a step coarser than 1 ns (late_ns). What follows its
-        # EXPIRED (the queue head waits for its successor to link, to tell it to leave) and the
-        # waiters behind the head, who have no clock, are held to max_quiet_ns + slack_ns.
+        # deadline by a step less 1 ns at a step coarser than 1 ns (late_ns).
+        # What follows its EXPIRED (way_out_ns: the queue head waits for its successor, a
+        # runnable context, to link, then tells it to leave; the pending waiter clears its bit)
+        # sleeps nowhere: 0 of the lock's own time. So no waiter is quiet for longer than a
+        # queue head's clock, on the lock's own time (the clock's jumps: the steps of the checks,
+        # the hand-offs and of other CPUs take none of it): a head arms when it becomes head,
+        # a few steps after the progress that made it head, and the waiters behind it have no
+        # clock but its: max_quiet_ns = head_min_ns + late_ns, with no slack.
         timeouts=Timeouts(
-            per_call=False, min_ns=RES_DEF_TIMEOUT + 1, max_quiet_ns=2 * RES_DEF_TIMEOUT + g,
-            slack_ns=g + steps, early_when_another_times_out=True,
-            head_min_ns=2 * RES_DEF_TIMEOUT + 1, late_ns=g - 1 + max(0, step_ns - 1),
+            per_call=False, min_ns=RES_DEF_TIMEOUT + 1, max_quiet_ns=2 * RES_DEF_TIMEOUT + 1 + late,
+            slack_ns=0, early_when_another_times_out=True,
+            head_min_ns=2 * RES_DEF_TIMEOUT + 1, late_ns=late, way_out_ns=0,
         ),
         # Only the pending waiter and the queue head run the checks; waiters further back spin
         # on their MCS node with none (Q6), so a cycle through them waits for a head.

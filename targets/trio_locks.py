@@ -4,9 +4,9 @@
 reader-writer lock written on ``trio.Condition`` (``RWLock``), run by the trio driver.
 
 Each adapter is ``lockfuzz.trio_target(factory, ...)``, what a user writes for a lock of their
-own: acquire with a per-call budget as a trio cancel scope in virtual time
-(``trio.move_on_after``), and a timed-out acquisition returns ETIMEDOUT. The capabilities are what
-the docs promise, no more:
+own: acquire with a per-call budget as a trio cancel scope in virtual time (``lockfuzz.trio_budget``:
+``trio.move_on_after`` with its clock marked), and a timed-out acquisition returns ETIMEDOUT. The
+capabilities are what the docs promise, no more:
 
 - timeouts: every adapter honours its budget (a cancel scope's deadline), ``per_call``;
 - fairness: trio's reference, "Synchronizing and communicating between tasks", section
@@ -38,7 +38,9 @@ from typing import Any
 
 import trio
 
-from lockfuzz import Capabilities, Context, Fairness, InvalidArgument, Machine, Sharing, Status, Target, trio_target
+from lockfuzz import (
+    Capabilities, Context, Fairness, InvalidArgument, Machine, Sharing, Status, Target, trio_budget, trio_target,
+)  # fmt: skip
 
 __all__ = [
     "AnyioLock", "RWLock", "TrioCapacityLimiter", "TrioLock", "TrioRWLock", "TrioSemaphore", "TrioStrictFIFOLock",
@@ -152,7 +154,7 @@ class TrioCapacityLimiter(
         if not shared:
             return await super().acquire(ctx, lock, budget_ns, shared)
         borrower = object()  # one per acquisition (see the class doc)
-        with trio.move_on_after(budget_ns / 1e9):
+        with trio_budget(ctx, lock, budget_ns):
             await self.locks[lock].acquire_on_behalf_of(borrower)
             self.borrowers.setdefault((ctx.name, lock), []).append(borrower)
             return Status.OK

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from typing import Any, Callable
 
 import lockfuzz
 from lockfuzz import (
@@ -181,3 +181,21 @@ def cycle_clock(target, program, schedule, **kwargs) -> int:  # type: ignore[no-
     result = lockfuzz.run(target, program, schedule, oracles=[clocks], **kwargs)
     assert result.violation is None, result.violation
     return clocks.most
+
+
+def declaring(base: type[Target], **changes: int) -> type[Target]:
+    """``base`` with its own behaviour and a declaration tighter by ``changes`` (ns per field)."""
+    t = base.capabilities.timeouts
+    assert t is not None
+    fields = {k: getattr(t, k) + v for k, v in changes.items()}
+
+    class Tighter(base):  # type: ignore[misc, valid-type] # a class built from a parameter
+        def __init__(self, machine: Any, **params: Any) -> None:
+            super().__init__(machine, **params)
+            caps = self.capabilities
+            self.capabilities = Capabilities(  # type: ignore[misc]
+                timeouts=Timeouts(**{**vars(caps.timeouts), **fields}), detection=caps.detection,
+                fairness=caps.fairness, exceptions=caps.exceptions,
+            )
+
+    return Tighter

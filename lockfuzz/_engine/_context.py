@@ -30,9 +30,9 @@ class Context:
     """
 
     __slots__ = (
-        "blocked", "coro", "cpu", "deadline", "done", "engine", "expiry", "handler", "index", "last", "late",
-        "level", "looked", "machine", "name", "park", "pending", "probes", "reads", "seen", "slept", "spin_at",
-        "spinning", "steps", "token", "top", "wait_hook", "waiting_on", "watching", "woken_ns",
+        "blocked", "budget_scope", "coro", "cpu", "deadline", "done", "engine", "expiry", "handler", "index", "last",
+        "late", "level", "looked", "machine", "name", "park", "pending", "probes", "reads", "seen", "shielded", "slept",
+        "spin_at", "spinning", "steps", "token", "top", "wait_hook", "waiting_on", "watching", "woken_ns",
     )  # fmt: skip
 
     def __init__(self, index: int, name: str, cpu: int, level: Level, machine: Machine, handler: int) -> None:
@@ -72,6 +72,11 @@ class Context:
         # a check of its clock, which must give up at that step (``Timeouts.late_ns``).
         self.looked = -1
         self.spin_at = -1  # the trio driver: parked at a trio checkpoint until ``changes`` moves
+        # The trio driver: the cancel scope of the acquisition's budget (``trio_budget``), until
+        # its expiry is marked (at the wake its deadline caused, or on the way out).
+        self.budget_scope: Any = None
+        # The trio driver: its current wait in trio is out of every deadline's reach (a shield).
+        self.shielded = False
         # Called with it whenever it blocks or wakes, while it is on a deadlock cycle that an
         # oracle times (``edeadlk_complete``: the cycle's clock runs only while all of it waits).
         self.wait_hook: Callable[[Context], None] | None = None

@@ -211,7 +211,7 @@ class Machine:
     Reading it is free and is not a step, like ``ktime_get_mono_fast_ns()``.
     """
 
-    __slots__ = ("capacities", "cells", "n_cpus", "n_locks", "now", "step_ns")
+    __slots__ = ("capacities", "cells", "jumped", "n_cpus", "n_locks", "now", "step_ns")
 
     def __init__(self, *, n_cpus: int, n_locks: int, step_ns: int = 1, capacities: tuple[int, ...] = ()) -> None:
         if not isinstance(n_cpus, int) or n_cpus < 1:
@@ -224,6 +224,10 @@ class Machine:
         self.n_locks = n_locks
         self.step_ns = step_ns
         self.now = 0
+        #: Virtual time the clock has jumped, in all: time that passed while no context could run
+        #: (every one waiting), as opposed to time passed in steps. A lock's own time: what a
+        #: quiet lock is judged by (``Timeouts.max_quiet_ns``, ``way_out_ns``).
+        self.jumped = 0
         self.cells: list[Cell] = []
         #: The program's capacity for each lock (``Program.capacities``), or empty.
         self.capacities = tuple(capacities)

@@ -152,8 +152,10 @@ class Waiting:
             return
         if not heap:
             self._hang()
-        if deadline > self.machine.now:
-            self.machine.now = deadline
+        machine = self.machine
+        if deadline > machine.now:
+            machine.jumped += deadline - machine.now  # the lock's own time (``Machine.jumped``)
+            machine.now = deadline
             self.log(None, CLOCK, 0, deadline)
         self._expire()
 

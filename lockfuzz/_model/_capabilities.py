@@ -58,8 +58,13 @@ class Timeouts:
 
     ``per_call=True``: it honours the budget passed to ``acquire`` (measured from its start).
     ``per_call=False``: it ignores budgets and gives up on its own clock, the kernel's way:
-    ETIMEDOUT is deserved after ``min_ns``, and a waiter never goes ``max_quiet_ns`` without
-    the lock making progress (an acquisition returning or a release of the same lock).
+    ETIMEDOUT is deserved after ``min_ns``, and a waiter never goes ``max_quiet_ns`` (+
+    ``slack_ns``) of the lock's own time without the lock making progress (an acquisition
+    returning or a release of the same lock). The lock's own time is the time that passes while
+    no context can run (the clock's jumps to the next deadline: ``Machine.jumped``), less time
+    a handler held the lock up: the steps of the contexts, its own checks and hand-offs and
+    those of other CPUs scheduled in between, pass in virtual time too, and are work, not
+    waiting, so a bound on waiting needs no allowance for them.
     ``early_when_another_times_out``: a waiter may give up at once when another attempt on the
     same lock returned ETIMEDOUT during its own (a queue torn down by its timed-out head), or
     when it joined behind a waiter still leaving such a queue.
@@ -92,9 +97,11 @@ class Timeouts:
       either. But reading the time is looking at the clock: a waiter that reads ``ctx.now`` past
       its clock's end and marks ``EXPIRED`` only at a later step is late whatever it slept.
       A lock that polls its clock every ``g`` ns declares ``late_ns = g - 1``: 0 for a
-      waiter that wakes for the first poll past its timeout. What comes after ``EXPIRED`` (its
-      way out: rqspinlock's head waits for its successor to link before it tells it to leave) is
-      held to ``max_quiet_ns`` + ``slack_ns`` only.
+      waiter that wakes for the first poll past its timeout.
+    - way out: ``way_out_ns`` (None: not checked) bounds the lock's own time (as for
+      ``max_quiet_ns``) from an attempt's ``EXPIRED`` mark to its return: its way out, where
+      rqspinlock's queue head waits for its successor to link (steps of a runnable context,
+      which take none of it) before it tells it to leave. 0 for a way out that sleeps nowhere.
     """
 
     per_call: bool = True
@@ -106,6 +113,7 @@ class Timeouts:
     grace_ns: int = 100_000
     head_min_ns: int | None = None
     late_ns: int | None = None
+    way_out_ns: int | None = None
 
     def __post_init__(self) -> None:
         _check_ns("min_ns", self.min_ns)
@@ -114,6 +122,7 @@ class Timeouts:
         _check_ns("grace_ns", self.grace_ns)
         _check_ns("head_min_ns", self.head_min_ns, allow_none=True)
         _check_ns("late_ns", self.late_ns, allow_none=True)
+        _check_ns("way_out_ns", self.way_out_ns, allow_none=True)
         if self.per_call and self.head_min_ns is not None:
             raise InvalidArgument(
                 f"head_min_ns={self.head_min_ns!r} with per_call=True: a per-call timeout arms its budget, "
@@ -377,7 +386,7 @@ class Capabilities:
         else:
             lines.append(
                 f"timeouts: fixed, gives up after >= {t.min_ns} ns, never quiet for more than "
-                f"{t.max_quiet_ns} ns (+{t.slack_ns} ns slack)"
+                f"{t.max_quiet_ns} ns (+{t.slack_ns} ns slack) of the lock's own time"
                 + ("; may leave early when a waiter ahead timed out" if t.early_when_another_times_out else "")
             )
         if t is not None and (t.head_min_ns is not None or t.late_ns is not None):
@@ -385,7 +394,8 @@ class Capabilities:
             if t.head_min_ns is not None:
                 armed += f" ({t.head_min_ns} ns once queue head)"
             late = "" if t.late_ns is None else f", within {t.late_ns} ns of its own time after that"
-            lines.append(f"timeout clock (marked): gives up >= {armed} after arming it{late}")
+            out = "" if t.way_out_ns is None else f", returns within {t.way_out_ns} ns of the lock's own time after"
+            lines.append(f"timeout clock (marked): gives up >= {armed} after arming it{late}{out}")
         if t is not None:
             lines.append(
                 f"wake-ups: a waiter asleep on a free lock is woken (ETIMEDOUT after more than {t.grace_ns} ns of "

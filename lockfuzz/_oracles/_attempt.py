@@ -39,6 +39,10 @@ class Attempt:
     stall_total = 0  # ns while it, the lock's holder or another waiter on it was interrupted
     stall_since: int | None = None
     quiet_paused = 0
+    quiet_jumped = 0  # ``Machine.jumped`` at the lock's last progress (``quiet_ns``)
+    # Its way out, from its ``EXPIRED`` mark: ``Machine.jumped`` and ``paused_ns`` then, or -1.
+    out_jumped = -1
+    out_paused = 0
     free_total = 0  # ns of its budget while it slept on a free lock nobody else was taking
     free_since: int | None = None
     holding = False  # its context held another lock when the attempt began
@@ -70,6 +74,7 @@ class Attempt:
         self.event = event
         self.start_steps = ctx.steps
         self.quiet_from = now  # last progress on the lock
+        self.quiet_jumped = ctx.machine.jumped
 
     def clock(self, mark: int, now: int, timeouts: Timeouts | None, head: bool) -> None:
         """The target marked its timeout clock (``GroundTruth`` passes the mark on; who holds or
@@ -88,7 +93,7 @@ class Attempt:
                 ns = timeouts.head_min_ns  # re-armed as queue head (the kernel's RES_RESET_TIMEOUT)
             else:
                 ns = timeouts.min_ns
-            self.armed, self.armed_ns, self.expired = now, ns, -1
+            self.armed, self.armed_ns, self.expired, self.out_jumped = now, ns, -1, -1
             ctx.expiry = now + ns
             ctx.late = 0
             ctx.looked = -1
@@ -101,6 +106,7 @@ class Attempt:
             )
         self.expired = now
         ctx.expiry = None
+        self.out_jumped, self.out_paused = ctx.machine.jumped, self.paused_ns(now)
 
     def paused_ns(self, now: int) -> int:
         """Time the lock could make no progress for it, whichever CPU a handler ran on: it was
@@ -125,5 +131,14 @@ class Attempt:
         return self.free_total + (max(0, end - since) if since is not None else 0)
 
     def quiet_ns(self, now: int) -> int:
-        """Time since the lock last made progress, less the time it could not make progress."""
-        return now - self.quiet_from - (self.paused_ns(now) - self.quiet_paused)
+        """The lock's own time since it last made progress (``Machine.jumped``: time that passed
+        while no context could run, not in steps), less the time it could not make progress
+        for a handler. (The handler time is virtual time, steps included: subtracting it can
+        only count less, never more.)"""
+        return max(0, self.ctx.machine.jumped - self.quiet_jumped - (self.paused_ns(now) - self.quiet_paused))
+
+    def out_ns(self, now: int) -> int:
+        """The lock's own time since its ``EXPIRED`` mark (its way out; see ``quiet_ns``), or -1."""
+        if self.out_jumped < 0:
+            return -1
+        return max(0, self.ctx.machine.jumped - self.out_jumped - (self.paused_ns(now) - self.out_paused))

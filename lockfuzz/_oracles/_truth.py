@@ -494,9 +494,11 @@ class GroundTruth:
             a.free_since = None
 
     def _progress(self, lock: int, now: int) -> None:
+        jumped = self.engine.machine.jumped
         for b in self.on_lock[lock]:
             b.quiet_from = now
             b.quiet_paused = b.paused_ns(now)
+            b.quiet_jumped = jumped
 
     # -- the graph (``_graph``) and the held-table view -------------------------------------
     def _recompute(self) -> None:

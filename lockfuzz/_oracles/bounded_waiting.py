@@ -1,9 +1,12 @@
 """Bounded waiting: with timeouts, every acquisition returns in time.
 
 - A target that honours per-call budgets returns by start + budget + slack.
-- A target with fixed timeouts never leaves a waiter ``max_quiet_ns`` (+ slack) without the
-  lock making progress (an acquisition of it returning, or a release): the kernel's queued
-  waiters wait for the holder and for the waiters ahead, each of whom gives up in time.
+- A target with fixed timeouts never leaves a waiter ``max_quiet_ns`` (+ slack) of the lock's
+  own time (``Attempt.quiet_ns``: the clock's jumps, not the steps) without the lock making
+  progress (an acquisition of it returning, or a release): the kernel's queued waiters wait for
+  the holder and for the waiters ahead, each of whom gives up in time.
+- A target that declares ``Timeouts.way_out_ns`` returns no more than that of the lock's own
+  time after its ``EXPIRED`` mark (``Attempt.out_ns``): ``way-out``.
 
 - A target that marks its timeout clock (``Mark.ARMED``, ``Mark.EXPIRED``) and declares
   ``Timeouts.late_ns`` finds it expired no more than that late, in the waiter's own time (asleep
@@ -59,9 +62,22 @@ class BoundedWaiting(Oracle):
             if waited > bound:
                 raise Violation(
                     self.name, "overrun",
-                    f"{a.ctx.name} has waited {waited} ns for L{a.lock}, beyond {what} (+{t.slack_ns} ns slack)",
+                    f"{a.ctx.name} has waited {waited} ns for L{a.lock}, beyond {what} (+{t.slack_ns} ns slack)"
+                    + ("" if t.per_call else " (the lock's own time: while no context could run)"),
                     contexts=(a.ctx.name,), locks=(a.lock,), time_ns=now, event_index=index,
+                    details={"waited_ns": waited},
                 )
+            if t.way_out_ns is not None and a.out_jumped >= 0:
+                out = a.out_ns(now)
+                if out > t.way_out_ns:
+                    raise Violation(
+                        self.name, "way-out",
+                        f"{a.ctx.name} found its timeout on L{a.lock} expired at {a.expired} ns, then spent {out} ns "
+                        f"of the lock's own time (while no context could run) before it returned; the target "
+                        f"declares at most {t.way_out_ns} ns (Timeouts.way_out_ns)",
+                        contexts=(a.ctx.name,), locks=(a.lock,), time_ns=now, event_index=index,
+                        details={"way_out_ns": out},
+                    )
 
     def _late(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         """``Timeouts.late_ns``: at its ``EXPIRED`` mark, or when it returns without one, an attempt

@@ -3,9 +3,10 @@
 The common shape of a trio user's lock is an object with ``await lock.acquire()`` and
 ``lock.release()`` (sync or async), or one used as ``async with lock:``. ``trio_target(factory)``
 makes a target class (``driver = "trio"``) that calls ``factory()`` once per lock of the program
-and, for each acquisition, runs it under ``trio.move_on_after(budget)``: OK, or ETIMEDOUT when the
-budget ran out; a ``RuntimeError`` that says the caller already holds it (trio's and anyio's
-wording) is EDEADLK. A release calls ``release()`` (awaited if it returns an awaitable) or
+and, for each acquisition, runs it under ``trio_budget`` (``trio.move_on_after(budget)``, with its
+clock marked so that the timeout is judged to the nanosecond): OK, or ETIMEDOUT when the budget
+ran out; a ``RuntimeError`` that says the caller already holds it (trio's and anyio's wording)
+is EDEADLK. A release calls ``release()`` (awaited if it returns an awaitable) or
 ``__aexit__``. With ``sharing=`` (a ``lockfuzz.Sharing``) the lock admits shared acquisitions:
 for a semaphore or limiter (``Sharing(exclusive=False, capacity=n)``) every acquisition is
 shared and calls the same ``acquire``/``release``; for a reader-writer lock
@@ -19,22 +20,25 @@ subclass it (``class MyLockTarget(lockfuzz.trio_target(MyLock)): ...``).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import sys
 from typing import Any, Callable, ClassVar
-
-import trio
 
 from .._model._capabilities import Capabilities, Fairness, Sharing, Timeouts
 from .._model._errors import InvalidArgument
 from .._model._status import Status
 from .._model._target import Target
+from ._budget import trio_budget
 
 __all__ = ["trio_target"]
 
-#: Per-call budgets. The slack covers the steps between a deadline passing and the timed-out task
-#: being scheduled (one step per decision the other contexts win meanwhile).
-BUDGETS = Timeouts(per_call=True, slack_ns=100_000)
+#: Per-call budgets, timed by ``trio_budget``: the clock is marked, so the expiry is judged to the
+#: nanosecond (not before the budget, and no later in the waiter's own time: ``late_ns=0``; a
+#: coarser step may carry the clock past the deadline by up to a step less 1 ns, see
+#: ``_TrioTarget.__init__``). The slack covers the way out: the steps between the deadline and the
+#: return (trio unwinding the waiter, one step per decision the other contexts win meanwhile).
+BUDGETS = Timeouts(per_call=True, slack_ns=100_000, late_ns=0)
 
 
 def trio_target(
@@ -51,7 +55,7 @@ def trio_target(
 
     - ``fairness``: what the lock documents (``Fairness(overtakes=0, doorway_steps=0)`` for FIFO
       like ``trio.Lock``); none by default, and the oracles hold it to exactly that;
-    - ``timeouts``: whether acquisitions honour their budget (``trio.move_on_after``); with
+    - ``timeouts``: whether acquisitions honour their budget (``trio_budget``); with
       False, budgets are ignored and a waiter waits until the lock is its own (or a cancellation);
     - ``held(obj)``: whether a lock object is still held, for the final check (default:
       ``obj.locked()`` if it has one);
@@ -93,6 +97,13 @@ class _TrioTarget(Target):
 
     def __init__(self, machine: Any) -> None:
         super().__init__(machine)
+        t = self.capabilities.timeouts
+        if t is not None and t.late_ns is not None and machine.step_ns > 1:
+            # A step of n ns may carry the clock past the deadline by up to n - 1 ns before trio
+            # sees it pass (time moves only in steps and jumps).
+            late = max(t.late_ns, machine.step_ns - 1)
+            self.capabilities = dataclasses.replace(  # type: ignore[misc] # this instance's promise
+                self.capabilities, timeouts=dataclasses.replace(t, late_ns=late))
         self.locks = [self.make_lock(i) for i in range(machine.n_locks)]
 
     def make(self) -> Any:
@@ -109,7 +120,7 @@ class _TrioTarget(Target):
         obj = self.locks[lock]
         if not self.timeouts:
             return await self._take(obj, shared)
-        with trio.move_on_after(budget_ns / 1e9):
+        with trio_budget(ctx, lock, budget_ns):
             return await self._take(obj, shared)
         return Status.ETIMEDOUT
 

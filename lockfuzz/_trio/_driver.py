@@ -103,6 +103,7 @@ from .._engine._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, WAIT_CELLS
 from .._oracles.hang import hang_violation
 from .._oracles.livelock import livelock_violation
 from .._model._program import Program
+from .._model._status import Mark
 
 __all__ = ["DRIVERS", "TrioEngine", "VirtualClock", "driver_of", "make_engine", "run_trio"]
 
@@ -556,6 +557,7 @@ class TrioEngine(Engine):
         moved = False
         expired = self._t_trio_jump  # the clock just jumped to a trio deadline: it has expired
         woken: list[Context] = []
+        clocked: list[Context] = []  # woken with a marked clock armed (after the loop: a mark may raise)
         for stack in self.stacks:
             for c in stack:
                 was = c.blocked
@@ -565,13 +567,19 @@ class TrioEngine(Engine):
                 c.blocked = c.index not in queued or c.spinning
                 if waited and not c.blocked:
                     self.changes += 1  # woken by trio (an Event set, a lock handed over): progress
+                    if c.expiry is not None:
+                        clocked.append(c)
                     if expired and c.pending is _TRIO_STEP:
                         woken.append(c)
+                elif c.blocked and not was:
+                    c.slept = self.machine.now  # began a wait in trio (``_woken_in_trio``)
                 moved = moved or was != c.blocked
         if expired:
             self._t_trio_jump = False
             for c in woken:
                 self._deadline_passed(c)
+        for c in clocked:
+            self._woken_in_trio(c)
         if moved and self.truth.attempts:
             self.truth.retime()  # who sleeps changed: the free clocks of waiting depend on it
         runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
@@ -792,10 +800,32 @@ class TrioEngine(Engine):
             raise hang_violation(self)
         target = min(d for d in (ours, theirs) if d is not None)
         if target > self.machine.now:
+            self.machine.jumped += target - self.machine.now  # the lock's own time (``Machine.jumped``)
             self.machine.now = target
             self.log(None, CLOCK, 0, target)
         self._t_trio_jump = target == theirs
         self._expire()
+
+    def _woken_in_trio(self, ctx: Context) -> None:
+        """``ctx``, whose acquisition armed a marked timeout clock (``trio_budget``), was woken
+        from a wait in trio. A timed wait (one a deadline could end: not shielded) that began
+        before the clock's end and ended after it counts, from that end, as lateness in its own
+        time (``Timeouts.late_ns``): the budget's deadline should have ended it then. Only timed
+        waits count, as in the direct engine: a shielded wait waits for another context (an
+        inner lock retaken on the way out after a cancellation, trio.Condition's shielded
+        re-acquire). If the budget's scope has been cancelled, its deadline passed: the clock is
+        found expired here, at the wake, not a step later when trio delivers it."""
+        now = self.machine.now
+        expiry = ctx.expiry
+        assert expiry is not None
+        if ctx.slept < expiry < now and not ctx.shielded:
+            ctx.late += now - expiry
+        scope = ctx.budget_scope
+        if scope is not None and scope.cancel_called:
+            attempt = self.truth.attempts.get(ctx.index)
+            if attempt is not None and attempt.expired < 0:
+                ctx.budget_scope = None
+                self.mark(ctx, Mark.EXPIRED, attempt.lock)
 
     def _deadline_passed(self, ctx: Context) -> None:
         """``ctx``, waiting in trio inside a call into the target, was woken by the trio deadline
@@ -974,6 +1004,8 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                 if _is_shielded(msg) and engine._decide_in_task(ctx):
                     value = _internals.shielded_checkpoint_answer()  # trio's, without the pass
                     continue
+                if ctx.expiry is not None:  # a marked clock: can a deadline end this wait? (_woken_in_trio)
+                    ctx.shielded = trio.current_effective_deadline() == math.inf
                 foreign = _FOREIGN.get(getattr(getattr(msg, "abort_func", None), "__module__", None))
                 if foreign is not None and not engine._t_stopped:
                     # A wait that only real time ends (a thread, the OS): refused where it begins,
@@ -986,8 +1018,47 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                 except BaseException as exc:  # noqa: BLE001 - thrown in by trio: the target's to handle
                     thrown = exc
     except _Stopped:
-        try:
-            coro.close()  # inside the task, so that the target's cancel scopes exit cleanly
-        except BaseException:  # noqa: BLE001 - a target misbehaving on close changes nothing found
-            pass
+        yield from _unwind(coro)
         raise
+
+
+#: Lockfuzz requests an unwinding target may still make (each refused with ``_Stopped``) before
+#: its coroutine is closed instead.
+_UNWIND_REQUESTS = 100
+
+
+@types.coroutine
+def _unwind(coro: Any) -> Generator[Any, Any, None]:
+    """The run has stopped: end the target's coroutine inside its task, the way trio ends a
+    cancelled one, so that its cancel scopes and ``finally`` blocks run in order. ``_Stopped`` is
+    thrown in where it stopped, and again at every lockfuzz request it makes on its way out
+    (the run performs nothing more); trio's own checkpoints and waits go to trio, which answers
+    them (cancelled: ``_stop`` cancelled every context's scope). Not ``coro.close()``: a bare
+    ``except:`` that awaits (``trio.Condition.wait`` retakes its lock, shielded, in one) would
+    catch the ``GeneratorExit``, wait, and leave its shielded scope open on the task, which
+    corrupts trio's run for every later run on the host. A target that keeps making requests
+    (a loop that swallows ``_Stopped``) is closed after ``_UNWIND_REQUESTS``; one that waits
+    for ever in a shielded wait is given up by the run loop (``_ABANDON_AFTER``)."""
+    thrown: BaseException | None = _Stopped()
+    value: Any = None
+    requests = 0
+    while True:
+        try:
+            msg = coro.throw(thrown) if thrown is not None else coro.send(value)
+        except BaseException:  # noqa: BLE001 - ended: returned, let the stop through, or raised on its way out
+            return
+        thrown = None
+        if type(msg) is tuple:  # a lockfuzz request: refused
+            requests += 1
+            if requests > _UNWIND_REQUESTS:
+                try:
+                    coro.close()
+                except BaseException:  # noqa: BLE001 - a target misbehaving on close changes nothing found
+                    pass
+                return
+            thrown = _Stopped()
+            continue
+        try:
+            value = yield msg
+        except BaseException as exc:  # noqa: BLE001 - trio's answer (a cancellation): the target's to handle
+            thrown = exc

@@ -143,7 +143,9 @@ def test_capabilities():
     assert not t.per_call and t.min_ns == 250 * MS + 1 and t.early_when_another_times_out
     assert t.head_min_ns == 500 * MS + 1 and t.late_ns == 0
     assert capabilities_for(65536, 10).timeouts.late_ns == 65536 * 10 - 1 + 9  # a poll, and a wake's overshoot
-    assert t.max_quiet_ns == 500 * MS + 1
+    # Quiet on the lock's own time (the clock's jumps): a queue head's clock, with no slack for
+    # steps; from EXPIRED it returns sleeping nowhere.
+    assert t.max_quiet_ns == 500 * MS + 1 and t.slack_ns == 0 and t.way_out_ns == 0
     assert d.classes == {"AA", "ABBA"} and d.max_held == 31
     assert caps.fairness is None
     assert caps.exceptions == {"held-table-view", "nested-trylock-fallback"}
@@ -152,7 +154,7 @@ def test_capabilities():
     slow = capabilities_for(65536, 10)
     assert slow.detection.latency_ns == MS + 65536 * 10 - 1 - 10  # on the cycle's clock (capabilities_for)
     assert d.latency_ns == MS + 1 - 1 - 1 and d.latency_for(["AA"]) == 0
-    assert slow.timeouts.max_quiet_ns == 500 * MS + 65536 * 10
+    assert slow.timeouts.max_quiet_ns == 500 * MS + 1 + slow.timeouts.late_ns
 
 
 # -- AA: the kernel's selftest (second lock returns -EDEADLK) and interrupt variants ---------------

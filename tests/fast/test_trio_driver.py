@@ -429,6 +429,51 @@ def test_trace_hash_is_stable_across_processes_and_hash_seeds():
     assert len(set(outs[0])) > 1
 
 
+class _ConditionLockRaisingRelease(Target):
+    """The monitor lock on a ``trio.Condition`` whose release notifies, then raises: the run
+    stops there (``target-fault``) with the notified waiter owed the condition's lock and the
+    others parked in ``Condition.wait``, whose bare ``except:`` retakes that lock, shielded."""
+
+    driver = "trio"
+    capabilities = lockfuzz.Capabilities(timeouts=lockfuzz.Timeouts(per_call=True))
+
+    def __init__(self, machine):  # type: ignore[no-untyped-def]
+        super().__init__(machine)
+        self.cond = trio.Condition()
+        self.held = False
+
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        async with self.cond:
+            while self.held:
+                await self.cond.wait()
+            self.held = True
+        return lockfuzz.Status.OK
+
+    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+        async with self.cond:
+            self.held = False
+            self.cond.notify()
+            raise ValueError("release failed")
+
+
+def test_a_run_stopped_beside_condition_waiters_leaves_the_host_serving():
+    # A stopped run used to close each context's coroutine (GeneratorExit). Condition.wait
+    # catches that in a bare except, waits for the condition's lock (shielded), and so left its
+    # shielded scope open on the task: trio's run was corrupt, and a later run on the same host
+    # ended in a TrioInternalError. Now the driver unwinds a stopped run as trio unwinds a
+    # cancelled task (``_unwind``), and the host serves run after run.
+    from lockfuzz._trio._driver import _host
+
+    program = Program(cpus=_cpus(_cs(work_ns=10), _cs(work_ns=10), _cs(work_ns=10), _cs(work_ns=10)), n_locks=1)
+    host = _host()
+    for _ in range(4):
+        r = run_trio(_ConditionLockRaisingRelease, program, [])
+        assert r.violation is not None and r.violation.signature[0] == "target-fault", r.violation
+        assert "release failed" in r.violation.message
+    assert _host() is host and not host.retired
+    assert run_trio(TrioLock, program, RandomWalk(0)).violation is None
+
+
 class _CtrlCLock(TrioLock):
     """trio.Lock, where the third acquisition of a run presses Ctrl-C (``times`` times) the way
     the driver's SIGINT handler sees it."""
