@@ -21,9 +21,10 @@ chooses: rqspinlock finds AA at the first poll of a wait, before it sleeps at al
 the first poll more than 1 ms after its previous check. Counted on this clock the bound is exact
 to the nanosecond (tests/fast/test_tight_promises.py), so a lock that sleeps one nanosecond
 longer before it looks is caught. A cycle whose members all wait with no deadline never runs the
-clock: nothing in it will ever look again, and the hang oracle reports it (``at_hang``). Members
-blocked inside trio (the trio driver's own waits) are not blocked in the engine's sense, so a
-trio target's cycle is judged at the hang only.
+clock: nothing in it will ever look again, and the hang oracle reports it (``at_hang``). Over
+trio, a member waiting inside trio is blocked too, its deadline the first a cancel scope can end
+the wait with (none when shielded), and the trio driver calls the hook when such a wait begins
+or ends (``TrioEngine._decide``, ``_trio_wait_deadline``): tests/fast/test_trio_detection.py.
 
 Checked at every event it watches and whenever a member of a claimed cycle blocks or wakes
 (``Context.wait_hook``).

@@ -339,6 +339,9 @@ class TrioEngine(Engine):
         self._t_calls: dict[int, tuple[int, int]] = {}  # ctx.index -> (lock, 1 if release), during a call
         self._t_cut: set[int] = set()  # contexts whose line was cancelled
         self._t_trio_jump = False  # the last clock jump was to a trio deadline (_deadline_passed)
+        # The target claims deadlock detection: a cycle's clock (edeadlk_complete) needs to know
+        # which waits in trio a deadline can end, and when (``_pump``, ``_trio_wait_deadline``).
+        self._t_timed = False
 
     # -- cancellation: a decision at each of trio's checkpoints inside a call into the target -------
     async def call(self, ctx: Context, lock: int, budget_ns: int | None, shared: bool = False) -> Any:
@@ -457,6 +460,7 @@ class TrioEngine(Engine):
         """On the host, outside any task: start a task for each context on the stacks."""
         assert self._t_host is not None
         self._t_context = self._t_host.root.context
+        self._t_timed = bool(self.capabilities.detection.classes)
         self._t_running = True
         for stack in self.stacks:
             for ctx in stack:
@@ -558,6 +562,7 @@ class TrioEngine(Engine):
         expired = self._t_trio_jump  # the clock just jumped to a trio deadline: it has expired
         woken: list[Context] = []
         clocked: list[Context] = []  # woken with a marked clock armed (after the loop: a mark may raise)
+        hooked: list[Context] = []  # on a timed deadlock cycle, and began or ended a wait in trio
         for stack in self.stacks:
             for c in stack:
                 was = c.blocked
@@ -571,8 +576,13 @@ class TrioEngine(Engine):
                         clocked.append(c)
                     if expired and c.pending is _TRIO_STEP:
                         woken.append(c)
+                    c.deadline = None  # its wait in trio is over (``_trio_wait_deadline``)
+                    if c.wait_hook is not None:
+                        hooked.append(c)
                 elif c.blocked and not was:
                     c.slept = self.machine.now  # began a wait in trio (``_woken_in_trio``)
+                    if c.wait_hook is not None:
+                        hooked.append(c)
                 moved = moved or was != c.blocked
         if expired:
             self._t_trio_jump = False
@@ -580,6 +590,9 @@ class TrioEngine(Engine):
                 self._deadline_passed(c)
         for c in clocked:
             self._woken_in_trio(c)
+        for c in hooked:
+            if c.wait_hook is not None:
+                c.wait_hook(c)  # after the loop: the cycle's clock reads every member's state
         if moved and self.truth.attempts:
             self.truth.retime()  # who sleeps changed: the free clocks of waiting depend on it
         runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
@@ -1004,8 +1017,8 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                 if _is_shielded(msg) and engine._decide_in_task(ctx):
                     value = _internals.shielded_checkpoint_answer()  # trio's, without the pass
                     continue
-                if ctx.expiry is not None:  # a marked clock: can a deadline end this wait? (_woken_in_trio)
-                    ctx.shielded = trio.current_effective_deadline() == math.inf
+                if (ctx.expiry is not None or engine._t_timed) and not _is_shielded(msg):
+                    _trio_wait_deadline(ctx)  # can a deadline end this wait, and when?
                 foreign = _FOREIGN.get(getattr(getattr(msg, "abort_func", None), "__module__", None))
                 if foreign is not None and not engine._t_stopped:
                     # A wait that only real time ends (a thread, the OS): refused where it begins,
@@ -1020,6 +1033,26 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
     except _Stopped:
         yield from _unwind(coro)
         raise
+
+
+def _trio_wait_deadline(ctx: Context) -> None:
+    """``ctx``'s task is about to wait in trio (it is running: trio's public
+    ``current_effective_deadline`` answers for it): note whether a deadline can end the wait
+    (``shielded``: none can, ``TrioEngine._woken_in_trio``) and, if one can, the first
+    nanosecond at which trio's clock (ns / 1e9) reaches it (``deadline``, as for the engine's own
+    timed waits: a deadlock cycle's clock, ``edeadlk_complete``, runs while a checker sleeps in
+    a timed wait, up to the first deadline of a member). Cleared when the wait ends (``_decide``)."""
+    d = trio.current_effective_deadline()
+    ctx.shielded = d == math.inf
+    if d == math.inf or d == -math.inf:  # no deadline; or cancelled already: the wait ends at once
+        ctx.deadline = None
+        return
+    ns = math.ceil(d * 1e9)
+    while (ns - 1) / 1e9 >= d:
+        ns -= 1
+    while ns / 1e9 < d:
+        ns += 1
+    ctx.deadline = ns
 
 
 #: Lockfuzz requests an unwinding target may still make (each refused with ``_Stopped``) before
