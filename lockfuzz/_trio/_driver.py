@@ -1018,7 +1018,10 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                     value = _internals.shielded_checkpoint_answer()  # trio's, without the pass
                     continue
                 if (ctx.expiry is not None or engine._t_timed) and not _is_shielded(msg):
-                    _trio_wait_deadline(ctx)  # can a deadline end this wait, and when?
+                    if engine._t_timed:
+                        _trio_wait_deadline(ctx)  # can a deadline end this wait, and when?
+                    else:  # only whether one can (``_woken_in_trio``)
+                        ctx.shielded = trio.current_effective_deadline() == math.inf
                 foreign = _FOREIGN.get(getattr(getattr(msg, "abort_func", None), "__module__", None))
                 if foreign is not None and not engine._t_stopped:
                     # A wait that only real time ends (a thread, the OS): refused where it begins,
