@@ -408,6 +408,7 @@ class RqSpinlock(Target):
             pcpu, pidx = _node_cpu_idx(old >> 16)
             await self.next[pcpu][pidx].store(node_id)
             if await my_locked.wait_until(_nonzero) == RES_TIMEOUT_VAL:
+                ctx.mark(Mark.TOLD, lock)  # its way out starts here (Timeouts.way_out_ns)
                 ret = Status.ETIMEDOUT  # told to leave: go to T
             else:
                 nxt = await my_next.load()

@@ -37,7 +37,7 @@ from .._model._status import Mark, Status
 
 _MARK_TEXT = {
     "TAKEN": "taken", "PENDING": "pending waiter", "HEAD": "queue head", "ARMED": "timeout armed",
-    "EXPIRED": "timeout expired", "LEFT": "left its place",
+    "EXPIRED": "timeout expired", "LEFT": "left its place", "TOLD": "told to leave",
 }  # fmt: skip
 _MARKS = {int(m): _MARK_TEXT[m.name] for m in Mark}
 

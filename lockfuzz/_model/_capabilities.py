@@ -99,9 +99,10 @@ class Timeouts:
       A lock that polls its clock every ``g`` ns declares ``late_ns = g - 1``: 0 for a
       waiter that wakes for the first poll past its timeout.
     - way out: ``way_out_ns`` (None: not checked) bounds the lock's own time (as for
-      ``max_quiet_ns``) from an attempt's ``EXPIRED`` mark to its return: its way out, where
-      rqspinlock's queue head waits for its successor to link (steps of a runnable context,
-      which take none of it) before it tells it to leave. 0 for a way out that sleeps nowhere.
+      ``max_quiet_ns``) from an attempt's ``EXPIRED`` mark, or its ``TOLD`` mark (told to leave
+      by the waiter ahead), to its return: its way out, where rqspinlock's queue head waits for
+      its successor to link (steps of a runnable context, which take none of it) before it
+      tells it to leave. 0 for a way out that sleeps nowhere.
     """
 
     per_call: bool = True

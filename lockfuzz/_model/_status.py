@@ -47,8 +47,8 @@ class Mark(enum.IntEnum):
       waits behind it any more and it waits for nobody, though its attempt has not returned
       yet (a handler that lands before the return and queues for the lock is on no cycle with it).
 
-    Two more marks time a fixed timeout to the step (``Timeouts``: ``min_ns``, ``head_min_ns``,
-    ``late_ns``); they change nothing about who holds or waits:
+    Three more marks time a fixed timeout to the step (``Timeouts``: ``min_ns``, ``head_min_ns``,
+    ``late_ns``, ``way_out_ns``); they change nothing about who holds or waits:
 
     - ``ARMED``: this step read the clock and armed the attempt's timeout (the kernel's first
       ``check_timeout`` of a wait loop: ``timeout_end = now + duration``). Its duration is the
@@ -59,7 +59,11 @@ class Mark(enum.IntEnum):
       (``now > timeout_end``). It must come at least the armed duration after ``ARMED``
       (``etimedout/early`` otherwise, with no grace), no later than ``Timeouts.late_ns`` of the
       waiter's own time after that, and at the step where it first read the time (``ctx.now``)
-      past that (``bounded-waiting/late``).
+      past that (``bounded-waiting/late``). Its way out starts there (``Timeouts.way_out_ns``).
+    - ``TOLD``: this step read that the waiter ahead told it to leave (rqspinlock's queued
+      waiter finding ``RES_TIMEOUT_VAL`` in its node when its timed-out head tears the queue
+      down): it gives up with no clock of its own, and its way out starts there, as after
+      ``EXPIRED`` (``Timeouts.way_out_ns``).
     """
 
     TAKEN = 1
@@ -68,6 +72,7 @@ class Mark(enum.IntEnum):
     ARMED = 4
     EXPIRED = 5
     LEFT = 6
+    TOLD = 7
 
     def __str__(self) -> str:
         return self.name.lower()

@@ -40,7 +40,9 @@ class Attempt:
     stall_since: int | None = None
     quiet_paused = 0
     quiet_jumped = 0  # ``Machine.jumped`` at the lock's last progress (``quiet_ns``)
-    # Its way out, from its ``EXPIRED`` mark: ``Machine.jumped`` and ``paused_ns`` then, or -1.
+    # Its way out, from its ``EXPIRED`` or ``TOLD`` mark: when (-1: none), and ``Machine.jumped``
+    # and ``paused_ns`` then.
+    out_at = -1
     out_jumped = -1
     out_paused = 0
     free_total = 0  # ns of its budget while it slept on a free lock nobody else was taking
@@ -93,7 +95,7 @@ class Attempt:
                 ns = timeouts.head_min_ns  # re-armed as queue head (the kernel's RES_RESET_TIMEOUT)
             else:
                 ns = timeouts.min_ns
-            self.armed, self.armed_ns, self.expired, self.out_jumped = now, ns, -1, -1
+            self.armed, self.armed_ns, self.expired, self.out_at, self.out_jumped = now, ns, -1, -1, -1
             ctx.expiry = now + ns
             ctx.late = 0
             ctx.looked = -1
@@ -106,7 +108,11 @@ class Attempt:
             )
         self.expired = now
         ctx.expiry = None
-        self.out_jumped, self.out_paused = ctx.machine.jumped, self.paused_ns(now)
+        self.leave(now)
+
+    def leave(self, now: int) -> None:
+        """Its way out starts (``Mark.EXPIRED``, ``Mark.TOLD``): ``out_ns`` counts from here."""
+        self.out_at, self.out_jumped, self.out_paused = now, self.ctx.machine.jumped, self.paused_ns(now)
 
     def paused_ns(self, now: int) -> int:
         """Time the lock could make no progress for it, whichever CPU a handler ran on: it was
@@ -138,7 +144,7 @@ class Attempt:
         return max(0, self.ctx.machine.jumped - self.quiet_jumped - (self.paused_ns(now) - self.quiet_paused))
 
     def out_ns(self, now: int) -> int:
-        """The lock's own time since its ``EXPIRED`` mark (its way out; see ``quiet_ns``), or -1."""
+        """The lock's own time since its way out began (``leave``; see ``quiet_ns``), or -1."""
         if self.out_jumped < 0:
             return -1
         return max(0, self.ctx.machine.jumped - self.out_jumped - (self.paused_ns(now) - self.out_paused))

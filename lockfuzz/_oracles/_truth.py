@@ -309,6 +309,8 @@ class GroundTruth:
         a = self.attempts[ctx.index]
         if value == Mark.ARMED or value == Mark.EXPIRED:  # its timeout clock (``Attempt.clock``)
             return a.clock(value, self.engine.machine.now, self.engine.capabilities.timeouts, self.head[obj] is a)
+        if value == Mark.TOLD:  # told to leave: its way out starts (``Attempt.leave``)
+            return a.leave(self.engine.machine.now)
         self.marked = True
         if value == Mark.TAKEN:
             a.taken = True

@@ -6,7 +6,7 @@
   progress (an acquisition of it returning, or a release): the kernel's queued waiters wait for
   the holder and for the waiters ahead, each of whom gives up in time.
 - A target that declares ``Timeouts.way_out_ns`` returns no more than that of the lock's own
-  time after its ``EXPIRED`` mark (``Attempt.out_ns``): ``way-out``.
+  time after its ``EXPIRED`` or ``TOLD`` mark (``Attempt.out_ns``): ``way-out``.
 
 - A target that marks its timeout clock (``Mark.ARMED``, ``Mark.EXPIRED``) and declares
   ``Timeouts.late_ns`` finds it expired no more than that late, in the waiter's own time (asleep
@@ -70,11 +70,12 @@ class BoundedWaiting(Oracle):
             if t.way_out_ns is not None and a.out_jumped >= 0:
                 out = a.out_ns(now)
                 if out > t.way_out_ns:
+                    how = f"found its timeout on L{a.lock} expired" if a.expired >= 0 else "was told to leave"
                     raise Violation(
                         self.name, "way-out",
-                        f"{a.ctx.name} found its timeout on L{a.lock} expired at {a.expired} ns, then spent {out} ns "
-                        f"of the lock's own time (while no context could run) before it returned; the target "
-                        f"declares at most {t.way_out_ns} ns (Timeouts.way_out_ns)",
+                        f"{a.ctx.name} {how} at {a.out_at} ns (L{a.lock}), then spent {out} ns of the lock's own "
+                        f"time (while no context could run) before it returned; the target declares at most "
+                        f"{t.way_out_ns} ns (Timeouts.way_out_ns)",
                         contexts=(a.ctx.name,), locks=(a.lock,), time_ns=now, event_index=index,
                         details={"way_out_ns": out},
                     )

@@ -10,8 +10,9 @@ can run), the bounds are exact. With exact programs:
 
 - the bundled locks come within a few ns of their declared ``max_quiet_ns`` (declared that much
   tighter, they fail), and are clean as declared;
-- a variant that sleeps 1 ns on its way out after ``EXPIRED`` is ``bounded-waiting/way-out``
-  (it was clean before, inside the allowance);
+- a variant that sleeps 1 ns on its way out after ``EXPIRED``, or after it was told to leave
+  (``Mark.TOLD``: rqspinlock's queued waiter, torn down by its timed-out head), is
+  ``bounded-waiting/way-out`` (it was clean before, inside the allowance);
 - steps cost nothing: a busy neighbour's steps, however many, are not quiet time.
 """
 
@@ -101,15 +102,39 @@ class TasSleepsOnItsWayOut(ResilientTasLock):
         await super()._release_entry(cpu)
 
 
-@pytest.mark.parametrize(
-    "variant, program, waiter",
-    [(RqSleepsOnItsWayOut, HEAD_AFTER_PROGRESS, "cpu3.task"), (TasSleepsOnItsWayOut, TAS_QUIET, "cpu1.task")],
-    ids=["rqspinlock", "resilient_tas"],
+#: HEAD_AFTER_PROGRESS with cpu4 queued behind cpu3: told to leave when cpu3 times out.
+TOLD_TO_LEAVE = Program(
+    cpus=(*HEAD_AFTER_PROGRESS.cpus, CpuProgram(task=(Work(40), Lock(0), Unlock(0)))),
+    n_locks=1,
 )
-def test_a_way_out_one_ns_slower_is_caught(variant, program, waiter):
+#: rqspinlock's encoded tail for cpu4's first MCS node: ``(cpu + 1) << 2 | idx``, shifted by 16.
+CPU4_TAIL = (4 + 1) << 2 << 16
+
+
+class RqToldSleepsOnItsWayOut(RqSpinlock):
+    """rqspinlock whose waiter on cpu4, told to leave, sleeps 1 ns before it resets the tail."""
+
+    async def _try_cmpxchg_tail(self, lock: int, tail: int) -> bool:
+        if tail == CPU4_TAIL:
+            await self.machine.sleep_until(self.machine.now + self.machine.step_ns + 1)  # past its own step
+        return await super()._try_cmpxchg_tail(lock, tail)
+
+
+@pytest.mark.parametrize(
+    "variant, program, waiter, how",
+    [
+        (RqSleepsOnItsWayOut, HEAD_AFTER_PROGRESS, "cpu3.task", "found its timeout on L0 expired"),
+        (RqToldSleepsOnItsWayOut, TOLD_TO_LEAVE, "cpu4.task", "was told to leave at"),
+        (TasSleepsOnItsWayOut, TAS_QUIET, "cpu1.task", "found its timeout on L0 expired"),
+    ],
+    ids=["rqspinlock-head", "rqspinlock-told", "resilient_tas"],
+)
+def test_a_way_out_one_ns_slower_is_caught(variant, program, waiter, how):
+    assert lockfuzz.run(RqSpinlock if "Rq" in variant.__name__ else ResilientTasLock, program, []).ok
     r = lockfuzz.run(variant, program, [])
     assert r.violation is not None and r.violation.signature == ("bounded-waiting", "way-out"), r.violation
     assert r.violation.contexts == (waiter,) and r.violation.details == {"way_out_ns": 1}
+    assert how in r.violation.message
 
 
 def test_steps_are_not_quiet_time():
