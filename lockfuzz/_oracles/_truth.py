@@ -328,13 +328,26 @@ class GroundTruth:
             self._unqueue(a)
         else:
             self.head[obj] = a
-        if self.cycles or value == Mark.PENDING or value == Mark.HEAD:
+        if self.cycles or ((value == Mark.PENDING or value == Mark.HEAD) and self._now_behind(a)):
             # Only a new pending waiter or queue head can close a cycle: the others it now keeps
-            # waiting have an edge to it, and it waits for the holder. A taker waits for nobody
+            # waiting have an edge to it, and it waits for the holder; its own edges only go (it
+            # no longer waits for a pending waiter or head it replaced). So with nobody now
+            # behind it, no edge is new and no cycle can be. A taker waits for nobody
             # (``_graph.edges``), and a place given up removes edges. No mark changes a CPU's
             # table of held locks, so the held-table view stays as it was.
             self._recompute()
         self.retime(obj)
+
+    def _now_behind(self, a: Attempt) -> bool:
+        """Whether another waiter on ``a``'s lock now waits behind ``a``, just marked its lock's
+        pending waiter or queue head (``_graph.edges``: every waiter but the taken and the
+        leaving waits behind the pending waiter; all of those but the pending waiter, behind the
+        head)."""
+        pending = self.pending[a.lock]
+        for b in self.on_lock[a.lock]:
+            if b is not a and not b.taken and not b.left and (pending is a or b is not pending):
+                return True
+        return False
 
     def _unqueue(self, a: Attempt) -> None:
         """``a`` is no longer its lock's marked pending waiter or queue head (it took the lock,
