@@ -144,7 +144,6 @@ class Attempt:
         return max(0, self.ctx.machine.jumped - self.quiet_jumped - (self.paused_ns(now) - self.quiet_paused))
 
     def out_ns(self, now: int) -> int:
-        """The lock's own time since its way out began (``leave``; see ``quiet_ns``), or -1."""
-        if self.out_jumped < 0:
-            return -1
+        """The lock's own time since its way out began (``leave``, which must have been called:
+        ``out_jumped >= 0``; see ``quiet_ns``)."""
         return max(0, self.ctx.machine.jumped - self.out_jumped - (self.paused_ns(now) - self.out_paused))

@@ -31,7 +31,7 @@ from lockfuzz import (
 from lockfuzz._engine._events import ACQUIRE, ACQUIRED, IRQ_ENTER, IRQ_EXIT
 from lockfuzz._engine._machine import CHECKPOINT, START
 from lockfuzz._model._target import resolve_target
-from lockfuzz._trio._driver import TrioEngine, driver_of, make_engine, run_trio
+from lockfuzz._trio._driver import TrioEngine, _Stopped, driver_of, make_engine, run_trio
 from lockfuzz._trio._internals import UnsupportedTrio, steer_run_queue
 from lockfuzz.strategies import programs_for
 from lockfuzz.targets.mutants import trio_mutants
@@ -472,6 +472,60 @@ def test_a_run_stopped_beside_condition_waiters_leaves_the_host_serving():
         assert "release failed" in r.violation.message
     assert _host() is host and not host.retired
     assert run_trio(TrioLock, program, RandomWalk(0)).violation is None
+
+
+class _CleansUpOnTheWayOut(Target):
+    """cpu0 takes the lock (a cell) and its release raises, which stops the run while cpu1 sleeps
+    in trio inside ``acquire``. cpu1's ``finally`` then checkpoints (trio answers: cancelled) and
+    stores to the cell (a lockfuzz request: refused, the run is over); ``stubborn``, it swallows
+    every refusal and asks again."""
+
+    driver = "trio"
+    capabilities = lockfuzz.Capabilities(timeouts=lockfuzz.Timeouts(per_call=True))
+    stubborn = False
+    seen: list[str] = []
+
+    def __init__(self, machine):  # type: ignore[no-untyped-def]
+        super().__init__(machine)
+        self.word = machine.cell("L0")
+
+    async def acquire(self, ctx, lock, budget_ns):  # type: ignore[no-untyped-def]
+        if ctx.cpu == 0:
+            await self.word.store(1)
+            return lockfuzz.Status.OK
+        try:
+            await trio.sleep(1)
+        finally:
+            try:
+                await trio.sleep(0)
+            except trio.Cancelled:
+                self.seen.append("cancelled")
+            self.seen.append("finally")
+            while self.stubborn:
+                try:
+                    await self.word.store(0)
+                except _Stopped:  # the stubborn target under test swallows the stop
+                    self.seen.append("refused")
+            await self.word.store(0)
+        return lockfuzz.Status.OK  # pragma: no cover - the run stops first
+
+    async def release(self, ctx, lock):  # type: ignore[no-untyped-def]
+        raise ValueError("release failed")
+
+
+@pytest.mark.parametrize("stubborn", [False, True])
+def test_a_stopped_run_unwinds_its_targets_as_trio_would(stubborn):
+    # The stopped task's finally runs: its checkpoint is answered by trio (cancelled), its cell
+    # request refused. A target that swallows the refusals is closed after _UNWIND_REQUESTS.
+    from lockfuzz._trio._driver import _UNWIND_REQUESTS, _host
+
+    cls = type("Cleans", (_CleansUpOnTheWayOut,), {"stubborn": stubborn, "seen": []})
+    program = Program(cpus=_cpus((Lock(0), Work(10), Unlock(0)), (Work(5), Lock(0), Unlock(0))), n_locks=1)
+    r = run_trio(cls, program, [])
+    assert r.violation is not None and "release failed" in r.violation.message
+    assert cls.seen[:2] == ["cancelled", "finally"]
+    assert cls.seen.count("refused") == (_UNWIND_REQUESTS if stubborn else 0)
+    assert not _host().retired and run_trio(TrioLock, program, []).violation is None
 
 
 class _CtrlCLock(TrioLock):
