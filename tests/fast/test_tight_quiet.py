@@ -124,7 +124,7 @@ class RqToldSleepsOnItsWayOut(RqSpinlock):
     "variant, program, waiter, how",
     [
         (RqSleepsOnItsWayOut, HEAD_AFTER_PROGRESS, "cpu3.task", "found its timeout on L0 expired"),
-        (RqToldSleepsOnItsWayOut, TOLD_TO_LEAVE, "cpu4.task", "was told to leave at"),
+        (RqToldSleepsOnItsWayOut, TOLD_TO_LEAVE, "cpu4.task", "was told to leave L0 at"),
         (TasSleepsOnItsWayOut, TAS_QUIET, "cpu1.task", "found its timeout on L0 expired"),
     ],
     ids=["rqspinlock-head", "rqspinlock-told", "resilient_tas"],
