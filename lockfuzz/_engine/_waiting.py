@@ -152,10 +152,15 @@ class Waiting:
             return
         if not heap:
             self._hang()
+        self._jump_to(deadline)
+        self._expire()
+
+    def _jump_to(self, deadline: int) -> None:
+        """No context can run: move the clock to ``deadline`` (if it is ahead), count the jump as
+        the lock's own time (``Machine.jumped``) and log it. Both drivers jump only through here."""
         machine = self.machine
         if deadline > machine.now:
-            machine.jumped += deadline - machine.now  # the lock's own time (``Machine.jumped``)
+            machine.jumped += deadline - machine.now
             machine.now = deadline
             self.log(None, CLOCK, 0, deadline)
-        self._expire()
 

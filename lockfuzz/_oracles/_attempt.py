@@ -43,7 +43,7 @@ class Attempt:
     # Its way out, from its ``EXPIRED`` or ``TOLD`` mark: when (-1: none), and ``Machine.jumped``
     # and ``paused_ns`` then.
     out_at = -1
-    out_jumped = -1
+    out_jumped = 0
     out_paused = 0
     free_total = 0  # ns of its budget while it slept on a free lock nobody else was taking
     free_since: int | None = None
@@ -95,7 +95,7 @@ class Attempt:
                 ns = timeouts.head_min_ns  # re-armed as queue head (the kernel's RES_RESET_TIMEOUT)
             else:
                 ns = timeouts.min_ns
-            self.armed, self.armed_ns, self.expired, self.out_at, self.out_jumped = now, ns, -1, -1, -1
+            self.armed, self.armed_ns, self.expired, self.out_at = now, ns, -1, -1
             ctx.expiry = now + ns
             ctx.late = 0
             ctx.looked = -1
@@ -137,13 +137,17 @@ class Attempt:
         return self.free_total + (max(0, end - since) if since is not None else 0)
 
     def quiet_ns(self, now: int) -> int:
-        """The lock's own time since it last made progress (``Machine.jumped``: time that passed
-        while no context could run, not in steps), less the time it could not make progress
-        for a handler. (The handler time is virtual time, steps included: subtracting it can
-        only count less, never more.)"""
-        return max(0, self.ctx.machine.jumped - self.quiet_jumped - (self.paused_ns(now) - self.quiet_paused))
+        """The lock's own time since it last made progress (``_own_since``)."""
+        return self._own_since(self.quiet_jumped, self.quiet_paused, now)
 
     def out_ns(self, now: int) -> int:
         """The lock's own time since its way out began (``leave``, which must have been called:
-        ``out_jumped >= 0``; see ``quiet_ns``)."""
-        return max(0, self.ctx.machine.jumped - self.out_jumped - (self.paused_ns(now) - self.out_paused))
+        ``out_at >= 0``; ``_own_since``)."""
+        return self._own_since(self.out_jumped, self.out_paused, now)
+
+    def _own_since(self, jumped: int, paused: int, now: int) -> int:
+        """The lock's own time since ``Machine.jumped`` and ``paused_ns`` read ``jumped`` and
+        ``paused``: time that passed while no context could run (not in steps), less the time it
+        could not make progress for a handler. (The handler time is virtual time, steps
+        included: subtracting it can only count less, never more.)"""
+        return max(0, self.ctx.machine.jumped - jumped - (self.paused_ns(now) - paused))

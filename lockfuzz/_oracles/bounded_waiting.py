@@ -67,7 +67,7 @@ class BoundedWaiting(Oracle):
                     contexts=(a.ctx.name,), locks=(a.lock,), time_ns=now, event_index=index,
                     details={"waited_ns": waited},
                 )
-            if t.way_out_ns is not None and a.out_jumped >= 0:
+            if t.way_out_ns is not None and a.out_at >= 0:
                 out = a.out_ns(now)
                 if out > t.way_out_ns:
                     how = "found its timeout on L{} expired" if a.expired >= 0 else "was told to leave L{}"

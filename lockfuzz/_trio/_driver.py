@@ -97,7 +97,7 @@ import trio
 from . import _internals
 from .._engine._run import Context, DecisionSource, Engine, RunResult, Settings, run_on
 from .._model._errors import InvalidArgument, Violation
-from .._engine._events import CANCEL, CLOCK
+from .._engine._events import CANCEL
 from .._engine._interpreter import CANCELLED, acquire_call, release_call
 from .._engine._machine import CHECKPOINT, MEMORY_OPS, SLEEP, WAIT, WAIT_CELLS
 from .._oracles.hang import hang_violation
@@ -561,8 +561,9 @@ class TrioEngine(Engine):
         moved = False
         expired = self._t_trio_jump  # the clock just jumped to a trio deadline: it has expired
         woken: list[Context] = []
-        clocked: list[Context] = []  # woken with a marked clock armed (after the loop: a mark may raise)
-        hooked: list[Context] = []  # on a timed deadlock cycle, and began or ended a wait in trio
+        # Began or ended a wait in trio with a marked clock armed or on a timed deadlock cycle:
+        # seen to after the loop (a mark may raise; a cycle's clock reads every member's state).
+        changed: list[Context] = []
         for stack in self.stacks:
             for c in stack:
                 was = c.blocked
@@ -572,27 +573,26 @@ class TrioEngine(Engine):
                 c.blocked = c.index not in queued or c.spinning
                 if waited and not c.blocked:
                     self.changes += 1  # woken by trio (an Event set, a lock handed over): progress
-                    if c.expiry is not None:
-                        clocked.append(c)
                     if expired and c.pending is _TRIO_STEP:
                         woken.append(c)
                     c.deadline = None  # its wait in trio is over (``_trio_wait_deadline``)
-                    if c.wait_hook is not None:
-                        hooked.append(c)
+                    if c.expiry is not None or c.wait_hook is not None:
+                        changed.append(c)
                 elif c.blocked and not was:
                     c.slept = self.machine.now  # began a wait in trio (``_woken_in_trio``)
                     if c.wait_hook is not None:
-                        hooked.append(c)
+                        changed.append(c)
                 moved = moved or was != c.blocked
         if expired:
             self._t_trio_jump = False
             for c in woken:
                 self._deadline_passed(c)
-        for c in clocked:
-            self._woken_in_trio(c)
-        for c in hooked:
+        for c in changed:
+            if not c.blocked and c.expiry is not None:  # woken
+                self._woken_in_trio(c)
+        for c in changed:
             if c.wait_hook is not None:
-                c.wait_hook(c)  # after the loop: the cycle's clock reads every member's state
+                c.wait_hook(c)
         if moved and self.truth.attempts:
             self.truth.retime()  # who sleeps changed: the free clocks of waiting depend on it
         runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
@@ -812,10 +812,7 @@ class TrioEngine(Engine):
         if ours is None and theirs is None:
             raise hang_violation(self)
         target = min(d for d in (ours, theirs) if d is not None)
-        if target > self.machine.now:
-            self.machine.jumped += target - self.machine.now  # the lock's own time (``Machine.jumped``)
-            self.machine.now = target
-            self.log(None, CLOCK, 0, target)
+        self._jump_to(target)
         self._t_trio_jump = target == theirs
         self._expire()
 
@@ -1018,10 +1015,7 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
                     value = _internals.shielded_checkpoint_answer()  # trio's, without the pass
                     continue
                 if (ctx.expiry is not None or engine._t_timed) and not _is_shielded(msg):
-                    if engine._t_timed:
-                        _trio_wait_deadline(ctx)  # can a deadline end this wait, and when?
-                    else:  # only whether one can (``_woken_in_trio``)
-                        ctx.shielded = trio.current_effective_deadline() == math.inf
+                    _trio_wait_deadline(ctx, engine._t_timed)  # can a deadline end this wait, and when?
                 foreign = _FOREIGN.get(getattr(getattr(msg, "abort_func", None), "__module__", None))
                 if foreign is not None and not engine._t_stopped:
                     # A wait that only real time ends (a thread, the OS): refused where it begins,
@@ -1038,15 +1032,18 @@ def _pump(engine: TrioEngine, ctx: Context) -> Generator[Any, Any, None]:
         raise
 
 
-def _trio_wait_deadline(ctx: Context) -> None:
+def _trio_wait_deadline(ctx: Context, to_ns: bool) -> None:
     """``ctx``'s task is about to wait in trio (it is running: trio's public
     ``current_effective_deadline`` answers for it): note whether a deadline can end the wait
-    (``shielded``: none can, ``TrioEngine._woken_in_trio``) and, if one can, the first
+    (``shielded``: none can, ``TrioEngine._woken_in_trio``) and, with ``to_ns``, when: the first
     nanosecond at which trio's clock (ns / 1e9) reaches it (``deadline``, as for the engine's own
     timed waits: a deadlock cycle's clock, ``edeadlk_complete``, runs while a checker sleeps in
-    a timed wait, up to the first deadline of a member). Cleared when the wait ends (``_decide``)."""
+    a timed wait, up to the first deadline of a member; only a target that claims detection
+    needs it). Cleared when the wait ends (``_decide``)."""
     d = trio.current_effective_deadline()
     ctx.shielded = d == math.inf
+    if not to_ns:
+        return
     if d == math.inf or d == -math.inf:  # no deadline; or cancelled already: the wait ends at once
         ctx.deadline = None
         return
