@@ -54,6 +54,7 @@ the mainline code it follows; NMIs take the Q2 fallback instead.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable, Literal
 
 from lockfuzz import Capabilities, Context, Detection, InvalidArgument, Machine, Mark, Status, Target, Timeouts
@@ -70,6 +71,9 @@ Q_MAX_NODES = 4
 PENDING_LOOPS = 1
 
 
+# Cached: every run makes a target, and building and checking the promise took longer than
+# the rest of the constructor (Capabilities is frozen, so one value serves every run).
+@lru_cache(maxsize=64)
 def capabilities_for(poll_interval: int = 1, step_ns: int = 1) -> Capabilities:
     """What rqspinlock promises with this poll interval and step duration.
 

@@ -218,19 +218,25 @@ class Engine(Waiting, Spinning):
             self.capabilities = getattr(self.target, "capabilities", None) or self.target_cls.capabilities
             self._check_modes()
             self.truth.start()
-            for oracle in self.oracles:
+            oracles = self.oracles
+            for oracle in oracles:
                 oracle.start(self)
-            for oracle in self.oracles:
-                for kind in oracle.kinds:
+            acquired, dispatch = self._acquired, self._dispatch
+            for oracle in oracles:
+                kinds = oracle.kinds  # as narrowed by ``start``: often none for this target
+                if not kinds:
+                    continue
+                observe = oracle.observe
+                for kind in kinds:
                     if kind == ACQUIRED:
                         wanted = getattr(oracle, "statuses", None)
-                        for status, observers in self._acquired.items():
-                            if wanted is None or status in wanted:
-                                observers.append(oracle.observe)
-                    elif self._dispatch[kind]:
-                        self._dispatch[kind].append(oracle.observe)
+                        for status in _STATUS_CODES if wanted is None else wanted:
+                            if status in acquired:  # a status no acquisition returns is never seen
+                                acquired[status].append(observe)
+                    elif dispatch[kind]:
+                        dispatch[kind].append(observe)
                     else:
-                        self._dispatch[kind] = [oracle.observe]
+                        dispatch[kind] = [observe]
             for cpu, cp in enumerate(self.program.cpus):
                 self._push(self._new_context(cpu, Level.TASK, -1, cp.task))
             self._loop()
@@ -254,7 +260,9 @@ class Engine(Waiting, Spinning):
         )
         features: dict[str, Any] = {}
         for oracle in self.oracles:
-            features.update(getattr(oracle, "features", None) or {})
+            more = getattr(oracle, "features", None)
+            if more:
+                features.update(more)
         return RunResult(trace, violation, self.decisions, self.branching, self.steps, self.machine.now, features)
 
     def _make_target(self) -> Any:

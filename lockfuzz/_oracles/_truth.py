@@ -62,6 +62,7 @@ class GroundTruth:
         self._table_view = self._fallback = self._backoff = False
         self._fifo_doorway: int | None = None
         self._window = False  # free time counts only within the budget (per-call timeouts)
+        self.timed = True  # the clocks of waiting are kept (``start``: where timeouts are declared)
         # What the target marked (``Mark``): the pending waiter and the queue head of each lock.
         self.marked = False
         self.pending: list[Attempt | None] = [None] * n
@@ -75,6 +76,11 @@ class GroundTruth:
         fair = caps.fairness
         self._fifo_doorway = fair.doorway_steps if fair is not None and fair.overtakes == 0 else None
         self._window = caps.timeouts is not None and caps.timeouts.per_call
+        # The clocks of waiting (stall, free, quiet) are read only by the oracles that judge
+        # timeouts (etimedout, bounded-waiting), and only where the target declares timeouts: a
+        # lock that declares none has every ETIMEDOUT reported without them. So a target without
+        # timeouts keeps no clocks (``retime`` and ``_progress`` cost nothing there).
+        self.timed = caps.timeouts is not None
         self.sharing = getattr(caps, "sharing", None)
         if self.sharing is not None:
             given = self.engine.program.capacities
@@ -213,16 +219,41 @@ class GroundTruth:
             h = self.releaser[obj]
         # It waits for the holder or releaser, for earlier arrivals on a FIFO lock, and behind the
         # marked pending waiter and queue head (waiting themselves): a cycle may close through any.
-        if (
-            self.cycles or a.ahead or (h is not None and (h.index in self.attempts or not h.top))
-            or self.pending[obj] is not None or self.head[obj] is not None
-        ):
+        if self.cycles:
             self._recompute()
-        elif self.sharing is not None and (a.writers_ahead or self.sharers[obj] or self.shared_releasing[obj]):
+        elif self.sharing is not None:
+            if (
+                a.ahead or (h is not None and (h.index in self.attempts or not h.top))
+                or self.pending[obj] is not None or self.head[obj] is not None
+                or a.writers_ahead or self.sharers[obj] or self.shared_releasing[obj]
+            ):
+                self._recompute()
+        elif (
+            a.ahead or (h is not None and (h.index in self.attempts or not h.top))
+            or self.pending[obj] is not None or self.head[obj] is not None
+        ) and self._waited_for(ctx):
             self._recompute()
         if self._table_view:
             self._mark_table_view()
-        self.retime(obj)
+        if self.timed:
+            self.retime(obj)
+
+    def _waited_for(self, ctx: Context) -> bool:
+        """May some context wait for ``ctx`` (an exclusive lock's ground truth, ``_graph.edges``)?
+        With no cycle before an ACQUIRE, a cycle after it must pass through the new waiter: it
+        must have an edge in. Into a context that has just begun an attempt, edges come only
+        from the contexts below it on its CPU (it is a handler) and from the waiters on a lock
+        it holds or is releasing (a later arrival's FIFO edge, a marked queue position, come
+        later, with events that recompute). With none of those no cycle can have closed, and
+        the graph is not recomputed: most contended ACQUIREs."""
+        stack = self.engine.stacks[ctx.cpu]
+        if stack and stack[0] is not ctx:
+            return True
+        on_lock, releaser = self.on_lock, self.releaser
+        for k, h in enumerate(self.holder):
+            if (h is ctx or releaser[k] is ctx) and on_lock[k]:
+                return True
+        return False
 
     def _on_acquired(self, index: int, ctx: Context, obj: int, value: int) -> None:
         now = self.engine.machine.now
@@ -259,7 +290,8 @@ class GroundTruth:
             self._recompute()
         if self._table_view:
             self._mark_table_view()
-        self.retime(obj)
+        if self.timed:
+            self.retime(obj)
 
     def _on_release(self, index: int, ctx: Context, obj: int, value: int) -> None:
         if value:  # a shared release (``SHARED_RELEASE``)
@@ -285,7 +317,8 @@ class GroundTruth:
                 b.contended = True
         if self.cycles:
             self._recompute()
-        self.retime(obj)
+        if self.timed:
+            self.retime(obj)
 
     def _on_released(self, index: int, ctx: Context, obj: int, value: int) -> None:
         # The lock leaves the CPU's table only now that the release returned: the kernel's
@@ -302,7 +335,8 @@ class GroundTruth:
             self._recompute()
         if self._table_view:
             self._mark_table_view()
-        self.retime(obj)
+        if self.timed:
+            self.retime(obj)
 
     def _on_mark(self, index: int, ctx: Context, obj: int, value: int) -> None:
         """The target marked a step of ``ctx``'s attempt on lock ``obj`` (``Mark``)."""
@@ -336,7 +370,8 @@ class GroundTruth:
             # (``_graph.edges``), and a place given up removes edges. No mark changes a CPU's
             # table of held locks, so the held-table view stays as it was.
             self._recompute()
-        self.retime(obj)
+        if self.timed:
+            self.retime(obj)
 
     def _now_behind(self, a: Attempt) -> bool:
         """Whether another waiter on ``a``'s lock now waits behind ``a``, just marked its lock's
@@ -362,7 +397,8 @@ class GroundTruth:
         changed, so the cycles and the stall clocks may have."""
         if self.cycles:
             self._recompute()
-        self.retime()
+        if self.timed:
+            self.retime()
 
     # -- the clocks of waiting: stalled by a handler, asleep on a free lock -------------------------
     def retime(self, lock: int | None = None) -> None:
@@ -509,6 +545,9 @@ class GroundTruth:
             a.free_since = None
 
     def _progress(self, lock: int, now: int) -> None:
+        """The lock made progress: the quiet clocks of its waiters restart (``Attempt.quiet_ns``)."""
+        if not self.timed:
+            return
         jumped = self.engine.machine.jumped
         for b in self.on_lock[lock]:
             b.quiet_from = now

@@ -10,6 +10,7 @@ when it is stalled and its free clock exactly when the lock is free for it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -82,9 +83,18 @@ CASES = [
 ]  # fmt: skip
 
 
+def timed(cls: Any) -> Any:
+    """``cls``, declaring (where it declares none) timeouts it never reaches: the ground truth
+    keeps the clocks of waiting only for a target that declares timeouts (``GroundTruth.timed``)."""
+    if cls.capabilities.timeouts is not None:
+        return cls
+    never = lockfuzz.Timeouts(per_call=False, min_ns=10**15, max_quiet_ns=10**15)
+    return type(cls.__name__, (cls,), {"capabilities": dataclasses.replace(cls.capabilities, timeouts=never)})
+
+
 @pytest.mark.parametrize("engine_cls,name", CASES)
 def test_the_clocks_run_exactly_when_their_definition_says(engine_cls: Any, name: str, checked_retime: list[int]):
-    cls = resolve_target(name)
+    cls = timed(resolve_target(name))
 
     @settings(max_examples=25, database=None, derandomize=True)
     @given(program=programs_for(cls, max_cpus=3, max_handlers=1), seed=st.integers(0, 2**32 - 1))
@@ -97,3 +107,24 @@ def test_the_clocks_run_exactly_when_their_definition_says(engine_cls: Any, name
 
     check()
     assert checked_retime[0] > 100  # the runs had attempts whose clocks were checked
+
+
+@pytest.mark.parametrize("engine_cls,name", [(Engine, "ticket"), (Engine, "lost_handoff"), (TrioEngine, "trio_forgotten_handoff")])
+def test_a_target_without_timeouts_keeps_no_clocks(engine_cls: Any, name: str, checked_retime: list[int]):
+    """Only the timeout oracles read the clocks, and a target that declares no timeouts has any
+    ETIMEDOUT reported without them: its runs never retime, with contention and all."""
+    cls = resolve_target(name)
+    assert cls.capabilities.timeouts is None
+    for seed in range(40):
+        program = lockfuzz.Program(
+            cpus=tuple(lockfuzz.CpuProgram(task=(lockfuzz.Lock(0), lockfuzz.Work(5), lockfuzz.Unlock(0))) for _ in range(3)),
+            n_locks=1,
+        )
+        engine = engine_cls(cls, program, RandomWalk(seed))
+        engine.run()
+        assert not engine.truth.timed
+    assert checked_retime[0] == 0  # three CPUs on one lock: attempts waited, and nothing retimed
+    # The same lock, declaring timeouts, keeps them (the clock test above checks them).
+    engine = engine_cls(timed(cls), program, RandomWalk(0))
+    engine.run()
+    assert engine.truth.timed and checked_retime[0] > 0
