@@ -109,17 +109,18 @@ def test_the_clocks_run_exactly_when_their_definition_says(engine_cls: Any, name
     assert checked_retime[0] > 100  # the runs had attempts whose clocks were checked
 
 
-@pytest.mark.parametrize("engine_cls,name", [(Engine, "ticket"), (Engine, "lost_handoff"), (TrioEngine, "trio_forgotten_handoff")])
+UNTIMED = [(Engine, "ticket"), (Engine, "lost_handoff"), (TrioEngine, "trio_forgotten_handoff")]
+
+
+@pytest.mark.parametrize("engine_cls,name", UNTIMED)
 def test_a_target_without_timeouts_keeps_no_clocks(engine_cls: Any, name: str, checked_retime: list[int]):
     """Only the timeout oracles read the clocks, and a target that declares no timeouts has any
     ETIMEDOUT reported without them: its runs never retime, with contention and all."""
     cls = resolve_target(name)
     assert cls.capabilities.timeouts is None
+    line = lockfuzz.CpuProgram(task=(lockfuzz.Lock(0), lockfuzz.Work(5), lockfuzz.Unlock(0)))
+    program = lockfuzz.Program(cpus=(line, line, line), n_locks=1)
     for seed in range(40):
-        program = lockfuzz.Program(
-            cpus=tuple(lockfuzz.CpuProgram(task=(lockfuzz.Lock(0), lockfuzz.Work(5), lockfuzz.Unlock(0))) for _ in range(3)),
-            n_locks=1,
-        )
         engine = engine_cls(cls, program, RandomWalk(seed))
         engine.run()
         assert not engine.truth.timed
