@@ -9,6 +9,7 @@ OK (the final-state oracle) or as a hang. Then the target's own ``check()`` runs
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .._model._errors import InvalidArgument, Violation
@@ -28,19 +29,10 @@ def final_check(engine: Engine) -> None:
     """A fresh context takes every lock at once; then the target's own invariants."""
     engine.phase = "final"
     engine.log(None, FINAL, 0, 0)
-    budget = engine.settings.final_budget_ns
     sharing = getattr(engine.capabilities, "sharing", None)
     modes = sharing.modes if sharing is not None else ("exclusive",)
-    ops: tuple[Any, ...] = ()
-    # Every lock exclusively, then (a lock with shared holders) every lock shared: a reader
-    # left counted, a permit not given back, shows in the mode it breaks.
-    for shared in (False, True):
-        if ("shared" if shared else "exclusive") not in modes:
-            continue
-        ops += tuple(Lock(i, budget, shared=shared) for i in range(engine.program.n_locks)) + tuple(
-            Unlock(i) for i in reversed(range(engine.program.n_locks))
-        )
-    engine._push(engine._new_context(0, Level.TASK, -1, ops, OnError()))
+    ops = _final_ops(engine.program.n_locks, engine.settings.final_budget_ns, tuple(modes))
+    engine._push(engine._new_context(0, Level.TASK, -1, ops, _NO_RETRY))
     engine.cur = None
     engine.run_len = 0
     engine._loop()
@@ -55,6 +47,25 @@ def final_check(engine: Engine) -> None:
         raise Violation("target-fault", f"raised-{name}", f"check() raised {name}: {exc}") from exc
     if problems:
         raise Violation("final-state", "invariant", "after every program unwound: " + "; ".join(map(str, problems)))
+
+
+#: The final context stops at its first error (no retry).
+_NO_RETRY = OnError()
+
+
+@lru_cache(maxsize=256)
+def _final_ops(n_locks: int, budget: int, modes: tuple[str, ...]) -> tuple[Any, ...]:
+    """The final context's line: every lock exclusively, then (a lock with shared holders) every
+    lock shared, so that a reader left counted, a permit not given back, shows in the mode it
+    breaks. Cached: every run ends with it, and operations are frozen values."""
+    ops: tuple[Any, ...] = ()
+    for shared in (False, True):
+        if ("shared" if shared else "exclusive") not in modes:
+            continue
+        ops += tuple(Lock(i, budget, shared=shared) for i in range(n_locks)) + tuple(
+            Unlock(i) for i in reversed(range(n_locks))
+        )
+    return ops
 
 
 def no_yield(where: str, exc: BaseException) -> Violation:
