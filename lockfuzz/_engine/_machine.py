@@ -22,7 +22,7 @@ from .._model._errors import InvalidArgument
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from ._run import Context
 
-__all__ = ["Cell", "Machine", "OP_NAMES", "Watch"]
+__all__ = ["Cell", "Machine", "OP_NAMES"]
 
 # Request codes. Memory operations come first so that the engine can index ``_MEMORY_OPS``.
 LOAD, STORE, CMPXCHG, XCHG, FETCH_ADD, FETCH_OR, FETCH_AND, STORE_FIELD, XCHG_FIELD = range(9)
@@ -45,14 +45,17 @@ class Cell:
     Values are unsigned integers of ``width`` bits; arithmetic wraps, as on hardware.
     """
 
-    __slots__ = ("index", "mask", "name", "value", "waiters")
+    __slots__ = ("index", "mask", "name", "value", "waiters", "watches")
 
     def __init__(self, index: int, name: str, value: int, width: int) -> None:
         self.index = index
         self.name = name
         self.mask = (1 << width) - 1
         self.value = value & self.mask
-        self.waiters: list[Context | Watch] = []  # contexts waiting on it, and watches of it
+        self.waiters: list[Context] = []  # the contexts waiting on it
+        #: The cells that count its changes (``Machine.watch``): bumped, in this order, before its
+        #: waiters are woken, on every change of its value.
+        self.watches: list[Cell] = []
 
     def __repr__(self) -> str:
         return f"<Cell {self.name}={self.value:#x}>"
@@ -112,15 +115,6 @@ class Cell:
         cells, use ``Machine.wait_until``.
         """
         return (yield (WAIT, self, predicate, deadline_ns))
-
-
-class Watch:
-    """Sits in a watched cell's ``waiters``: the engine bumps ``derived`` on each change there."""
-
-    __slots__ = ("derived",)
-
-    def __init__(self, derived: Cell) -> None:
-        self.derived = derived
 
 
 def _load(cell: Cell, a: Any, b: Any) -> int:
@@ -288,9 +282,8 @@ class Machine:
     def extend_watch(self, derived: Cell, cells: Sequence[Cell]) -> None:
         """Count the changes of ``cells`` too in ``derived`` (a cell ``watch`` returned): for
         state made as a run needs it (rqspinlock's held-table entries)."""
-        watch = Watch(derived)
         for c in cells:
-            c.waiters.append(watch)
+            c.watches.append(derived)
 
     def per_cpu(self, factory: Callable[[int], Any]) -> list[Any]:
         """``[factory(cpu) for cpu in range(n_cpus)]``: per-CPU state, shared by the contexts of

@@ -415,10 +415,15 @@ class Engine(Waiting, Spinning):
                     old = cell.value
                     res = ops[op](cell, req[2], req[3])
                     append((now, cur.index, op, cell.index, cell.value if res is None else res))
-                    if cell.value != old:  # a change: wake waiters, bump watches
+                    if cell.value != old:  # a change: bump watches, wake waiters (``_wake``, inlined)
                         self.changes += 1
+                        if cell.watches:
+                            for derived in cell.watches:
+                                derived.value = (derived.value + 1) & derived.mask
+                                if derived.waiters or derived.watches:
+                                    self._wake(derived)
                         if cell.waiters:
-                            self._wake(cell)
+                            self._wake_waiters(cell)
                         if cur.reads:
                             cur.reads = []
                             cur.last = {}

@@ -17,7 +17,7 @@ import heapq
 from typing import TYPE_CHECKING, Any, Callable
 
 from ._events import CLOCK
-from ._machine import WAIT_CELLS, Cell, Watch
+from ._machine import WAIT_CELLS, Cell
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from .._oracles._truth import GroundTruth
@@ -111,16 +111,21 @@ class Waiting:
             truth.retime(a.lock)
 
     def _wake(self, cell: Cell) -> None:
-        """``cell`` changed value: bump its watches, wake the waiters whose condition now holds."""
+        """``cell`` changed value: bump its watches (each bump a change of the watch, which
+        wakes its own waiters), then wake the waiters whose condition now holds."""
+        for derived in cell.watches:
+            derived.value = (derived.value + 1) & derived.mask
+            if derived.waiters or derived.watches:
+                self._wake(derived)
+        if cell.waiters:
+            self._wake_waiters(cell)
+
+    def _wake_waiters(self, cell: Cell) -> None:
+        """``_wake`` without the watches: the waiters of ``cell`` whose condition now holds."""
         value = cell.value
         woken: list[Context] = []
         for w in cell.waiters:
-            if isinstance(w, Watch):
-                derived = w.derived
-                derived.value = (derived.value + 1) & derived.mask
-                if derived.waiters:
-                    self._wake(derived)
-            elif w.spinning:
+            if w.spinning:
                 if value != w.seen[cell.index]:
                     woken.append(w)
             elif w.watching:

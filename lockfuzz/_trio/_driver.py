@@ -723,7 +723,7 @@ class TrioEngine(Engine):
             append((now, cur.index, op, cell.index, cell.value if res is None else res))
             if cell.value != old:  # a change: wake waiters, bump watches
                 self.changes += 1
-                if cell.waiters:
+                if cell.waiters or cell.watches:
                     self._wake(cell)
                 if cur.reads:
                     cur.reads = []
