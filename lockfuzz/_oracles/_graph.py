@@ -28,7 +28,7 @@ class Cycle:
 
     def __init__(self, members: list[Context], truth: GroundTruth) -> None:
         self.members = members
-        self.key = tuple(sorted(c.index for c in members))
+        self.key = tuple(c.index for c in members)  # ``_cycles`` sorts the members by index
         cpus = {c.cpu for c in members}
         if len(cpus) == 1:
             self.cls = "AA"

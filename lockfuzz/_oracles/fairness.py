@@ -22,9 +22,15 @@ class FairnessOracle(Oracle):
     kinds: tuple[int, ...] = (ACQUIRE, ACQUIRED)
 
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
-        self.fairness = engine.capabilities.fairness
-        if self.fairness is None:
+        self.fairness = f = engine.capabilities.fairness
+        # A FIFO lock over exclusive modes: the ground truth already keeps, per attempt, the
+        # attempts that were past their doorway when it began (``Attempt.ahead``, the same
+        # rule), so the oracle reads that and needs no ACQUIRE of its own.
+        self.from_truth = f is not None and f.overtakes == 0 and getattr(engine.capabilities, "sharing", None) is None
+        if f is None:
             self.kinds = ()
+        elif self.from_truth:
+            self.kinds = (ACQUIRED,)
         self.ahead: dict[Attempt, list[Attempt]] = {}
         self.overtaken: dict[Attempt, int] = {}
 
@@ -39,7 +45,7 @@ class FairnessOracle(Oracle):
             self.ahead[a] = [b for b in truth.on_lock[obj] if b is not a and b.ctx.steps - b.start_steps >= door]
         elif kind == ACQUIRED:
             a = truth.returned
-            ahead = self.ahead.pop(a, [])
+            ahead = a.ahead if self.from_truth else self.ahead.pop(a, [])
             self.overtaken.pop(a, None)
             if value != Status.OK:
                 return
