@@ -186,7 +186,9 @@ def _cycles(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle
 
     Nodes from which no cycle can be reached are peeled off first (a node all of whose
     successors are peeled is peeled too), so the usual graph, a few chains, costs a few dict
-    operations and Tarjan runs only on what is left.
+    operations and Tarjan runs only on what is left; where each node left has one successor (the
+    commonest graph that has a cycle: an interrupt's AA, a simple ABBA), following successors
+    finds the same cycles in the same order for less (``_functional_cycles``).
     """
     live = {v: [w for w in ws if w in out] for v, ws in out.items()}
     peeled = True
@@ -201,7 +203,14 @@ def _cycles(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle
                 peeled = True
     if not live:
         return []
-    out = live
+    if all(len(ws) == 1 for ws in live.values()):
+        return _functional_cycles(live, truth)
+    return _tarjan(live, truth)
+
+
+def _tarjan(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle]:
+    """The strongly connected components of ``out`` with a cycle, by Tarjan's algorithm, from the
+    nodes in index order."""
     index: dict[Context, int] = {}
     low: dict[Context, int] = {}
     stack: list[Context] = []
@@ -236,4 +245,26 @@ def _cycles(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle
     for v in sorted(out, key=lambda c: c.index):
         if v not in index:
             visit(v)
+    return found
+
+
+def _functional_cycles(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle]:
+    """``_cycles`` where every node has one successor (most wait-for graphs: a waiter waits for one
+    holder, an interrupted context for the handler above it): follow the successors from each node
+    in index order, and a walk that comes back onto itself closed a cycle. The cycles come out in
+    the order Tarjan's algorithm above finds them from the same start nodes."""
+    seen: set[Context] = set()
+    found: list[Cycle] = []
+    for v in sorted(out, key=lambda c: c.index):
+        if v in seen:
+            continue
+        path: list[Context] = []
+        while v not in seen:
+            seen.add(v)
+            path.append(v)
+            v = out[v][0]
+        if v in path:  # the walk met itself: the rest of the path from there is a cycle
+            comp = path[path.index(v):]
+            comp.sort(key=lambda c: c.index)
+            found.append(Cycle(comp, truth))
     return found
