@@ -573,6 +573,8 @@ class GroundTruth:
             if a.table_view:
                 continue
             mine = table[a.ctx.cpu]
+            if len(mine) < 2:
+                continue  # nothing below its top entry: neither test below can hold
             below = mine[:-1]
             if a.lock in below:
                 a.table_view = True

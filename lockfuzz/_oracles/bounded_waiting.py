@@ -14,8 +14,10 @@
   it first reads a time past the end (``Context.now``): ``late``.
 
 Time during which the waiter's CPU ran a handler above it is not counted: a waiter cannot time
-out while it is not running. Checked at every event and clock jump, so an overrun is reported
-where it happens, not only when (or if) the acquisition returns.
+out while it is not running. Checked where it can first happen, so an overrun is reported where
+it happens, not only when (or if) the acquisition returns: a per-call budget at every return and
+clock jump; quiet time and the way out, which are the lock's own time, at every clock jump (the
+only events where they grow: between two jumps the handler time they subtract can only grow).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class BoundedWaiting(Oracle):
             self.kinds = ()  # nothing promised: ETIMEDOUT itself is the etimedout oracle's finding
         elif self.timeouts.late_ns is not None:
             self.kinds = (ACQUIRED, CLOCK, MARK)  # a marked timeout clock: how late it was found expired
+        elif not self.timeouts.per_call:
+            self.kinds = (CLOCK,)  # the lock's own time alone: it passes only at clock jumps
 
     def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         t = self.timeouts
@@ -47,6 +51,11 @@ class BoundedWaiting(Oracle):
             return
         if t.late_ns is not None and kind != CLOCK:
             self._late(engine, index, ctx, kind, obj, value)
+        if not t.per_call and kind != CLOCK:
+            # Fixed timeouts are judged on the lock's own time (quiet time, the way out), which
+            # passes only when the clock jumps: between two CLOCK events it can only shrink (the
+            # handler time it subtracts grows; progress restarts it). So the CLOCK events say all.
+            return
         now = engine.machine.now
         truth = engine.truth
         returned = truth.returned
