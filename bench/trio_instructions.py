@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _callgrind import instructions as count_instructions  # noqa: E402 - bench/ is the script's directory
+
 WORKLOADS = (("", 1), ("_twice", 2), ("_schedules", 0))
 
 
@@ -76,16 +76,7 @@ async def _nothing() -> None:
 
 
 def instructions(what: str, sections: int, examples: int, count: bool) -> int:
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-         "--child", f"{what},{sections},{int(count)}", "--examples", str(examples)],
-        capture_output=True, text=True, env=env, check=True,
-    )  # fmt: skip
-    found = re.search(r"Collected : (\d+)", out.stderr)
-    if found is None:
-        raise SystemExit(f"no instruction count from valgrind:\n{out.stderr[-2000:]}")
-    return int(found.group(1))
+    return count_instructions(__file__, ["--child", f"{what},{sections},{int(count)}", "--examples", str(examples)])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
