@@ -51,7 +51,7 @@ from ._machine import MEMORY_OPS, SLEEP, WAIT, WAIT_CELLS, Machine
 from .._model._program import Handler, OnError, Program
 from ._schedules import DecisionSource, Schedule, Settings
 from ._spinning import Spinning
-from .._model._status import Level, Mark, Status
+from .._model._status import Level, Mark
 from ._waiting import Waiting
 
 __all__ = [
@@ -59,7 +59,23 @@ __all__ = [
 ]  # fmt: skip
 
 _DEFAULT_SETTINGS = Settings()
-_STATUS_CODES = tuple(int(s) for s in Status)
+
+
+class _ByStatus(dict):  # type: ignore[type-arg] # int -> list of observers; a dict for its C lookups
+    """The observers of ``ACQUIRED`` events, by the status returned: each list made when its
+    status first occurs (most runs see one or two of them), from ``wanting``: each observer with
+    the statuses it wants (None: all), in oracle order."""
+
+    __slots__ = ("wanting",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wanting: list[tuple[Callable[..., None], Any]] = []
+
+    def __missing__(self, status: int) -> list[Callable[..., None]]:
+        observers = [observe for observe, wanted in self.wanting if wanted is None or status in wanted]
+        self[status] = observers
+        return observers
 
 
 class Engine(Waiting, Spinning):
@@ -123,13 +139,11 @@ class Engine(Waiting, Spinning):
             oracles = default_oracles()
         self.oracles = list(oracles)
         self.truth = GroundTruth(self)
-        self._truth: list[Any] = [None] * (CANCEL + 1)
-        for kind, method in self.truth.handlers().items():
-            self._truth[kind] = method
+        self._truth: Sequence[Any] = GroundTruth.HANDLERS  # called with the ground truth (``log``)
         # Observers per event kind (a shared empty tuple until an oracle asks for the kind), and
         # per status for ACQUIRED, the most frequent event.
         self._dispatch: list[Any] = [()] * (CANCEL + 1)
-        self._acquired: dict[int, list[Callable[..., None]]] = {s: [] for s in _STATUS_CODES}
+        self._acquired = _ByStatus()
         self.target: Any = None
         #: What the oracles hold the target to: the instance's, which may depend on its parameters.
         self.capabilities = target_cls.capabilities
@@ -150,9 +164,9 @@ class Engine(Waiting, Spinning):
         if ctx is not None and ctx.reads:
             ctx.reads = []  # its line moved on: what it read before is no spin
             ctx.last = {}
-        truth = self._truth[kind]
-        if truth is not None:
-            truth(index, ctx, obj, value)
+        follow = self._truth[kind]
+        if follow is not None:
+            follow(self.truth, index, ctx, obj, value)
         for observe in self._acquired[value] if kind == ACQUIRED else self._dispatch[kind]:
             observe(self, index, ctx, kind, obj, value)
 
@@ -229,10 +243,7 @@ class Engine(Waiting, Spinning):
                 observe = oracle.observe
                 for kind in kinds:
                     if kind == ACQUIRED:
-                        wanted = getattr(oracle, "statuses", None)
-                        for status in _STATUS_CODES if wanted is None else wanted:
-                            if status in acquired:  # a status no acquisition returns is never seen
-                                acquired[status].append(observe)
+                        acquired.wanting.append((observe, getattr(oracle, "statuses", None)))
                     elif dispatch[kind]:
                         dispatch[kind].append(observe)
                     else:

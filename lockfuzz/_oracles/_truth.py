@@ -38,6 +38,9 @@ _STATUS = {int(s): s for s in Status}
 
 
 class GroundTruth:
+    #: By event kind, what follows it (``_handler_table``, at the end of the module).
+    HANDLERS: tuple[Callable[..., None] | None, ...] = ()
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         n = engine.program.n_locks
@@ -167,14 +170,6 @@ class GroundTruth:
     # edge out); an interrupt adds an edge into a handler that waits for nothing yet; everything
     # else removes edges. So the graph is recomputed on an ACQUIRE that could close a cycle, and
     # otherwise only while cycles exist (they may break, or stop being clean).
-
-    def handlers(self) -> dict[int, Callable[[int, Any, int, int], None]]:
-        """The method for each event kind (the engine calls it before the oracles)."""
-        return {
-            ACQUIRE: self._on_acquire, ACQUIRED: self._on_acquired, RELEASE: self._on_release,
-            RELEASED: self._on_released, IRQ_ENTER: self._on_irq, IRQ_EXIT: self._on_irq, DONE: self._on_irq,
-            MARK: self._on_mark, CANCEL: self._on_cancel,
-        }  # fmt: skip
 
     def _on_cancel(self, index: int, ctx: Context, obj: int, value: int) -> None:
         """The schedule cancelled ``ctx``'s call (``CANCEL``): an attempt it was making is leaving."""
@@ -601,3 +596,22 @@ def _remove_last(items: list[Any], value: Any) -> None:
         if items[i] == value:
             del items[i]
             return
+
+
+def _handler_table() -> tuple[Callable[..., None] | None, ...]:
+    """``GroundTruth.HANDLERS``: by event kind, the function the engine calls with the ground truth
+    and the event, before the oracles (None: a kind it does not follow). One table for every run,
+    rather than bound methods made for each."""
+    table: list[Callable[..., None] | None] = [None] * (CANCEL + 1)
+    for kinds, f in (
+        ((ACQUIRE,), GroundTruth._on_acquire), ((ACQUIRED,), GroundTruth._on_acquired),
+        ((RELEASE,), GroundTruth._on_release), ((RELEASED,), GroundTruth._on_released),
+        ((IRQ_ENTER, IRQ_EXIT, DONE), GroundTruth._on_irq), ((MARK,), GroundTruth._on_mark),
+        ((CANCEL,), GroundTruth._on_cancel),
+    ):  # fmt: skip
+        for kind in kinds:
+            table[kind] = f
+    return tuple(table)
+
+
+GroundTruth.HANDLERS = _handler_table()
