@@ -426,15 +426,10 @@ class Engine(Waiting, Spinning):
                     old = cell.value
                     res = ops[op](cell, req[2], req[3])
                     append((now, cur.index, op, cell.index, cell.value if res is None else res))
-                    if cell.value != old:  # a change: bump watches, wake waiters (``_wake``, inlined)
+                    if cell.value != old:  # a change: bump watches, wake waiters
                         self.changes += 1
-                        if cell.watches:
-                            for derived in cell.watches:
-                                derived.value = (derived.value + 1) & derived.mask
-                                if derived.waiters or derived.watches:
-                                    self._wake(derived)
-                        if cell.waiters:
-                            self._wake_waiters(cell)
+                        if cell.watches or cell.waiters:
+                            self._wake(cell)
                         if cur.reads:
                             cur.reads = []
                             cur.last = {}

@@ -117,11 +117,8 @@ class Waiting:
             derived.value = (derived.value + 1) & derived.mask
             if derived.waiters or derived.watches:
                 self._wake(derived)
-        if cell.waiters:
-            self._wake_waiters(cell)
-
-    def _wake_waiters(self, cell: Cell) -> None:
-        """``_wake`` without the watches: the waiters of ``cell`` whose condition now holds."""
+        if not cell.waiters:
+            return
         value = cell.value
         woken: list[Context] = []
         for w in cell.waiters:
