@@ -61,7 +61,7 @@ __all__ = [
 _DEFAULT_SETTINGS = Settings()
 
 
-class _ByStatus(dict):  # type: ignore[type-arg] # int -> list of observers; a dict for its C lookups
+class _ByStatus(dict[int, list[Callable[..., None]]]):  # a dict for its lookups in C (``log``)
     """The observers of ``ACQUIRED`` events, by the status returned: each list made when its
     status first occurs (most runs see one or two of them), from ``wanting``: each observer with
     the statuses it wants (None: all), in oracle order."""
