@@ -62,13 +62,7 @@ class Waiting:
         self._dirty = True
         if ctx.wait_hook is not None:  # on a timed deadlock cycle (``Context.wait_hook``)
             ctx.wait_hook(ctx)
-        truth = self.truth
-        a = truth.attempts.get(ctx.index) if truth.timed else None
-        if a is not None:
-            # A waiter may now sleep on a free lock. Who else sleeps changes no clock: only
-            # waiters' sleep counts (``GroundTruth.retime``), so a context with no attempt in
-            # progress (a holder, a spinner between attempts) blocks without a retime.
-            truth.retime(a.lock)
+        self.truth.waiter_moved(ctx)  # a waiter may now sleep on a free lock
 
     def _wait_cells(self, ctx: Context, req: tuple[Any, ...], now: int) -> bool:
         """A ``Machine.wait_until`` step: log it; block unless the predicate holds or the
@@ -105,10 +99,7 @@ class Waiting:
         self._dirty = True
         if ctx.wait_hook is not None:
             ctx.wait_hook(ctx)
-        truth = self.truth
-        a = truth.attempts.get(ctx.index) if truth.timed else None
-        if a is not None:  # as in ``_deadline``: only a waiter's waking counts, on its own lock
-            truth.retime(a.lock)
+        self.truth.waiter_moved(ctx)
 
     def _wake(self, cell: Cell) -> None:
         """``cell`` changed value: bump its watches (each bump a change of the watch, which

@@ -75,7 +75,6 @@ class Attempt:
         self.start = now
         self.event = event
         self.start_steps = ctx.steps
-        self.quiet_from = now  # last progress on the lock
         self.quiet_jumped = ctx.machine.jumped
 
     def clock(self, mark: int, now: int, timeouts: Timeouts | None, head: bool) -> None:

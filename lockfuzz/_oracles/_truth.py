@@ -214,24 +214,20 @@ class GroundTruth:
             h = self.releaser[obj]
         # It waits for the holder or releaser, for earlier arrivals on a FIFO lock, and behind the
         # marked pending waiter and queue head (waiting themselves): a cycle may close through any.
-        if self.cycles:
-            self._recompute()
-        elif self.sharing is not None:
-            if (
+        # With shared modes, edges into the new waiter are not only those ``_waited_for`` knows.
+        if self.cycles or (
+            (
                 a.ahead or (h is not None and (h.index in self.attempts or not h.top))
                 or self.pending[obj] is not None or self.head[obj] is not None
-                or a.writers_ahead or self.sharers[obj] or self.shared_releasing[obj]
-            ):
-                self._recompute()
-        elif (
-            a.ahead or (h is not None and (h.index in self.attempts or not h.top))
-            or self.pending[obj] is not None or self.head[obj] is not None
-        ) and self._waited_for(ctx):
+            )
+            and (self.sharing is not None or self._waited_for(ctx))
+        ):
+            self._recompute()
+        elif self.sharing is not None and (a.writers_ahead or self.sharers[obj] or self.shared_releasing[obj]):
             self._recompute()
         if self._table_view:
             self._mark_table_view()
-        if self.timed:
-            self.retime(obj)
+        self.retime(obj)
 
     def _waited_for(self, ctx: Context) -> bool:
         """May some context wait for ``ctx`` (an exclusive lock's ground truth, ``_graph.edges``)?
@@ -285,8 +281,7 @@ class GroundTruth:
             self._recompute()
         if self._table_view:
             self._mark_table_view()
-        if self.timed:
-            self.retime(obj)
+        self.retime(obj)
 
     def _on_release(self, index: int, ctx: Context, obj: int, value: int) -> None:
         if value:  # a shared release (``SHARED_RELEASE``)
@@ -312,8 +307,7 @@ class GroundTruth:
                 b.contended = True
         if self.cycles:
             self._recompute()
-        if self.timed:
-            self.retime(obj)
+        self.retime(obj)
 
     def _on_released(self, index: int, ctx: Context, obj: int, value: int) -> None:
         # The lock leaves the CPU's table only now that the release returned: the kernel's
@@ -330,8 +324,7 @@ class GroundTruth:
             self._recompute()
         if self._table_view:
             self._mark_table_view()
-        if self.timed:
-            self.retime(obj)
+        self.retime(obj)
 
     def _on_mark(self, index: int, ctx: Context, obj: int, value: int) -> None:
         """The target marked a step of ``ctx``'s attempt on lock ``obj`` (``Mark``)."""
@@ -365,8 +358,7 @@ class GroundTruth:
             # (``_graph.edges``), and a place given up removes edges. No mark changes a CPU's
             # table of held locks, so the held-table view stays as it was.
             self._recompute()
-        if self.timed:
-            self.retime(obj)
+        self.retime(obj)
 
     def _now_behind(self, a: Attempt) -> bool:
         """Whether another waiter on ``a``'s lock now waits behind ``a``, just marked its lock's
@@ -392,10 +384,19 @@ class GroundTruth:
         changed, so the cycles and the stall clocks may have."""
         if self.cycles:
             self._recompute()
-        if self.timed:
-            self.retime()
+        self.retime()
 
     # -- the clocks of waiting: stalled by a handler, asleep on a free lock -------------------------
+    def waiter_moved(self, ctx: Context) -> None:
+        """``ctx`` blocked or woke (the engines call this): if it is waiting for a lock, that
+        lock's clocks may change (it may now sleep on a free lock). Who else sleeps changes no
+        clock: only waiters' sleep counts, so a context with no attempt in progress (a holder, a
+        spinner between attempts) changes nothing."""
+        if self.timed:
+            a = self.attempts.get(ctx.index)
+            if a is not None:
+                self.retime(a.lock)
+
     def retime(self, lock: int | None = None) -> None:
         """Start or stop each attempt's stall and free clocks (``Attempt.paused_ns``,
         ``Attempt.free_ns``): of the attempts on ``lock``, or (None) on every lock. Called after
@@ -403,8 +404,9 @@ class GroundTruth:
         engines, whenever a waiter blocks or wakes (its lock): both clocks depend on who is
         interrupted and which waiters sleep, which change between events. It runs about fifty
         times per run, so the rules below are written out inline (``_stall`` and ``_free`` say
-        the same for the shared-lock path)."""
-        if not self.attempts:
+        the same for the shared-lock path). Nothing to do where the target declares no timeouts
+        (``timed``) or nobody waits."""
+        if not self.timed or not self.attempts:
             return
         now = self.engine.machine.now
         if self.sharing is not None:
@@ -545,7 +547,6 @@ class GroundTruth:
             return
         jumped = self.engine.machine.jumped
         for b in self.on_lock[lock]:
-            b.quiet_from = now
             b.quiet_paused = b.paused_ns(now)
             b.quiet_jumped = jumped
 

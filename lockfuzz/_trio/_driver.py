@@ -593,7 +593,7 @@ class TrioEngine(Engine):
         for c in changed:
             if c.wait_hook is not None:
                 c.wait_hook(c)
-        if moved and self.truth.timed and self.truth.attempts:
+        if moved:
             self.truth.retime()  # who sleeps changed: the free clocks of waiting depend on it
         runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
         fireable: list[tuple[int, int]] = []
