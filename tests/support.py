@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any, Callable
 
@@ -192,10 +193,9 @@ def declaring(base: type[Target], **changes: int) -> type[Target]:
     class Tighter(base):  # type: ignore[misc, valid-type] # a class built from a parameter
         def __init__(self, machine: Any, **params: Any) -> None:
             super().__init__(machine, **params)
-            caps = self.capabilities
-            self.capabilities = Capabilities(  # type: ignore[misc]
-                timeouts=Timeouts(**{**vars(caps.timeouts), **fields}), detection=caps.detection,
-                fairness=caps.fairness, exceptions=caps.exceptions,
+            caps = self.capabilities  # the instance's: it may depend on the parameters
+            self.capabilities = dataclasses.replace(  # type: ignore[misc] # this instance's promise
+                caps, timeouts=dataclasses.replace(caps.timeouts, **fields)
             )
 
     return Tighter
