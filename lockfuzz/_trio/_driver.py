@@ -395,28 +395,10 @@ class TrioEngine(Engine):
         self._t_scope[ctx.index].cancel()
 
     # -- the run: Engine.run, with each phase run by trio tasks --------------------------------------
-    def run(self) -> RunResult:
-        """``Engine.run``; then the run lets go of itself (``_unlink``)."""
-        try:
-            return Engine.run(self)
-        finally:
-            self._unlink()
-
     def _unlink(self) -> None:
-        """Break the reference cycles a run makes (each context and the ground truth point back
-        at the engine, which points at them; the error that ended the run holds frames that
-        point at the engine), so that everything the run made is freed by reference counting
-        as soon as the caller lets go of it. Left in cycles, a run's objects (about 180, trio's
-        tasks and cancel scopes among them) wait for Python's cyclic garbage collector, whose
-        collections run more often the more such objects pile up, and whose oldest generation
-        walks every object Hypothesis keeps. After ``run()`` the engine's state stays readable
-        (its trace, target, contexts and the ground truth's holders and attempts); what needs
-        a running engine (``Context.mark``, the ground truth's updates) no longer works.
-        tests/fast/test_trio_driver.py checks that a run leaves nothing to the collector."""
-        for ctx in self.contexts:
-            ctx.engine = None
-            ctx.wait_hook = None  # an oracle timing a cycle it is on (``edeadlk_complete``)
-        self.truth.engine = None  # type: ignore[assignment]  # the run is over: nothing reads it again
+        """``Engine._unlink``, and the error that ended the run (it holds frames that point at
+        the engine), with trio's tasks and cancel scopes behind it."""
+        super()._unlink()
         self._t_error = None
 
     def _loop(self) -> None:

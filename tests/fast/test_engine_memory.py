@@ -1,0 +1,75 @@
+"""A run lets go of itself: ``Engine._unlink`` breaks the cycles between the engine, its contexts
+and the ground truth, so everything a run made is freed by reference counting once the caller
+drops it, never left to Python's cyclic garbage collector (see its docstring for the cost). The
+trio driver's own check is in tests/fast/test_trio_driver.py."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+import lockfuzz
+from lockfuzz import CpuProgram, Handler, Level, Lock, Program, Unlock, Work
+from lockfuzz._engine._events import ACQUIRED
+from lockfuzz._search import RandomWalk
+
+# Nested in one order, with an interrupt handler that takes the inner lock: waits, hand-overs,
+# interrupts.
+PROGRAM = Program(
+    cpus=(
+        CpuProgram(task=(Lock(0), Lock(1), Work(20), Unlock(1), Unlock(0))),
+        CpuProgram(
+            task=(Lock(0), Work(10), Unlock(0), Lock(0), Unlock(0)),
+            handlers=(Handler(Level.HARDIRQ, (Lock(1), Unlock(1))),),
+        ),
+        CpuProgram(task=(Lock(0), Lock(1), Unlock(1), Unlock(0))),
+    ),
+    n_locks=2,
+)
+# The same, and a handler that takes the lock its CPU's task holds (an AA): the resilient locks
+# answer EDEADLK, and their failed acquisitions unwind.
+AA = Program(
+    cpus=(
+        CpuProgram(task=PROGRAM.cpus[0].task, handlers=(Handler(Level.SOFTIRQ, (Lock(0), Unlock(0))),)),
+        *PROGRAM.cpus[1:],
+    ),
+    n_locks=2,
+)
+
+
+@pytest.mark.parametrize(
+    "name, program",
+    [(name, PROGRAM) for name in ("ticket", "tas", "mcs", "qspinlock")]
+    + [(name, AA) for name in ("rqspinlock", "resilient_tas")],
+)
+def test_a_run_leaves_nothing_to_the_cyclic_garbage_collector(name: str, program: Program):
+    target = lockfuzz.resolve_target(name)
+    for seed in range(5):
+        lockfuzz.Engine(target, program, RandomWalk(seed)).run()  # every cache made first
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        statuses = set()
+        for seed in range(40):
+            result = lockfuzz.Engine(target, program, RandomWalk(seed)).run()
+            assert result.violation is None, result.violation
+            statuses.update(e[4] for e in result.trace.events if e[2] == ACQUIRED)
+            del result
+        gc.collect()
+        left = [type(o).__qualname__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == [], sorted(set(left))
+    if program is AA:
+        assert len(statuses) > 1, statuses  # EDEADLK as well as OK
+
+
+def test_the_engine_stays_readable_after_its_run():
+    engine = lockfuzz.Engine(lockfuzz.resolve_target("ticket"), PROGRAM, RandomWalk(3))
+    result = engine.run()
+    assert [c.name for c in engine.contexts] == result.trace.contexts
+    assert all(c.engine is None for c in engine.contexts)
+    assert engine.truth.engine is None
+    assert engine.truth.holder == [None, None]  # every lock free again at the end
