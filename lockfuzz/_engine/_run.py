@@ -220,8 +220,9 @@ class Engine(Waiting, Spinning):
 
     def _unlink(self) -> None:
         """Break the reference cycles a run makes (each context and the ground truth point back
-        at the engine, which points at them), so that everything the run made is freed by
-        reference counting as soon as the caller lets go of the engine and the result.
+        at the engine, which points at them; a context left waiting is in its cell's waiters), so
+        that everything the run made is freed by reference counting as soon as the caller lets
+        go of the engine and the result.
 
         Left in cycles, a run's objects (about 210 on ``bench/engine.py``'s program: its events,
         contexts, oracles, the ground truth) wait for Python's cyclic garbage collector, whose
@@ -236,6 +237,11 @@ class Engine(Waiting, Spinning):
             ctx.engine = None
             ctx.wait_hook = None  # an oracle timing a cycle it is on (``edeadlk_complete``)
         self.truth.engine = None  # type: ignore[assignment]  # the run is over: nothing reads it again
+        # A run cut short (a violation, a deadlocked program refused) leaves contexts waiting on
+        # cells that their pending requests name.
+        for cell in self.machine.cells:
+            if cell.waiters:
+                cell.waiters = []
 
     def _run(self) -> RunResult:
         violation: Violation | None = None

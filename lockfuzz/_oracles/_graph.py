@@ -226,7 +226,7 @@ def _tarjan(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle
         on_stack.add(v)
         for w in out.get(v, ()):
             if w not in index:
-                visit(w)
+                visit(w)  # noqa: F821 - bound while the search runs; ``del visit`` below unbinds it after
                 low[v] = min(low[v], low[w])
             elif w in on_stack:
                 low[v] = min(low[v], index[w])
@@ -245,6 +245,10 @@ def _tarjan(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle
     for v in sorted(out, key=lambda c: c.index):
         if v not in index:
             visit(v)
+    # ``visit`` refers to itself through its closure: a reference cycle that would keep this graph,
+    # and the contexts, coroutines and machine it reaches, for the cyclic garbage collector (see
+    # ``Engine._unlink``). Deleting the name empties the closure's cell.
+    del visit
     return found
 
 

@@ -73,3 +73,32 @@ def test_the_engine_stays_readable_after_its_run():
     assert all(c.engine is None for c in engine.contexts)
     assert engine.truth.engine is None
     assert engine.truth.holder == [None, None]  # every lock free again at the end
+
+
+def test_a_refused_program_leaves_nothing_to_the_cyclic_garbage_collector():
+    # A deadlocked run ends with contexts waiting on cells that their requests name (a cycle
+    # each): ``_unlink`` empties the cells' waiters. AA deadlocks ticket under some schedules, and
+    # ticket promises no detection, so the program is refused (ProgramError).
+    target = lockfuzz.resolve_target("ticket")
+
+    def run(seed: int) -> str:
+        try:
+            result = lockfuzz.Engine(target, AA, RandomWalk(seed)).run()
+        except lockfuzz.ProgramError:
+            return "refused"
+        assert result.violation is None, result.violation
+        return "ran"
+
+    for seed in range(5):
+        run(seed)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        outcomes = {run(seed) for seed in range(40)}
+        gc.collect()
+        left = [type(o).__qualname__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert outcomes == {"refused", "ran"}
+    assert left == [], sorted(set(left))

@@ -47,3 +47,23 @@ def test_functional_fast_path_matches_tarjan(out: dict[_Node, list[_Node]]) -> N
     assert fast == slow
     # Every node is on at most one cycle, and a functional graph always has one.
     assert fast and len({i for cyc in fast for i in cyc}) == sum(map(len, fast))
+
+
+def test_tarjan_leaves_nothing_to_the_cyclic_garbage_collector() -> None:
+    # Its recursive ``visit`` closure refers to itself: left so, every graph it searched (with the
+    # contexts, coroutines and machine the graph reaches) waited for the collector.
+    import gc
+
+    a, b, c = _Node(0), _Node(1), _Node(2)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        found = _graph._tarjan({a: [b, c], b: [a], c: [a]}, _Truth())  # type: ignore[arg-type]
+        assert [[n.index for n in cyc.members] for cyc in found] == [[0, 1, 2]]
+        del found
+        gc.collect()
+        left = [type(o).__qualname__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
