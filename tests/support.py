@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import random
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import lockfuzz
 from lockfuzz import (
@@ -199,3 +201,20 @@ def declaring(base: type[Target], **changes: int) -> type[Target]:
             )
 
     return Tighter
+
+
+@contextlib.contextmanager
+def left_to_the_collector() -> Iterator[list[str]]:
+    """The type names of what the block leaves to Python's cyclic garbage collector, filled in
+    when the block ends: everything it made and dropped that reference counting could not free
+    (collected with ``DEBUG_SAVEALL``, so that the test sees it)."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    left: list[str] = []
+    try:
+        yield left
+        gc.collect()
+        left.extend(type(o).__qualname__ for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()

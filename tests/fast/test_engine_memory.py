@@ -5,14 +5,14 @@ trio driver's own check is in tests/fast/test_trio_driver.py."""
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 
 import lockfuzz
 from lockfuzz import CpuProgram, Handler, Level, Lock, Program, Unlock, Work
 from lockfuzz._engine._events import ACQUIRED
 from lockfuzz._search import RandomWalk
+
+from support import left_to_the_collector
 
 # Nested in one order, with an interrupt handler that takes the inner lock: waits, hand-overs,
 # interrupts.
@@ -47,20 +47,13 @@ def test_a_run_leaves_nothing_to_the_cyclic_garbage_collector(name: str, program
     target = lockfuzz.resolve_target(name)
     for seed in range(5):
         lockfuzz.Engine(target, program, RandomWalk(seed)).run()  # every cache made first
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        statuses = set()
+    statuses = set()
+    with left_to_the_collector() as left:
         for seed in range(40):
             result = lockfuzz.Engine(target, program, RandomWalk(seed)).run()
             assert result.violation is None, result.violation
             statuses.update(e[4] for e in result.trace.events if e[2] == ACQUIRED)
             del result
-        gc.collect()
-        left = [type(o).__qualname__ for o in gc.garbage]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
     assert left == [], sorted(set(left))
     if program is AA:
         assert len(statuses) > 1, statuses  # EDEADLK as well as OK
@@ -91,14 +84,7 @@ def test_a_refused_program_leaves_nothing_to_the_cyclic_garbage_collector():
 
     for seed in range(5):
         run(seed)
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    with left_to_the_collector() as left:
         outcomes = {run(seed) for seed in range(40)}
-        gc.collect()
-        left = [type(o).__qualname__ for o in gc.garbage]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
     assert outcomes == {"refused", "ran"}
     assert left == [], sorted(set(left))

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from lockfuzz._oracles import _graph
 
+from support import left_to_the_collector
+
 
 class _Node:
     """What a cycle reads of a context: its index, CPU and whether it runs at the top of its CPU."""
@@ -52,18 +54,9 @@ def test_functional_fast_path_matches_tarjan(out: dict[_Node, list[_Node]]) -> N
 def test_tarjan_leaves_nothing_to_the_cyclic_garbage_collector() -> None:
     # Its recursive ``visit`` closure refers to itself: left so, every graph it searched (with the
     # contexts, coroutines and machine the graph reaches) waited for the collector.
-    import gc
-
     a, b, c = _Node(0), _Node(1), _Node(2)
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    with left_to_the_collector() as left:
         found = _graph._tarjan({a: [b, c], b: [a], c: [a]}, _Truth())  # type: ignore[arg-type]
         assert [[n.index for n in cyc.members] for cyc in found] == [[0, 1, 2]]
         del found
-        gc.collect()
-        left = [type(o).__qualname__ for o in gc.garbage]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
     assert left == []

@@ -21,7 +21,7 @@ import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import OwnerLock, RandomWalk, Scripted, holds
+from support import OwnerLock, RandomWalk, Scripted, holds, left_to_the_collector
 
 import lockfuzz
 from lockfuzz import (
@@ -702,11 +702,9 @@ def test_each_trio_mutant_is_found_and_shrunk_by_a_campaign(name, monkeypatch): 
 
 
 def test_a_run_leaves_nothing_to_the_cyclic_garbage_collector():
-    # TrioEngine._unlink: everything a run made (engine, contexts, trio tasks and cancel scopes,
+    # Engine._unlink (and TrioEngine's): everything a run made (engine, contexts, trio tasks and cancel scopes,
     # the ground truth, the oracles) is freed by reference counting once the result is dropped,
     # for a trio target (cancellations and deadlines included) and for one over cells.
-    import gc
-
     program = Program(
         cpus=(
             CpuProgram(task=_cs(0, budget_ns=_MS - 1, work_ns=_MS // 2)),
@@ -718,20 +716,13 @@ def test_a_run_leaves_nothing_to_the_cyclic_garbage_collector():
     for cls in (TrioLock, TicketLock):
         for seed in range(5):
             TrioEngine(cls, program, RandomWalk(seed)).run()  # the host and every cache made first
-        gc.collect()
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
-            statuses = set()
+        statuses = set()
+        with left_to_the_collector() as left:
             for seed in range(40):
                 result = TrioEngine(cls, program, RandomWalk(seed)).run()
                 assert result.violation is None, result.violation
                 statuses.update(e[4] for e in result.trace.events if e[2] == ACQUIRED)
                 del result
-            gc.collect()
-            left = [type(o).__qualname__ for o in gc.garbage]
-        finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
         assert left == [], (cls.__name__, sorted(set(left)))
         if cls is TrioLock:
             assert len(statuses) > 1  # timeouts or cancellations as well as OKs
