@@ -24,7 +24,7 @@ is a number Hypothesis computes from ``hash()`` of its callable's key or its ele
 (``conjecture.utils.calc_label_from_hash``): strings hash differently in every process
 (``PYTHONHASHSEED``), and a key that holds a nested code object's repr holds its address. So the
 same failing example shrank along different paths in different processes: a ``lost_wakeup``
-campaign (1,500 runs, seed 0) ran other programs from its 1,049th run on in about one process of
+campaign (1,500 runs, seed 0) ran other programs from its 1,050th run on in about one process of
 two. While a campaign runs, ``distinct_labels`` lists the labels in the order their first span
 comes in the shrink target instead: a function of the example alone. What it relies on:
 ``Shrinker.spans_by_label`` (a dict, built in span order) being read through

@@ -3,7 +3,10 @@
 Hypothesis (6.131+) sometimes draws literals found in the source of imported local modules, so a
 campaign's programs depended on which modules happened to be loaded: a mutant found when its
 test ran alone was missed after other tests had run. ``_hypothesis_internals.stable_draws`` pins
-those constants empty while a campaign runs.
+those constants empty while a campaign runs. And Hypothesis's shrinker tried its strategies'
+labels in the order of their values, which come from ``hash()`` and differ from process to
+process: the same failure shrank along different paths. The pin makes it take them in the order
+they first occur in the example.
 """
 
 from __future__ import annotations
