@@ -77,6 +77,11 @@ class Attempt:
         self.start_steps = ctx.steps
         self.quiet_jumped = ctx.machine.jumped
 
+    def past_doorway(self, doorway_steps: int) -> bool:
+        """Has it taken ``doorway_steps`` steps of its attempt (``Fairness.doorway_steps``,
+        ``Sharing.doorway_steps``): has it arrived, so that a later arrival may not overtake it?"""
+        return self.ctx.steps - self.start_steps >= doorway_steps
+
     def clock(self, mark: int, now: int, timeouts: Timeouts | None, head: bool) -> None:
         """The target marked its timeout clock (``GroundTruth`` passes the mark on; who holds or
         waits is unchanged). ``Mark.ARMED``: note when, and for how long: the declared duration

@@ -196,7 +196,7 @@ class GroundTruth:
             if self._fifo_doorway is not None:
                 doorway = self._fifo_doorway
                 if doorway:
-                    a.ahead = tuple(b for b in waiting if b.ctx.steps - b.start_steps >= doorway)
+                    a.ahead = tuple(b for b in waiting if b.past_doorway(doorway))
                 else:  # no doorway (trio's locks): every waiter has arrived, whatever its steps
                     a.ahead = tuple(waiting)
             if self.sharing is not None:
@@ -521,7 +521,7 @@ class GroundTruth:
         door = self.sharing.doorway_steps
         if door is None:
             return self.pending[b.lock] is b
-        return b.ctx.steps - b.start_steps >= door
+        return b.past_doorway(door)
 
     def leaving(self, b: Attempt, now: int) -> bool:
         """Is waiter ``b`` leaving rather than waiting: cancelled, or past its per-call budget (a

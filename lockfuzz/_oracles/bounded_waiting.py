@@ -85,10 +85,13 @@ class BoundedWaiting(Oracle):
             if t.way_out_ns is not None and a.out_at >= 0:
                 out = a.out_ns(now)
                 if out > t.way_out_ns:
-                    how = "found its timeout on L{} expired" if a.expired >= 0 else "was told to leave L{}"
+                    how = (
+                        f"found its timeout on L{a.lock} expired" if a.expired >= 0
+                        else f"was told to leave L{a.lock}"
+                    )
                     raise Violation(
                         self.name, "way-out",
-                        f"{a.ctx.name} {how.format(a.lock)} at {a.out_at} ns, then spent {out} ns of the lock's own "
+                        f"{a.ctx.name} {how} at {a.out_at} ns, then spent {out} ns of the lock's own "
                         f"time (while no context could run) before it returned; the target declares at most "
                         f"{t.way_out_ns} ns (Timeouts.way_out_ns)",
                         contexts=(a.ctx.name,), locks=(a.lock,), time_ns=now, event_index=index,

@@ -24,8 +24,8 @@ class FairnessOracle(Oracle):
     def start(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.fairness = f = engine.capabilities.fairness
         # A FIFO lock over exclusive modes: the ground truth already keeps, per attempt, the
-        # attempts that were past their doorway when it began (``Attempt.ahead``, the same
-        # rule), so the oracle reads that and needs no ACQUIRE of its own.
+        # attempts that were past their doorway when it began (``Attempt.ahead``, by the same
+        # ``Attempt.past_doorway``), so the oracle reads that and needs no ACQUIRE of its own.
         self.from_truth = f is not None and f.overtakes == 0 and getattr(engine.capabilities, "sharing", None) is None
         if f is None:
             self.kinds = ()
@@ -42,7 +42,7 @@ class FairnessOracle(Oracle):
         if kind == ACQUIRE:
             a = truth.started
             door = f.doorway_steps
-            self.ahead[a] = [b for b in truth.on_lock[obj] if b is not a and b.ctx.steps - b.start_steps >= door]
+            self.ahead[a] = [b for b in truth.on_lock[obj] if b is not a and b.past_doorway(door)]
         elif kind == ACQUIRED:
             a = truth.returned
             ahead = a.ahead if self.from_truth else self.ahead.pop(a, [])

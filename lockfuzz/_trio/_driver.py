@@ -703,7 +703,7 @@ class TrioEngine(Engine):
             old = cell.value
             res = MEMORY_OPS[op](cell, req[2], req[3])
             append((now, cur.index, op, cell.index, cell.value if res is None else res))
-            if cell.value != old:  # a change: wake waiters, bump watches
+            if cell.value != old:  # a change: bump watches, wake waiters (``_wake``)
                 self.changes += 1
                 if cell.waiters or cell.watches:
                     self._wake(cell)

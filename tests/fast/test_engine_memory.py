@@ -14,8 +14,8 @@ from lockfuzz._search import RandomWalk
 
 from support import left_to_the_collector
 
-# Nested in one order, with an interrupt handler that takes the inner lock: waits, hand-overs,
-# interrupts.
+# bench/engine.py's program (written out again: tests do not import bench/): nested in one order,
+# with an interrupt handler that takes the inner lock: waits, hand-overs, interrupts.
 PROGRAM = Program(
     cpus=(
         CpuProgram(task=(Lock(0), Lock(1), Work(20), Unlock(1), Unlock(0))),
