@@ -126,6 +126,9 @@ class Engine(Waiting, Spinning):
         self._heap: list[tuple[int, int, int, Context]] = []
         self._seq = 0
         self._dirty = True
+        #: A stack changed (a context started or ended): the fireable handlers are recomputed
+        #: too, which a block or a wake (``_dirty`` alone) leaves as they were.
+        self._stacks_changed = True
         self._runnable: list[Context] = []
         self._fireable: list[tuple[int, int]] = []
         #: The contexts the schedule may cancel at this decision (the trio driver's, after the
@@ -330,10 +333,16 @@ class Engine(Waiting, Spinning):
             stack[-1].top = False
         stack.append(ctx)
         ctx.top = True
-        self._dirty = True
+        self._dirty = self._stacks_changed = True
 
     def _refresh(self) -> None:
         self._runnable = [s[-1] for s in self.stacks if s and not s[-1].blocked]
+        self._dirty = False
+        if not self._stacks_changed:
+            # Which handlers may fire depends on the running level of each CPU, the handlers not
+            # yet fired and the phase, which change only when a context starts or ends.
+            return
+        self._stacks_changed = False
         fireable: list[tuple[int, int]] = []
         if self.phase == "run":
             cpus = self.program.cpus
@@ -343,7 +352,6 @@ class Engine(Waiting, Spinning):
                     handlers = cpus[cpu].handlers
                     fireable.extend((cpu, h) for h in self.unfired[cpu] if handlers[h].level > level)
         self._fireable = fireable
-        self._dirty = False
 
     def _rotation(self, runnable: list[Context]) -> list[Context]:
         after = self.cur.cpu if self.cur is not None else -1
@@ -534,7 +542,7 @@ class Engine(Waiting, Spinning):
         stack.pop()
         if stack:
             stack[-1].top = True
-        self._dirty = True
+        self._dirty = self._stacks_changed = True
         self.log(ctx, IRQ_EXIT if ctx.handler >= 0 else DONE, ctx.cpu, int(ctx.level))
 
     def blocked_contexts(self) -> list[Context]:

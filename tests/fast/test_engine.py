@@ -213,3 +213,46 @@ def test_engine_options_describe_each_decision():
 
     run(TasLock, program, Spy())
     assert seen[0] == [("run", "cpu0.task"), ("run", "cpu1.task"), ("fire", 0, "hardirq", 0)]
+
+
+def test_fire_options_follow_the_stacks_through_blocks_wakes_and_returns():
+    # The engine recomputes which handlers may fire only when a context starts or ends
+    # (``Engine._stacks_changed``), not on every block or wake: at every decision of random walks
+    # over contended programs with handlers at three levels, the fire options must still be
+    # exactly the unfired handlers above each CPU's running level.
+    handlers = (Handler(Level.SOFTIRQ, (Lock(1), Unlock(1))), Handler(Level.HARDIRQ, (Work(2),)),
+                Handler(Level.NMI, (Work(1),)))  # fmt: skip
+    program = Program(
+        cpus=(
+            CpuProgram(task=(Lock(0), Work(3), Unlock(0), Lock(0), Unlock(0)), handlers=handlers),
+            CpuProgram(task=(Lock(0), Lock(1), Unlock(1), Unlock(0)), handlers=handlers[1:]),
+            CpuProgram(task=(Lock(0), Work(1), Unlock(0))),
+        ),
+        n_locks=2,
+    )
+    checked = fired = 0
+
+    class Check:
+        def __init__(self, seed: int) -> None:
+            self.walk = RandomWalk(seed)
+
+        def choose(self, n, engine):  # type: ignore[no-untyped-def]
+            nonlocal checked
+            expected = []
+            if engine.phase == "run":
+                for cpu, stack in enumerate(engine.stacks):
+                    if stack:
+                        hs = program.cpus[cpu].handlers
+                        expected += [("fire", cpu, str(hs[h].level), h) for h in engine.unfired[cpu]
+                                     if hs[h].level > stack[-1].level]  # fmt: skip
+            opts = engine.options()
+            assert [o for o in opts if o[0] == "fire"] == expected
+            assert len(opts) == n
+            checked += 1
+            return self.walk.choose(n, engine)
+
+    for seed in range(60):
+        r = run(TicketLock, program, Check(seed))
+        assert r.violation is None, r.violation
+        fired += sum(1 for e in r.trace.events if e[2] == IRQ_ENTER)
+    assert checked > 1000 and fired > 200  # the walks did fire handlers, between blocks and wakes
