@@ -183,11 +183,11 @@ def bench_bare(target_cls, runs: int) -> tuple[float, float]:  # type: ignore[no
 def cost_breakdown(target_cls, runs: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Microseconds per run that each layer adds, measured by switching layers on one by one."""
 
-    def per_run(**kw):  # type: ignore[no-untyped-def]
+    def per_run(program: Program = PROGRAM, **kw):  # type: ignore[no-untyped-def]
         bare_truth = kw.pop("bare_truth", False)
         t0 = time.perf_counter()
         for seed in range(runs):
-            engine = lockfuzz.Engine(target_cls, PROGRAM, RandomWalk(seed), **kw)
+            engine = lockfuzz.Engine(target_cls, program, RandomWalk(seed), **kw)
             if bare_truth:  # ground truth off: only the stepping, the interpreter and the events
                 engine._truth = [None] * len(engine._truth)
             engine.run()
@@ -205,6 +205,8 @@ def cost_breakdown(target_cls, runs: int) -> dict[str, float]:  # type: ignore[n
     truth = per_run(oracles=[], settings=no_final)
     oracles = per_run(settings=no_final)
     full = per_run()
+    # What a run costs whatever its program does: set up, start and end the contexts, the final check.
+    empty = per_run(Program(cpus=tuple(CpuProgram(task=()) for _ in PROGRAM.cpus), n_locks=PROGRAM.n_locks))
     return {
         "setup_us": round(setup, 1),
         "stepping_and_events_us": round(stepping - setup, 1),
@@ -212,6 +214,7 @@ def cost_breakdown(target_cls, runs: int) -> dict[str, float]:  # type: ignore[n
         "oracles_us": round(oracles - truth, 1),
         "final_check_us": round(full - oracles, 1),
         "total_us": round(full, 1),
+        "empty_program_us": round(empty, 1),
     }
 
 
