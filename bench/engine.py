@@ -66,12 +66,20 @@ class _Ctx:
         self.cpu, self.level, self.machine, self.name = cpu, level, machine, f"cpu{cpu}"
 
 
-def bare_run(target_cls, program: Program) -> int:  # type: ignore[no-untyped-def]
-    """The same accesses with nothing else: round robin, a failed wait re-polls next turn."""
+def _start_lines(target_cls, program: Program):  # type: ignore[no-untyped-def]
+    """A fresh machine and target, and a coroutine per line of the program (tasks, then handlers)."""
     machine = Machine(n_cpus=program.n_cpus, n_locks=program.n_locks)
     target = target_cls(machine)
-    ctxs = [(_Ctx(i % program.n_cpus, Level.TASK, machine), ops) for i, ops in enumerate(_lines(program))]
-    live = [[_bare_line(target, c, ops), None, None] for c, ops in ctxs]
+    lines = [
+        _bare_line(target, _Ctx(i % program.n_cpus, Level.TASK, machine), ops) for i, ops in enumerate(_lines(program))
+    ]
+    return machine, lines
+
+
+def bare_run(target_cls, program: Program) -> int:  # type: ignore[no-untyped-def]
+    """The same accesses with nothing else: round robin, a failed wait re-polls next turn."""
+    _, lines = _start_lines(target_cls, program)
+    live = [[coro, None, None] for coro in lines]
     steps = 0
     ops = MEMORY_OPS
     while live:
@@ -101,18 +109,15 @@ def recording_run(target_cls, program: Program, seed: int) -> int:  # type: igno
     """The bare loop, plus what every engine that replays its runs must do: at each step a
     decision of a seeded random walk picks the line that steps (when more than one is live), and
     each access is recorded as an event. No interpreter events, waiting, oracles or final check."""
-    machine = Machine(n_cpus=program.n_cpus, n_locks=program.n_locks)
-    target = target_cls(machine)
-    ctxs = [(_Ctx(i % program.n_cpus, Level.TASK, machine), ops) for i, ops in enumerate(_lines(program))]
-    live = [[_bare_line(target, c, ops), None, i] for i, (c, ops) in enumerate(ctxs)]
+    machine, lines = _start_lines(target_cls, program)
+    live = [[coro, None, i] for i, coro in enumerate(lines)]
     choose = RandomWalk(seed).choose
-    no_engine = _NoCancels()
     events: list[tuple[int, int, int, int, int]] = []
     decisions: list[int] = []
     steps = 0
     ops = MEMORY_OPS
     while live:
-        d = choose(len(live), no_engine) if len(live) > 1 else 0
+        d = choose(len(live), None) if len(live) > 1 else 0  # no engine: no cancellation options
         decisions.append(d)
         entry = live[d]
         coro, req, line = entry
@@ -134,10 +139,6 @@ def recording_run(target_cls, program: Program, seed: int) -> int:  # type: igno
         except StopIteration:
             live.remove(entry)
     return steps
-
-
-class _NoCancels:
-    _cancelable = ()  # what a random walk asks of the engine: no cancellation options here
 
 
 def bench_recording(target_cls, runs: int) -> float:  # type: ignore[no-untyped-def]
