@@ -39,7 +39,7 @@ from typing import Any
 import trio
 
 from lockfuzz import (
-    Capabilities, Context, Fairness, InvalidArgument, Machine, Sharing, Status, Target, trio_budget, trio_target,
+    Capabilities, Fairness, InvalidArgument, Machine, Sharing, Target, trio_target,
 )  # fmt: skip
 
 __all__ = [
@@ -134,36 +134,17 @@ class TrioCapacityLimiter(
     Exclusive (``capacity=1``), the borrower is the task, as ``async with limiter`` borrows, which
     may hold one token at a time: a second acquisition by the same context raises
     ``RuntimeError``, reported as EDEADLK (it would wait for itself). Shared, each acquisition
-    borrows on behalf of a borrower of its own (``acquire_on_behalf_of``, as
-    ``trio.to_thread.run_sync`` borrows for each thread), so that a context may hold several
-    tokens, as it may hold several permits of a semaphore: per-task borrowing would refuse a
-    nested acquisition with ``RuntimeError`` while tokens are free, which is trio's rule for
-    tasks, not a deadlock, and EDEADLK would misname it."""
+    borrows on behalf of a borrower of its own (``trio_target`` does so for any lock that lends,
+    as ``trio.to_thread.run_sync`` borrows for each thread), so that a context may hold several
+    tokens, as it may hold several permits of a semaphore."""
 
     def __init__(self, machine: Machine, capacity: int | None = None) -> None:
         self.capacity = _check_capacity(capacity)
         self.capabilities = _counted(type(self), self.capacity)
         super().__init__(machine)
-        #: The borrowers of the tokens each context holds, per lock, newest last (shared).
-        self.borrowers: dict[tuple[str, int], list[object]] = {}
 
     def make_lock(self, lock: int) -> trio.CapacityLimiter:
         return trio.CapacityLimiter(_permits(self.machine, lock, self.capacity))
-
-    async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
-        if not shared:
-            return await super().acquire(ctx, lock, budget_ns, shared)
-        borrower = object()  # one per acquisition (see the class doc)
-        with trio_budget(ctx, lock, budget_ns):
-            await self.locks[lock].acquire_on_behalf_of(borrower)
-            self.borrowers.setdefault((ctx.name, lock), []).append(borrower)
-            return Status.OK
-        return Status.ETIMEDOUT
-
-    async def release(self, ctx: Context, lock: int, shared: bool = False) -> None:
-        if not shared:
-            return await super().release(ctx, lock, shared)
-        self.locks[lock].release_on_behalf_of(self.borrowers[(ctx.name, lock)].pop())  # unlocks are LIFO
 
 
 def _anyio_lock() -> Any:

@@ -13,7 +13,7 @@ them, used as its ``irq_safe`` says (below), is a false alarm: that is what ``te
 Two families:
 
 - over cells (the direct driver): ``PlainSpinTas``, ``PlainSpinTtas``, ``SpinTasWithTimeout``,
-  ``BackoffTas``, ``PlainTicket``, ``PlainMcs``;
+  ``BackoffTas``, ``BudgetBackoffTtas``, ``SpinThenParkTas``, ``PlainTicket``, ``PlainMcs``;
 - over trio (``driver = "trio"``): ``TrioSleepZeroSpinLock``, ``TrioPollLock``,
   ``TrioConditionLock``, ``AnyioConditionLock``, ``TrioEventQueueLock``.
 
@@ -44,9 +44,9 @@ import trio
 from lockfuzz import Capabilities, Context, Fairness, Machine, Status, Target, Timeouts
 
 __all__ = [
-    "AnyioConditionLock", "BackoffTas", "KNOWN_REAL", "NATURAL_LOCKS", "PlainMcs", "PlainSpinTas", "PlainSpinTtas",
-    "PlainTicket", "SpinTasWithTimeout", "TrioConditionLock", "TrioEventQueueLock", "TrioPollLock",
-    "TrioSleepZeroSpinLock",
+    "AnyioConditionLock", "BackoffTas", "BudgetBackoffTtas", "KNOWN_REAL", "NATURAL_LOCKS", "PlainMcs", "PlainSpinTas",
+    "PlainSpinTtas", "PlainTicket", "SpinTasWithTimeout", "SpinThenParkTas", "TrioConditionLock", "TrioEventQueueLock",
+    "TrioPollLock", "TrioSleepZeroSpinLock",
 ]  # fmt: skip
 
 #: Per-call budgets with the bundled targets' slack (``targets/trio_locks.py``): the steps
@@ -154,6 +154,58 @@ class BackoffTas(_WordLock):
             await self.machine.sleep_until(ctx.now + delay)
             delay = min(2 * delay, self.MAX_DELAY_NS)
         return Status.OK
+
+
+class BudgetBackoffTtas(_WordLock):
+    """Test-and-test-and-set under a budget, with exponential back-off sleeps between looks.
+
+    Who writes it this way: a user-space lock with ``nanosleep`` back-off and a deadline
+    (Anderson's back-off with a timeout, as in Scott and Scherer's "Scalable queue-based spin
+    locks with timeout", PPoPP 2001, for the TATAS lock). It looks at the word, tries the xchg
+    only if the word looked free, and sleeps 1 us, 2, 4, ... up to 64 us between looks, never past
+    its deadline. Its longest sleep is its declared wake-up grace (``Timeouts.grace_ns``), as the
+    manual says a lock that polls by sleeping declares. Each time the holder frees the lock and
+    takes it back within one of its sleeps, it sleeps through a free lock for up to 64 us: fair,
+    each time (it was once judged on the sum over its sleeps: a false alarm).
+    """
+
+    MIN_SLEEP_NS: ClassVar[int] = 1_000
+    MAX_SLEEP_NS: ClassVar[int] = 64_000
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True, slack_ns=100_000, grace_ns=64_000))
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        word = self.words[lock]
+        deadline = ctx.now + budget_ns
+        sleep = self.MIN_SLEEP_NS
+        while True:
+            if await word.load() == 0 and await word.xchg(1) == 0:
+                return Status.OK
+            now = ctx.now
+            if now >= deadline:
+                return Status.ETIMEDOUT
+            await self.machine.sleep_until(min(now + sleep, deadline))
+            sleep = min(2 * sleep, self.MAX_SLEEP_NS)
+
+
+class SpinThenParkTas(_WordLock):
+    """Spin a few tries, then sleep until the word changes: a spin-then-park lock.
+
+    Who writes it this way: every adaptive mutex (glibc's ``PTHREAD_MUTEX_ADAPTIVE_NP``, the
+    kernel's mutex optimistic spinning, ``parking_lot``'s ``SpinWait`` then park): spinning is
+    cheap for short holds, sleeping for long ones. Its spin counts its tries in a local
+    variable, so behind a long hold lockfuzz must run the tries in steps (a counting loop) for
+    the park path to run at all. Promises mutual exclusion only.
+    """
+
+    TRIES: ClassVar[int] = 40
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        word = self.words[lock]
+        while True:
+            for _ in range(self.TRIES):
+                if await word.xchg(1) == 0:
+                    return Status.OK
+            await word.wait_until(lambda v: v == 0)
 
 
 class PlainTicket(Target):
@@ -504,6 +556,8 @@ NATURAL_LOCKS: dict[str, type] = {
     "plain_spin_ttas": PlainSpinTtas,
     "spin_tas_with_timeout": SpinTasWithTimeout,
     "backoff_tas": BackoffTas,
+    "budget_backoff_ttas": BudgetBackoffTtas,
+    "spin_then_park_tas": SpinThenParkTas,
     "plain_ticket": PlainTicket,
     "plain_mcs": PlainMcs,
     "trio_sleep_zero_spin": TrioSleepZeroSpinLock,

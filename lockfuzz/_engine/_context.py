@@ -31,8 +31,9 @@ class Context:
 
     __slots__ = (
         "blocked", "budget_scope", "coro", "cpu", "deadline", "done", "engine", "expiry", "handler", "index", "last",
-        "late", "level", "looked", "machine", "name", "park", "pending", "probes", "reads", "seen", "shielded", "slept",
-        "spin_at", "spinning", "steps", "token", "top", "wait_hook", "waiting_on", "watching", "woken_ns",
+        "late", "level", "looked", "machine", "name", "park", "pending", "probe_at", "probes", "reads", "seen",
+        "shielded", "slept", "spin_at", "spinning", "states", "states_of", "steps", "still", "token", "top",
+        "wait_hook", "waiting_on", "watching", "woken_ns",
     )  # fmt: skip
 
     def __init__(self, index: int, name: str, cpu: int, level: Level, machine: Machine, handler: int) -> None:
@@ -60,6 +61,13 @@ class Context:
         self.spinning = False  # parked: its last steps repeated, changing nothing
         self.seen: dict[int, int] = {}  # a spinner's cells (by index) and the values it read
         self.probes = 0  # a spinner past its acquisition's time: wake-ups at doubling intervals
+        self.probe_at: int | None = None  # ... and when the next one is due
+        # Its loop states at its parks (``_spinning``, "Counting loops"): (len(reads), state) for
+        # the spin whose reads list is ``states_of``; ``still``: whether its loop leaves its state
+        # as it was after a period (None: not seen a whole period yet).
+        self.states: list[tuple[int, tuple[Any, ...]]] = []
+        self.states_of: list[tuple[int, int, int]] | None = None
+        self.still: bool | None = None
         self.watching: tuple[Cell, ...] = ()  # the cells whose change wakes it (spin, wait_cells)
         self.park = 0  # the trio driver: a spin found in its step, to park it at its next request
         # Own time past a marked timeout (``Timeouts.late_ns``): when the acquisition's armed clock

@@ -7,17 +7,32 @@ await flag.load(): pass`` after its third load, a test-and-set loop after its th
 ``xchg``. The engine parks it, as if it waited on the cells it read: it runs again when one of
 them changes, when its acquisition's time is up (its budget, or a fixed timeout's shortest wait,
 then at doubling intervals, so that a spinner that reads the clock gives up on time), or when
-nothing else can run: then every parked spinner gets one step (a *round*), because the engine
-cannot see a context's local variables and a loop that re-reads memory may still be counting
-towards its end. Only when a round changed nothing does the clock jump to a deadline, unless a
-parked spinner is past its acquisition's time (probed): then, as with no deadline at all, a few
-more rounds come first (``SPIN_ROUNDS``). Such a spinner is about to give up, and its loop of
-reads may be bounded (a chain walk that goes round a cycle, a delay loop): it runs to its end in
-steps, not across clock jumps. (Once the clock jumped first, and a 32-read walk of a lock whose
-budget had run out took 21 us, then 100 us, and overran its budget: a false alarm.) With no
-deadline after those rounds the run hangs, and the hang report names what each spinner
-re-reads. So a spinner behind a hold of any length costs a few steps, and the step limit
-means a livelock: steps that change things, for ever.
+nothing else can run: then every parked spinner gets one step (a *round*), because a loop that
+re-reads memory may still be counting towards its end in a local variable.
+
+Counting loops. A clock jump across a parked spinner stands for every round of its loop the
+spinner would have run meanwhile, so it is exact only if a round leaves the loop as it was. The
+engine cannot see a counter in memory, but it can see the loop's local variables: at each park
+it takes the spinner's *loop state* (``_loop_state``: where each frame of its await chain stands
+and its locals' values), and a spinner whose loop state one period later equals the one before
+is *still* (``Context.still``): its next rounds would repeat, and time may jump past it. One that
+differs is counting (``for _ in range(64)``, ``tries += 1``: a spin-count timeout, the spin
+phase of a spin-then-park lock), and gets rounds instead of jumps until its loop ends or
+``COUNT_ROUNDS`` rounds changed nothing. Without this, a lock that gives up after 64 tries
+behind a 1 ms hold was frozen across the hold after 4 tries and never gave up (its early
+timeout was never seen), and the park path of a spin-then-park lock was never run. A counter
+kept in a Python attribute of the target, or a container mutated in place, is not seen: shared
+state belongs in cells.
+
+Once a round of still spinners changed nothing, the clock jumps to a deadline, unless a parked
+spinner is past its acquisition's time (probed): then, as with no deadline at all, a few more
+rounds come first (``SPIN_ROUNDS``): a margin for what the loop state does not show. Past that,
+a spinner past its time is probed at doubling intervals, doubling at each probe that found it
+still spinning (not at each round: once it doubled at each round, and the first jump after the
+rounds was 2**62 ns, an "overrun" of 146 years). With no deadline after those rounds the run
+hangs, and the hang report names what each spinner re-reads. So a spinner behind a hold of any
+length costs a few steps, and the step limit means a livelock: steps that change things, for
+ever.
 
 ``Spinning`` is a part of ``Engine`` (a mixin, kept here so that the rule reads in one place):
 the hot loop records each no-change step in ``Context.reads`` and calls ``_repeats``; the
@@ -33,12 +48,16 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from ._context import Context
     from ._machine import Machine
 
-__all__ = ["SPIN_REPEATS", "SPIN_ROUNDS", "Spinning"]
+__all__ = ["COUNT_ROUNDS", "SPIN_REPEATS", "SPIN_ROUNDS", "Spinning"]
 
 #: Rounds (every parked spinner one step) in a row that change nothing, before the clock jumps to
 #: a spinner's probe or, with no deadline at all, the run is a hang: room for a loop that re-reads
 #: memory a bounded number of times (a delay loop, a chain walk) to end, when nothing else can run.
 SPIN_ROUNDS = 64
+#: Rounds that change nothing which a counting spinner (module doc) may run before the clock jumps
+#: past it all the same (or, with no deadline, the run hangs): a loop bounded by up to this many
+#: rounds in a local variable runs to its end in steps, as it would on a CPU.
+COUNT_ROUNDS = 1024
 #: How many times in a row a context must go round the same loop of steps that change nothing
 #: before it is parked as a spinner: three, so that code which merely reads a value twice (a
 #: check that re-reads a word, a scan) runs on and is not parked in the middle of what it does.
@@ -87,6 +106,7 @@ class Spinning:
         cells = self.machine.cells
         if any(cells[i].value != v for i, v in seen.items()):
             return  # changed since it was read: it will see that at its next step
+        self._note_loop_state(ctx, period)
         ctx.blocked = True
         ctx.spinning = True
         ctx.token += 1
@@ -107,8 +127,33 @@ class Spinning:
         now = self.machine.now
         if due > now:
             return due
-        ctx.probes += 1
-        return now + (1 << min(ctx.probes, 62))
+        at = ctx.probe_at
+        if at is None or at <= now:  # its first probe, or the last one came and found it spinning
+            ctx.probes += 1
+            at = ctx.probe_at = now + (1 << min(ctx.probes, 62))
+        return at
+
+    @staticmethod
+    def _note_loop_state(ctx: Context, period: int) -> None:
+        """Take the loop state of a spinner being parked, and compare it with the one ``period``
+        parks before, at the same point of its loop (module doc, "Counting loops"). A spin ends
+        when its ``reads`` list is replaced (a change, a wait, a new line step): the states taken
+        belong to that list."""
+        reads = ctx.reads
+        if ctx.states_of is not reads:
+            ctx.states_of = reads
+            ctx.states = []
+            ctx.still = None
+        elif ctx.still is not None:
+            return  # decided for this spin
+        states = ctx.states
+        n = len(reads)
+        state = _loop_state(ctx.coro)
+        states.append((n, state))
+        if len(states) > period:
+            before_n, before = states[-1 - period]
+            if before_n == n - period:
+                ctx.still = before == state
 
     def _spin_round(self, has_deadline: bool) -> bool:
         """Nothing can run. If spinners are parked and no round has been tried since the last
@@ -118,12 +163,15 @@ class Spinning:
         if not parked:
             return False
         if self._round_at == self.changes:
+            # A counting spinner, or one not yet seen a whole period, runs on in rounds: the clock
+            # must not jump past the end of its loop (module doc, "Counting loops").
+            counting = self._rounds < COUNT_ROUNDS and not all(ctx.still for ctx in parked)
             # A spinner past its acquisition's time (probed) may be in a bounded loop that ends
             # in a return: rounds come first, so that the clock does not jump past its end.
-            if has_deadline and not any(ctx.probes for ctx in parked):
+            if not counting and has_deadline and not any(ctx.probes for ctx in parked):
                 return False
             self._rounds += 1
-            if self._rounds > SPIN_ROUNDS:
+            if not counting and self._rounds > SPIN_ROUNDS:
                 return False
         else:
             self._rounds = 0
@@ -132,3 +180,42 @@ class Spinning:
             self._unblock(ctx)  # its reads stay: one more repeat parks it again
         return True
 
+
+
+# Values compared as they are in a loop state; anything else is compared by identity (a local
+# that names another object each round is counting too).
+_PLAIN = (int, float, str, bytes, bool, type(None))
+
+
+def _own_code(module: Any) -> bool:
+    """Whether a frame of module ``module`` is the target's own code. Frames of trio (and the
+    libraries it runs on) and of lockfuzz's engine are left out of a loop state: their locals are
+    made afresh at each call (``trio.sleep(0)`` opens a new cancel scope every round), and no loop
+    of the target counts in them."""
+    name = str(module)
+    return name.partition(".")[0] not in _LIBRARIES and not name.startswith("lockfuzz._")
+
+
+_LIBRARIES = frozenset({"trio", "anyio", "outcome", "sniffio"})
+
+
+def _loop_state(coro: Any) -> tuple[Any, ...]:
+    """Where each frame of the target's own code in ``coro``'s await chain stands (its last
+    instruction) and the values of its local variables, as one comparable tuple (module doc,
+    "Counting loops")."""
+    state: list[Any] = []
+    depth = 0
+    while coro is not None and depth < 64:
+        depth += 1
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None and _own_code(frame.f_globals.get("__name__")):
+            state.append(frame.f_lasti)
+            for value in frame.f_locals.values():
+                if type(value) in _PLAIN:
+                    state.append(value)
+                elif type(value) is tuple and all(type(v) in _PLAIN for v in value):
+                    state.append(value)
+                else:
+                    state.append(id(value))
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return tuple(state)

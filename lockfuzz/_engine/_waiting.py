@@ -126,6 +126,7 @@ class Waiting:
                 w.reads = []
                 w.last = {}
                 w.probes = 0
+                w.probe_at = None
             self._unblock(w)
 
     def _expire(self) -> None:

@@ -250,6 +250,12 @@ class Sharing:
     starve). ``handler_readers_overtake``: shared attempts from interrupt handlers are exempt from
     the preference (the kernel's qrwlock lets a reader in interrupt context past a waiting
     writer, ``kernel/locking/qrwlock.c``: a handler must not wait behind the task it interrupted).
+
+    ``per_holder``: the most shared holds one context may have of one lock at once (None: as many
+    as there is room for). A context that asks for one more waits for itself, as a lock's holder
+    taking it again does: a deadlock of its own (AA), so EDEADLK is deserved there. trio's
+    ``CapacityLimiter`` lends one token per task, and refuses a second with ``RuntimeError``
+    while tokens are free (``per_holder=1``).
     """
 
     exclusive: bool = True
@@ -259,6 +265,7 @@ class Sharing:
     handler_readers_overtake: bool = False
     doorway_steps: int | None = 1
     capacity_range: tuple[int, int] | None = None
+    per_holder: int | None = None
 
     def __post_init__(self) -> None:
         if self.capacity_range is not None:
@@ -286,6 +293,10 @@ class Sharing:
             )
         if self.doorway_steps is not None and (not isinstance(self.doorway_steps, int) or self.doorway_steps < 0):
             raise InvalidArgument(f"doorway_steps={self.doorway_steps!r}: expected None or an int >= 0")
+        if self.per_holder is not None and (
+            not isinstance(self.per_holder, int) or isinstance(self.per_holder, bool) or self.per_holder < 1
+        ):
+            raise InvalidArgument(f"per_holder={self.per_holder!r}: expected None or an int >= 1")
 
     def capacity_of(self, lock: int, capacities: tuple[int, ...] = ()) -> int | None:
         """The capacity of ``lock`` in a program that gives ``capacities`` (``Program.capacities``:
@@ -318,6 +329,8 @@ class Sharing:
             )
         if self.handler_readers_overtake:
             line += "; readers in interrupt handlers may pass a waiting writer"
+        if self.per_holder is not None:
+            line += f"; at most {self.per_holder} shared hold(s) per context (one more waits for itself)"
         return line
 
 

@@ -45,8 +45,11 @@ class Attempt:
     out_at = -1
     out_jumped = 0
     out_paused = 0
-    free_total = 0  # ns of its budget while it slept on a free lock nobody else was taking
+    # ns of its budget it slept on a free lock nobody else was taking, since it was last awake
+    # while the lock was not its to take (``looked_taken``), and the most of that before then.
+    free_total = 0
     free_since: int | None = None
+    free_peak = 0
     holding = False  # its context held another lock when the attempt began
     taken = False  # the target marked the step that took the lock (Mark.TAKEN)
     cancelled = False  # the schedule cancelled its scope (the trio driver): it is leaving
@@ -135,10 +138,29 @@ class Attempt:
         return self.start + self.budget
 
     def free_ns(self, now: int, until: int | None = None) -> int:
-        """Time it slept on a free lock that nobody else was taking, up to ``until``."""
+        """Time it slept on a free lock that nobody else was taking, up to ``until``: the most
+        between two of its looks at a lock that was not its to take (``looked_taken``)."""
+        return max(self.free_peak, self.free_run(now, until))
+
+    def free_run(self, now: int, until: int | None = None) -> int:
+        """The free time counted since its last fair look (``free_ns``), up to ``until``."""
         end = now if until is None else min(now, until)
         since = self.free_since
         return self.free_total + (max(0, end - since) if since is not None else 0)
+
+    def looked_taken(self) -> None:
+        """It is awake while the lock is not its to take (held, being released, on its way to
+        another waiter, or owed to one ahead of it): whatever looks it took since it last slept
+        were fair, so the free time counted so far ends a stretch. A lock that polls by sleeping
+        may sleep through a free lock for up to its longest sleep (``Timeouts.grace_ns``) each
+        time someone else takes it in between; a sum over those sleeps grows with the number of
+        hand-overs it slept through, and no grace could bound it (a false alarm seen on a
+        test-and-test-and-set lock with 64 us back-off sleeps: two free gaps of 50 us, in two
+        sleeps, judged as 100 us of lost wake-up). A waiter that sleeps through a free lock in
+        one sleep, or wakes to a free lock and sleeps on, keeps counting."""
+        if self.free_total > self.free_peak:
+            self.free_peak = self.free_total
+        self.free_total = 0
 
     def quiet_ns(self, now: int) -> int:
         """The lock's own time since it last made progress (``_own_since``)."""

@@ -120,9 +120,12 @@ class GroundTruth:
             # free for its waiters until the release returns: they wait for the releaser.
             h = self.releaser[lock]
         out = [h] if h is not None else []
-        if self.sharing is not None and (not a.shared or self.at_capacity(lock)):
+        s = self.sharing
+        if s is not None and (not a.shared or self.at_capacity(lock)):
             out.extend(self.sharers[lock])
             out.extend(self.shared_releasing[lock])
+        elif s is not None and s.per_holder is not None and self.sharers[lock].count(a.ctx) >= s.per_holder:
+            out.append(a.ctx)  # one hold more than it may have: it waits for itself (``Sharing.per_holder``)
         return out
 
     def preferred(self, a: Attempt) -> list[Attempt]:
@@ -426,18 +429,20 @@ class GroundTruth:
             # Held up by a handler: the holder's, or another waiter's (any waiter under one holds
             # up every waiter on the lock), or, below, its own CPU's.
             stall_all = holder is not None and not holder.top
-            awake = False  # a waiter on its way to the lock: running, runnable or under a handler
+            awake = 0  # waiters on their way to the lock: running, runnable or under a handler
             for b in waiting:
                 c = b.ctx
                 if not c.top:
-                    stall_all = awake = True
+                    stall_all = True
+                    awake = 2
                     break
                 if not c.blocked:
-                    awake = True
+                    awake += 1
             # Free for a waiter: nobody holds or releases the lock, no waiter is awake (so it
             # sleeps, not merely preempted, and not under its own CPU's handler), and nobody the
             # lock's declared order puts first still waits (checked per waiter).
-            maybe_free = holder is None and not self.releasing[k] and not awake
+            unheld = holder is None and not self.releasing[k]
+            maybe_free = unheld and not awake
             for a in waiting:
                 if stall_all or not a.ctx.top:
                     if a.stall_since is None:
@@ -452,8 +457,13 @@ class GroundTruth:
                 ):
                     if a.free_since is None:
                         a.free_since = now
-                elif a.free_since is not None:
+                    continue
+                if a.free_since is not None:
                     self._close(a, now)
+                if a.free_total and not a.ctx.blocked and a.ctx.top and not (
+                    unheld and awake == 1 and all(b.end >= 0 for b in a.ahead)
+                ):
+                    a.looked_taken()  # awake, and the lock not its to take: a fair look
 
     @staticmethod
     def _stall(a: Attempt, stalled: bool, now: int) -> None:
@@ -484,15 +494,16 @@ class GroundTruth:
                 or any(not b.ctx.top for b in others if b is not a)
             )
             self._stall(a, stalled, now)
-            free = (
+            available = (
                 not blockers
-                and a.ctx.blocked
                 and a.ctx.top
                 and all(b.ctx.blocked and b.ctx.top for b in others if b is not a)
                 and not self.preferred(a)
                 and not (self._window and now >= a.deadline())
             )
-            self._free(a, free, now)
+            self._free(a, available and a.ctx.blocked, now)
+            if a.free_total and not available and not a.ctx.blocked and a.ctx.top:
+                a.looked_taken()  # awake, and the lock not its to take: a fair look
 
     # -- the declared order across modes -------------------------------------------------------
     def _prefer(self, a: Attempt, waiting: list[Attempt]) -> None:
@@ -538,7 +549,7 @@ class GroundTruth:
     def _close(self, a: Attempt, now: int) -> None:
         """Stop its free clock (at its budget's end, for per-call budgets)."""
         if a.free_since is not None:
-            a.free_total = a.free_ns(now, a.deadline() if self._window else None)
+            a.free_total = a.free_run(now, a.deadline() if self._window else None)
             a.free_since = None
 
     def _progress(self, lock: int, now: int) -> None:

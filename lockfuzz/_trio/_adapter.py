@@ -10,8 +10,13 @@ is EDEADLK. A release calls ``release()`` (awaited if it returns an awaitable) o
 ``__aexit__``. With ``sharing=`` (a ``lockfuzz.Sharing``) the lock admits shared acquisitions:
 for a semaphore or limiter (``Sharing(exclusive=False, capacity=n)``) every acquisition is
 shared and calls the same ``acquire``/``release``; for a reader-writer lock
-(``Sharing(exclusive=True)``) a shared one calls ``acquire_shared()``/``release_shared()``. The
-bundled adapters (``lockfuzz.targets.trio_locks``) are subclasses of it.
+(``Sharing(exclusive=True)``) a shared one calls ``acquire_shared()``/``release_shared()``. A
+shared acquisition of an object that lends to borrowers (``trio.CapacityLimiter``:
+``acquire_on_behalf_of``/``release_on_behalf_of``) borrows for a borrower of its own, so that a
+context may hold several tokens as it may hold several permits of a semaphore: borrowing for the
+task, trio would refuse the second with ``RuntimeError`` while tokens are free, a rule of trio's
+for tasks, not a deadlock (once reported as an undeserved EDEADLK). The bundled adapters
+(``lockfuzz.targets.trio_locks``) are subclasses of it.
 
 Failure files name a target by import path (``module:Class``), so give the class a module-level
 name equal to ``name`` (``MyLockTarget = lockfuzz.trio_target(MyLock)`` with the default name), or
@@ -50,6 +55,7 @@ def trio_target(
     held: Callable[[Any], bool] | None = None,
     interrupts: bool | None = None,
     sharing: Sharing | None = None,
+    grace_ns: int | None = None,
 ) -> type[Target]:
     """A target class over the lock objects ``factory()`` makes (see the module doc).
 
@@ -60,7 +66,9 @@ def trio_target(
     - ``held(obj)``: whether a lock object is still held, for the final check (default:
       ``obj.locked()`` if it has one);
     - ``interrupts``: ``Capabilities.interrupts`` (default: none, as for any trio target);
-    - ``sharing``: ``Capabilities.sharing`` (see the module doc), None for an exclusive lock.
+    - ``sharing``: ``Capabilities.sharing`` (see the module doc), None for an exclusive lock;
+    - ``grace_ns``: ``Timeouts.grace_ns``, for a lock whose waiters poll by sleeping: its longest
+      sleep between looks (default 100 us).
     """
     if not callable(factory):
         raise InvalidArgument(f"trio_target: factory={factory!r}, expected a callable that makes one lock")
@@ -70,8 +78,13 @@ def trio_target(
         raise InvalidArgument(f"trio_target: timeouts={timeouts!r}, expected True or False")
     if sharing is not None and not isinstance(sharing, Sharing):
         raise InvalidArgument(f"trio_target: sharing={sharing!r}, expected a lockfuzz.Sharing or None")
+    if grace_ns is not None and (type(grace_ns) is not int or grace_ns < 0):
+        raise InvalidArgument(f"trio_target: grace_ns={grace_ns!r}, expected an int >= 0 (ns) or None")
+    if grace_ns is not None and not timeouts:
+        raise InvalidArgument(f"trio_target: grace_ns={grace_ns!r} with timeouts=False: a grace is for timeouts")
     label = name or f"{getattr(factory, '__name__', 'Lock').strip('<>')}Target"
-    caps = Capabilities(timeouts=BUDGETS if timeouts else None, fairness=fairness, interrupts=interrupts,
+    budgets = BUDGETS if grace_ns is None else dataclasses.replace(BUDGETS, grace_ns=grace_ns)
+    caps = Capabilities(timeouts=budgets if timeouts else None, fairness=fairness, interrupts=interrupts,
                         sharing=sharing)
     caller = sys._getframe(1).f_globals.get("__name__", __name__)
     namespace = {
@@ -105,6 +118,11 @@ class _TrioTarget(Target):
             self.capabilities = dataclasses.replace(  # type: ignore[misc] # this instance's promise
                 self.capabilities, timeouts=dataclasses.replace(t, late_ns=late))
         self.locks = [self.make_lock(i) for i in range(machine.n_locks)]
+        sharing = self.capabilities.sharing
+        #: Shared acquisitions borrow for a borrower of their own where the lock lends (module doc).
+        self.lends = sharing is not None and not sharing.exclusive
+        #: The borrowers of the tokens each context holds, per lock, newest last.
+        self.borrowers: dict[tuple[str, int], list[object]] = {}
 
     def make(self) -> Any:
         """One lock object (``factory()``; a subclass may override it)."""
@@ -118,11 +136,23 @@ class _TrioTarget(Target):
 
     async def acquire(self, ctx: Any, lock: int, budget_ns: int, shared: bool = False) -> Status:
         obj = self.locks[lock]
+        if shared and self.lends and hasattr(obj, "acquire_on_behalf_of"):
+            if not self.timeouts:
+                return await self._borrow(ctx, lock, obj)
+            with trio_budget(ctx, lock, budget_ns):
+                return await self._borrow(ctx, lock, obj)
+            return Status.ETIMEDOUT
         if not self.timeouts:
             return await self._take(obj, shared)
         with trio_budget(ctx, lock, budget_ns):
             return await self._take(obj, shared)
         return Status.ETIMEDOUT
+
+    async def _borrow(self, ctx: Any, lock: int, obj: Any) -> Status:
+        borrower = object()  # one per acquisition (module doc)
+        await obj.acquire_on_behalf_of(borrower)
+        self.borrowers.setdefault((ctx.name, lock), []).append(borrower)
+        return Status.OK
 
     def _shared_method(self, shared: bool, name: str) -> str:
         """The method a call in this mode uses: ``acquire_shared`` for a reader of a lock that
@@ -143,14 +173,32 @@ class _TrioTarget(Target):
             take = self._method(obj, shared, "acquire")
             if take is not None:
                 await take()
-            else:
+            elif hasattr(obj, "__aenter__"):
                 await obj.__aenter__()
+            else:
+                raise TypeError(
+                    f"{type(obj).__name__} has neither acquire() nor __aenter__(): trio_target calls acquire() and "
+                    "release() (also for every acquisition of a semaphore, Sharing(exclusive=False)), or enters and "
+                    "exits it with async with; acquire_shared()/release_shared() only for the readers of a lock with "
+                    "writers (Sharing(exclusive=True))"
+                )
         except RuntimeError as exc:
+            sharing = self.capabilities.sharing
+            if shared and sharing is not None and self.lends and sharing.per_holder is None and _says_retaken(exc):
+                raise RuntimeError(
+                    f"{exc} (a second shared hold by one task, refused while the lock has room: declare "
+                    "Sharing(per_holder=1), so that lockfuzz knows that a task's second hold waits for itself and "
+                    "EDEADLK is deserved, or lend per acquisition, as trio.CapacityLimiter's acquire_on_behalf_of "
+                    "does)"
+                ) from exc
             return retaken(exc)
         return Status.OK
 
     async def release(self, ctx: Any, lock: int, shared: bool = False) -> None:
         obj = self.locks[lock]
+        if shared and self.lends and hasattr(obj, "release_on_behalf_of"):
+            obj.release_on_behalf_of(self.borrowers[(ctx.name, lock)].pop())  # releases are LIFO
+            return
         give = self._method(obj, shared, "release")
         if give is not None:
             result = give()
@@ -171,7 +219,11 @@ def retaken(exc: RuntimeError) -> Status:
     to re-acquire an already held Lock", CapacityLimiter: "this borrower is already holding one
     of this CapacityLimiter's tokens", anyio.Lock: "Attempted to acquire an already held Lock");
     any other RuntimeError is the target's fault and goes on up."""
-    text = str(exc)
-    if "already held" in text or "already holding" in text:
+    if _says_retaken(exc):
         return Status.EDEADLK
     raise exc
+
+
+def _says_retaken(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return "already held" in text or "already holding" in text

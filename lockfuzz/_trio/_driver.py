@@ -718,7 +718,9 @@ class TrioEngine(Engine):
             # it is parked until anything changes (``_decide``), its time is up, or a round.
             res = None
             append((now, cur.index, op, -1, 1))  # value 1: one of trio's checkpoints (the timeline shows it)
-            if self._read(cur, (op, -1, self.changes)):
+            period = self._read(cur, (op, -1, self.changes))
+            if period:
+                self._note_loop_state(cur, period)  # a loop that counts its checkpoints gets rounds
                 cur.spinning = True
                 cur.spin_at = self.changes
                 cur.token += 1

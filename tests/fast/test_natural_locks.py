@@ -31,13 +31,15 @@ from typing import Any, Callable
 
 import pytest
 from natural_locks import (
-    KNOWN_REAL, NATURAL_LOCKS, AnyioConditionLock, PlainMcs, PlainSpinTas, PlainSpinTtas, PlainTicket,
-    SpinTasWithTimeout, TrioConditionLock, TrioSleepZeroSpinLock,
+    KNOWN_REAL, NATURAL_LOCKS, AnyioConditionLock, BudgetBackoffTtas, PlainMcs, PlainSpinTas, PlainSpinTtas,
+    PlainTicket, SpinTasWithTimeout, TrioConditionLock, TrioSleepZeroSpinLock,
 )  # fmt: skip
 from support import RandomWalk, Scripted, holds
 
 import lockfuzz
-from lockfuzz import CpuProgram, Engine, Handler, Level, Lock, Program, RunResult, Settings, Status, Unlock, Work
+from lockfuzz import (
+    Context, CpuProgram, Engine, Handler, Level, Lock, Program, RunResult, Settings, Status, Unlock, Work,
+)
 from lockfuzz._engine._events import ACQUIRED, FINAL
 from lockfuzz.strategies import programs_for
 
@@ -310,3 +312,52 @@ def test_the_condition_lock_really_loses_a_wake_up_to_a_cancelled_waiter():
     assert "L0 sat free for 899984 ns of its 900000 ns budget" in lost.violation.message
     _anyio_on_trio(AnyioConditionLock)
     assert lockfuzz.run(AnyioConditionLock, program, schedule, settings=SETTINGS).violation is None
+
+
+# -- a lock that polls by sleeping: judged per stretch of sleeping through a free lock ----------------
+def test_a_backoff_waiter_that_sleeps_through_two_short_free_gaps_is_clean():
+    # Found by a lock written for this check by someone new to lockfuzz (the same shape as
+    # BudgetBackoffTtas): cpu0 frees L0 twice for 50 us, each time inside one of cpu1's 64 us
+    # back-off sleeps, and takes it back before cpu1 wakes; cpu1 gives up when its 500 us budget
+    # is spent, while cpu0 holds L0. Judged on the sum over its sleeps (100 us, more than its
+    # declared 64 us grace) it was `etimedout/undeserved`: a false alarm, since each look it took
+    # found L0 held.
+    program = Program(
+        cpus=(
+            CpuProgram(task=(
+                Lock(0, 10 * MS), Work(130 * US), Unlock(0), Work(50 * US), Lock(0, 10 * MS), Work(20 * US), Unlock(0),
+                Work(50 * US), Lock(0, 10 * MS), Work(900 * US), Unlock(0),
+            )),
+            CpuProgram(task=(Lock(0, 500 * US), Unlock(0))),
+        ),
+        n_locks=1,
+    )  # fmt: skip
+    result = lockfuzz.run(BudgetBackoffTtas, program, [])
+    assert result.violation is None, str(result.violation)
+    assert Status.ETIMEDOUT in statuses(result)  # the case judged: cpu1 timed out, deservedly
+
+
+class _StopsLooking(BudgetBackoffTtas):
+    """Broken: after its first failed look it only naps until its deadline, never looking again.
+    It wakes every 10 us to a free lock and sleeps on: the free stretch goes on across its wakes."""
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        word = self.words[lock]
+        deadline = ctx.now + budget_ns
+        if await word.xchg(1) == 0:
+            return Status.OK
+        while ctx.now < deadline:
+            await self.machine.sleep_until(min(ctx.now + 10 * US, deadline))
+        return Status.ETIMEDOUT
+
+
+def test_a_backoff_waiter_that_wakes_to_a_free_lock_and_sleeps_on_is_still_a_lost_wake_up():
+    program = Program(
+        cpus=(
+            CpuProgram(task=(Lock(0, 10 * MS), Work(100 * US), Unlock(0))),
+            CpuProgram(task=(Lock(0, 1 * MS), Unlock(0))),
+        ),
+        n_locks=1,
+    )
+    result = lockfuzz.run(_StopsLooking, program, [])
+    assert result.violation is not None and result.violation.signature == ("etimedout", "undeserved"), result.violation

@@ -13,7 +13,7 @@ import lockfuzz
 from lockfuzz import Capabilities, CpuProgram, Lock, Program, Status, Target, Timeouts, Unlock, Work
 from lockfuzz._engine._events import ACQUIRED
 from lockfuzz._engine._run import Context
-from lockfuzz._engine._machine import Machine
+from lockfuzz._engine._machine import WAIT, XCHG, Machine
 from lockfuzz._trio._driver import run_trio
 
 from natural_locks import TrioSleepZeroSpinLock
@@ -191,3 +191,138 @@ def test_a_bounded_walk_past_its_budget_runs_to_its_end_before_the_clock_jumps()
     # Both budget-0 walkers gave up within a hundred nanoseconds, not after a clock jump.
     timed_out = [t for t, status in ended.values() if status == Status.ETIMEDOUT]
     assert len(timed_out) >= 2 and max(timed_out) < 200, ended
+
+
+# -- counting loops: a loop that counts in a local variable runs to its end, not across a jump ----
+# Found by a lock written for this check by someone new to lockfuzz: a test-and-set lock that
+# gives up after a fixed number of tries, whatever its budget. Behind a 1 ms hold the waiter was
+# parked after three tries, got one round, and the clock jumped across the hold: its early
+# timeout (64 tries, about 64 ns, against a budget of 5 ms) was never seen. And with a budget of
+# 0 and 200 tries, the doubling probes reached 2**62 ns within the rounds: "waited
+# 4611686018427387972 ns", a bounded-waiting/overrun of a loop that ends after 200 ns.
+
+
+class SpinCountLock(Target):
+    """Test-and-set that gives up after ``TRIES`` tries: an early timeout behind any long hold."""
+
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True, slack_ns=100_000))
+    TRIES = 64
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        for _ in range(self.TRIES):
+            if await self.words[lock].xchg(1) == 0:
+                return Status.OK
+        return Status.ETIMEDOUT
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        await self.words[lock].store(0)
+
+
+class SpinCount200Lock(SpinCountLock):
+    TRIES = 200
+
+
+class SpinThenParkLock(SpinCountLock):
+    """Correct: spins ``TRIES`` tries, then sleeps until the word is free (a spin-then-park
+    lock, as adaptive mutexes are), and counts how often it reached its park path."""
+
+    TRIES = 16
+    capabilities = Capabilities()
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        word = self.words[lock]
+        while True:
+            for _ in range(self.TRIES):
+                if await word.xchg(1) == 0:
+                    return Status.OK
+            await word.wait_until(lambda v: v == 0)
+
+
+HOLD_1MS_BUDGET_5MS = Program(
+    cpus=(
+        CpuProgram(task=(Lock(0, 5_000_000), Work(1_000_000), Unlock(0))),
+        CpuProgram(task=(Lock(0, 5_000_000), Unlock(0))),
+    ),
+    n_locks=1,
+)
+
+
+def _returns(r: lockfuzz.RunResult, ctx: int) -> list[tuple[int, int]]:
+    return [(e[0], e[4]) for e in r.trace.events if e[2] == ACQUIRED and e[1] == ctx]
+
+
+def test_a_spin_count_timeout_behind_a_hold_runs_its_tries_and_is_caught_early():
+    r = lockfuzz.run(SpinCountLock, HOLD_1MS_BUDGET_5MS, [])
+    assert r.violation is not None and r.violation.signature == ("etimedout", "early"), r.violation
+    # cpu1 made its 64 tries in steps, one ns each: it gave up long before the hold ended.
+    assert _returns(r, 1) == [] or _returns(r, 1)[0][0] < 1_000
+    xchgs = [e for e in r.trace.events if e[1] == 1 and e[2] == XCHG]
+    assert len(xchgs) == 64
+
+
+def test_a_loop_of_200_tries_past_its_budget_ends_in_steps_and_is_no_overrun():
+    # One CPU takes L0 twice with budgets of 0: the second attempt spins on its own lock, past
+    # its time from the start, and gives up after 200 tries, about 200 ns later.
+    program = Program(cpus=(CpuProgram(task=(Lock(0, 0), Lock(0, 0), Unlock(0), Unlock(0))),), n_locks=1)
+    r = lockfuzz.run(SpinCount200Lock, program, [])
+    assert r.violation is None or r.violation.signature != ("bounded-waiting", "overrun"), r.violation
+    second = _returns(r, 0)[1]
+    assert second[1] == Status.ETIMEDOUT and second[0] < 300
+    assert r.time_ns < 1_000  # no jump of the clock across the loop
+
+
+def test_a_spin_then_park_lock_reaches_its_park_path_behind_a_hold_and_is_clean():
+    r = lockfuzz.run(SpinThenParkLock, HOLD_1MS_BUDGET_5MS, [])
+    assert r.violation is None, str(r.violation)
+    # cpu1 spun its 16 tries, then waited on the word (a WAIT step): the park path ran.
+    assert any(e[1] == 1 and e[2] == WAIT for e in r.trace.events), "cpu1 never reached its wait"
+    assert r.steps < 100  # 16 tries and a wait, not a step per nanosecond of the hold
+
+
+def test_a_still_spinner_past_its_budget_is_probed_at_doubling_intervals_not_once_at_2_62():
+    # A spinner that never gives up (ignores its budget of 0) behind a holder that never
+    # releases: an overrun, reported once the wait passes budget + slack, by a bounded figure.
+    class Ignores(SpinCountLock):
+        async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+            while await self.words[lock].xchg(1):
+                pass
+            return Status.OK
+
+    program = Program(cpus=(CpuProgram(task=(Lock(0, 0), Lock(0, 0), Unlock(0), Unlock(0))),), n_locks=1)
+    r = lockfuzz.run(Ignores, program, [])
+    assert r.violation is not None and r.violation.signature == ("bounded-waiting", "overrun"), r.violation
+    assert 100_000 < r.time_ns < 400_000  # the first probe past the slack: within a doubling of it
+
+
+class TrioCountingSpinLock(Target):
+    """A trio lock whose waiter checkpoints a fixed number of times, then gives up: an early
+    timeout, whose checkpoints must run in steps behind a long hold, not across a clock jump."""
+
+    driver = "trio"
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True, slack_ns=100_000))
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.held = [False] * machine.n_locks
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        import trio
+
+        for _ in range(50):
+            if not self.held[lock]:
+                self.held[lock] = True
+                return Status.OK
+            await trio.sleep(0)
+        return Status.ETIMEDOUT
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        self.held[lock] = False
+
+
+def test_a_trio_waiter_that_counts_its_checkpoints_is_caught_giving_up_early():
+    r = run_trio(TrioCountingSpinLock, HOLD_1MS_BUDGET_5MS, [])
+    assert r.violation is not None and r.violation.signature == ("etimedout", "early"), r.violation

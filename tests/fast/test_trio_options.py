@@ -14,6 +14,7 @@ from hypothesis.errors import InvalidArgument as HypothesisInvalidArgument
 
 import lockfuzz
 from lockfuzz import CpuProgram, Fairness, Lock, Program, Status, Unlock, Work, trio_target
+from lockfuzz._engine._events import ACQUIRED as ACQUIRED_KIND
 from lockfuzz._frontends._cli import main
 from lockfuzz._trio._adapter import _TrioTarget
 from lockfuzz._trio._driver import run_trio
@@ -284,3 +285,84 @@ def test_the_readme_tour_trio_lock_is_caught_only_through_cancellation(tmp_path,
     out = capsys.readouterr().out
     assert "final-state" in out and "cancellations on" in out
     assert main([*args, "--runs", "300", "--no-cancellations"]) == 0
+
+
+# -- shared trio locks as users write them: a CapacityLimiter, and a pool over one ---------------------
+# Found by targets written for this check by someone new to lockfuzz: a pool over a
+# CapacityLimiter(2), declared a semaphore of two, got `edeadlk-sound/no-cycle` when one task took
+# it twice: trio lends one token per task and refuses the second with RuntimeError ("already
+# holding"), which the adapter called EDEADLK while a token was free.
+_POOL_SHARING = lockfuzz.Sharing(exclusive=False, capacity=2, preference="fifo", doorway_steps=0)
+_FIFO = Fairness(overtakes=0, doorway_steps=0)
+
+
+class LimiterPool:
+    """A pool of two slots over ``trio.CapacityLimiter(2)``, borrowing for the task."""
+
+    def __init__(self) -> None:
+        self.limiter = trio.CapacityLimiter(2)
+
+    async def acquire(self) -> None:
+        await self.limiter.acquire()
+
+    def release(self) -> None:
+        self.limiter.release()
+
+    def locked(self) -> bool:
+        return self.limiter.borrowed_tokens > 0
+
+
+LimiterPoolTarget = trio_target(LimiterPool, fairness=_FIFO, sharing=_POOL_SHARING)
+LimiterPoolPerHolderTarget = trio_target(
+    LimiterPool, name="LimiterPoolPerHolderTarget", fairness=_FIFO,
+    sharing=lockfuzz.Sharing(exclusive=False, capacity=2, preference="fifo", doorway_steps=0, per_holder=1),
+)  # fmt: skip
+
+
+def _limiter() -> trio.CapacityLimiter:
+    return trio.CapacityLimiter(2)
+
+
+PlainLimiterTarget = trio_target(_limiter, name="PlainLimiterTarget", fairness=_FIFO, sharing=_POOL_SHARING,
+                                 held=lambda limiter: limiter.borrowed_tokens > 0)
+_TWICE = Program(cpus=(CpuProgram(task=(Lock(0, shared=True), Lock(0, shared=True), Unlock(0), Unlock(0))),), n_locks=1)
+
+
+def test_a_plain_capacity_limiter_lends_a_token_per_acquisition_so_one_task_may_hold_two():
+    r = run_trio(PlainLimiterTarget, _TWICE, [])
+    assert r.violation is None, str(r.violation)
+    assert [e[4] for e in r.trace.events if e[2] == ACQUIRED_KIND][:2] == [Status.OK, Status.OK]
+    report = lockfuzz.fuzz(PlainLimiterTarget, runs=300, seed=3)
+    assert not report.found, report.found[0].failure.violation
+
+
+def test_a_pool_that_lends_per_task_declares_per_holder_and_its_edeadlk_is_deserved():
+    r = run_trio(LimiterPoolPerHolderTarget, _TWICE, [])
+    assert r.violation is None, str(r.violation)  # was edeadlk-sound/no-cycle
+    assert [e[4] for e in r.trace.events if e[2] == ACQUIRED_KIND][:2] == [Status.OK, Status.EDEADLK]
+    report = lockfuzz.fuzz(LimiterPoolPerHolderTarget, runs=300, seed=3)
+    assert not report.found, report.found[0].failure.violation
+    # Undeclared, the refusal is the target's fault, and the report says what to declare.
+    r = run_trio(LimiterPoolTarget, _TWICE, [])
+    assert r.violation is not None and r.violation.signature == ("target-fault", "raised-RuntimeError")
+    assert "per_holder=1" in r.violation.message
+    with pytest.raises(lockfuzz.InvalidArgument, match="per_holder=0"):
+        lockfuzz.Sharing(exclusive=False, capacity=2, per_holder=0)
+
+
+class _SharedOnly:
+    async def acquire_shared(self) -> None: ...
+
+    def release_shared(self) -> None: ...
+
+
+def test_trio_target_says_which_methods_a_semaphore_needs_and_takes_a_grace():
+    target = trio_target(_SharedOnly, name="SharedOnlyTarget", sharing=_POOL_SHARING)
+    r = run_trio(target, _TWICE, [])
+    assert r.violation is not None and "neither acquire() nor __aenter__()" in r.violation.message
+    polling = trio_target(trio.Lock, name="PollingTarget", grace_ns=1_000_000)
+    assert polling.capabilities.timeouts is not None and polling.capabilities.timeouts.grace_ns == 1_000_000
+    with pytest.raises(lockfuzz.InvalidArgument, match="grace_ns=-1"):
+        trio_target(trio.Lock, grace_ns=-1)
+    with pytest.raises(lockfuzz.InvalidArgument, match="timeouts=False"):
+        trio_target(trio.Lock, grace_ns=5, timeouts=False)
