@@ -157,6 +157,8 @@ class AnyioLock(trio_target(_anyio_lock)):  # type: ignore[misc]
     """``anyio.Lock`` on the trio backend (needs anyio); anyio documents no fairness, so none
     is claimed."""
 
+    requires = ("anyio",)
+
 
 class RWLock:
     """A reader-writer lock on ``trio.Condition``, written the way trio code writes one: many

@@ -24,6 +24,7 @@ Only lockfuzz cell operations (and ``machine.sleep_until``) may be awaited: each
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._capabilities import Capabilities
@@ -42,6 +43,9 @@ class Target:
 
     #: What the target promises; the oracles hold it to exactly this.
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: Modules the target imports only when it runs (optional dependencies, such as ``anyio``):
+    #: one that is not installed is a usage error when the target is named, not a finding.
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, machine: Machine) -> None:
         self.machine = machine
@@ -117,3 +121,8 @@ def _check_target_class(obj: object, spec: str) -> None:
     caps = getattr(obj, "capabilities", None)
     if not isinstance(caps, Capabilities):
         raise InvalidArgument(f"target {spec}: capabilities={caps!r}, expected a lockfuzz.Capabilities")
+    for module in getattr(obj, "requires", ()):
+        if importlib.util.find_spec(module) is None:
+            raise InvalidArgument(
+                f"target {spec} needs the module {module!r}, which is not installed here: pip install {module}"
+            )

@@ -366,3 +366,16 @@ def test_trio_target_says_which_methods_a_semaphore_needs_and_takes_a_grace():
         trio_target(trio.Lock, grace_ns=-1)
     with pytest.raises(lockfuzz.InvalidArgument, match="timeouts=False"):
         trio_target(trio.Lock, grace_ns=5, timeouts=False)
+
+
+def test_a_bundled_target_whose_optional_module_is_missing_is_a_usage_error(monkeypatch, capsys):  # type: ignore[no-untyped-def]
+    # Was `target-fault/raised-ModuleNotFoundError`, exit 1: a finding against anyio_lock on a
+    # machine without anyio (README's first command installs no anyio).
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "anyio" else real(name, *a))
+    with pytest.raises(lockfuzz.InvalidArgument, match="needs the module 'anyio'.*pip install anyio"):
+        lockfuzz.resolve_target("anyio_lock")
+    assert main(["fuzz", "anyio_lock", "--runs", "10"]) == 2
+    assert "pip install anyio" in capsys.readouterr().err
