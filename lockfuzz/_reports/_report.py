@@ -363,7 +363,7 @@ def timeline(
         offset = base + (0 if r.span else r.column * col_w)
         text = r.text
         room = max(8, width - offset)
-        if len(text) > room:
+        if len(text) > room and r.index != protect:  # the judged row is shown whole, whatever the width
             text = text[: room - 3] + "..."
         mark = ">> " if protect is not None and r.index == protect else "   "
         time = "" if r.index < 0 else f"{r.time:,}"

@@ -488,6 +488,12 @@ def test_timeline_columns_marks_and_levels() -> None:
     assert ">>" in short
     # The JSON form of the violation (as a failure file holds it) prints the same.
     assert timeline(trace, violation.to_json()) == text
+    # In a narrow table (many CPUs), rows are cut to the width, but not the judged one: its
+    # status is what the verdict is about (it was cut to "acquire L0 ->...").
+    narrow = timeline(trace, violation, width=40)
+    (marked,) = [line for line in narrow.splitlines() if line.startswith(">>")]
+    assert marked.endswith("hardirq#0: acquire L0 -> EDEADLK !")
+    assert any(line.endswith("...") for line in narrow.splitlines())
 
 
 def test_timeline_folds_a_polling_loop() -> None:
