@@ -10,8 +10,9 @@ shallower nesting, no interrupts, shorter work and budgets.
 from ._programs import (
     budgets, budgets_for, capabilities_for, interrupts_for, programs, programs_for, programs_like, schedules,
 )
+from ._scenarios import detection_scenarios
 
 __all__ = [
-    "budgets", "budgets_for", "capabilities_for", "interrupts_for", "programs", "programs_for", "programs_like",
-    "schedules",
+    "budgets", "budgets_for", "capabilities_for", "detection_scenarios", "interrupts_for", "programs", "programs_for",
+    "programs_like", "schedules",
 ]

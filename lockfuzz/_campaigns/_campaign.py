@@ -270,6 +270,7 @@ def fuzz(
     properties: Sequence[Callable[[Any], Any]] = (),
     step_timeout: float | None = _watchdog.DEFAULT_STEP_TIMEOUT,
     budget_max_ns: int | None = None,
+    scenarios: Sequence[Program] | None = None,
 ) -> CampaignReport:
     """Fuzz ``target`` (a class, bundled name or import path); return what was found.
 
@@ -297,6 +298,11 @@ def fuzz(
     per-call budgets, ``lockfuzz.strategies.budgets_for``): for the default programs, and for the
     acquisitions of ``program`` written without a budget. Programs given as ``programs`` carry
     their own (``programs_for(..., budget_max_ns=...)``).
+
+    ``scenarios`` are programs tried first, before any drawn one (Hypothesis's explicit
+    examples). By default, with the default programs, they are
+    ``lockfuzz.strategies.detection_scenarios(target)``: the deadlocks the target claims to detect;
+    with ``programs`` given, none unless given too; with ``program``, none.
     """
     try:
         trio.lowlevel.current_task()
@@ -336,17 +342,25 @@ def fuzz(
             )
     if program is not None:
         programs = _fixed_programs(target_cls, program, programs, budget_max_ns, dict(params or {}))
+    if scenarios is not None:
+        scenarios = tuple(scenarios)
+        for p in scenarios:
+            if not isinstance(p, Program):
+                raise InvalidArgument(f"scenarios: {p!r} is not a lockfuzz.Program")
     if programs is None:
-        from lockfuzz.strategies import programs_for
+        from lockfuzz.strategies import detection_scenarios, programs_for
 
         programs = programs_for(target_cls, params=dict(params or {}),
                                 **({} if budget_max_ns is None else {"budget_max_ns": budget_max_ns}))
+        if scenarios is None:  # the deadlocks it claims to detect, tried first (strategies/_scenarios.py)
+            scenarios = detection_scenarios(target_cls, params=dict(params or {}), budget_max_ns=budget_max_ns)
     campaign = _Campaign(CampaignConfig(
         target_cls=target_cls, params=dict(params or {}), programs=programs, strategy=strat, runs=runs,
         runs_per_program=runs_per_program, seed=seed, settings=settings or Settings(),
         failure_dir=Path(failure_dir) if failure_dir is not None else None, database=database,
         time_limit=time_limit, minimise=minimise, max_failures=max_failures, progress=progress, key=key,
         measure=coverage or guided, guided=guided, fixed=program is not None, properties=tuple(properties),
+        scenarios=() if program is not None else tuple(scenarios or ()),
     ))
     with _watchdog.step_timeout(step_timeout):
         try:
@@ -405,6 +419,9 @@ class CampaignConfig:
     #: One program fuzzed (``fuzz(program=...)``): each example draws a salt for its schedules.
     fixed: bool = False
     properties: tuple[Callable[[Any], Any], ...] = ()
+    #: Programs tried first, as Hypothesis's explicit examples, in the first chunk
+    #: (``lockfuzz.strategies.detection_scenarios``: the deadlocks the target claims to detect).
+    scenarios: tuple[Program, ...] = ()
 
 
 class _Campaign:
@@ -428,6 +445,7 @@ class _Campaign:
         self.progress = config.progress
         self.key = config.key or f"{target_path(target_cls)}|{json.dumps(params, sort_keys=True)}|{strategy.describe()}"
         self.fixed = config.fixed
+        self.scenarios = config.scenarios
         self.properties = config.properties
         measure, guided = config.measure, config.guided
         self.report = CampaignReport(target=target_path(target_cls), strategy=strategy.describe(), max_runs=runs)
@@ -523,6 +541,9 @@ class _Campaign:
                 self._example(program)
 
             strategies = (self.programs,)
+            if chunk == 0:
+                for scenario in reversed(self.scenarios):  # tried in their order
+                    example = hypothesis.example(scenario)(example)
         example._hypothesis_internal_add_digest = hashlib.sha256(self.key.encode()).digest()  # type: ignore[attr-defined]
         test = given(*strategies)(example)
         test = hypothesis.settings(

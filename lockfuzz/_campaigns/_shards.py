@@ -141,9 +141,13 @@ def _signature(found: Mapping[str, Any]) -> tuple[str, str]:
 
 
 # -- running a shard --------------------------------------------------------------------------------
+#: The ``programs_for`` options that bound ``detection_scenarios`` too.
+_SCENARIO_BOUNDS = ("max_cpus", "max_locks", "max_handlers", "budget_max_ns")
+
+
 def run_shard(spec: ShardSpec, progress: Callable[[int, list[tuple[str, str]]], None] | None = None) -> ShardResult:
     """Run one shard; ``progress(runs, signatures)`` is called as the campaign reports progress."""
-    from lockfuzz.strategies import programs_for
+    from lockfuzz.strategies import detection_scenarios, programs_for
 
     from ._campaign import fuzz
     from .._engine._run import Settings
@@ -151,6 +155,9 @@ def run_shard(spec: ShardSpec, progress: Callable[[int, list[tuple[str, str]]], 
 
     target_cls = resolve_target(spec.target)
     programs = programs_for(target_cls, params=dict(spec.params), **(spec.programs or {}))
+    # The first shard tries the target's claimed deadlocks first, as a campaign of one does.
+    bounds = {k: v for k, v in (spec.programs or {}).items() if k in _SCENARIO_BOUNDS}
+    scenarios = detection_scenarios(target_cls, params=dict(spec.params), **bounds) if spec.index == 0 else ()
     settings = Settings.from_json(spec.settings) if spec.settings is not None else Settings()
     time_limit = None
     if spec.deadline is not None:
@@ -167,7 +174,7 @@ def run_shard(spec: ShardSpec, progress: Callable[[int, list[tuple[str, str]]], 
         target_cls, params=dict(spec.params), programs=programs, strategy=spec.strategy, runs=spec.shard_runs,
         seed=spec.shard_seed, settings=settings, failure_dir=spec.failure_dir, time_limit=time_limit,
         minimise=spec.minimise, max_failures=spec.max_failures, progress=report_progress,
-        coverage=spec.coverage, guided=spec.guided, **extra,
+        coverage=spec.coverage, guided=spec.guided, scenarios=scenarios, **extra,
     )
     found = []
     for f in report.found:

@@ -514,7 +514,7 @@ def _cpus_for(target_cls: type, asked: int | None) -> int:
 # -- commands -----------------------------------------------------------------------------------
 def _cmd_fuzz(args: argparse.Namespace) -> int:
     global _progress
-    from lockfuzz.strategies import interrupts_for, programs_for
+    from lockfuzz.strategies import detection_scenarios, interrupts_for, programs_for
 
     from .._campaigns._campaign import fuzz
     from .._reports._report import failure_report
@@ -538,6 +538,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     if args.budget_max is not None:
         program_options["budget_max_ns"] = args.budget_max
     programs = programs_for(target_cls, params=params, **program_options)
+    scenarios = detection_scenarios(target_cls, params=params, **program_options)
     from .._engine._run import Settings
     from .._trio._driver import driver_of
 
@@ -561,7 +562,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
                 time_limit=args.time_limit, max_failures=args.max_failures, progress=_progress,
                 coverage=args.coverage, guided=args.guided, step_timeout=args.step_timeout, program=program,
                 properties=properties, settings=args.settings_in_force,
-                budget_max_ns=args.budget_max if program is not None else None, **extra,
+                budget_max_ns=args.budget_max if program is not None else None, scenarios=scenarios, **extra,
             )
     except OSError as exc:
         raise UsageError(f"cannot save failure files in {failure_dir}: {exc.strerror or exc}") from None
