@@ -15,8 +15,9 @@ smallest that makes its class likely: a ``work`` inside the outer section puts t
 sleep there, so the other CPU takes its own outer lock before either goes on.
 
 - ``AA``: one CPU takes a lock it holds; and, where the target takes interrupts, a hardirq
-  handler on the holder's CPU takes the lock its task holds (the schedule decides whether the
-  handler lands inside the hold).
+  handler on the holder's CPU takes the lock its task holds, and one takes the lock a softirq
+  it interrupted holds (interrupts nest; the schedule decides whether a handler lands inside the
+  hold). Drawn programs have one handler a CPU (``--handlers``), so only this one nests.
 - ``ABBA``, ``cycle``, ``task-cycle``: two CPUs, L0 then L1 against L1 then L0, back to back and
   with a sleep between the two acquisitions.
 
@@ -75,6 +76,10 @@ def detection_scenarios(
         if max_handlers:
             irq = Handler(Level.HARDIRQ, (Lock(0, budget), Unlock(0)))
             out.append(Program(cpus=(CpuProgram(task=(Lock(0, budget), hold, Unlock(0)), handlers=(irq,)),), n_locks=1))
+            # Interrupts nest: a hardirq lands on a softirq that holds the lock (drawn programs
+            # have one handler a CPU unless --handlers says more, so they never nest).
+            soft = Handler(Level.SOFTIRQ, (Lock(0, budget), hold, Unlock(0)))
+            out.append(Program(cpus=(CpuProgram(task=(Work(10),), handlers=(soft, irq)),), n_locks=1))
     limit = min(max_cpus, caps.max_cpus or max_cpus)
     if d.classes & {"ABBA", "cycle", "task-cycle"} and limit >= 2 and max_locks >= 2:
         # Back to back (the schedule's preemptions make the cycle, at any step of either side's

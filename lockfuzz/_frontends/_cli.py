@@ -185,6 +185,9 @@ def _parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--interrupts", action=argparse.BooleanOptionalAction, default=None,
                       help="let programs have an interrupt handler per CPU (default: the target's; on for "
                            "targets over cells, off for targets over trio unless they ask for handlers)")
+    fuzz.add_argument("--handlers", type=_positive_int, default=1, metavar="N",
+                      help="with interrupts, up to N handlers per CPU, at softirq, hardirq or NMI level: with 2 "
+                           "or more, a handler may interrupt another on its CPU (default 1: no nesting)")
     fuzz.add_argument("--cancellations", action=argparse.BooleanOptionalAction, default=True,
                       help="trio targets: let the schedule cancel a call into the target at any of trio's "
                            "checkpoints inside it, as a nursery being cancelled would (default on)")
@@ -534,7 +537,9 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     args.cpus = _cpus_for(target_cls, args.cpus)
     _check_params(target_cls, params, args.cpus, args.locks)
     interrupts = interrupts_for(target_cls) if args.interrupts is None else args.interrupts
-    program_options = {"max_cpus": args.cpus, "max_locks": args.locks, "max_handlers": 1 if interrupts else 0}
+    program_options = {
+        "max_cpus": args.cpus, "max_locks": args.locks, "max_handlers": args.handlers if interrupts else 0,
+    }
     if args.budget_max is not None:
         program_options["budget_max_ns"] = args.budget_max
     programs = programs_for(target_cls, params=params, **program_options)
@@ -588,7 +593,8 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         print(report.coverage.text(), file=out)
     rate = f"{report.runs_per_second:,.0f} runs/s"
     handlers = (f"program {args.program}" if program is not None
-                else "interrupts on" if interrupts else "interrupts off")
+                else "interrupts off" if not interrupts
+                else "interrupts on" if args.handlers == 1 else f"interrupts on, up to {args.handlers} a CPU")
     if trio_target:
         handlers += ", cancellations on" if args.cancellations else ", cancellations off"
     print(f"lockfuzz: {args.target} ({report.strategy}, seed {args.seed}, {handlers}{shards}): "

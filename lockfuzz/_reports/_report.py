@@ -167,6 +167,7 @@ def _rows(trace: Trace, steps: bool, keep: int | None) -> tuple[list[_Row], list
     cells = list(trace.cells)
     stacks: dict[str, list[str]] = {}  # column -> the labels of the contexts running there
     started: set[int] = set()
+    shared_by: dict[int, bool] = {}  # each context's acquisition in progress: shared?
     rows: list[_Row] = []
     prev_time = 0
     for index, ev in enumerate(trace.events):
@@ -190,6 +191,10 @@ def _rows(trace: Trace, steps: bool, keep: int | None) -> tuple[list[_Row], list
             stack.append(label)
         prefix = f"{label}: " if label and label != "task" else ""
         text = _event_text(ev, cells, kind, obj, value)
+        if kind == ACQUIRE:
+            shared_by[ctx] = acquire_shared(value)
+        elif kind == ACQUIRED and shared_by.pop(ctx, False):  # its return, in the mode it asked for
+            text = text.replace(f"acquire L{obj} ->", f"acquire L{obj} shared ->", 1)
         key: tuple[Any, ...] = (ctx, kind, obj, value)
         if kind < 20:
             if kind == SLEEP:

@@ -91,6 +91,27 @@ def test_fuzz_options_reach_the_campaign(tmp_path: Path, capsys: pytest.CaptureF
     assert "tas (random, seed 7, interrupts off): 60 runs" in out
 
 
+def test_fuzz_handlers_lets_interrupts_nest(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by a lock written for this check: an AA check blind to a handler interrupting
+    # another handler on its CPU; drawn programs had one handler a CPU, so handlers never nested.
+    import lockfuzz.strategies
+
+    seen: dict[str, object] = {}
+    real = lockfuzz.strategies.programs_for
+
+    def spy(target, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(kwargs)
+        return real(target, **kwargs)
+
+    monkeypatch.setattr(lockfuzz.strategies, "programs_for", spy)
+    code = main(["fuzz", "ticket", "--runs", "60", "--handlers", "3", "--failure-dir", str(tmp_path)])
+    assert code == 0 and seen["max_handlers"] == 3
+    assert "(swarm, seed 0, interrupts on, up to 3 a CPU)" in capsys.readouterr().out
+    assert main(["fuzz", "ticket", "--handlers", "0"]) == 2
+    assert "--handlers" in capsys.readouterr().err
+
+
 def test_fuzz_param_is_passed_to_the_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["fuzz", "rqspinlock", "--param", "poll_interval=16", "--runs", "50", "--cpus", "1",
                  "--failure-dir", str(tmp_path)])

@@ -48,11 +48,12 @@ class ClaimsAbbaNeverDetects(Target):
 def test_scenarios_follow_the_claims_and_the_campaign_bounds():
     rq = lockfuzz.resolve_target("rqspinlock")
     shapes = [(p.n_cpus, p.n_locks, sum(len(c.handlers) for c in p.cpus)) for p in detection_scenarios(rq)]
-    assert shapes == [(1, 1, 0), (1, 1, 1), (2, 2, 0), (2, 2, 0)]  # AA, AA by a handler, ABBA twice
+    # AA, AA by a handler on its task, AA by a hardirq on a softirq (nested), ABBA twice.
+    assert shapes == [(1, 1, 0), (1, 1, 1), (1, 1, 2), (2, 2, 0), (2, 2, 0)]
     assert detection_scenarios(lockfuzz.resolve_target("ticket")) == ()  # claims nothing
-    assert [p.n_cpus for p in detection_scenarios(rq, max_cpus=1)] == [1, 1]  # no room for ABBA
+    assert [p.n_cpus for p in detection_scenarios(rq, max_cpus=1)] == [1, 1, 1]  # no room for ABBA
     assert [p.n_cpus for p in detection_scenarios(rq, max_handlers=0)] == [1, 2, 2]
-    assert [p.n_locks for p in detection_scenarios(rq, max_locks=1)] == [1, 1]
+    assert [p.n_locks for p in detection_scenarios(rq, max_locks=1)] == [1, 1, 1]
     # Per-call budgets outlast the declared latency, so the claim is judged before a timeout.
     (abba, _) = detection_scenarios(ClaimsAbbaNeverDetects)
     assert all(op.budget_ns > 2 * POLL_NS for c in abba.cpus for op in c.task if isinstance(op, lockfuzz.Lock))

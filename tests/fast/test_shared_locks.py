@@ -352,6 +352,8 @@ def test_readers_share_and_the_timeline_shows_the_modes():
     assert "acquire L0" in texts  # the final check takes it exclusively too
     shown = timeline(result.trace)
     assert "acquire L0 shared ..." in shown and "release L0 shared ..." in shown
+    # Its return says the mode too (it did not: "acquire L0 -> OK" under "acquire L0 shared ...").
+    assert shown.count("acquire L0 shared -> OK") == 2 and "  acquire L0 -> OK" not in shown.replace("final", "")
 
 
 def test_a_semaphore_that_hands_out_one_permit_too_many():
