@@ -16,7 +16,7 @@ from lockfuzz._engine._run import Context
 from lockfuzz._engine._machine import WAIT, XCHG, Machine
 from lockfuzz._trio._driver import run_trio
 
-from natural_locks import TrioSleepZeroSpinLock
+from natural_locks import SpinThenParkTas, TrioSleepZeroSpinLock
 from support import OwnerLock, RandomWalk
 
 HOLD_600US = Program(
@@ -226,20 +226,10 @@ class SpinCount200Lock(SpinCountLock):
     TRIES = 200
 
 
-class SpinThenParkLock(SpinCountLock):
-    """Correct: spins ``TRIES`` tries, then sleeps until the word is free (a spin-then-park
-    lock, as adaptive mutexes are), and counts how often it reached its park path."""
+class SpinThenParkLock(SpinThenParkTas):
+    """The natural zoo's spin-then-park lock, with fewer tries."""
 
     TRIES = 16
-    capabilities = Capabilities()
-
-    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
-        word = self.words[lock]
-        while True:
-            for _ in range(self.TRIES):
-                if await word.xchg(1) == 0:
-                    return Status.OK
-            await word.wait_until(lambda v: v == 0)
 
 
 HOLD_1MS_BUDGET_5MS = Program(
