@@ -41,14 +41,14 @@ engine's clock jump calls ``_spin_round``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from .._oracles._truth import GroundTruth
     from ._context import Context
     from ._machine import Machine
 
-__all__ = ["COUNT_ROUNDS", "SPIN_REPEATS", "SPIN_ROUNDS", "Spinning"]
+__all__ = ["COUNT_ROUNDS", "SPIN_REPEATS", "SPIN_ROUNDS", "Spinning", "target_frames"]
 
 #: Rounds (every parked spinner one step) in a row that change nothing, before the clock jumps to
 #: a spinner's probe or, with no deadline at all, the run is a hang: room for a loop that re-reads
@@ -181,22 +181,28 @@ class Spinning:
         return True
 
 
-
 # Values compared as they are in a loop state; anything else is compared by identity (a local
 # that names another object each round is counting too).
 _PLAIN = (int, float, str, bytes, bool, type(None))
-
-
-def _own_code(module: Any) -> bool:
-    """Whether a frame of module ``module`` is the target's own code. Frames of trio (and the
-    libraries it runs on) and of lockfuzz's engine are left out of a loop state: their locals are
-    made afresh at each call (``trio.sleep(0)`` opens a new cancel scope every round), and no loop
-    of the target counts in them."""
-    name = str(module)
-    return name.partition(".")[0] not in _LIBRARIES and not name.startswith("lockfuzz._")
-
-
+# The libraries whose frames are not the target's own (``target_frames``).
 _LIBRARIES = frozenset({"trio", "anyio", "outcome", "sniffio"})
+
+
+def target_frames(coro: Any) -> Iterator[Any]:
+    """The frames of the target's own code in ``coro``'s await chain, outermost first: those of
+    trio (and the libraries it runs on) and of lockfuzz's engine are skipped. A loop state leaves
+    them out because their locals are made afresh at each call (``trio.sleep(0)`` opens a new
+    cancel scope every round) and no loop of the target counts in them; the trio driver's
+    reports name the innermost as where the target made a call."""
+    depth = 0
+    while coro is not None and depth < 200:
+        depth += 1
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            module = str(frame.f_globals.get("__name__", ""))
+            if module.partition(".")[0] not in _LIBRARIES and not module.startswith("lockfuzz._"):
+                yield frame
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
 
 
 def _loop_state(coro: Any) -> tuple[Any, ...]:
@@ -204,18 +210,13 @@ def _loop_state(coro: Any) -> tuple[Any, ...]:
     instruction) and the values of its local variables, as one comparable tuple (module doc,
     "Counting loops")."""
     state: list[Any] = []
-    depth = 0
-    while coro is not None and depth < 64:
-        depth += 1
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None and _own_code(frame.f_globals.get("__name__")):
-            state.append(frame.f_lasti)
-            for value in frame.f_locals.values():
-                if type(value) in _PLAIN:
-                    state.append(value)
-                elif type(value) is tuple and all(type(v) in _PLAIN for v in value):
-                    state.append(value)
-                else:
-                    state.append(id(value))
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    for frame in target_frames(coro):
+        state.append(frame.f_lasti)
+        for value in frame.f_locals.values():
+            if type(value) in _PLAIN:
+                state.append(value)
+            elif type(value) is tuple and all(type(v) in _PLAIN for v in value):
+                state.append(value)
+            else:
+                state.append(id(value))
     return tuple(state)

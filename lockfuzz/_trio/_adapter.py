@@ -137,15 +137,13 @@ class _TrioTarget(Target):
     async def acquire(self, ctx: Any, lock: int, budget_ns: int, shared: bool = False) -> Status:
         obj = self.locks[lock]
         if shared and self.lends and hasattr(obj, "acquire_on_behalf_of"):
-            if not self.timeouts:
-                return await self._borrow(ctx, lock, obj)
-            with trio_budget(ctx, lock, budget_ns):
-                return await self._borrow(ctx, lock, obj)
-            return Status.ETIMEDOUT
+            take = self._borrow(ctx, lock, obj)
+        else:
+            take = self._take(obj, shared)
         if not self.timeouts:
-            return await self._take(obj, shared)
+            return await take
         with trio_budget(ctx, lock, budget_ns):
-            return await self._take(obj, shared)
+            return await take
         return Status.ETIMEDOUT
 
     async def _borrow(self, ctx: Any, lock: int, obj: Any) -> Status:

@@ -96,6 +96,7 @@ import trio
 
 from . import _internals
 from .._engine._run import Context, DecisionSource, Engine, RunResult, Settings, run_on
+from .._engine._spinning import target_frames
 from .._model._errors import InvalidArgument, Violation
 from .._engine._events import CANCEL
 from .._engine._interpreter import CANCELLED, acquire_call, release_call
@@ -898,21 +899,14 @@ def _foreign_wait(engine: TrioEngine, ctx: Context, what: str) -> Violation:
 
 def _caller(coro: Any) -> str:
     """", called from <function> (<file>:<line>)": the innermost frame of ``coro``'s await chain
-    that is neither trio's, anyio's nor lockfuzz's own (the target's code)."""
-    found = ""
-    seen = 0
-    while coro is not None and seen < 200:
-        seen += 1
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None:
-            module = str(frame.f_globals.get("__name__", ""))
-            top = module.partition(".")[0]
-            if top not in ("trio", "anyio", "outcome", "sniffio") and not module.startswith("lockfuzz._"):
-                code = frame.f_code
-                name = getattr(code, "co_qualname", code.co_name)
-                found = f", called from {name} ({os.path.basename(code.co_filename)}:{frame.f_lineno})"
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return found
+    that is neither trio's, anyio's nor lockfuzz's own (the target's code: ``target_frames``)."""
+    frames = list(target_frames(coro))
+    if not frames:
+        return ""
+    frame = frames[-1]
+    code = frame.f_code
+    name = getattr(code, "co_qualname", code.co_name)
+    return f", called from {name} ({os.path.basename(code.co_filename)}:{frame.f_lineno})"
 
 
 # -- the task of a context ------------------------------------------------------------------------

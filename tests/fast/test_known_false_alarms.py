@@ -95,7 +95,9 @@ _EARLY_READER = Program.from_json({
 })  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="readers are ordered against writers by their ACQUIRE, not their doorway")
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="readers are ordered against writers by their ACQUIRE, not their doorway"
+)
 def test_a_reader_that_passes_its_doorway_after_a_writer_counts_against_the_writers_bound():
     result = lockfuzz.run(BoundedReaderRwLock, _EARLY_READER, [0, 1, 0, 1])
     assert result.violation is None, str(result.violation)
