@@ -31,8 +31,8 @@ class Context:
 
     __slots__ = (
         "blocked", "budget_scope", "coro", "cpu", "deadline", "done", "engine", "expiry", "handler", "index", "last",
-        "late", "level", "looked", "machine", "name", "park", "pending", "probe_at", "probes", "reads", "seen",
-        "shielded", "slept", "spin_at", "spinning", "states", "states_of", "steps", "still", "token", "top",
+        "late", "level", "looked", "machine", "name", "opening", "park", "pending", "probe_at", "probes", "reads",
+        "seen", "shielded", "slept", "spin_at", "spinning", "states", "states_of", "steps", "still", "token", "top",
         "wait_hook", "waiting_on", "watching", "woken_ns",
     )  # fmt: skip
 
@@ -50,6 +50,9 @@ class Context:
         self.done = False
         self.top = False
         self.steps = 0
+        # Its attempt whose first step is still to come, where the ground truth settles arrival
+        # there (``GroundTruth.opened``); None otherwise, so the hot loop tests one field.
+        self.opening: Any = None
         self.token = 0  # invalidates stale deadline-heap entries
         self.deadline: int | None = None
         self.waiting_on: Cell | None = None

@@ -240,6 +240,7 @@ class Engine(Waiting, Spinning):
         for ctx in self.contexts:
             ctx.engine = None
             ctx.wait_hook = None  # an oracle timing a cycle it is on (``edeadlk_complete``)
+            ctx.opening = None  # an attempt whose first step never came (its ``ctx`` is this context)
         self.truth.engine = None  # type: ignore[assignment]  # the run is over: nothing reads it again
         # A run cut short (a violation, a deadlocked program refused) leaves contexts waiting on
         # cells that their pending requests name.
@@ -455,6 +456,8 @@ class Engine(Waiting, Spinning):
                 if heap and heap[0][0] <= now:
                     self._expire()
                 cur.steps += 1
+                if cur.opening is not None:  # the first step of an attempt: arrival is settled
+                    self.truth.opened(cur)
                 req = cur.pending
                 op = req[0]
                 spin = 0

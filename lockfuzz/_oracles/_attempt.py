@@ -55,6 +55,9 @@ class Attempt:
     cancelled = False  # the schedule cancelled its scope (the trio driver): it is leaving
     left = False  # the target marked the step that gave its place up on the way out (Mark.LEFT)
     ahead: tuple[Attempt, ...] = ()  # FIFO locks: earlier arrivals it must wait for
+    #: Where ``Fairness`` is declared: the waiters that arrived before it, by its doorway
+    #: (``GroundTruth._arrivals``, settled at its first step): what the fairness oracle counts.
+    before: tuple[Attempt, ...] = ()
     shared = False  # a shared acquisition (``Lock(shared=True)``)
     #: Reader preference with a bound: the exclusive waiters that arrived before this shared
     #: attempt; it must wait for those that readers have already overtaken ``reader_overtakes`` times.

@@ -17,6 +17,8 @@ exclusive waiters that arrived before it, under ``readers`` with a bound for tho
 have overtaken as often as the bound allows; a shared waiter in an interrupt handler is exempt
 where ``handler_readers_overtake`` says so. So a reader that takes its lock again while a writer
 queues behind it under writer preference is on a cycle with that writer, as the lock sees it.
+Arrival is ordered at the doorway (``Fairness.doorway_steps``, ``Sharing.doorway_steps``): the
+order is settled at an attempt's first step (``opened``), not at its ACQUIRE.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class GroundTruth:
         self.releaser: list[Context | None] = [None] * n  # the context whose exclusive release is under way
         self._table_view = self._fallback = self._backoff = False
         self._fifo_doorway: int | None = None
+        self._fair_doorway: int | None = None  # ``Fairness.doorway_steps`` (None: no fairness declared)
+        self._opening = False  # arrival is settled at an attempt's first step (``opened``)
         self._window = False  # free time counts only within the budget (per-call timeouts)
         self.timed = True  # the clocks of waiting are kept (``start``: where timeouts are declared)
         # What the target marked (``Mark``): the pending waiter and the queue head of each lock.
@@ -78,6 +82,7 @@ class GroundTruth:
         self._backoff = "age-backoff" in caps.exceptions
         fair = caps.fairness
         self._fifo_doorway = fair.doorway_steps if fair is not None and fair.overtakes == 0 else None
+        self._fair_doorway = fair.doorway_steps if fair is not None else None
         self._window = caps.timeouts is not None and caps.timeouts.per_call
         # The clocks of waiting (stall, free, quiet) are read only by the oracles that judge
         # timeouts (etimedout, bounded-waiting), and only where the target declares timeouts: a
@@ -85,6 +90,12 @@ class GroundTruth:
         # timeouts keeps no clocks (``retime`` and ``_progress`` cost nothing there).
         self.timed = caps.timeouts is not None
         self.sharing = getattr(caps, "sharing", None)
+        s = self.sharing
+        # Arrival waits for a doorway of steps (or a mark): an attempt's order against the others
+        # is settled at its own first step (``opened``), not when ``acquire`` is called.
+        self._opening = bool(self._fair_doorway) or (
+            s is not None and s.preference is not None and s.doorway_steps != 0
+        )
         if self.sharing is not None:
             given = self.engine.program.capacities
             self.capacity = [self.sharing.capacity_of(k, given) for k in range(len(self.holder))]
@@ -196,20 +207,15 @@ class GroundTruth:
                     # A waiter is leaving a queue its timed-out head tore down: one that joins
                     # behind it is told to leave in turn (rqspinlock's T step, waiter to waiter).
                     a.teardown = True
-            if self._fifo_doorway is not None:
-                doorway = self._fifo_doorway
-                if doorway:
-                    a.ahead = tuple(b for b in waiting if b.past_doorway(doorway))
-                else:  # no doorway (trio's locks): every waiter has arrived, whatever its steps
-                    a.ahead = tuple(waiting)
-            if self.sharing is not None:
-                self._prefer(a, waiting)
+            self._arrivals(a, waiting)
         if self._backoff:
             a.holding = self.held_by(ctx) > 0
         if self._fallback:
             busy = sum(1 for b in self.attempts.values() if b.ctx.cpu == ctx.cpu)
             a.fallback = busy > 0 and (ctx.level == Level.NMI or busy >= 4)
         self.attempts[ctx.index] = a
+        if self._opening:
+            ctx.opening = a  # its arrival order is settled at its first step (``opened``)
         waiting.append(a)
         self.table[ctx.cpu].append(obj)
         self.started = a
@@ -504,6 +510,47 @@ class GroundTruth:
             self._free(a, available and a.ctx.blocked, now)
             if a.free_total and not available and not a.ctx.blocked and a.ctx.top:
                 a.looked_taken()  # awake, and the lock not its to take: a fair look
+
+    # -- arrival: who is ahead of whom ----------------------------------------------------------
+    # Lamport's doorway (CACM 17(8), 1974, the bakery algorithm): B is ahead of A when B finished
+    # its doorway before A began its own. A begins its doorway at its first step, not when
+    # ``acquire`` is called: between the two, other contexts may run, and one that passes its
+    # doorway there (a writer's announcing fetch_add, a ticket's fetch_add) is ahead of A in the
+    # lock's own order. So the order is computed when the attempt starts (what is known then)
+    # and settled at its first step (``opened``, called by the engine); with a doorway of 0 steps
+    # arrival is the start itself and nothing is left to settle.
+
+    def _arrivals(self, a: Attempt, waiting: list[Attempt]) -> None:
+        """Who arrived before ``a`` among ``waiting``: ``Attempt.before`` by ``Fairness``'s doorway,
+        ``Attempt.ahead`` (FIFO: the waiters ``a`` must wait for) and, across modes, what the
+        declared preference adds (``_prefer``)."""
+        door = self._fair_doorway
+        if door is not None:
+            a.before = tuple(b for b in waiting if b is not a and b.past_doorway(door))
+            if self._fifo_doorway is not None:
+                a.ahead = a.before
+        if self.sharing is not None:
+            self._prefer(a, waiting)
+
+    def opened(self, ctx: Context) -> None:
+        """``ctx`` takes the first step of its attempt (``Context.opening``): the waiters past
+        their doorway now, whenever they began, arrived before it (section comment)."""
+        a = self.attempts.get(ctx.index)
+        opening, ctx.opening = ctx.opening, None
+        if a is None or a is not opening:
+            return  # it ended without a step
+        waiting = self.on_lock[a.lock]
+        if len(waiting) == 1 and not (a.before or a.ahead or a.writers_ahead):
+            return  # alone on its lock, as it was at its start: nobody arrived before it
+        was = (a.before, a.ahead, a.writers_ahead)
+        a.ahead = a.writers_ahead = ()
+        self._arrivals(a, waiting)
+        if (a.before, a.ahead, a.writers_ahead) != was:
+            # New edges out of ``a`` (it waits for the new arrivals before it): a cycle can
+            # close only through it, as at an ACQUIRE (``_on_acquire``).
+            if self.cycles or self.sharing is not None or self._waited_for(ctx):
+                self._recompute()
+            self.retime(a.lock)
 
     # -- the declared order across modes -------------------------------------------------------
     def _prefer(self, a: Attempt, waiting: list[Attempt]) -> None:

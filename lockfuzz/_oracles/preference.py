@@ -2,8 +2,9 @@
 (``Sharing.preference``).
 
 Arrival is after the attempt's first ``Sharing.doorway_steps`` steps, as for ``Fairness``: when
-X starts its attempt on L, the waiters on L that have passed their doorway arrived before it
-(``Attempt.ahead`` and ``Attempt.writers_ahead``, kept by the ground truth). When X then gets L
+X takes the first step of its attempt on L (begins its doorway), the waiters on L that have
+passed their doorway arrived before it, whenever they called ``acquire`` (``Attempt.ahead`` and
+``Attempt.writers_ahead``, kept by the ground truth: ``GroundTruth.opened``). When X then gets L
 while such a waiter still waits, the verdict depends on the preference:
 
 - ``fifo`` (``fairness/fifo-across-modes``): no attempt gets the lock while an earlier waiter

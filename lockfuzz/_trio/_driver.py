@@ -696,6 +696,8 @@ class TrioEngine(Engine):
         if heap and heap[0][0] <= now:
             self._expire()
         cur.steps += 1
+        if cur.opening is not None:  # the first step of an attempt: arrival is settled
+            self.truth.opened(cur)
         req = cur.pending
         op = req[0]
         append = self.events.append
