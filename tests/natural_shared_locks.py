@@ -1,6 +1,6 @@
 """Shared locks written the way their authors write them, not for lockfuzz (issue 12's judgement).
 
-Two correct reader-writer locks and two broken ones, each broken in a way its author would not
+Three correct reader-writer locks and two broken ones, each broken in a way its author would not
 see in review:
 
 - ``SpinRW``: one 32-bit word over cells, the writer as all ones (``-1`` in C), else the reader
@@ -16,6 +16,13 @@ see in review:
   waiting for it leaves the count raised, and the next reader walks in beside the writer that
   holds it. ``CancelSafeReadersFirst`` counts a reader only once the resource is its own.
 
+- ``ConditionFifoRW``: readers and writers served in arrival order (FIFO across modes,
+  consecutive readers together) on one ``trio.Condition``, written by a newcomer for the
+  false-alarm hunt: a queue of entries under the condition's lock, a ``while`` loop around
+  ``wait``, ``notify_all`` on every change, shielded releases. Correct; with interrupts forced on,
+  a handler's shared acquire landing in its task's shared release waits for the condition's lock
+  the release holds, which was once judged a lost wake-up (``etimedout/undeserved``).
+
 Import with ``tests/`` on ``sys.path`` (``tests/conftest.py`` puts it there): a campaign names a
 lock ``natural_shared_locks:SpinRW``.
 """
@@ -29,7 +36,7 @@ import trio
 import lockfuzz
 from lockfuzz import Capabilities, Context, Machine, Sharing, Status, Target
 
-__all__ = ["BROKEN", "CORRECT", "CancelSafe", "SpinRW", "TextbookReadersFirst", "TornSpinRW"]
+__all__ = ["BROKEN", "CORRECT", "CancelSafe", "ConditionFifoRW", "SpinRW", "TextbookReadersFirst", "TornSpinRW"]
 
 WRITER = 0xFFFF_FFFF  # -1 in the 32-bit word (cells are unsigned words, as a C u32 is)
 
@@ -112,6 +119,61 @@ class CancelSafeReadersFirst(ReadersFirst):
             self.readers += 1
 
 
+class FifoRW:
+    """Readers and writers in arrival order on one ``trio.Condition`` (module doc)."""
+
+    def __init__(self) -> None:
+        self.cond = trio.Condition()
+        self.queue: list[list[Any]] = []  # [is_writer, identity] per waiter, in arrival order
+        self.readers = 0
+        self.writer = False
+
+    def _may_enter(self, entry: list[Any]) -> bool:
+        if self.writer:
+            return False
+        ahead = self.queue[: next(i for i, e in enumerate(self.queue) if e is entry)]
+        if entry[0]:
+            return not ahead and self.readers == 0
+        return not any(e[0] for e in ahead)
+
+    async def _enter(self, writer: bool) -> None:
+        async with self.cond:
+            entry = [writer, object()]
+            self.queue.append(entry)
+            try:
+                while not self._may_enter(entry):
+                    await self.cond.wait()
+            except BaseException:
+                self.queue.remove(entry)
+                self.cond.notify_all()  # the ones behind it may enter now
+                raise
+            self.queue.remove(entry)
+            if writer:
+                self.writer = True
+            else:
+                self.readers += 1
+                self.cond.notify_all()  # the readers queued right behind it enter too
+
+    async def acquire(self) -> None:
+        await self._enter(True)
+
+    async def acquire_shared(self) -> None:
+        await self._enter(False)
+
+    async def release(self) -> None:
+        with trio.CancelScope(shield=True):
+            async with self.cond:
+                self.writer = False
+                self.cond.notify_all()
+
+    async def release_shared(self) -> None:
+        with trio.CancelScope(shield=True):
+            async with self.cond:
+                self.readers -= 1
+                if self.readers == 0:
+                    self.cond.notify_all()
+
+
 def _held(rw: Any) -> bool:
     return bool(rw.resource.value == 0)
 
@@ -120,8 +182,15 @@ _READERS = Sharing(exclusive=True, preference="readers")  # writers may starve: 
 TextbookReadersFirst = lockfuzz.trio_target(ReadersFirst, name="TextbookReadersFirst", held=_held, sharing=_READERS)
 CancelSafe = lockfuzz.trio_target(CancelSafeReadersFirst, name="CancelSafe", held=_held, sharing=_READERS)
 
+ConditionFifoRW = lockfuzz.trio_target(
+    FifoRW, name="ConditionFifoRW", held=lambda rw: rw.writer or rw.readers > 0,
+    sharing=Sharing(exclusive=True, preference="fifo", doorway_steps=0),
+)
+
 #: The correct ones, by short name: a campaign finds nothing.
-CORRECT: dict[str, Any] = {"spin_rw": SpinRW, "cancel_safe_readers_first": CancelSafe}
+CORRECT: dict[str, Any] = {
+    "spin_rw": SpinRW, "cancel_safe_readers_first": CancelSafe, "condition_fifo_rw": ConditionFifoRW,
+}
 #: The broken ones: (class, the violation a default campaign reports).
 BROKEN: dict[str, tuple[Any, tuple[str, str]]] = {
     "torn_spin_rw": (TornSpinRW, ("mutual-exclusion", "writer-beside-reader")),

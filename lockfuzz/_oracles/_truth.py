@@ -9,8 +9,8 @@ the wait-for graph from this state and finds its cycles (DESIGN.md, "EDEADLK att
 
 Shared locks (``Capabilities.sharing``): a lock has one exclusive holder (``holder``) or any
 number of shared ones (``sharers``, a context once per shared hold). An exclusive waiter waits
-for every holder; a shared waiter for the exclusive holder, and for every shared holder when the
-lock is at its ``capacity``. A release under way holds the lock for its waiters, in its mode, until
+for every holder; a shared waiter for the exclusive holder, for every shared holder when the
+lock is at its ``capacity``, and, in a handler, for a shared release it interrupted. A release under way holds the lock for its waiters, in its mode, until
 it returns. The declared preference adds edges to waiters that go first (``blockers``): under
 ``fifo`` every earlier waiter (past its doorway), under ``writers`` a shared waiter waits for the
 exclusive waiters that arrived before it, under ``readers`` with a bound for those that readers
@@ -135,8 +135,17 @@ class GroundTruth:
         if s is not None and (not a.shared or self.at_capacity(lock)):
             out.extend(self.sharers[lock])
             out.extend(self.shared_releasing[lock])
-        elif s is not None and s.per_holder is not None and self.sharers[lock].count(a.ctx) >= s.per_holder:
-            out.append(a.ctx)  # one hold more than it may have: it waits for itself (``Sharing.per_holder``)
+        elif s is not None:
+            if s.per_holder is not None and self.sharers[lock].count(a.ctx) >= s.per_holder:
+                out.append(a.ctx)  # one hold more than it may have: it waits for itself (``Sharing.per_holder``)
+            # A shared release under way on its own CPU, below it: interrupted, it cannot finish
+            # before ``a``'s handler returns, and until it does the lock's state is half-changed
+            # (a guard it took, a count not yet dropped), so the lock may rightly hold ``a`` off
+            # until it returns, as it holds off every waiter behind an exclusive release.
+            releasing = self.shared_releasing[lock]
+            if releasing and a.ctx.level != Level.TASK:
+                cpu = a.ctx.cpu
+                out.extend(c for c in releasing if c.cpu == cpu and c is not a.ctx)
         return out
 
     def preferred(self, a: Attempt) -> list[Attempt]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from natural_shared_locks import BROKEN, CORRECT
+from natural_shared_locks import BROKEN, CORRECT, ConditionFifoRW
 
 import lockfuzz
+from lockfuzz._engine._events import ACQUIRED
 from lockfuzz.strategies import programs_for
 
 RUNS = 300
@@ -31,3 +32,23 @@ def test_a_broken_shared_lock_written_naturally_is_caught(name: str) -> None:
     cls, expected = BROKEN[name]
     report = lockfuzz.fuzz(cls, runs=2000)
     assert [f.failure.signature for f in report.found][:1] == [expected], [f.failure.violation for f in report.found]
+
+
+#: A task takes L0 shared and releases it; a softirq on its CPU lands in the release (which holds
+#: the condition's lock) and asks for L0 shared, with 900 us to wait.
+HANDLER_IN_RELEASE = lockfuzz.Program.from_json({
+    "cpus": [{
+        "handlers": [{"level": "softirq", "ops": [["lock", 0, 900_000, "shared"], ["unlock", 0]]}],
+        "task": [["lock", 0, 1, "shared"], ["unlock", 0]],
+    }],
+    "n_locks": 1,
+})  # fmt: skip
+
+
+def test_a_handler_waits_for_a_shared_release_it_interrupted() -> None:
+    # The release cannot finish until the handler returns, and holds the lock's guard: the
+    # handler's ETIMEDOUT is deserved (it waited on a cycle through its own CPU), not a lost
+    # wake-up on a free lock.
+    result = lockfuzz.run(ConditionFifoRW, HANDLER_IN_RELEASE, [0, 0, 0, 1])
+    assert result.violation is None, str(result.violation)
+    assert int(lockfuzz.Status.ETIMEDOUT) in {e[4] for e in result.trace.events if e[2] == ACQUIRED}
