@@ -1,6 +1,6 @@
 """Shared locks written the way their authors write them, not for lockfuzz (issue 12's judgement).
 
-Three correct reader-writer locks and two broken ones, each broken in a way its author would not
+Four correct reader-writer locks and two broken ones, each broken in a way its author would not
 see in review:
 
 - ``SpinRW``: one 32-bit word over cells, the writer as all ones (``-1`` in C), else the reader
@@ -23,6 +23,12 @@ see in review:
   a handler's shared acquire landing in its task's shared release waits for the condition's lock
   the release holds, which was once judged a lost wake-up (``etimedout/undeserved``).
 
+- ``WritersFirstSpinRW``: a writer-preferring spin reader-writer lock with per-call budgets (a
+  writer announces itself, and readers stay out while one waits), declaring no preference, as
+  most authors would: it promises none. Correct; a reader timing out behind a waiting writer was
+  once judged a lost wake-up (``etimedout/undeserved``), as if no declared order meant "readers
+  first".
+
 Import with ``tests/`` on ``sys.path`` (``tests/conftest.py`` puts it there): a campaign names a
 lock ``natural_shared_locks:SpinRW``.
 """
@@ -34,9 +40,12 @@ from typing import Any
 import trio
 
 import lockfuzz
-from lockfuzz import Capabilities, Context, Machine, Sharing, Status, Target
+from lockfuzz import Capabilities, Context, Machine, Sharing, Status, Target, Timeouts
 
-__all__ = ["BROKEN", "CORRECT", "CancelSafe", "ConditionFifoRW", "SpinRW", "TextbookReadersFirst", "TornSpinRW"]
+__all__ = [
+    "BROKEN", "CORRECT", "CancelSafe", "ConditionFifoRW", "SpinRW", "TextbookReadersFirst", "TornSpinRW",
+    "WritersFirstSpinRW",
+]
 
 WRITER = 0xFFFF_FFFF  # -1 in the 32-bit word (cells are unsigned words, as a C u32 is)
 
@@ -79,6 +88,47 @@ class TornSpinRW(SpinRW):
             if v != WRITER:
                 await word.store(v + 1)
                 return Status.OK
+
+
+class WritersFirstSpinRW(Target):
+    """Writer-preferring: one word, readers in the low bits, the writer's bit, waiting writers
+    above; a reader enters only when no writer holds or waits (module doc)."""
+
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True), sharing=Sharing(exclusive=True))
+    HELD = 1 << 16
+    WAITING = 1 << 20
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.words = [machine.cell(f"L{i}", 0) for i in range(machine.n_locks)]
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int, shared: bool = False) -> Status:
+        word = self.words[lock]
+        deadline = ctx.now + budget_ns
+        if shared:
+            while True:
+                v = await word.load()
+                if v < self.HELD:  # no writer holds or waits
+                    if await word.cmpxchg(v, v + 1) == v:
+                        return Status.OK
+                    continue
+                if ctx.now >= deadline:
+                    return Status.ETIMEDOUT
+                await word.wait_until(lambda x: x < self.HELD, deadline)
+        await word.fetch_add(self.WAITING)
+        while True:
+            v = await word.load()
+            if v & (self.HELD | 0xFFFF) == 0:
+                if await word.cmpxchg(v, v - self.WAITING + self.HELD) == v:
+                    return Status.OK
+                continue
+            if ctx.now >= deadline:
+                await word.fetch_add(-self.WAITING)
+                return Status.ETIMEDOUT
+            await word.wait_until(lambda x: x & (self.HELD | 0xFFFF) == 0, deadline)
+
+    async def release(self, ctx: Context, lock: int, shared: bool = False) -> None:
+        await self.words[lock].fetch_add(-1 if shared else -self.HELD)
 
 
 class ReadersFirst:
@@ -190,6 +240,7 @@ ConditionFifoRW = lockfuzz.trio_target(
 #: The correct ones, by short name: a campaign finds nothing.
 CORRECT: dict[str, Any] = {
     "spin_rw": SpinRW, "cancel_safe_readers_first": CancelSafe, "condition_fifo_rw": ConditionFifoRW,
+    "writers_first_spin_rw": WritersFirstSpinRW,
 }
 #: The broken ones: (class, the violation a default campaign reports).
 BROKEN: dict[str, tuple[Any, tuple[str, str]]] = {

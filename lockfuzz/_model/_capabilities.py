@@ -247,9 +247,11 @@ class Sharing:
     a shared attempt that arrives while an exclusive one waits does not get the lock before it;
     ``readers``: shared attempts may overtake waiting exclusive ones, at most
     ``reader_overtakes`` of them per exclusive waiter where that bound is given (None: writers may
-    starve). ``handler_readers_overtake``: shared attempts from interrupt handlers are exempt from
-    the preference (the kernel's qrwlock lets a reader in interrupt context past a waiting
-    writer, ``kernel/locking/qrwlock.c``: a handler must not wait behind the task it interrupted).
+    starve). None (the default) promises no order: a reader may wait behind a waiting writer
+    (its ETIMEDOUT there is deserved), and writers may starve. ``handler_readers_overtake``:
+    shared attempts from interrupt handlers are exempt from the preference (the kernel's qrwlock
+    lets a reader in interrupt context past a waiting writer, ``kernel/locking/qrwlock.c``: a
+    handler must not wait behind the task it interrupted).
 
     ``per_holder``: the most shared holds one context may have of one lock at once (None: as many
     as there is room for). A context that asks for one more waits for itself, as a lock's holder

@@ -10,13 +10,15 @@ the wait-for graph from this state and finds its cycles (DESIGN.md, "EDEADLK att
 Shared locks (``Capabilities.sharing``): a lock has one exclusive holder (``holder``) or any
 number of shared ones (``sharers``, a context once per shared hold). An exclusive waiter waits
 for every holder; a shared waiter for the exclusive holder, for every shared holder when the
-lock is at its ``capacity``, and, in a handler, for a shared release it interrupted. A release under way holds the lock for its waiters, in its mode, until
-it returns. The declared preference adds edges to waiters that go first (``blockers``): under
-``fifo`` every earlier waiter (past its doorway), under ``writers`` a shared waiter waits for the
-exclusive waiters that arrived before it, under ``readers`` with a bound for those that readers
-have overtaken as often as the bound allows; a shared waiter in an interrupt handler is exempt
-where ``handler_readers_overtake`` says so. So a reader that takes its lock again while a writer
-queues behind it under writer preference is on a cycle with that writer, as the lock sees it.
+lock is at its ``capacity``, and, in a handler, for a shared release it interrupted. A release
+under way holds the lock for its waiters, in its mode, until it returns. The declared preference
+adds edges to waiters that go first (``preferred``): under ``fifo`` every earlier waiter (past
+its doorway); under ``writers``, and with no preference declared (no order promised), a shared
+waiter waits for the exclusive waiters that have arrived; under ``readers`` with a bound, for
+those that readers have overtaken as often as the bound allows; a shared waiter in an interrupt
+handler is exempt where ``handler_readers_overtake`` says so. So a reader that takes its lock
+again while a writer queues behind it under writer preference is on a cycle with that writer, as
+the lock sees it.
 Arrival is ordered at the doorway (``Fairness.doorway_steps``, ``Sharing.doorway_steps``): the
 order is settled at an attempt's first step (``opened``), not at its ACQUIRE.
 """
@@ -151,26 +153,29 @@ class GroundTruth:
     def preferred(self, a: Attempt) -> list[Attempt]:
         """The waiters still waiting that the lock's declared order lets go before ``a``, so that
         ``a`` may have to wait for them: every one that started before it (``fifo``: it may have
-        passed its doorway first), every exclusive one past its doorway (``writers``, for a
-        shared ``a``: the lock may hold back even a reader that came first), the exclusive ones
+        passed its doorway first), every exclusive one past its doorway (``writers``, or no
+        preference declared, for a shared ``a``: the lock may hold back even a reader that came
+        first), the exclusive ones
         readers have overtaken as often as the bound allows (``readers``). Wider than what
         the fairness oracle holds the lock to (``Attempt.ahead``, arrivals before ``a``): a
         waiter is not free, and may be on a cycle, wherever the lock may rightly keep it waiting."""
         out = [b for b in a.ahead if b.end < 0]
         s = self.sharing
-        if s is None or s.preference is None:
+        if s is None:
             return out
         if a.shared and s.handler_readers_overtake and a.ctx.level != Level.TASK:
             return out
-        if s.preference == "fifo":
+        if s.preference is None or s.preference == "writers":
+            # No order promised: the lock may be writer-preferring, as many are without saying
+            # so, and hold a reader behind any exclusive waiter that has arrived.
+            if a.shared:
+                out.extend(b for b in self.on_lock[a.lock] if not b.shared and self._arrived(b) and b not in out)
+        elif s.preference == "fifo":
             for b in self.on_lock[a.lock]:  # in the order they started
                 if b is a:
                     break
                 if b not in out:
                     out.append(b)
-        elif s.preference == "writers":
-            if a.shared:
-                out.extend(b for b in self.on_lock[a.lock] if not b.shared and self._arrived(b) and b not in out)
         elif a.writers_ahead:
             bound = s.reader_overtakes
             out.extend(b for b in a.writers_ahead if b.end < 0 and b.overtakers >= bound and b not in out)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from natural_shared_locks import BROKEN, CORRECT, ConditionFifoRW
+from natural_shared_locks import BROKEN, CORRECT, ConditionFifoRW, WritersFirstSpinRW
 
 import lockfuzz
 from lockfuzz._engine._events import ACQUIRED
@@ -52,3 +52,23 @@ def test_a_handler_waits_for_a_shared_release_it_interrupted() -> None:
     result = lockfuzz.run(ConditionFifoRW, HANDLER_IN_RELEASE, [0, 0, 0, 1])
     assert result.violation is None, str(result.violation)
     assert int(lockfuzz.Status.ETIMEDOUT) in {e[4] for e in result.trace.events if e[2] == ACQUIRED}
+
+
+#: cpu1's task holds L0 shared; its softirq, a writer, waits for it (forever: a cycle through the
+#: CPU) and announces itself; cpu0's reader then waits behind the waiting writer until its budget.
+READER_BEHIND_A_WAITING_WRITER = lockfuzz.Program.from_json({
+    "cpus": [
+        {"handlers": [], "task": [["lock", 0, 900_000, "shared"], ["unlock", 0]]},
+        {"handlers": [{"level": "softirq", "ops": [["lock", 0, 900_000], ["unlock", 0]]}],
+         "task": [["lock", 0, 0, "shared"], ["unlock", 0]]},
+    ],
+    "n_locks": 1,
+})  # fmt: skip
+
+
+def test_a_reader_may_wait_behind_a_writer_where_no_order_is_declared() -> None:
+    assert WritersFirstSpinRW.capabilities.sharing.preference is None
+    result = lockfuzz.run(WritersFirstSpinRW, READER_BEHIND_A_WAITING_WRITER, [0, 1, 0, 0, 2])
+    assert result.violation is None, str(result.violation)
+    statuses = [(result.trace.contexts[e[1]], e[4]) for e in result.trace.events if e[2] == ACQUIRED]
+    assert ("cpu0.task", int(lockfuzz.Status.ETIMEDOUT)) in statuses, statuses
