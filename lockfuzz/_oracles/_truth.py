@@ -155,10 +155,10 @@ class GroundTruth:
         ``a`` may have to wait for them: every one that started before it (``fifo``: it may have
         passed its doorway first), every exclusive one past its doorway (``writers``, or no
         preference declared, for a shared ``a``: the lock may hold back even a reader that came
-        first), the exclusive ones
-        readers have overtaken as often as the bound allows (``readers``). Wider than what
-        the fairness oracle holds the lock to (``Attempt.ahead``, arrivals before ``a``): a
-        waiter is not free, and may be on a cycle, wherever the lock may rightly keep it waiting."""
+        first), the exclusive ones readers have overtaken as often as the bound allows
+        (``readers``). Wider than what the fairness oracle holds the lock to (``Attempt.ahead``,
+        arrivals before ``a``): a waiter is not free, and may be on a cycle, wherever the lock
+        may rightly keep it waiting."""
         out = [b for b in a.ahead if b.end < 0]
         s = self.sharing
         if s is None:

@@ -3,10 +3,10 @@
 Arrival is after the attempt's first ``doorway_steps`` steps (Lamport's doorway): when X takes the
 first step of its attempt on L (begins its doorway), every attempt on L that has passed its
 doorway is *ahead* of X, whenever it called ``acquire``; if X then acquires L while one of those
-is still waiting, that waiter was overtaken once. A waiter whose
-per-call budget has run out is leaving, not waiting: a trio waiter leaves the lock's queue when
-its deadline passes and returns ETIMEDOUT only when it next runs, and a later arrival that takes
-the lock in between has not overtaken it. So is a waiter whose scope the schedule cancelled.
+is still waiting, that waiter was overtaken once. A waiter whose per-call budget has run out is
+leaving, not waiting: a trio waiter leaves the lock's queue when its deadline passes and returns
+ETIMEDOUT only when it next runs, and a later arrival that takes the lock in between has not
+overtaken it. So is a waiter whose scope the schedule cancelled.
 """
 
 from __future__ import annotations
