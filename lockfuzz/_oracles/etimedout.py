@@ -13,8 +13,9 @@ that waiter. Time counts against the lock (``Attempt.free_ns``) while nobody hel
 it, the waiter slept (blocked: not merely preempted, not held up by its own CPU's handlers),
 no other waiter was on its way to the lock (running, or interrupted), and nobody the lock's
 declared order puts first still waited. A timeout after more of that than the grace is a lost
-wake-up: the report says how long the lock sat free; a target that promises no wake-up says
-``Timeouts(wakes_waiters=False)``.
+wake-up: the report says how long the lock sat free, and names the other waiters still asleep on
+the lock (the wake-up lost may be theirs: a lock handed to a waiter that never woke); a target
+that promises no wake-up says ``Timeouts(wakes_waiters=False)``.
 """
 
 from __future__ import annotations
@@ -69,11 +70,18 @@ class EtimedoutAttribution(Oracle):
         free = a.free_ns(now)  # closed at its budget's end by the ground truth
         if t.wakes_waiters and free > t.grace_ns:
             window = f"of its {a.budget} ns budget" if t.per_call else f"of the {lasted} ns it waited"
+            # Other waiters asleep beside it: the lost wake-up may be theirs (a lock handed to one
+            # of them that never woke), which the events alone cannot tell apart from its own.
+            others = [b.ctx.name for b in engine.truth.on_lock[obj] if b is not a]
+            beside = (
+                f" (still waiting for L{obj} too, and asleep whenever it counted: {', '.join(others)}; the "
+                "wake-up lost may be theirs)" if others else ""
+            )
             raise Violation(
                 self.name, "undeserved",
                 f"{ctx.name} got ETIMEDOUT on L{obj}, but L{obj} sat free for {free} ns {window} while "
-                f"{ctx.name} slept and no other acquisition of it was under way: a lost wake-up "
-                f"(the target declares a grace of {t.grace_ns} ns; a lock that polls or backs off by "
+                f"{ctx.name} slept and no other acquisition of it was on its way to the lock{beside}: a lost "
+                f"wake-up (the target declares a grace of {t.grace_ns} ns; a lock that polls or backs off by "
                 "sleeping declares its longest sleep as Timeouts(grace_ns=...))",
                 contexts=(ctx.name,), locks=(obj,), time_ns=now, event_index=index,
                 details={"free_ns": free},

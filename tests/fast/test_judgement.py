@@ -136,3 +136,70 @@ def test_a_poll_sleep_within_the_grace_is_no_lost_wake_up_and_a_longer_one_must_
     assert slow.violation is not None and slow.violation.signature == ("etimedout", "undeserved")
     assert "Timeouts(grace_ns=...)" in slow.violation.message
     assert lockfuzz.run(DeclaredSlowPollingLock, program, []).violation is None
+
+
+class HandoffWakesNobody(Target):
+    """A hand-off lock written by a newcomer: release hands the word to the lowest waiter that
+    registered (its id with ``HANDED``), but a sleeping waiter's wake-up condition looks only for
+    a free word, so the waiter it was handed to sleeps on; the other waiter, finding the word
+    taken, times out. The lost wake-up is the first waiter's, not the one that timed out."""
+
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True))
+    HANDED = 1 << 16
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+        self.waiting = [machine.cell(f"L{i}.waiting") for i in range(machine.n_locks)]
+        self.ids: dict[str, int] = {}
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        me = self.ids.setdefault(ctx.name, len(self.ids) + 1)
+        word, waiting = self.words[lock], self.waiting[lock]
+        deadline = ctx.now + budget_ns
+        if await word.cmpxchg(0, me) == 0:
+            return Status.OK
+        await waiting.fetch_or(1 << me)
+        while True:
+            v = await word.load()
+            if v == me | self.HANDED:
+                await word.store(me)
+                return Status.OK
+            if v == 0 and await word.cmpxchg(0, me) == 0:
+                await waiting.fetch_and(~(1 << me) & 0xFFFF_FFFF)
+                return Status.OK
+            if ctx.now >= deadline:
+                if not await waiting.fetch_and(~(1 << me) & 0xFFFF_FFFF) & (1 << me):
+                    await word.wait_until(lambda x: x == me | self.HANDED)  # claimed: it is on its way
+                    await word.store(me)
+                    return Status.OK
+                return Status.ETIMEDOUT
+            await word.wait_until(lambda x: x == 0, deadline)  # the bug: a hand-off wakes nobody
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        word, waiting = self.words[lock], self.waiting[lock]
+        while True:
+            bits = await waiting.load()
+            if not bits:
+                await word.store(0)
+                return
+            first = (bits & -bits).bit_length() - 1
+            if await waiting.fetch_and(~(1 << first) & 0xFFFF_FFFF) & (1 << first):
+                await word.store(first | self.HANDED)
+                return
+
+
+def test_a_lost_wake_up_report_names_the_other_sleeping_waiters():
+    program = Program.from_json({
+        "cpus": [
+            {"handlers": [{"level": "softirq", "ops": [["lock", 0, 0], ["unlock", 0]]}],
+             "task": [["lock", 0, 900_000], ["unlock", 0]]},
+            {"handlers": [{"level": "softirq", "ops": [["lock", 0, 900_000], ["unlock", 0]]}], "task": []},
+        ],
+        "n_locks": 1,
+    })  # fmt: skip
+    result = lockfuzz.run(HandoffWakesNobody, program, [0, 2, 0, 0, 2])
+    v = result.violation
+    assert v is not None and v.signature == ("etimedout", "undeserved"), v
+    assert v.contexts == ("cpu0.task",)
+    assert "still waiting for L0 too, and asleep whenever it counted: cpu1.softirq#0" in v.message, v.message
