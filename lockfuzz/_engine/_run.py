@@ -25,6 +25,15 @@ context for at most ``fair_slice`` consecutive steps, so that plain spinning end
 decision taken (the source's and the default's) is recorded: replaying that list gives the
 same trace, which is how schedules are minimised and saved.
 
+No source may starve a runnable context for ever: every ``STARVATION_STEPS`` steps (so the hot
+loop pays nothing for it), a context that could run at the last such check and has taken no
+step since gets the next step, whatever the source said (the first such after the current
+context in CPU order). Real CPUs run side by side: one cannot be denied its next step for half a
+million steps of another. Without the bound, PCT, whose priorities keep the highest-priority
+context running, turned a correct Eisenberg-McGuire lock into a "livelock": the waiter's loop
+writes its own flag, so it is never parked as a spinner, and the releaser's last store never ran.
+The override is a pure function of the run so far, so a replay of the recorded decisions repeats it.
+
 A context that spins (goes round a loop of steps that change nothing) is parked as a waiter
 (``_spinning``); blocking, waking and the deadline heap are in ``_waiting``; the hot loop
 (``_loop``) and the decision point stay here. What one run produced is a ``RunResult``
@@ -53,6 +62,9 @@ from ._schedules import DecisionSource, Schedule, Settings
 from ._spinning import Spinning
 from .._model._status import Level, Mark
 from ._waiting import Waiting
+
+#: The most steps in a row one context takes while another could run (module doc).
+STARVATION_STEPS = 4096
 
 __all__ = [
     "Context", "DecisionSource", "Engine", "RunResult", "Schedule", "Settings", "check_modes", "run", "run_on",
@@ -117,6 +129,8 @@ class Engine(Waiting, Spinning):
         self.stacks: list[list[Context]] = [[] for _ in program.cpus]
         self.unfired: list[list[int]] = [list(range(len(cp.handlers))) for cp in program.cpus]
         self.steps = 0
+        #: At the last starvation check, the contexts that could run and their step counts (``_starved``).
+        self._could_run: dict[int, int] = {}
         #: Progress: changes of memory and non-step events. A spin round whose steps left it as
         #: it was changed nothing (module doc).
         self.changes = 0
@@ -361,6 +375,17 @@ class Engine(Waiting, Spinning):
                 return runnable[i:] + runnable[:i]
         return runnable
 
+    def _starved(self, cur: Context) -> Context | None:
+        """At a starvation check (module doc): the context that takes the next step instead of
+        ``cur``, if one could run at the last check and still can, and has taken no step since:
+        the first such after ``cur`` in CPU order. None: nobody starves."""
+        last = self._could_run
+        self._could_run = {c.index: c.steps for c in self._runnable}
+        starved = [c for c in self._runnable if c is not cur and last.get(c.index) == c.steps]
+        if not starved:
+            return None
+        return next((c for c in starved if c.cpu > cur.cpu), starved[0])
+
     def _fair_default(self, cur_ok: bool, nr: int, run_len: int) -> int:
         if not cur_ok or run_len < self.settings.fair_slice or nr < 2:
             return 0
@@ -378,6 +403,7 @@ class Engine(Waiting, Spinning):
         ops = MEMORY_OPS
         step_ns = self.settings.step_ns
         max_steps = self.settings.max_steps
+        check_at = min(max_steps, STARVATION_STEPS)  # the next step count to look at (step limit, starvation)
         choose = self.source.choose
         decisions = self.decisions.append
         branching = self.branching.append
@@ -446,8 +472,14 @@ class Engine(Waiting, Spinning):
                     run_len = 0
                 run_len += 1
                 steps += 1
-                if steps > max_steps:
-                    self._livelock()
+                if steps > check_at:
+                    if steps > max_steps:
+                        self._livelock()
+                    check_at = min(max_steps, steps + STARVATION_STEPS)
+                    other = self._starved(cur)
+                    if other is not None:  # it could run, and has not, for a whole window (module doc)
+                        cur = self.cur = other
+                        run_len = 1
                 # The step. TrioEngine._step performs the same step as a method, once per
                 # decision; here it stays inlined: a method call would add about a tenth to a step's
                 # cost. The differential test (tests/fast/test_trio_driver.py) keeps them equal.

@@ -8,6 +8,15 @@
 - A target that declares ``Timeouts.way_out_ns`` returns no more than that of the lock's own
   time after its ``EXPIRED`` or ``TOLD`` mark (``Attempt.out_ns``): ``way-out``.
 
+- A target that wakes its waiters (``Timeouts.wakes_waiters``) does not let one sleep through a
+  free lock until its time is up and then take it (``lost-wake-up``): an acquisition that returns
+  OK only after its budget (per-call) or the shortest fixed timeout ran out, having slept through
+  a free lock for more than ``grace_ns``, the stretch that makes an ETIMEDOUT undeserved
+  (``etimedout``). Such a waiter, which took the lock within the slack, was judged by nobody (a
+  newcomer's lock that re-read its wake-up counter too late). Only past its time: a lock may
+  sleep on purpose inside ``acquire`` (a pause, a back-off), and an OK within the budget is no
+  lost wake-up the caller sees.
+
 - A target that marks its timeout clock (``Mark.ARMED``, ``Mark.EXPIRED``) and declares
   ``Timeouts.late_ns`` finds it expired no more than that late, in the waiter's own time (asleep
   in timed waits past the clock's end, and the poll it takes on waking), and at the step where
@@ -24,7 +33,7 @@ from __future__ import annotations
 
 from .._model._errors import Violation
 from .._engine._events import ACQUIRED, CLOCK, MARK
-from .._model._status import Mark
+from .._model._status import Mark, Status
 from ._base import Oracle
 
 
@@ -39,7 +48,9 @@ class BoundedWaiting(Oracle):
         elif self.timeouts.late_ns is not None:
             self.kinds = (ACQUIRED, CLOCK, MARK)  # a marked timeout clock: how late it was found expired
         elif not self.timeouts.per_call:
-            self.kinds = (CLOCK,)  # the lock's own time alone: it passes only at clock jumps
+            # The lock's own time alone (it passes only at clock jumps), and the returns, for a
+            # lost wake-up.
+            self.kinds = (ACQUIRED, CLOCK) if self.timeouts.wakes_waiters else (CLOCK,)
 
     def observe(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         t = self.timeouts
@@ -51,6 +62,8 @@ class BoundedWaiting(Oracle):
             return
         if t.late_ns is not None and kind != CLOCK:
             self._late(engine, index, ctx, kind, obj, value)
+        if kind == ACQUIRED and value == Status.OK and t.wakes_waiters:
+            self._slept_through(engine, index, ctx, obj)
         if not t.per_call and kind != CLOCK:
             # Fixed timeouts are judged on the lock's own time (quiet time, the way out), which
             # passes only when the clock jumps: between two CLOCK events it can only shrink (the
@@ -97,6 +110,30 @@ class BoundedWaiting(Oracle):
                         contexts=(a.ctx.name,), locks=(a.lock,), time_ns=now, event_index=index,
                         details={"way_out_ns": out},
                     )
+
+    def _slept_through(self, engine, index, ctx, obj) -> None:  # type: ignore[no-untyped-def]
+        """An acquisition returned OK after its time ran out: it did not sleep through a free lock
+        for more than the grace first (``Attempt.free_ns``, in stretches, as ``etimedout`` judges
+        an ETIMEDOUT)."""
+        a = engine.truth.returned
+        t = self.timeouts
+        now = engine.machine.now
+        need = a.budget if t.per_call else t.min_ns
+        if now - a.start < need:
+            return  # within its time: a pause it made on purpose is the lock's business
+        free = a.free_ns(now)
+        if free > t.grace_ns:
+            time = f"its budget of {a.budget} ns" if t.per_call else f"the shortest timeout, {t.min_ns} ns,"
+            raise Violation(
+                self.name, "lost-wake-up",
+                f"{ctx.name} got L{obj} only after {time} ran out, and L{obj} sat free for {free} ns of it while "
+                f"{ctx.name} slept and no other acquisition of it was on its way to the lock: a lost wake-up that "
+                f"the late OK hides (an undeserved ETIMEDOUT had it given up; the target declares a grace of "
+                f"{t.grace_ns} ns; a lock that polls or backs off by sleeping declares its longest sleep as "
+                "Timeouts(grace_ns=...))",
+                contexts=(ctx.name,), locks=(obj,), time_ns=engine.machine.now, event_index=index,
+                details={"free_ns": free},
+            )
 
     def _late(self, engine, index, ctx, kind, obj, value) -> None:  # type: ignore[no-untyped-def]
         """``Timeouts.late_ns``: at its ``EXPIRED`` mark, or when it returns without one, an attempt

@@ -95,7 +95,7 @@ import sniffio
 import trio
 
 from . import _internals
-from .._engine._run import Context, DecisionSource, Engine, RunResult, Settings, run_on
+from .._engine._run import STARVATION_STEPS, Context, DecisionSource, Engine, RunResult, Settings, run_on
 from .._engine._spinning import target_frames
 from .._model._errors import InvalidArgument, Violation
 from .._engine._events import CANCEL
@@ -629,6 +629,11 @@ class TrioEngine(Engine):
             self.cur = cur
             self.run_len = 0
         assert cur is not None
+        if self.steps % STARVATION_STEPS == 0 and self.steps:
+            other = self._starved(cur)
+            if other is not None:  # it could run, and has not, for a whole window (``_engine._run``)
+                cur = self.cur = other
+                self.run_len = 0
         self.run_len += 1
         self.steps += 1
         if self.steps > self.settings.max_steps:

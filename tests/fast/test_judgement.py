@@ -203,3 +203,70 @@ def test_a_lost_wake_up_report_names_the_other_sleeping_waiters():
     assert v is not None and v.signature == ("etimedout", "undeserved"), v
     assert v.contexts == ("cpu0.task",)
     assert "still waiting for L0 too, and asleep whenever it counted: cpu1.softirq#0" in v.message, v.message
+
+
+class ReleaseCounterLock(Target):
+    """Test-and-set whose waiters sleep on a release counter, as a futex word is used. With
+    ``reads_late`` (a newcomer's bug) the waiter reads the counter after its failed cmpxchg, so
+    a release in between goes unseen and it sleeps through a free lock until its budget ends;
+    it then takes the lock, within the slack. The OK hides the lost wake-up."""
+
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True))
+    reads_late = True
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+        self.releases = [machine.cell(f"L{i}.releases") for i in range(machine.n_locks)]
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        word, releases = self.words[lock], self.releases[lock]
+        deadline = ctx.now + budget_ns
+        while True:
+            seen = None if self.reads_late else await releases.load()
+            if await word.cmpxchg(0, 1) == 0:
+                return Status.OK
+            if ctx.now >= deadline:
+                return Status.ETIMEDOUT
+            if seen is None:
+                seen = await releases.load()  # the bug: a release since the cmpxchg is missed
+            await releases.wait_until(lambda v, seen=seen: v != seen, deadline)
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        await self.words[lock].store(0)
+        await self.releases[lock].fetch_add(1)
+
+
+class ReleaseCounterReadFirst(ReleaseCounterLock):
+    reads_late = False
+
+
+#: cpu0 takes L0 and releases it between cpu1's failed cmpxchg and its read of the counter.
+SLEEPS_THROUGH = Program.from_json({
+    "cpus": [{"handlers": [], "task": [["lock", 0, 0], ["unlock", 0]]},
+             {"handlers": [], "task": [["lock", 0, 900_000], ["unlock", 0]]}],
+    "n_locks": 1,
+})  # fmt: skip
+
+
+def test_a_waiter_that_sleeps_through_its_budget_on_a_free_lock_and_then_takes_it_is_a_lost_wake_up():
+    result = lockfuzz.run(ReleaseCounterLock, SLEEPS_THROUGH, [0, 0, 0, 1, 0, 1])
+    v = result.violation
+    assert v is not None and v.signature == ("bounded-waiting", "lost-wake-up"), v
+    assert "cpu1.task got L0 only after its budget of 900000 ns ran out" in v.message, v.message
+    # Read before the cmpxchg, the counter shows the release: no schedule of a campaign fails it.
+    assert lockfuzz.run(ReleaseCounterReadFirst, SLEEPS_THROUGH, [0, 0, 0, 1, 0, 1]).violation is None
+    report = lockfuzz.fuzz(ReleaseCounterReadFirst, runs=1_500, seed=0, minimise=False)
+    assert report.ok, [f.failure.violation for f in report.found]
+    report = lockfuzz.fuzz(ReleaseCounterLock, runs=3_000, seed=0, minimise=False)
+    assert [f.failure.signature for f in report.found] == [("bounded-waiting", "lost-wake-up")]
+
+
+def test_a_pause_within_the_budget_is_no_lost_wake_up():
+    class PausesFirst(ReleaseCounterReadFirst):
+        async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+            await self.machine.sleep_until(ctx.now + 200_000)  # 200 us on purpose, on a free lock
+            return await super().acquire(ctx, lock, budget_ns - 200_000)
+
+    program = Program(cpus=(CpuProgram(task=(Lock(0, MS), Unlock(0))),), n_locks=1)
+    assert lockfuzz.run(PausesFirst, program, []).violation is None
