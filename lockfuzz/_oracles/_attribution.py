@@ -36,3 +36,9 @@ def maybe_taken(truth: GroundTruth, attempt: Attempt) -> bool:
     """For a target that marks nothing: would this EDEADLK be on a cycle had every interrupted
     acquisition taken its lock (module doc)?"""
     return not truth.marked and _graph.on_cycle_if_taken(truth, attempt)
+
+
+def maybe_a_cycle(truth: GroundTruth) -> bool:
+    """For a target that marks nothing: might a cycle exist now, somewhere, if every interrupted
+    acquisition had taken its lock? Then an EDEADLK off it is a bystander's (module doc)."""
+    return not truth.marked and _graph.cycle_if_taken(truth)

@@ -123,7 +123,7 @@ def on_cycle_if_taken(truth: GroundTruth, a: Attempt) -> bool:
     acquisition had already taken its lock? (``_attribution.maybe_taken``.) Its own edge is put
     back (the ground truth ended its attempt before the oracles look), and each waiter on a lock
     that an interrupted context is still acquiring waits for that context too."""
-    out = edges(truth)
+    out = _edges_if_taken(truth)
     mine = out.setdefault(a.ctx, [])
     if truth.sharing is not None:
         mine.extend(truth.blockers(a))
@@ -131,14 +131,7 @@ def on_cycle_if_taken(truth: GroundTruth, a: Attempt) -> bool:
         h = truth.holder[a.lock] or truth.releaser[a.lock]
         if h is not None:
             mine.append(h)
-    for b in truth.attempts.values():
-        if b.ctx.top or b.taken:
-            continue
-        for w in truth.on_lock[b.lock]:
-            if w is not b:
-                out.setdefault(w.ctx, []).append(b.ctx)
-        if a.lock == b.lock:
-            mine.append(b.ctx)
+    mine.extend(b.ctx for b in _interrupted_acquiring(truth) if b.lock == a.lock)
     seen: set[Context] = set()
     todo = list(mine)
     while todo:
@@ -148,6 +141,48 @@ def on_cycle_if_taken(truth: GroundTruth, a: Attempt) -> bool:
         if v not in seen:
             seen.add(v)
             todo.extend(out.get(v, ()))
+    return False
+
+
+def _interrupted_acquiring(truth: GroundTruth) -> list[Attempt]:
+    """The acquisitions in progress that an interrupt stopped and whose taking is unmarked: each
+    may already have taken its lock (``_attribution.maybe_taken``)."""
+    return [b for b in truth.attempts.values() if not b.ctx.top and not b.taken]
+
+
+def _edges_if_taken(truth: GroundTruth) -> dict[Context, list[Context]]:
+    """The wait-for graph (``edges``) as it would be if every interrupted acquisition had taken
+    its lock: each other waiter on that lock waits for it too."""
+    out = edges(truth)
+    for b in _interrupted_acquiring(truth):
+        for w in truth.on_lock[b.lock]:
+            if w is not b:
+                out.setdefault(w.ctx, []).append(b.ctx)
+    return out
+
+
+def cycle_if_taken(truth: GroundTruth) -> bool:
+    """Is there a cycle now, anywhere, if every interrupted acquisition had taken its lock? For a
+    target that marks nothing, an EDEADLK off such a cycle is a bystander's, not a deadlock
+    invented (``edeadlk_sound``, ``bystander``)."""
+    out = _edges_if_taken(truth)
+    done: set[Context] = set()
+    for start in list(out):
+        path: set[Context] = set()
+        stack = [(start, iter(out.get(start, ())))]
+        path.add(start)
+        while stack:
+            v, it = stack[-1]
+            w = next(it, None)
+            if w is None:
+                stack.pop()
+                path.discard(v)
+                done.add(v)
+            elif w in path:
+                return True
+            elif w not in done:
+                path.add(w)
+                stack.append((w, iter(out.get(w, ()))))
     return False
 
 

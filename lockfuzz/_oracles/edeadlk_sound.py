@@ -6,7 +6,9 @@ the *false deadlock*: no cycle existed anywhere while it waited. (A cycle that e
 not include the waiter is the innocent-bystander oracle's finding.)
 
 A target that marks nothing is given the benefit of the doubt where an interrupted acquisition
-may already have taken its lock (``_attribution.maybe_taken``).
+may already have taken its lock (``_attribution.maybe_taken``); where that would make a cycle
+that does not include the waiter, the verdict is the bystander's (``maybe_a_cycle``), not this
+one, whose "no cycle existed" would be untrue.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from .._model._errors import Violation
 from .._engine._events import ACQUIRED
 from .._model._status import Status
-from ._attribution import excused, maybe_taken
+from ._attribution import excused, maybe_a_cycle, maybe_taken
 from ._base import Oracle
 
 
@@ -33,6 +35,8 @@ class EdeadlkSound(Oracle):
         a = truth.returned
         if a.on_cycle or a.any_cycle or excused(a, self.exceptions) or maybe_taken(truth, a):
             return
+        if maybe_a_cycle(truth):
+            return  # the bystander's finding (module doc)
         raise Violation(
             self.name, "no-cycle",
             f"{ctx.name} got EDEADLK on L{obj} (attempt from t={a.start}ns) but no deadlock cycle existed "

@@ -12,7 +12,7 @@ them, in test_natural_locks.py.
 from __future__ import annotations
 
 import lockfuzz
-from lockfuzz import Capabilities, CpuProgram, Lock, Program, Status, Target, Timeouts, Unlock, Work
+from lockfuzz import Capabilities, CpuProgram, Detection, Lock, Program, Status, Target, Timeouts, Unlock, Work
 from lockfuzz._engine._run import Context
 from lockfuzz._engine._machine import Machine
 
@@ -270,3 +270,73 @@ def test_a_pause_within_the_budget_is_no_lost_wake_up():
 
     program = Program(cpus=(CpuProgram(task=(Lock(0, MS), Unlock(0))),), n_locks=1)
     assert lockfuzz.run(PausesFirst, program, []).violation is None
+
+
+class ChainWalkAnyCycle(Target):
+    """A newcomer's deadlock detector: the lock word holds its owner's CPU + 1, each CPU publishes
+    the lock it waits for, and a waiter walks the owner chain. The bug: it answers EDEADLK on any
+    cycle it meets, not only one through itself. It marks nothing (no ``Mark.TAKEN``)."""
+
+    capabilities = Capabilities(
+        timeouts=Timeouts(per_call=True), detection=Detection(classes=frozenset({"AA", "ABBA"}), latency_ns=MS)
+    )
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.words = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+        self.waits_for = machine.per_cpu(lambda cpu: machine.cell(f"cpu{cpu}.waits_for"))
+
+    async def _cycle(self, me: int, owner: int) -> bool:
+        seen: set[int] = set()
+        for _ in range(8):
+            if owner == me or owner in seen:
+                return True  # the bug: a cycle met that does not go through me
+            seen.add(owner)
+            wanted = await self.waits_for[owner - 1].load()
+            if not wanted:
+                return False
+            nxt = await self.words[wanted - 1].load()
+            if not nxt or nxt == owner:
+                return False
+            owner = nxt
+        return False
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        word, waits_for = self.words[lock], self.waits_for[ctx.cpu]
+        deadline = ctx.now + budget_ns
+        await waits_for.store(lock + 1)
+        while True:
+            owner = await word.cmpxchg(0, ctx.cpu + 1)
+            if owner == 0:
+                await waits_for.store(0)
+                return Status.OK
+            if await self._cycle(ctx.cpu + 1, owner):
+                await waits_for.store(0)
+                return Status.EDEADLK
+            if ctx.now >= deadline:
+                await waits_for.store(0)
+                return Status.ETIMEDOUT
+            await word.wait_until(lambda v: v == 0, deadline)
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        await self.words[lock].store(0)
+
+
+def test_an_edeadlk_off_a_cycle_an_unmarked_step_may_have_closed_is_a_bystanders():
+    # cpu0's task takes L1 (its cmpxchg succeeds) and a softirq lands before it returns, then waits
+    # for L0, held by cpu1's task, which waits for L1: a cycle, if that cmpxchg took L1, which a
+    # target that marks nothing leaves open. cpu2's task, behind L0, walks into the cycle and gets
+    # EDEADLK. It was reported as "no deadlock cycle existed", which is not so.
+    softirq = [{"level": "softirq", "ops": [["lock", 0, 0], ["unlock", 0]]}]
+    program = Program.from_json({
+        "cpus": [
+            {"handlers": softirq, "task": [["lock", 1, 0], ["unlock", 1]]},
+            {"handlers": [], "task": [["lock", 0, 0], ["lock", 1, 0], ["unlock", 1], ["unlock", 0]]},
+            {"handlers": softirq, "task": [["lock", 0, 0], ["unlock", 0]]},
+        ],
+        "n_locks": 2,
+    })  # fmt: skip
+    schedule = [0, 0, 0, 4, 3, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+    v = lockfuzz.run(ChainWalkAnyCycle, program, schedule).violation
+    assert v is not None and v.signature == ("innocent-bystander", "not-on-cycle"), v
+    assert "if an interrupted acquisition has taken its lock" in v.message, v.message
