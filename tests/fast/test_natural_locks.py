@@ -287,6 +287,8 @@ def test_the_condition_lock_is_really_not_irq_safe():
     schedule = [0, 1, 0, 0, 0, 1]
     hung = lockfuzz.run(TrioConditionLock, program, schedule, settings=SETTINGS)
     assert hung.violation is not None and "/".join(hung.violation.signature) in KNOWN_REAL["trio_condition"]
+    assert hung.violation.signature == ("hang", "no-cycle")  # the report says where the hidden cycle may be
+    assert "cpu1.softirq#0 waits inside the lock above cpu1.task, which it interrupted" in hung.violation.message
     _anyio_on_trio(AnyioConditionLock)
     assert lockfuzz.run(AnyioConditionLock, program, schedule, settings=SETTINGS).violation is None
 
