@@ -475,7 +475,8 @@ class Engine(Waiting, Spinning):
                 if steps > check_at:
                     if steps > max_steps:
                         self._livelock()
-                    check_at = min(max_steps, steps + STARVATION_STEPS)
+                    # At every multiple of the window, as the trio driver checks (its step count + 1).
+                    check_at = min(max_steps, (steps // STARVATION_STEPS + 1) * STARVATION_STEPS)
                     other = self._starved(cur)
                     if other is not None:  # it could run, and has not, for a whole window (module doc)
                         cur = self.cur = other

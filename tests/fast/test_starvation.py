@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import lockfuzz
 from lockfuzz import Capabilities, Context, Fairness, Machine, Program, Status, Target
-from lockfuzz._engine._run import STARVATION_STEPS
+from lockfuzz._engine._run import STARVATION_STEPS, Engine, Schedule
+from lockfuzz._trio._driver import TrioEngine
 
 IDLE, WAITING, ACTIVE = 0, 1, 2
 
@@ -77,3 +78,12 @@ def test_a_context_kept_running_for_ever_gives_way_to_one_that_can_run():
 def test_the_lock_is_clean_under_pct():
     report = lockfuzz.fuzz(EisenbergMcGuire, runs=1_000, strategy="pct", seed=76, minimise=False)
     assert report.ok, [f.failure.violation for f in report.found]
+
+
+def test_both_drivers_let_the_starved_context_run_at_the_same_steps():
+    direct = Engine(EisenbergMcGuire, TWO, Schedule(STARVING)).run()
+    assert direct.violation is None and direct.steps > STARVATION_STEPS
+    on_trio = TrioEngine(EisenbergMcGuire, TWO, Schedule(STARVING)).run()
+    assert on_trio.violation is None
+    assert (on_trio.steps, on_trio.time_ns, on_trio.decisions) == (direct.steps, direct.time_ns, direct.decisions)
+    assert on_trio.trace.hash() == direct.trace.hash()
