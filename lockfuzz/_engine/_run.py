@@ -65,6 +65,9 @@ from ._waiting import Waiting
 
 #: The most steps in a row one context takes while another could run (module doc).
 STARVATION_STEPS = 4096
+#: How many times a run at its step limit may let time pass for waiters whose loops write
+#: (``Engine._step_limit``), each time with ``Settings.max_steps`` more steps.
+STEP_LIMIT_JUMPS = 4
 
 __all__ = [
     "Context", "DecisionSource", "Engine", "RunResult", "Schedule", "Settings", "check_modes", "run", "run_on",
@@ -131,6 +134,8 @@ class Engine(Waiting, Spinning):
         self.steps = 0
         #: At the last starvation check, the contexts that could run and their step counts (``_starved``).
         self._could_run: dict[int, int] = {}
+        self._limit_jumps = 0  # times the step limit let time pass (``_step_limit``)
+        self._step_cap = self.settings.max_steps  # the step limit, raised by ``_step_limit``
         #: Progress: changes of memory and non-step events. A spin round whose steps left it as
         #: it was changed nothing (module doc).
         self.changes = 0
@@ -402,13 +407,14 @@ class Engine(Waiting, Spinning):
         append = self.events.append
         ops = MEMORY_OPS
         step_ns = self.settings.step_ns
-        max_steps = self.settings.max_steps
-        check_at = min(max_steps, STARVATION_STEPS)  # the next step count to look at (step limit, starvation)
+        max_steps = self._step_cap  # the step limit, as ``_step_limit`` has raised it
         choose = self.source.choose
         decisions = self.decisions.append
         branching = self.branching.append
         heap = self._heap
         steps = self.steps
+        # The next step count to look at: the step limit, or the next starvation check.
+        check_at = min(max_steps, (steps // STARVATION_STEPS + 1) * STARVATION_STEPS)
         run_len = self.run_len
         cur: Any = self.cur  # a Context once the first step is taken (typed loosely: hot loop)
         # What the decision depends on (runnable contexts, fireable handlers) only changes when
@@ -474,7 +480,7 @@ class Engine(Waiting, Spinning):
                 steps += 1
                 if steps > check_at:
                     if steps > max_steps:
-                        self._livelock()
+                        max_steps = self._step_limit(steps)  # a livelock, or time passes (``_step_limit``)
                     # At every multiple of the window, as the trio driver checks (its step count + 1).
                     check_at = min(max_steps, (steps // STARVATION_STEPS + 1) * STARVATION_STEPS)
                     other = self._starved(cur)
@@ -593,6 +599,39 @@ class Engine(Waiting, Spinning):
         from .._oracles.livelock import livelock_violation
 
         raise livelock_violation(self)
+
+    def _step_limit(self, steps: int) -> int:
+        """The run has taken ``max_steps`` steps (or a multiple). A livelock, unless every context
+        that can run is waiting for a lock while some context sleeps until a deadline: waiters
+        whose loops write (a counter of failed tries, a reader's increment and undo) are never
+        parked as spinners, so they keep the clock at ``step_ns`` a step, and a hold longer than
+        the step limit's worth of steps would end the run before the holder wakes (two correct
+        locks written by a newcomer were reported as livelocked behind a 1 ms hold). Then the
+        clock jumps, as if the waiters had spun that long, to the sleeper's deadline, or to a
+        waiter's own deadline if that comes first, and the run gets ``max_steps`` more steps, at
+        most ``STEP_LIMIT_JUMPS`` times. Waiters fighting over a free lock, or a context
+        churning outside an acquisition, are still a livelock. Returns the new limit."""
+        if self._limit_jumps >= STEP_LIMIT_JUMPS or not self._runnable:
+            self._livelock()
+        attempts = self.truth.attempts
+        if any(c.index not in attempts for c in self._runnable):
+            self._livelock()  # something other than waiting for a lock keeps running
+        now = self.machine.now
+        sleeping = [d for d, _, token, ctx in self._heap if ctx.blocked and ctx.token == token and d > now]
+        if not sleeping:
+            self._livelock()  # nobody's wake-up can end it
+        timeouts = self.capabilities.timeouts
+        due = [min(sleeping)]
+        if timeouts is not None:
+            for c in self._runnable:
+                a = attempts[c.index]
+                end = a.start + (a.budget if timeouts.per_call else timeouts.min_ns)
+                if end > now:
+                    due.append(end)
+        self._limit_jumps += 1
+        self._jump_to(min(due) - self.settings.step_ns)  # the next step lands on it
+        self._step_cap = steps + self.settings.max_steps
+        return self._step_cap
 
     def _final_check(self) -> None:
         final_check(self)

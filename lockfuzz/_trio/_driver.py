@@ -636,8 +636,8 @@ class TrioEngine(Engine):
                 self.run_len = 0
         self.run_len += 1
         self.steps += 1
-        if self.steps > self.settings.max_steps:
-            raise livelock_violation(self)
+        if self.steps > self._step_cap:
+            self._step_cap = self._step_limit(self.steps)  # a livelock, or time passes (``Engine._step_limit``)
         self._step(cur)
         return [self._t_task[cur.index]]
 

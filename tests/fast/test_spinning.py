@@ -316,3 +316,46 @@ class TrioCountingSpinLock(Target):
 def test_a_trio_waiter_that_counts_its_checkpoints_is_caught_giving_up_early():
     r = run_trio(TrioCountingSpinLock, HOLD_1MS_BUDGET_5MS, [])
     assert r.violation is not None and r.violation.signature == ("etimedout", "early"), r.violation
+
+
+# -- waiting loops that write ----------------------------------------------------------------------
+class CountsFailedTries(Target):
+    """Test-and-set whose waiter counts its failed exchanges in a cell, as lock statistics do
+    (written by a newcomer): every round writes, so the loop is never parked as a spinner."""
+
+    capabilities = Capabilities()
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self.flags = [machine.cell(f"L{i}") for i in range(machine.n_locks)]
+        self.tries = [machine.cell(f"L{i}.failed_tries") for i in range(machine.n_locks)]
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        while await self.flags[lock].xchg(1):
+            await self.tries[lock].fetch_add(1)
+        return Status.OK
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        await self.flags[lock].store(0)
+
+
+class NeverTakes(CountsFailedTries):
+    """Counts its tries and never takes the lock, even once it is free: a real livelock."""
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        while True:
+            await self.tries[lock].fetch_add(1)
+
+
+def test_a_waiter_whose_loop_writes_waits_out_a_hold_longer_than_the_step_limit():
+    # 500,000 steps at 1 ns a step end before the 2 ms hold: time passes to the holder's wake-up.
+    r = lockfuzz.run(CountsFailedTries, HOLD_2MS, [])
+    assert r.violation is None, str(r.violation)
+    assert r.steps > lockfuzz.Settings().max_steps and r.time_ns > 2_000_000
+    # A waiter that never stops churning is still a livelock, however long the sleeper sleeps.
+    small = lockfuzz.Settings(max_steps=2_000)
+    r = lockfuzz.run(NeverTakes, HOLD_600US, [], settings=small)
+    assert r.violation is not None and r.violation.signature == ("livelock", "step-limit"), r.violation
+    # On the trio driver too.
+    r = run_trio(CountsFailedTries, HOLD_2MS, [])
+    assert r.violation is None, str(r.violation)
