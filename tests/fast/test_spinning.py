@@ -359,3 +359,54 @@ def test_a_waiter_whose_loop_writes_waits_out_a_hold_longer_than_the_step_limit(
     # On the trio driver too.
     r = run_trio(CountsFailedTries, HOLD_2MS, [])
     assert r.violation is None, str(r.violation)
+
+
+class CountsFailedTriesWithBudget(CountsFailedTries):
+    """The same, giving up when its budget ends."""
+
+    capabilities = Capabilities(timeouts=Timeouts(per_call=True))
+
+    async def acquire(self, ctx: Context, lock: int, budget_ns: int) -> Status:
+        deadline = ctx.now + budget_ns
+        while await self.flags[lock].xchg(1):
+            if ctx.now >= deadline:
+                return Status.ETIMEDOUT
+            await self.tries[lock].fetch_add(1)
+        return Status.OK
+
+
+class ChurnsInRelease(CountsFailedTries):
+    """Counts for ever in its release: something other than a waiter keeps running."""
+
+    async def release(self, ctx: Context, lock: int) -> None:
+        while True:
+            await self.tries[lock].fetch_add(1)
+
+
+def test_time_passes_to_a_waiters_own_deadline_and_never_for_anything_else():
+    small = lockfuzz.Settings(max_steps=2_000)
+    # The waiter's budget (1 ms) ends before the holder wakes (2 ms): the clock goes there, not
+    # past it, and its ETIMEDOUT comes in time (no overrun) and deserved.
+    program = Program(
+        cpus=(CpuProgram(task=(Lock(0), Work(2_000_000), Unlock(0))), CpuProgram(task=(Lock(0, 1_000_000), Unlock(0)))),
+        n_locks=1,
+    )
+    r = lockfuzz.run(CountsFailedTriesWithBudget, program, [], settings=small)
+    assert r.violation is None, str(r.violation)
+    timed_out = [e for e in r.trace.events if e[2] == ACQUIRED and e[4] == Status.ETIMEDOUT]
+    assert len(timed_out) == 1 and 1_000_000 <= timed_out[0][0] < 1_000_100, timed_out
+    # A release that churns while another CPU sleeps: not waiting, so a livelock.
+    sleeper = Program(
+        cpus=(CpuProgram(task=(Lock(0), Unlock(0))), CpuProgram(task=(Work(1_000), Work(2_000_000)))), n_locks=1
+    )
+    r = lockfuzz.run(ChurnsInRelease, sleeper, [], settings=small)
+    assert r.violation is not None and r.violation.signature == ("livelock", "step-limit"), r.violation
+    # Time passes at most STEP_LIMIT_JUMPS times: a churning waiter beside a CPU that sleeps
+    # again and again is a livelock in the end.
+    naps = Program(
+        cpus=(CpuProgram(task=(Lock(0), Unlock(0))), CpuProgram(task=tuple(Work(1_000_000) for _ in range(8)))),
+        n_locks=1,
+    )
+    r = lockfuzz.run(NeverTakes, naps, [], settings=small)
+    assert r.violation is not None and r.violation.signature == ("livelock", "step-limit"), r.violation
+    assert 4 * 1_000_000 <= r.time_ns < 5 * 1_000_000 + 10_000, r.time_ns  # four naps passed, not more
