@@ -165,25 +165,7 @@ def cycle_if_taken(truth: GroundTruth) -> bool:
     """Is there a cycle now, anywhere, if every interrupted acquisition had taken its lock? For a
     target that marks nothing, an EDEADLK off such a cycle is a bystander's, not a deadlock
     invented (``edeadlk_sound``, ``bystander``)."""
-    out = _edges_if_taken(truth)
-    done: set[Context] = set()
-    for start in list(out):
-        path: set[Context] = set()
-        stack = [(start, iter(out.get(start, ())))]
-        path.add(start)
-        while stack:
-            v, it = stack[-1]
-            w = next(it, None)
-            if w is None:
-                stack.pop()
-                path.discard(v)
-                done.add(v)
-            elif w in path:
-                return True
-            elif w not in done:
-                path.add(w)
-                stack.append((w, iter(out.get(w, ()))))
-    return False
+    return bool(_peel(_edges_if_taken(truth)))
 
 
 def describe(truth: GroundTruth) -> list[str]:
@@ -225,6 +207,18 @@ def _cycles(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle
     commonest graph that has a cycle: an interrupt's AA, a simple ABBA), following successors
     finds the same cycles in the same order for less (``_functional_cycles``).
     """
+    live = _peel(out)
+    if not live:
+        return []
+    if all(len(ws) == 1 for ws in live.values()):
+        return _functional_cycles(live, truth)
+    return _tarjan(live, truth)
+
+
+def _peel(out: dict[Context, list[Context]]) -> dict[Context, list[Context]]:
+    """``out`` without the nodes from which no cycle can be reached (a node all of whose
+    successors are peeled is peeled too): what is left, each node with a successor left, has a
+    cycle, and is empty when the graph has none."""
     live = {v: [w for w in ws if w in out] for v, ws in out.items()}
     peeled = True
     while peeled:
@@ -236,11 +230,7 @@ def _cycles(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle
             else:
                 del live[v]
                 peeled = True
-    if not live:
-        return []
-    if all(len(ws) == 1 for ws in live.values()):
-        return _functional_cycles(live, truth)
-    return _tarjan(live, truth)
+    return live
 
 
 def _tarjan(out: dict[Context, list[Context]], truth: GroundTruth) -> list[Cycle]:
