@@ -35,6 +35,7 @@ from .._model._errors import Violation
 from .._engine._events import ACQUIRED, CLOCK, MARK
 from .._model._status import Mark, Status
 from ._base import Oracle
+from .etimedout import grace_advice
 
 
 class BoundedWaiting(Oracle):
@@ -128,9 +129,7 @@ class BoundedWaiting(Oracle):
                 self.name, "lost-wake-up",
                 f"{ctx.name} got L{obj} only after {time} ran out, and L{obj} sat free for {free} ns of it while "
                 f"{ctx.name} slept and no other acquisition of it was on its way to the lock: a lost wake-up that "
-                f"the late OK hides (an undeserved ETIMEDOUT had it given up; the target declares a grace of "
-                f"{t.grace_ns} ns; a lock that polls or backs off by sleeping declares its longest sleep as "
-                "Timeouts(grace_ns=...))",
+                f"the late OK hides (an undeserved ETIMEDOUT had it given up; {grace_advice(t)})",
                 contexts=(ctx.name,), locks=(obj,), time_ns=engine.machine.now, event_index=index,
                 details={"free_ns": free},
             )

@@ -20,6 +20,8 @@ that promises no wake-up says ``Timeouts(wakes_waiters=False)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._model._errors import Violation
 from .._engine._events import ACQUIRED
 from .._model._status import Status
@@ -81,8 +83,15 @@ class EtimedoutAttribution(Oracle):
                 self.name, "undeserved",
                 f"{ctx.name} got ETIMEDOUT on L{obj}, but L{obj} sat free for {free} ns {window} while "
                 f"{ctx.name} slept and no other acquisition of it was on its way to the lock{beside}: a lost "
-                f"wake-up (the target declares a grace of {t.grace_ns} ns; a lock that polls or backs off by "
-                "sleeping declares its longest sleep as Timeouts(grace_ns=...))",
+                f"wake-up ({grace_advice(t)})",
                 contexts=(ctx.name,), locks=(obj,), time_ns=now, event_index=index,
                 details={"free_ns": free},
             )
+
+
+def grace_advice(timeouts: Any) -> str:
+    """What a lost-wake-up report says of the grace (here and ``bounded_waiting``'s)."""
+    return (
+        f"the target declares a grace of {timeouts.grace_ns} ns; a lock that polls or backs off by sleeping "
+        "declares its longest sleep as Timeouts(grace_ns=...)"
+    )
